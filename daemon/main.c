@@ -1,0 +1,220 @@
+/*
+ * wfvaultd: start-up (arguments, configuration, master key, store, socket),
+ * the event loop, and an orderly exit.
+ */
+#include <sys/types.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "wfvaultd.h"
+
+static __dead void	usage(void);
+static void		*wipe_realloc(void *, size_t);
+static void		 harden_process(void);
+
+static __dead void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: wfvaultd -c FILE [-n] [-d]\n"
+	    "       wfvaultd --gen-key PATH\n"
+	    "  -c FILE   configuration file\n"
+	    "  -n        check the configuration and exit\n"
+	    "  -d        log debug messages\n"
+	    "  --gen-key PATH  create a new master key file (mode 0400)\n");
+	exit(2);
+}
+
+/*
+ * libevent's buffers hold replies with secret values in them; its memory
+ * goes through these so every block is wiped when it is given back.
+ */
+static void *
+wipe_malloc(size_t n)
+{
+	return (malloc(n));
+}
+
+static void *
+wipe_realloc(void *p, size_t n)
+{
+	void	*q;
+	size_t	 old;
+
+	if (p == NULL)
+		return (malloc(n));
+	old = malloc_usable_size(p);
+	if ((q = malloc(n)) == NULL)
+		return (NULL);
+	memcpy(q, p, old < n ? old : n);
+	proto_wipe_free(p);
+	return (q);
+}
+
+/* No core dumps and no ptrace by other users: the heap holds secrets. */
+static void
+harden_process(void)
+{
+	struct rlimit	rl = { 0, 0 };
+
+	if (setrlimit(RLIMIT_CORE, &rl) == -1)
+		fatal("setrlimit RLIMIT_CORE");
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		fatal("prctl PR_SET_DUMPABLE");
+}
+
+/* Enough descriptors for max_connections, as far as the hard limit goes. */
+static void
+raise_nofile(uint64_t want)
+{
+	struct rlimit	rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	want += 32;
+	if (rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ?
+	    want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("setrlimit RLIMIT_NOFILE");
+	if (rl.rlim_cur < want)
+		log_warnx("only %llu file descriptors for max_connections "
+		    "%llu", (unsigned long long)rl.rlim_cur,
+		    (unsigned long long)(want - 32));
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "gen-key", required_argument, NULL, 'G' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct daemon_conf	 conf;
+	struct store_params	 sp;
+	struct server		 srv;
+	struct store		*store = NULL;
+	struct audit		*audit = NULL;
+	struct event_base	*base;
+	unsigned char		*mk;
+	const char		*conf_path = NULL, *genkey = NULL;
+	char			 err[1024];
+	int			 ch, check = 0, debug = 0, rc;
+
+	while ((ch = getopt_long(argc, argv, "c:dnh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			conf_path = optarg;
+			break;
+		case 'd':
+			debug = 1;
+			break;
+		case 'n':
+			check = 1;
+			break;
+		case 'G':
+			genkey = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	log_init(debug);
+	proto_json_init();
+	event_set_mem_functions(wipe_malloc, wipe_realloc, proto_wipe_free);
+	signal(SIGPIPE, SIG_IGN);
+	harden_process();
+
+	if (genkey != NULL) {
+		if (conf_path != NULL || check)
+			usage();
+		if (crypto_init(err, sizeof(err)) == -1 ||
+		    crypto_key_generate_file(genkey, err, sizeof(err)) == -1) {
+			fprintf(stderr, "wfvaultd: %s\n", err);
+			return (1);
+		}
+		printf("wrote a new master key to %s (mode 0400).\n"
+		    "Keep a copy somewhere safe: without it the vault cannot "
+		    "be opened.\n", genkey);
+		return (0);
+	}
+	if (conf_path == NULL)
+		usage();
+
+	memset(&conf, 0, sizeof(conf));
+	if (daemon_conf_load(conf_path, &conf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "wfvaultd: %s\n", err);
+		return (1);
+	}
+	conf.dc_acl.acl_self = geteuid();
+	if (check) {
+		printf("configuration OK\n");
+		daemon_conf_release(&conf);
+		return (0);
+	}
+
+	if (crypto_init(err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	if ((mk = crypto_key_alloc()) == NULL)
+		fatalx("cannot allocate guarded memory for the master key");
+	if (conf.dc_master_key_file != NULL)
+		rc = crypto_key_load_file(conf.dc_master_key_file, 1, mk, err,
+		    sizeof(err));
+	else
+		rc = crypto_key_load_credential(conf.dc_master_key_credential,
+		    mk, err, sizeof(err));
+	if (rc == -1)
+		fatalx("%s", err);
+	/* Only this process reads the key page from now on. */
+	sodium_mprotect_readonly(mk);
+
+	umask(077);
+	memset(&sp, 0, sizeof(sp));
+	sp.sp_dir = conf.dc_data_dir;
+	sp.sp_map_size = conf.dc_map_size;
+	sp.sp_keep_versions = conf.dc_keep_versions;
+	sp.sp_max_readers = 126;
+	if ((rc = store_open(&store, &sp, mk, err, sizeof(err))) != STORE_OK)
+		fatalx("%s", err);
+	if (audit_open(&audit, conf.dc_audit_log, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	raise_nofile(conf.dc_max_connections);
+
+	if ((base = event_base_new()) == NULL)
+		fatalx("cannot create the event loop");
+	if (server_init(&srv, base, &conf, conf_path, store, audit, err,
+	    sizeof(err)) == -1)
+		fatalx("%s", err);
+	log_info("listening on %s (data in %s)", conf.dc_socket,
+	    conf.dc_data_dir);
+
+	if (event_base_dispatch(base) == -1)
+		log_warnx("event loop failed");
+
+	/* Anything still queued was finished by server_stop. */
+	server_release(&srv);
+	event_base_free(base);
+	store_close(store);
+	audit_close(audit);
+	crypto_key_free(mk);
+	daemon_conf_release(&conf);
+	log_info("stopped");
+	return (0);
+}

@@ -1,0 +1,666 @@
+/*
+ * The listening socket and client connections of wfvaultd: framing, the
+ * per-connection limits (message size, deadline, idle time, queued output)
+ * and orderly shutdown.  What a request means is rpc.c's business.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "wfvaultd.h"
+
+static void	server_accept(struct evconnlistener *, evutil_socket_t,
+		    struct sockaddr *, int, void *);
+static void	server_accept_error(struct evconnlistener *, void *);
+static void	server_listen_retry(evutil_socket_t, short, void *);
+static void	server_signal(evutil_socket_t, short, void *);
+static void	server_commit_cb(evutil_socket_t, short, void *);
+static void	server_stop_timeout(evutil_socket_t, short, void *);
+static void	conn_read(struct bufferevent *, void *);
+static void	conn_write(struct bufferevent *, void *);
+static void	conn_event(struct bufferevent *, short, void *);
+static void	conn_deadline(evutil_socket_t, short, void *);
+static void	conn_process(struct conn *);
+static void	conn_free(struct conn *);
+static void	conn_update_reading(struct conn *);
+static int	conn_finished(struct conn *);
+static void	server_stop(struct server *);
+static void	server_reload(struct server *);
+static int	server_bind(struct server *, char *, size_t);
+
+/* Stops reading a client whose unread replies exceed this share. */
+#define OUTPUT_RESUME_DIVISOR	2
+
+int
+server_init(struct server *srv, struct event_base *base,
+    struct daemon_conf *conf, const char *conf_path, struct store *store,
+    struct audit *audit, char *err, size_t errlen)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	size_t		 i;
+	int		 fd;
+
+	memset(srv, 0, sizeof(*srv));
+	TAILQ_INIT(&srv->srv_conns);
+	TAILQ_INIT(&srv->srv_writes);
+	srv->srv_base = base;
+	srv->srv_conf = conf;
+	srv->srv_conf_path = conf_path;
+	srv->srv_store = store;
+	srv->srv_audit = audit;
+	srv->srv_started = time(NULL);
+	srv->srv_next_id = 1;
+
+	if ((fd = server_bind(srv, err, errlen)) == -1)
+		return (-1);
+	srv->srv_listener = evconnlistener_new(base, server_accept, srv,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (srv->srv_listener == NULL) {
+		snprintf(err, errlen, "cannot listen on %s: %s",
+		    conf->dc_socket, strerror(errno));
+		close(fd);
+		return (-1);
+	}
+	evconnlistener_set_error_cb(srv->srv_listener, server_accept_error);
+
+	srv->srv_commit_ev = event_new(base, -1, 0, server_commit_cb, srv);
+	srv->srv_listen_retry = evtimer_new(base, server_listen_retry, srv);
+	if (srv->srv_commit_ev == NULL || srv->srv_listen_retry == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return (-1);
+	}
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		srv->srv_sigs[i] = evsignal_new(base, sigs[i], server_signal,
+		    srv);
+		if (srv->srv_sigs[i] == NULL ||
+		    evsignal_add(srv->srv_sigs[i], NULL) == -1) {
+			snprintf(err, errlen, "cannot handle signal %d",
+			    sigs[i]);
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+/*
+ * Binds the Unix socket: the path must fit, a live daemon on it is refused,
+ * a stale socket file is removed (anything else at the path is left alone),
+ * the file is created under a tight umask, then given socket_mode and
+ * socket_group, so it is never reachable with looser rights.
+ */
+static int
+server_bind(struct server *srv, char *err, size_t errlen)
+{
+	struct daemon_conf	*conf = srv->srv_conf;
+	struct sockaddr_un	 sun;
+	struct stat		 st;
+	struct group		*gr;
+	mode_t			 old;
+	int			 fd, probe;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(conf->dc_socket) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "socket path too long (%zu bytes, at "
+		    "most %zu)", strlen(conf->dc_socket),
+		    sizeof(sun.sun_path) - 1);
+		return (-1);
+	}
+	memcpy(sun.sun_path, conf->dc_socket, strlen(conf->dc_socket));
+
+	if (lstat(conf->dc_socket, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "%s exists and is not a socket; "
+			    "refusing to replace it", conf->dc_socket);
+			return (-1);
+		}
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe != -1 && connect(probe, (struct sockaddr *)&sun,
+		    sizeof(sun)) == 0) {
+			close(probe);
+			snprintf(err, errlen, "another wfvaultd is already "
+			    "listening on %s", conf->dc_socket);
+			return (-1);
+		}
+		if (probe != -1)
+			close(probe);
+		if (unlink(conf->dc_socket) == -1) {
+			snprintf(err, errlen, "cannot remove stale socket %s: "
+			    "%s", conf->dc_socket, strerror(errno));
+			return (-1);
+		}
+		log_info("removed stale socket %s", conf->dc_socket);
+	}
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
+	    SOCK_NONBLOCK, 0)) == -1) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return (-1);
+	}
+	old = umask(0177);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		umask(old);
+		snprintf(err, errlen, "cannot bind %s: %s", conf->dc_socket,
+		    strerror(errno));
+		close(fd);
+		return (-1);
+	}
+	umask(old);
+	srv->srv_bound = 1;
+
+	if (conf->dc_socket_group != NULL) {
+		if ((gr = getgrnam(conf->dc_socket_group)) == NULL) {
+			snprintf(err, errlen, "socket_group: no group '%s'",
+			    conf->dc_socket_group);
+			goto fail;
+		}
+		if (chown(conf->dc_socket, (uid_t)-1, gr->gr_gid) == -1) {
+			snprintf(err, errlen, "cannot give %s to group %s: %s",
+			    conf->dc_socket, conf->dc_socket_group,
+			    strerror(errno));
+			goto fail;
+		}
+	}
+	if (chmod(conf->dc_socket, (mode_t)conf->dc_socket_mode) == -1) {
+		snprintf(err, errlen, "cannot chmod %s: %s", conf->dc_socket,
+		    strerror(errno));
+		goto fail;
+	}
+	if (listen(fd, 128) == -1) {
+		snprintf(err, errlen, "listen: %s", strerror(errno));
+		goto fail;
+	}
+	return (fd);
+fail:
+	close(fd);
+	unlink(conf->dc_socket);
+	srv->srv_bound = 0;
+	return (-1);
+}
+
+void
+server_release(struct server *srv)
+{
+	struct conn	*conn;
+	size_t		 i;
+
+	while ((conn = TAILQ_FIRST(&srv->srv_conns)) != NULL)
+		conn_free(conn);
+	if (srv->srv_listener != NULL)
+		evconnlistener_free(srv->srv_listener);
+	srv->srv_listener = NULL;
+	if (srv->srv_bound)
+		unlink(srv->srv_conf->dc_socket);
+	srv->srv_bound = 0;
+	for (i = 0; i < sizeof(srv->srv_sigs) / sizeof(srv->srv_sigs[0]); i++)
+		if (srv->srv_sigs[i] != NULL)
+			event_free(srv->srv_sigs[i]);
+	if (srv->srv_commit_ev != NULL)
+		event_free(srv->srv_commit_ev);
+	if (srv->srv_listen_retry != NULL)
+		event_free(srv->srv_listen_retry);
+	if (srv->srv_stop_timer != NULL)
+		event_free(srv->srv_stop_timer);
+	memset(srv->srv_sigs, 0, sizeof(srv->srv_sigs));
+	srv->srv_commit_ev = srv->srv_listen_retry = srv->srv_stop_timer = NULL;
+}
+
+static void
+server_accept(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct server		*srv = arg;
+	struct daemon_conf	*conf = srv->srv_conf;
+	struct conn		*conn;
+	struct timeval		 tv;
+	char			 err[256];
+	static const char	 busy[] = "{\"jsonrpc\":\"2.0\",\"id\":null,"
+	    "\"error\":{\"code\":-32005,\"message\":\"too many connections; "
+	    "try again later\",\"data\":{\"kind\":\"unavailable\"}}}\n";
+
+	if (srv->srv_stopping) {
+		close(fd);
+		return;
+	}
+	/* Turned away at once, so the connections already served go on. */
+	if (srv->srv_nconns >= conf->dc_max_connections) {
+		(void)send(fd, busy, sizeof(busy) - 1,
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		close(fd);
+		log_debug("%s: connection refused: max_connections %llu "
+		    "reached", __func__,
+		    (unsigned long long)conf->dc_max_connections);
+		return;
+	}
+	if ((conn = calloc(1, sizeof(*conn))) == NULL) {
+		log_warn("%s: calloc", __func__);
+		close(fd);
+		return;
+	}
+	conn->c_srv = srv;
+	conn->c_fd = fd;
+	conn->c_id = srv->srv_next_id++;
+	if (peer_from_fd(fd, &conn->c_peer, err, sizeof(err)) == -1) {
+		log_warnx("refusing a connection: %s", err);
+		close(fd);
+		free(conn);
+		return;
+	}
+	conn->c_bev = bufferevent_socket_new(srv->srv_base, fd,
+	    BEV_OPT_CLOSE_ON_FREE);
+	conn->c_deadline = evtimer_new(srv->srv_base, conn_deadline, conn);
+	if (conn->c_bev == NULL || conn->c_deadline == NULL) {
+		log_warnx("%s: out of memory", __func__);
+		if (conn->c_bev != NULL)
+			bufferevent_free(conn->c_bev);
+		else
+			close(fd);
+		if (conn->c_deadline != NULL)
+			event_free(conn->c_deadline);
+		peer_release(&conn->c_peer);
+		free(conn);
+		return;
+	}
+	bufferevent_setcb(conn->c_bev, conn_read, conn_write, conn_event,
+	    conn);
+	/* Reading stops at one message more than allowed; see conn_process. */
+	bufferevent_setwatermark(conn->c_bev, EV_READ, 0,
+	    conf->dc_max_message_bytes + 1);
+	tv.tv_sec = (time_t)conf->dc_idle_timeout;
+	tv.tv_usec = 0;
+	bufferevent_set_timeouts(conn->c_bev, &tv, &tv);
+	bufferevent_enable(conn->c_bev, EV_READ | EV_WRITE);
+
+	TAILQ_INSERT_TAIL(&srv->srv_conns, conn, c_entry);
+	srv->srv_nconns++;
+	log_debug("%s: connection %llu from uid %u gid %u pid %d", __func__,
+	    (unsigned long long)conn->c_id, (unsigned)conn->c_peer.p_uid,
+	    (unsigned)conn->c_peer.p_gid, (int)conn->c_peer.p_pid);
+}
+
+/* Out of descriptors: pause accepting for a second rather than spin. */
+static void
+server_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct server	*srv = arg;
+	struct timeval	 tv = { 1, 0 };
+
+	log_warn("accept");
+	evconnlistener_disable(l);
+	evtimer_add(srv->srv_listen_retry, &tv);
+}
+
+static void
+server_listen_retry(evutil_socket_t fd, short ev, void *arg)
+{
+	struct server	*srv = arg;
+
+	if (srv->srv_listener != NULL && !srv->srv_stopping)
+		evconnlistener_enable(srv->srv_listener);
+}
+
+static void
+server_signal(evutil_socket_t sig, short ev, void *arg)
+{
+	struct server	*srv = arg;
+
+	switch (sig) {
+	case SIGHUP:
+		server_reload(srv);
+		break;
+	default:
+		log_info("received %s, shutting down",
+		    sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		server_stop(srv);
+		break;
+	}
+}
+
+/*
+ * SIGHUP re-reads the access rules (and reopens the audit log).  A file
+ * that no longer parses keeps the rules in force and says why; the other
+ * settings need a restart.
+ */
+static void
+server_reload(struct server *srv)
+{
+	struct daemon_conf	 fresh;
+	char			 err[512];
+
+	memset(&fresh, 0, sizeof(fresh));
+	if (daemon_conf_load(srv->srv_conf_path, &fresh, err,
+	    sizeof(err)) == -1) {
+		log_warnx("reload failed, keeping the current rules: %s", err);
+		return;
+	}
+	fresh.dc_acl.acl_self = srv->srv_conf->dc_acl.acl_self;
+	acl_move(&srv->srv_conf->dc_acl, &fresh.dc_acl);
+	log_info("reloaded %zu allow rules from %s",
+	    srv->srv_conf->dc_acl.acl_nrules, srv->srv_conf_path);
+	daemon_conf_release(&fresh);
+	if (audit_reopen(srv->srv_audit, err, sizeof(err)) == -1)
+		log_warnx("audit log: %s", err);
+}
+
+/*
+ * Orderly stop: no new connections, the pending group commit finished and
+ * answered, then every connection closed once its replies are written (or
+ * after two seconds), then the loop ends and main closes the store.
+ */
+static void
+server_stop(struct server *srv)
+{
+	struct conn	*conn, *next;
+	struct timeval	 tv = { 2, 0 };
+
+	if (srv->srv_stopping)
+		return;
+	srv->srv_stopping = 1;
+	if (srv->srv_listener != NULL) {
+		evconnlistener_free(srv->srv_listener);
+		srv->srv_listener = NULL;
+	}
+	if (srv->srv_bound) {
+		unlink(srv->srv_conf->dc_socket);
+		srv->srv_bound = 0;
+	}
+	if (!TAILQ_EMPTY(&srv->srv_writes))
+		rpc_commit(srv);
+	TAILQ_FOREACH_SAFE(conn, &srv->srv_conns, c_entry, next) {
+		conn->c_closing = 1;
+		bufferevent_disable(conn->c_bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_output(conn->c_bev))
+		    == 0)
+			conn_free(conn);
+	}
+	if (TAILQ_EMPTY(&srv->srv_conns)) {
+		event_base_loopbreak(srv->srv_base);
+		return;
+	}
+	srv->srv_stop_timer = evtimer_new(srv->srv_base, server_stop_timeout,
+	    srv);
+	if (srv->srv_stop_timer == NULL ||
+	    evtimer_add(srv->srv_stop_timer, &tv) == -1)
+		event_base_loopbreak(srv->srv_base);
+}
+
+static void
+server_stop_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	struct server	*srv = arg;
+
+	log_info("closing %zu connections that did not read their replies",
+	    srv->srv_nconns);
+	event_base_loopbreak(srv->srv_base);
+}
+
+void
+server_schedule_commit(struct server *srv)
+{
+	/*
+	 * event_active appends to the queue of this loop turn, behind every
+	 * read callback the poll produced: the writes of one turn share a
+	 * transaction (and an fsync).
+	 */
+	if (!event_pending(srv->srv_commit_ev, EV_TIMEOUT, NULL))
+		event_active(srv->srv_commit_ev, EV_TIMEOUT, 0);
+}
+
+static void
+server_commit_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	rpc_commit(arg);
+}
+
+void
+server_send(struct conn *conn, json_t *msg)
+{
+	struct evbuffer	*out;
+	char		*buf;
+	size_t		 len;
+
+	if (msg == NULL) {
+		log_warnx("%s: out of memory building a reply", __func__);
+		conn->c_closing = 1;
+		return;
+	}
+	buf = proto_encode(msg, &len);
+	json_decref(msg);
+	if (buf == NULL) {
+		log_warnx("%s: cannot encode a reply", __func__);
+		conn->c_closing = 1;
+		return;
+	}
+	out = bufferevent_get_output(conn->c_bev);
+	if (evbuffer_add(out, buf, len) == -1) {
+		log_warnx("%s: out of memory queueing a reply", __func__);
+		conn->c_closing = 1;
+	}
+	proto_buf_free(buf, len);
+	conn_update_reading(conn);
+}
+
+void
+server_send_close(struct conn *conn, json_t *msg)
+{
+	server_send(conn, msg);
+	conn->c_closing = 1;
+	bufferevent_disable(conn->c_bev, EV_READ);
+}
+
+/*
+ * Reading is on only when the connection can take another request: not
+ * closing, not waiting for its writes, and not sitting on more unread
+ * replies than max_output_bytes (a client that does not read its replies
+ * gets no more of them).  Watchers have no idle timeout.
+ */
+static void
+conn_update_reading(struct conn *conn)
+{
+	struct daemon_conf	*conf = conn->c_srv->srv_conf;
+	size_t			 queued;
+
+	queued = evbuffer_get_length(bufferevent_get_output(conn->c_bev));
+	if (conn->c_closing || conn->c_blocked || conn->c_eof ||
+	    queued > conf->dc_max_output_bytes)
+		bufferevent_disable(conn->c_bev, EV_READ);
+	else
+		bufferevent_enable(conn->c_bev, EV_READ);
+	/* Ask for conn_write once the backlog has shrunk enough. */
+	bufferevent_setwatermark(conn->c_bev, EV_WRITE,
+	    queued > conf->dc_max_output_bytes ?
+	    conf->dc_max_output_bytes / OUTPUT_RESUME_DIVISOR : 0, 0);
+}
+
+static void
+conn_read(struct bufferevent *bev, void *arg)
+{
+	conn_process(arg);
+}
+
+void
+server_conn_resume(struct conn *conn)
+{
+	conn->c_blocked = 0;
+	conn_process(conn);
+}
+
+/*
+ * Hands every complete line to rpc.c, in order, until one must wait for
+ * the connection's queued writes.  A line over max_message_bytes ends the
+ * connection with a too_large error; a partial line starts the deadline.
+ */
+static void
+conn_process(struct conn *conn)
+{
+	struct server		*srv = conn->c_srv;
+	struct daemon_conf	*conf = srv->srv_conf;
+	struct evbuffer		*in = bufferevent_get_input(conn->c_bev);
+	struct evbuffer_ptr	 eol;
+	struct timeval		 tv;
+	const char		*line;
+	size_t			 len, eol_len;
+
+	while (!conn->c_closing && !conn->c_blocked) {
+		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+		if (eol.pos == -1) {
+			if (evbuffer_get_length(in) > conf->dc_max_message_bytes)
+				goto too_long;
+			break;
+		}
+		len = (size_t)eol.pos;
+		if (len > conf->dc_max_message_bytes)
+			goto too_long;
+		if ((line = (const char *)evbuffer_pullup(in,
+		    (ev_ssize_t)(len + 1))) == NULL) {
+			log_warnx("%s: out of memory", __func__);
+			conn->c_closing = 1;
+			break;
+		}
+		if (rpc_handle_line(srv, conn, line, len) == RPC_BLOCKED) {
+			conn->c_blocked = 1;
+			break;
+		}
+		evbuffer_drain(in, len + 1);
+	}
+
+	/* The deadline runs while part of a message is buffered. */
+	if (!conn->c_closing && !conn->c_blocked &&
+	    evbuffer_get_length(in) > 0) {
+		if (!evtimer_pending(conn->c_deadline, NULL)) {
+			tv.tv_sec = (time_t)conf->dc_message_timeout;
+			tv.tv_usec = 0;
+			evtimer_add(conn->c_deadline, &tv);
+		}
+	} else
+		evtimer_del(conn->c_deadline);
+	goto done;
+
+too_long:
+	evbuffer_drain(in, evbuffer_get_length(in));
+	log_debug("%s: connection %llu sent a line over max_message_bytes",
+	    __func__, (unsigned long long)conn->c_id);
+	server_send_close(conn, proto_reply_error(NULL, PROTO_E_TOO_LARGE,
+	    "message over max_message_bytes; closing the connection", NULL));
+done:
+	if (conn_finished(conn)) {
+		conn_free(conn);
+		return;
+	}
+	conn_update_reading(conn);
+}
+
+/*
+ * A connection ends once nothing is owed to its peer: no write waiting for
+ * the group commit, no reply unwritten, and either it is being closed or
+ * the peer half-closed and every complete line it sent has been answered.
+ */
+static int
+conn_finished(struct conn *conn)
+{
+	if (conn->c_waiting > 0 ||
+	    evbuffer_get_length(bufferevent_get_output(conn->c_bev)) > 0)
+		return (0);
+	return (conn->c_closing || (conn->c_eof && !conn->c_blocked));
+}
+
+static void
+conn_deadline(evutil_socket_t fd, short ev, void *arg)
+{
+	struct conn	*conn = arg;
+
+	log_debug("%s: connection %llu did not finish a message within "
+	    "message_timeout", __func__, (unsigned long long)conn->c_id);
+	evbuffer_drain(bufferevent_get_input(conn->c_bev),
+	    evbuffer_get_length(bufferevent_get_input(conn->c_bev)));
+	server_send_close(conn, proto_reply_error(NULL, PROTO_E_INVALID_REQUEST,
+	    "message not completed within message_timeout; closing the "
+	    "connection", NULL));
+}
+
+static void
+conn_write(struct bufferevent *bev, void *arg)
+{
+	struct conn	*conn = arg;
+
+	if (conn_finished(conn)) {
+		conn_free(conn);
+		return;
+	}
+	if (conn->c_closing)
+		return;
+	conn_update_reading(conn);
+	/* Lines read while the output was over its bound wait in the input. */
+	if (!conn->c_blocked &&
+	    evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+		conn_process(conn);
+}
+
+static void
+conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn	*conn = arg;
+
+	/*
+	 * A half-close (socat, shell pipes) still gets the replies to what
+	 * was sent before it; a partial last line is dropped.
+	 */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+		conn->c_eof = 1;
+		evtimer_del(conn->c_deadline);
+		if (conn_finished(conn))
+			conn_free(conn);
+		else
+			conn_update_reading(conn);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		/* Watchers wait for notifications, so idle is normal there. */
+		if (conn->c_watching && (what & BEV_EVENT_READING) &&
+		    !conn->c_closing) {
+			bufferevent_enable(bev, EV_READ);
+			return;
+		}
+		log_debug("%s: connection %llu timed out %s", __func__,
+		    (unsigned long long)conn->c_id,
+		    (what & BEV_EVENT_WRITING) ? "writing" : "idle");
+	} else if (what & BEV_EVENT_ERROR)
+		log_debug("%s: connection %llu: %s", __func__,
+		    (unsigned long long)conn->c_id, strerror(errno));
+	conn_free(conn);
+}
+
+static void
+conn_free(struct conn *conn)
+{
+	struct server	*srv = conn->c_srv;
+
+	if (conn->c_waiting > 0)
+		rpc_conn_gone(srv, conn);
+	TAILQ_REMOVE(&srv->srv_conns, conn, c_entry);
+	srv->srv_nconns--;
+	event_free(conn->c_deadline);
+	bufferevent_free(conn->c_bev);
+	peer_release(&conn->c_peer);
+	log_debug("%s: connection %llu closed", __func__,
+	    (unsigned long long)conn->c_id);
+	free(conn);
+	if (srv->srv_stopping && TAILQ_EMPTY(&srv->srv_conns))
+		event_base_loopbreak(srv->srv_base);
+}

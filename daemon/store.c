@@ -1,0 +1,1094 @@
+/*
+ * wfvaultd's store: one LMDB environment holding the tenants' records,
+ * their sealed config versions, the change feed and the sync targets'
+ * positions.  Nothing returned points into LMDB memory past a call.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "wfvaultd.h"
+
+#define STORE_FORMAT		1	/* meta "format" */
+#define STORE_MAX_DBS		8
+#define STORE_DEFAULT_READERS	126
+
+/*
+ * Tenant record: format byte, flags byte, version, created, updated (three
+ * u64 BE), then for a live tenant the wrapped data key, then each field
+ * name followed by a NUL, in byte order.
+ */
+#define STORE_REC_FORMAT	1
+#define STORE_REC_DELETED	0x01
+#define STORE_REC_HEAD		(1 + 1 + 8 + 8 + 8)
+
+/* versions key: tenant, NUL, version u64 BE. */
+#define STORE_VKEY_MAX		(PROTO_TENANT_MAX + 1 + 8)
+
+/* changes value: op byte, version u64 BE, tenant. */
+#define STORE_CHANGE_HEAD	(1 + 8)
+
+struct store {
+	MDB_env			*s_env;
+	MDB_dbi			 s_meta;
+	MDB_dbi			 s_tenants;
+	MDB_dbi			 s_versions;
+	MDB_dbi			 s_changes;
+	MDB_dbi			 s_sync;
+	const unsigned char	*s_mk;		/* borrowed */
+	uint64_t		 s_keep;
+};
+
+/*
+ * A decoded tenant record.  sr_wrapped and sr_fields point into the LMDB
+ * value it came from and die with the next write or the transaction.
+ */
+struct store_rec {
+	int			 sr_deleted;
+	uint64_t		 sr_version;
+	uint64_t		 sr_created;
+	uint64_t		 sr_updated;
+	const unsigned char	*sr_wrapped;	/* NULL when deleted */
+	const char		*sr_fields;
+	size_t			 sr_fieldslen;
+};
+
+static void	store_be64_put(unsigned char *, uint64_t);
+static uint64_t	store_be64_get(const unsigned char *);
+static uint64_t	store_now(void);
+static int	store_mdb_code(int, const char *);
+static int	store_name_len(const char *, size_t *);
+static int	store_rec_parse(const MDB_val *, struct store_rec *);
+static int	store_rec_get(struct store *, MDB_txn *, const char *, size_t,
+		    struct store_rec *);
+static int	store_rec_put(struct store *, MDB_txn *, const char *, size_t,
+		    const struct store_rec *, const unsigned char *,
+		    const char **, size_t);
+static json_t	*store_fields_json(const struct store_rec *);
+static size_t	store_vkey(const char *, size_t, uint64_t, unsigned char *);
+static int	store_versions_prune(struct store *, MDB_txn *, const char *,
+		    size_t, uint64_t);
+static int	store_change_append(struct store *, MDB_txn *, int, uint64_t,
+		    const char *, size_t, uint64_t *);
+static int	store_keys_cmp(const void *, const void *);
+static int	store_config_keys(json_t *, const char ***, size_t *);
+static int	store_meta_check(struct store *, MDB_txn *, const char *,
+		    char *, size_t);
+
+const char *
+store_strerror(int code)
+{
+	switch (code) {
+	case STORE_OK:
+		return "success";
+	case STORE_E_IO:
+		return "store input/output error";
+	case STORE_E_NOT_FOUND:
+		return "not found";
+	case STORE_E_FULL:
+		return "the store is full (raise map_size)";
+	case STORE_E_INTEGRITY:
+		return "a stored record failed authentication";
+	case STORE_E_KEY:
+		return "the master key does not match the store";
+	case STORE_E_FORMAT:
+		return "unknown store format";
+	case STORE_E_NOMEM:
+		return "out of memory";
+	}
+	return "unknown store error";
+}
+
+static void
+store_be64_put(unsigned char *p, uint64_t v)
+{
+	int	 i;
+
+	for (i = 7; i >= 0; i--) {
+		p[i] = (unsigned char)v;
+		v >>= 8;
+	}
+}
+
+static uint64_t
+store_be64_get(const unsigned char *p)
+{
+	uint64_t	 v = 0;
+	int		 i;
+
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static uint64_t
+store_now(void)
+{
+	time_t	 t = time(NULL);
+
+	return t < 0 ? 0 : (uint64_t)t;
+}
+
+/* Turns an LMDB error into a STORE_E_* code; what names the operation. */
+static int
+store_mdb_code(int rc, const char *what)
+{
+	switch (rc) {
+	case 0:
+		return STORE_OK;
+	case MDB_NOTFOUND:
+		return STORE_E_NOT_FOUND;
+	case MDB_MAP_FULL:
+	case MDB_TXN_FULL:
+		/* Both mean "too much data for the configured store". */
+		return STORE_E_FULL;
+	case ENOMEM:
+		return STORE_E_NOMEM;
+	}
+	log_warnx("store: %s: %s", what, mdb_strerror(rc));
+	return STORE_E_IO;
+}
+
+/* Tenant ids and target names: 1..PROTO_TENANT_MAX bytes. */
+static int
+store_name_len(const char *name, size_t *len)
+{
+	if (name == NULL)
+		return -1;
+	*len = strlen(name);
+	if (*len == 0 || *len > PROTO_TENANT_MAX)
+		return -1;
+	return 0;
+}
+
+static int
+store_rec_parse(const MDB_val *val, struct store_rec *rec)
+{
+	const unsigned char	*p = val->mv_data;
+	size_t			 off;
+
+	memset(rec, 0, sizeof(*rec));
+	if (val->mv_size < STORE_REC_HEAD || p[0] != STORE_REC_FORMAT ||
+	    (p[1] & ~STORE_REC_DELETED) != 0)
+		return STORE_E_INTEGRITY;
+	rec->sr_deleted = (p[1] & STORE_REC_DELETED) != 0;
+	rec->sr_version = store_be64_get(p + 2);
+	rec->sr_created = store_be64_get(p + 10);
+	rec->sr_updated = store_be64_get(p + 18);
+	off = STORE_REC_HEAD;
+	if (!rec->sr_deleted) {
+		if (val->mv_size - off < CRYPTO_WRAPPED_BYTES)
+			return STORE_E_INTEGRITY;
+		rec->sr_wrapped = p + off;
+		off += CRYPTO_WRAPPED_BYTES;
+	}
+	rec->sr_fields = (const char *)p + off;
+	rec->sr_fieldslen = val->mv_size - off;
+	/* Every name ends in NUL, so the last byte must be one. */
+	if (rec->sr_fieldslen > 0 && rec->sr_fields[rec->sr_fieldslen - 1] !=
+	    '\0')
+		return STORE_E_INTEGRITY;
+	return STORE_OK;
+}
+
+static int
+store_rec_get(struct store *store, MDB_txn *txn, const char *tenant,
+    size_t tlen, struct store_rec *rec)
+{
+	MDB_val	 key, val;
+	int	 rc;
+
+	key.mv_data = (void *)tenant;
+	key.mv_size = tlen;
+	if ((rc = mdb_get(txn, store->s_tenants, &key, &val)) != 0)
+		return store_mdb_code(rc, "get tenant");
+	return store_rec_parse(&val, rec);
+}
+
+/*
+ * Writes the tenant's record from rec's numbers, wrapped (NULL for a
+ * deleted tenant) and the sorted names.
+ */
+static int
+store_rec_put(struct store *store, MDB_txn *txn, const char *tenant,
+    size_t tlen, const struct store_rec *rec, const unsigned char *wrapped,
+    const char **names, size_t nnames)
+{
+	unsigned char	*buf, *p;
+	MDB_val		 key, val;
+	size_t		 len, i, n;
+	int		 rc;
+
+	len = STORE_REC_HEAD + (wrapped != NULL ? CRYPTO_WRAPPED_BYTES : 0);
+	for (i = 0; i < nnames; i++)
+		len += strlen(names[i]) + 1;
+	if ((buf = malloc(len)) == NULL)
+		return STORE_E_NOMEM;
+	p = buf;
+	*p++ = STORE_REC_FORMAT;
+	*p++ = rec->sr_deleted ? STORE_REC_DELETED : 0;
+	store_be64_put(p, rec->sr_version);
+	store_be64_put(p + 8, rec->sr_created);
+	store_be64_put(p + 16, rec->sr_updated);
+	p += 24;
+	if (wrapped != NULL) {
+		memcpy(p, wrapped, CRYPTO_WRAPPED_BYTES);
+		p += CRYPTO_WRAPPED_BYTES;
+	}
+	for (i = 0; i < nnames; i++) {
+		n = strlen(names[i]) + 1;
+		memcpy(p, names[i], n);
+		p += n;
+	}
+	key.mv_data = (void *)tenant;
+	key.mv_size = tlen;
+	val.mv_data = buf;
+	val.mv_size = len;
+	rc = store_mdb_code(mdb_put(txn, store->s_tenants, &key, &val, 0),
+	    "put tenant");
+	free(buf);
+	return rc;
+}
+
+/* The record's field names as a new JSON array, or NULL. */
+static json_t *
+store_fields_json(const struct store_rec *rec)
+{
+	json_t	*a;
+	size_t	 off, n;
+
+	if ((a = json_array()) == NULL)
+		return NULL;
+	for (off = 0; off < rec->sr_fieldslen; off += n + 1) {
+		n = strlen(rec->sr_fields + off);
+		if (json_array_append_new(a, json_stringn(rec->sr_fields + off,
+		    n)) == -1) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+static size_t
+store_vkey(const char *tenant, size_t tlen, uint64_t version,
+    unsigned char *key)
+{
+	memcpy(key, tenant, tlen);
+	key[tlen] = '\0';
+	store_be64_put(key + tlen + 1, version);
+	return tlen + 1 + 8;
+}
+
+/* Deletes the tenant's versions numbered upto or less. */
+static int
+store_versions_prune(struct store *store, MDB_txn *txn, const char *tenant,
+    size_t tlen, uint64_t upto)
+{
+	unsigned char	 kbuf[STORE_VKEY_MAX];
+	MDB_cursor	*cur;
+	MDB_val		 key, val;
+	int		 rc, mrc;
+
+	if ((mrc = mdb_cursor_open(txn, store->s_versions, &cur)) != 0)
+		return store_mdb_code(mrc, "open versions cursor");
+	for (;;) {
+		/* The oldest left is always the first at or after version 0. */
+		key.mv_size = store_vkey(tenant, tlen, 0, kbuf);
+		key.mv_data = kbuf;
+		mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+		if (mrc == MDB_NOTFOUND) {
+			rc = STORE_OK;
+			break;
+		}
+		if (mrc != 0) {
+			rc = store_mdb_code(mrc, "seek versions");
+			break;
+		}
+		if (key.mv_size != tlen + 1 + 8 ||
+		    memcmp(key.mv_data, kbuf, tlen + 1) != 0 ||
+		    store_be64_get((unsigned char *)key.mv_data + tlen + 1) >
+		    upto) {
+			rc = STORE_OK;
+			break;
+		}
+		if ((mrc = mdb_cursor_del(cur, 0)) != 0) {
+			rc = store_mdb_code(mrc, "delete version");
+			break;
+		}
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+/* Appends one change with the next sequence number, given in *seq. */
+static int
+store_change_append(struct store *store, MDB_txn *txn, int op,
+    uint64_t version, const char *tenant, size_t tlen, uint64_t *seq)
+{
+	unsigned char	 kbuf[8], vbuf[STORE_CHANGE_HEAD + PROTO_TENANT_MAX];
+	MDB_val		 key, val;
+	uint64_t	 last;
+	int		 rc;
+
+	if ((rc = store_last_seq(store, txn, &last)) != STORE_OK)
+		return rc;
+	if (last == UINT64_MAX)
+		return STORE_E_FULL;
+	store_be64_put(kbuf, last + 1);
+	vbuf[0] = (unsigned char)op;
+	store_be64_put(vbuf + 1, version);
+	memcpy(vbuf + STORE_CHANGE_HEAD, tenant, tlen);
+	key.mv_data = kbuf;
+	key.mv_size = sizeof(kbuf);
+	val.mv_data = vbuf;
+	val.mv_size = STORE_CHANGE_HEAD + tlen;
+	rc = mdb_put(txn, store->s_changes, &key, &val, MDB_APPEND);
+	if (rc != 0)
+		return store_mdb_code(rc, "append change");
+	if (seq != NULL)
+		*seq = last + 1;
+	return STORE_OK;
+}
+
+static int
+store_keys_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* config's keys (borrowed from it), sorted, in a new array. */
+static int
+store_config_keys(json_t *config, const char ***keysp, size_t *np)
+{
+	const char	**keys;
+	const char	 *k;
+	json_t		 *v;
+	size_t		  n = 0;
+
+	*keysp = NULL;
+	*np = 0;
+	if (json_object_size(config) == 0)
+		return STORE_OK;
+	keys = calloc(json_object_size(config), sizeof(*keys));
+	if (keys == NULL)
+		return STORE_E_NOMEM;
+	json_object_foreach(config, k, v)
+		keys[n++] = k;
+	qsort(keys, n, sizeof(*keys), store_keys_cmp);
+	*keysp = keys;
+	*np = n;
+	return STORE_OK;
+}
+
+/* Stamps a new store, or checks an existing one's format and key. */
+static int
+store_meta_check(struct store *store, MDB_txn *txn, const char *dir,
+    char *err, size_t errlen)
+{
+	unsigned char	 check[CRYPTO_CHECK_BYTES], fbuf[4];
+	MDB_val		 key, val, ckey, cval;
+	uint32_t	 format;
+	int		 rc, crc;
+
+	crypto_key_check(store->s_mk, check);
+	key.mv_data = (void *)"format";
+	key.mv_size = strlen("format");
+	ckey.mv_data = (void *)"key_check";
+	ckey.mv_size = strlen("key_check");
+
+	rc = mdb_get(txn, store->s_meta, &key, &val);
+	crc = mdb_get(txn, store->s_meta, &ckey, &cval);
+	if (rc == MDB_NOTFOUND && crc == MDB_NOTFOUND) {
+		fbuf[0] = 0;
+		fbuf[1] = 0;
+		fbuf[2] = 0;
+		fbuf[3] = STORE_FORMAT;
+		val.mv_data = fbuf;
+		val.mv_size = sizeof(fbuf);
+		cval.mv_data = check;
+		cval.mv_size = sizeof(check);
+		if ((rc = mdb_put(txn, store->s_meta, &key, &val, 0)) != 0 ||
+		    (rc = mdb_put(txn, store->s_meta, &ckey, &cval, 0)) != 0) {
+			snprintf(err, errlen, "cannot initialise the store in "
+			    "%s: %s", dir, mdb_strerror(rc));
+			return store_mdb_code(rc, "stamp meta");
+		}
+		return STORE_OK;
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		snprintf(err, errlen, "cannot read the store in %s: %s", dir,
+		    mdb_strerror(rc));
+		return store_mdb_code(rc, "get format");
+	}
+	if (crc != 0 && crc != MDB_NOTFOUND) {
+		snprintf(err, errlen, "cannot read the store in %s: %s", dir,
+		    mdb_strerror(crc));
+		return store_mdb_code(crc, "get key_check");
+	}
+	if (rc == MDB_NOTFOUND || val.mv_size != sizeof(fbuf)) {
+		snprintf(err, errlen, "data_dir %s holds no readable store "
+		    "format", dir);
+		return STORE_E_FORMAT;
+	}
+	memcpy(fbuf, val.mv_data, sizeof(fbuf));
+	format = (uint32_t)fbuf[0] << 24 | (uint32_t)fbuf[1] << 16 |
+	    (uint32_t)fbuf[2] << 8 | fbuf[3];
+	if (format != STORE_FORMAT) {
+		snprintf(err, errlen, "data_dir holds store format %u; this "
+		    "wfvaultd knows %u", (unsigned)format, STORE_FORMAT);
+		return STORE_E_FORMAT;
+	}
+	if (crc == MDB_NOTFOUND || cval.mv_size != sizeof(check)) {
+		snprintf(err, errlen, "data_dir %s holds no master key check "
+		    "value", dir);
+		return STORE_E_FORMAT;
+	}
+	if (sodium_memcmp(cval.mv_data, check, sizeof(check)) != 0) {
+		snprintf(err, errlen, "the master key does not match the one "
+		    "this store was created with (%s)", dir);
+		return STORE_E_KEY;
+	}
+	return STORE_OK;
+}
+
+int
+store_open(struct store **sp, const struct store_params *params,
+    const unsigned char *mk, char *err, size_t errlen)
+{
+	struct store	*store;
+	MDB_txn		*txn = NULL;
+	const char	*dir = params->sp_dir;
+	int		 rc, mrc, dead;
+
+	*sp = NULL;
+	if ((store = calloc(1, sizeof(*store))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return STORE_E_NOMEM;
+	}
+	store->s_mk = mk;
+	store->s_keep = params->sp_keep_versions > 0 ?
+	    params->sp_keep_versions : 1;
+
+	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", dir,
+		    strerror(errno));
+		rc = STORE_E_IO;
+		goto fail;
+	}
+	if ((mrc = mdb_env_create(&store->s_env)) != 0) {
+		store->s_env = NULL;
+		goto mdbfail;
+	}
+	if ((mrc = mdb_env_set_maxdbs(store->s_env, STORE_MAX_DBS)) != 0)
+		goto mdbfail;
+	if (params->sp_map_size > 0) {
+		if (params->sp_map_size > SIZE_MAX) {
+			snprintf(err, errlen, "map_size is too large for this "
+			    "machine");
+			rc = STORE_E_IO;
+			goto fail;
+		}
+		mrc = mdb_env_set_mapsize(store->s_env,
+		    (size_t)params->sp_map_size);
+		if (mrc != 0)
+			goto mdbfail;
+	}
+	mrc = mdb_env_set_maxreaders(store->s_env,
+	    params->sp_max_readers > 0 && params->sp_max_readers <= UINT_MAX ?
+	    (unsigned)params->sp_max_readers : STORE_DEFAULT_READERS);
+	if (mrc != 0)
+		goto mdbfail;
+	/*
+	 * Default, synced flags: a write is answered only once on disk, and
+	 * nested transactions rule out MDB_WRITEMAP anyway.  MDB_NOTLS lets
+	 * one thread hold more than one read transaction.
+	 */
+	if ((mrc = mdb_env_open(store->s_env, dir, MDB_NOTLS, 0600)) != 0)
+		goto mdbfail;
+	/* Free reader slots a crashed process left behind. */
+	mdb_reader_check(store->s_env, &dead);
+
+	if ((mrc = mdb_txn_begin(store->s_env, NULL, 0, &txn)) != 0)
+		goto mdbfail;
+	if ((mrc = mdb_dbi_open(txn, "meta", MDB_CREATE,
+	    &store->s_meta)) != 0 ||
+	    (mrc = mdb_dbi_open(txn, "tenants", MDB_CREATE,
+	    &store->s_tenants)) != 0 ||
+	    (mrc = mdb_dbi_open(txn, "versions", MDB_CREATE,
+	    &store->s_versions)) != 0 ||
+	    (mrc = mdb_dbi_open(txn, "changes", MDB_CREATE,
+	    &store->s_changes)) != 0 ||
+	    (mrc = mdb_dbi_open(txn, "sync", MDB_CREATE,
+	    &store->s_sync)) != 0)
+		goto mdbfail;
+	if ((rc = store_meta_check(store, txn, dir, err, errlen)) != STORE_OK)
+		goto fail;
+	mrc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (mrc != 0)
+		goto mdbfail;
+	*sp = store;
+	return STORE_OK;
+
+mdbfail:
+	snprintf(err, errlen, "cannot open the store in %s: %s", dir,
+	    mdb_strerror(mrc));
+	rc = store_mdb_code(mrc, "open");
+fail:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	if (store->s_env != NULL)
+		mdb_env_close(store->s_env);
+	free(store);
+	return rc;
+}
+
+void
+store_close(struct store *store)
+{
+	if (store == NULL)
+		return;
+	mdb_env_close(store->s_env);
+	free(store);
+}
+
+int
+store_txn_begin(struct store *store, MDB_txn *parent, int write,
+    MDB_txn **txn)
+{
+	int	 rc;
+
+	*txn = NULL;
+	/* LMDB nests write transactions only. */
+	if (parent != NULL && !write)
+		return STORE_E_IO;
+	rc = mdb_txn_begin(store->s_env, parent, write ? 0 : MDB_RDONLY, txn);
+	if (rc != 0) {
+		*txn = NULL;
+		return store_mdb_code(rc, "begin transaction");
+	}
+	return STORE_OK;
+}
+
+int
+store_txn_commit(MDB_txn *txn)
+{
+	return store_mdb_code(mdb_txn_commit(txn), "commit");
+}
+
+void
+store_txn_abort(MDB_txn *txn)
+{
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+}
+
+int
+store_tenant_get(struct store *store, MDB_txn *txn, const char *tenant,
+    struct store_tenant *st)
+{
+	struct store_rec	 rec;
+	size_t			 tlen;
+	int			 rc;
+
+	st->st_fields = NULL;
+	if (store_name_len(tenant, &tlen) == -1)
+		return STORE_E_NOT_FOUND;
+	if ((rc = store_rec_get(store, txn, tenant, tlen, &rec)) != STORE_OK)
+		return rc;
+	if ((st->st_fields = store_fields_json(&rec)) == NULL)
+		return STORE_E_NOMEM;
+	memcpy(st->st_tenant, tenant, tlen + 1);
+	st->st_version = rec.sr_version;
+	st->st_created = rec.sr_created;
+	st->st_updated = rec.sr_updated;
+	st->st_deleted = rec.sr_deleted;
+	return STORE_OK;
+}
+
+void
+store_tenant_release(struct store_tenant *st)
+{
+	json_decref(st->st_fields);
+	st->st_fields = NULL;
+}
+
+int
+store_config_get(struct store *store, MDB_txn *txn, const char *tenant,
+    uint64_t version, json_t **config, uint64_t *got_version)
+{
+	struct store_rec	 rec;
+	unsigned char		 dek[CRYPTO_KEY_BYTES];
+	unsigned char		 kbuf[STORE_VKEY_MAX];
+	unsigned char		*plain = NULL;
+	size_t			 tlen, plen = 0, pcap = 0;
+	json_error_t		 jerr;
+	json_t			*obj;
+	MDB_val			 key, val;
+	int			 rc;
+
+	*config = NULL;
+	if (store_name_len(tenant, &tlen) == -1)
+		return STORE_E_NOT_FOUND;
+	if ((rc = store_rec_get(store, txn, tenant, tlen, &rec)) != STORE_OK)
+		return rc;
+	if (rec.sr_deleted)
+		return STORE_E_NOT_FOUND;
+	if (version == 0)
+		version = rec.sr_version;
+	else if (version > rec.sr_version)
+		return STORE_E_NOT_FOUND;
+
+	if (crypto_dek_unwrap(store->s_mk, tenant, rec.sr_wrapped,
+	    CRYPTO_WRAPPED_BYTES, dek) != CRYPTO_OK) {
+		rc = STORE_E_INTEGRITY;
+		goto done;
+	}
+	key.mv_size = store_vkey(tenant, tlen, version, kbuf);
+	key.mv_data = kbuf;
+	if ((rc = mdb_get(txn, store->s_versions, &key, &val)) != 0) {
+		rc = store_mdb_code(rc, "get version");
+		goto done;
+	}
+	if (val.mv_size < CRYPTO_SEAL_OVERHEAD) {
+		rc = STORE_E_INTEGRITY;
+		goto done;
+	}
+	/* The plaintext goes to our own buffer, never into LMDB's pages. */
+	pcap = val.mv_size - CRYPTO_SEAL_OVERHEAD;
+	if ((plain = malloc(pcap > 0 ? pcap : 1)) == NULL) {
+		rc = STORE_E_NOMEM;
+		goto done;
+	}
+	if (crypto_open(dek, tenant, version, val.mv_data, val.mv_size, plain,
+	    &plen) != CRYPTO_OK) {
+		rc = STORE_E_INTEGRITY;
+		goto done;
+	}
+	obj = json_loadb((const char *)plain, plen, JSON_REJECT_DUPLICATES,
+	    &jerr);
+	if (obj == NULL) {
+		rc = json_error_code(&jerr) == json_error_out_of_memory ?
+		    STORE_E_NOMEM : STORE_E_INTEGRITY;
+		goto done;
+	}
+	if (!json_is_object(obj)) {
+		json_decref(obj);
+		rc = STORE_E_INTEGRITY;
+		goto done;
+	}
+	*config = obj;
+	if (got_version != NULL)
+		*got_version = version;
+	rc = STORE_OK;
+done:
+	/* The parser's message may quote a piece of the plaintext. */
+	sodium_memzero(&jerr, sizeof(jerr));
+	sodium_memzero(dek, sizeof(dek));
+	if (plain != NULL) {
+		sodium_memzero(plain, pcap);
+		free(plain);
+	}
+	return rc;
+}
+
+int
+store_config_put(struct store *store, MDB_txn *txn, const char *tenant,
+    json_t *config, uint64_t *new_version, uint64_t *seq)
+{
+	struct store_rec	 rec;
+	unsigned char		 dek[CRYPTO_KEY_BYTES];
+	unsigned char		 wrapped[CRYPTO_WRAPPED_BYTES];
+	unsigned char		 kbuf[STORE_VKEY_MAX];
+	const char		**keys = NULL;
+	unsigned char		*sealed = NULL;
+	char			*plain = NULL;
+	size_t			 tlen, plen = 0, nkeys = 0;
+	uint64_t		 version, created, now = store_now();
+	MDB_val			 key, val;
+	int			 rc;
+
+	if (store_name_len(tenant, &tlen) == -1 || !json_is_object(config))
+		return STORE_E_IO;
+
+	rc = store_rec_get(store, txn, tenant, tlen, &rec);
+	if (rc == STORE_OK && !rec.sr_deleted) {
+		memcpy(wrapped, rec.sr_wrapped, sizeof(wrapped));
+		if (crypto_dek_unwrap(store->s_mk, tenant, wrapped,
+		    sizeof(wrapped), dek) != CRYPTO_OK) {
+			rc = STORE_E_INTEGRITY;
+			goto done;
+		}
+		version = rec.sr_version;
+		created = rec.sr_created;
+	} else if (rc == STORE_OK || rc == STORE_E_NOT_FOUND) {
+		/* New, or recreated: a new data key, versions go on. */
+		version = rc == STORE_OK ? rec.sr_version : 0;
+		created = now;
+		crypto_dek_new(dek);
+		if (crypto_dek_wrap(store->s_mk, tenant, dek,
+		    wrapped) != CRYPTO_OK) {
+			rc = STORE_E_IO;
+			goto done;
+		}
+	} else
+		goto done;
+	if (version == UINT64_MAX) {
+		rc = STORE_E_FULL;
+		goto done;
+	}
+	version++;
+
+	/*
+	 * json_dumpb writes straight into our buffer, so no grown-and-freed
+	 * copies of the plaintext are left in the heap.
+	 */
+	plen = json_dumpb(config, NULL, 0, JSON_COMPACT | JSON_SORT_KEYS);
+	if (plen == 0) {
+		rc = STORE_E_NOMEM;
+		goto done;
+	}
+	if ((plain = malloc(plen)) == NULL ||
+	    (sealed = malloc(plen + CRYPTO_SEAL_OVERHEAD)) == NULL) {
+		rc = STORE_E_NOMEM;
+		goto done;
+	}
+	if (json_dumpb(config, plain, plen, JSON_COMPACT |
+	    JSON_SORT_KEYS) != plen) {
+		rc = STORE_E_NOMEM;
+		goto done;
+	}
+	if (crypto_seal(dek, tenant, version, (unsigned char *)plain, plen,
+	    sealed) != CRYPTO_OK) {
+		rc = STORE_E_IO;
+		goto done;
+	}
+	sodium_memzero(plain, plen);
+
+	key.mv_size = store_vkey(tenant, tlen, version, kbuf);
+	key.mv_data = kbuf;
+	val.mv_data = sealed;
+	val.mv_size = plen + CRYPTO_SEAL_OVERHEAD;
+	if ((rc = mdb_put(txn, store->s_versions, &key, &val, 0)) != 0) {
+		rc = store_mdb_code(rc, "put version");
+		goto done;
+	}
+	if (version > store->s_keep && (rc = store_versions_prune(store, txn,
+	    tenant, tlen, version - store->s_keep)) != STORE_OK)
+		goto done;
+
+	if ((rc = store_config_keys(config, &keys, &nkeys)) != STORE_OK)
+		goto done;
+	memset(&rec, 0, sizeof(rec));
+	rec.sr_version = version;
+	rec.sr_created = created;
+	rec.sr_updated = now;
+	if ((rc = store_rec_put(store, txn, tenant, tlen, &rec, wrapped, keys,
+	    nkeys)) != STORE_OK)
+		goto done;
+	if ((rc = store_change_append(store, txn, STORE_OP_PUT, version,
+	    tenant, tlen, seq)) != STORE_OK)
+		goto done;
+	if (new_version != NULL)
+		*new_version = version;
+	rc = STORE_OK;
+done:
+	sodium_memzero(dek, sizeof(dek));
+	if (plain != NULL) {
+		sodium_memzero(plain, plen);
+		free(plain);
+	}
+	free(sealed);
+	free(keys);
+	return rc;
+}
+
+int
+store_tenant_delete(struct store *store, MDB_txn *txn, const char *tenant,
+    uint64_t *new_version, uint64_t *seq)
+{
+	struct store_rec	 rec, nrec;
+	size_t			 tlen;
+	int			 rc;
+
+	if (store_name_len(tenant, &tlen) == -1)
+		return STORE_E_NOT_FOUND;
+	if ((rc = store_rec_get(store, txn, tenant, tlen, &rec)) != STORE_OK)
+		return rc;
+	if (rec.sr_deleted)
+		return STORE_E_NOT_FOUND;
+	if (rec.sr_version == UINT64_MAX)
+		return STORE_E_FULL;
+	/* rec points into LMDB pages that the writes below may move. */
+	memset(&nrec, 0, sizeof(nrec));
+	nrec.sr_deleted = 1;
+	nrec.sr_version = rec.sr_version + 1;
+	nrec.sr_created = rec.sr_created;
+	nrec.sr_updated = store_now();
+
+	if ((rc = store_versions_prune(store, txn, tenant, tlen,
+	    UINT64_MAX)) != STORE_OK)
+		return rc;
+	/* Without its wrapped data key the tenant's old records are gone. */
+	if ((rc = store_rec_put(store, txn, tenant, tlen, &nrec, NULL, NULL,
+	    0)) != STORE_OK)
+		return rc;
+	if ((rc = store_change_append(store, txn, STORE_OP_DELETE,
+	    nrec.sr_version, tenant, tlen, seq)) != STORE_OK)
+		return rc;
+	if (new_version != NULL)
+		*new_version = nrec.sr_version;
+	return STORE_OK;
+}
+
+int
+store_list(struct store *store, MDB_txn *txn, const char *prefix,
+    const char *after, int (*cb)(void *, const struct store_tenant *),
+    void *arg)
+{
+	struct store_tenant	 st = STORE_TENANT_INIT;
+	struct store_rec	 rec;
+	MDB_cursor		*cur;
+	MDB_val			 key, val;
+	const char		*start;
+	size_t			 plen = 0, alen = 0;
+	MDB_cursor_op		 op;
+	int			 rc = STORE_OK, mrc, r;
+
+	if (prefix != NULL && *prefix == '\0')
+		prefix = NULL;
+	if (after != NULL && *after == '\0')
+		after = NULL;
+	if (prefix != NULL)
+		plen = strlen(prefix);
+	if (after != NULL)
+		alen = strlen(after);
+	/* Start at the later of the two bounds. */
+	start = prefix;
+	if (after != NULL && (prefix == NULL || strcmp(after, prefix) > 0))
+		start = after;
+
+	if ((mrc = mdb_cursor_open(txn, store->s_tenants, &cur)) != 0)
+		return store_mdb_code(mrc, "open tenants cursor");
+	if (start != NULL) {
+		key.mv_data = (void *)start;
+		key.mv_size = strlen(start);
+		op = MDB_SET_RANGE;
+	} else
+		op = MDB_FIRST;
+	for (; (mrc = mdb_cursor_get(cur, &key, &val, op)) == 0;
+	    op = MDB_NEXT) {
+		if (prefix != NULL && (key.mv_size < plen ||
+		    memcmp(key.mv_data, prefix, plen) != 0))
+			break;
+		if (after != NULL && key.mv_size == alen &&
+		    memcmp(key.mv_data, after, alen) == 0)
+			continue;
+		if (key.mv_size == 0 || key.mv_size > PROTO_TENANT_MAX ||
+		    memchr(key.mv_data, '\0', key.mv_size) != NULL ||
+		    store_rec_parse(&val, &rec) != STORE_OK) {
+			rc = STORE_E_INTEGRITY;
+			break;
+		}
+		if (rec.sr_deleted)
+			continue;
+		memcpy(st.st_tenant, key.mv_data, key.mv_size);
+		st.st_tenant[key.mv_size] = '\0';
+		st.st_version = rec.sr_version;
+		st.st_created = rec.sr_created;
+		st.st_updated = rec.sr_updated;
+		st.st_deleted = 0;
+		if ((st.st_fields = store_fields_json(&rec)) == NULL) {
+			rc = STORE_E_NOMEM;
+			break;
+		}
+		r = cb(arg, &st);
+		store_tenant_release(&st);
+		if (r < 0) {
+			rc = r;
+			break;
+		}
+		if (r > 0)
+			break;
+	}
+	if (mrc != 0 && mrc != MDB_NOTFOUND)
+		rc = store_mdb_code(mrc, "walk tenants");
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int
+store_changes(struct store *store, MDB_txn *txn, uint64_t since,
+    size_t limit, int (*cb)(void *, const struct store_change *), void *arg)
+{
+	struct store_change	 sc;
+	char			 tenant[PROTO_TENANT_MAX + 1];
+	unsigned char		 kbuf[8];
+	const unsigned char	*p;
+	MDB_cursor		*cur;
+	MDB_val			 key, val;
+	MDB_cursor_op		 op = MDB_SET_RANGE;
+	size_t			 n = 0, tlen;
+	int			 rc = STORE_OK, mrc, r;
+
+	if (since == UINT64_MAX)
+		return STORE_OK;
+	if ((mrc = mdb_cursor_open(txn, store->s_changes, &cur)) != 0)
+		return store_mdb_code(mrc, "open changes cursor");
+	store_be64_put(kbuf, since + 1);
+	key.mv_data = kbuf;
+	key.mv_size = sizeof(kbuf);
+	for (; (limit == 0 || n < limit) &&
+	    (mrc = mdb_cursor_get(cur, &key, &val, op)) == 0; op = MDB_NEXT) {
+		p = val.mv_data;
+		if (key.mv_size != 8 || val.mv_size <= STORE_CHANGE_HEAD ||
+		    val.mv_size > STORE_CHANGE_HEAD + PROTO_TENANT_MAX ||
+		    (p[0] != STORE_OP_PUT && p[0] != STORE_OP_DELETE)) {
+			rc = STORE_E_INTEGRITY;
+			break;
+		}
+		tlen = val.mv_size - STORE_CHANGE_HEAD;
+		memcpy(tenant, p + STORE_CHANGE_HEAD, tlen);
+		tenant[tlen] = '\0';
+		sc.sc_seq = store_be64_get(key.mv_data);
+		sc.sc_tenant = tenant;
+		sc.sc_version = store_be64_get(p + 1);
+		sc.sc_op = p[0];
+		n++;
+		if ((r = cb(arg, &sc)) < 0) {
+			rc = r;
+			break;
+		}
+		if (r > 0)
+			break;
+	}
+	if (rc == STORE_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+		rc = store_mdb_code(mrc, "walk changes");
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int
+store_last_seq(struct store *store, MDB_txn *txn, uint64_t *seq)
+{
+	MDB_cursor	*cur;
+	MDB_val		 key, val;
+	int		 rc;
+
+	*seq = 0;
+	if ((rc = mdb_cursor_open(txn, store->s_changes, &cur)) != 0)
+		return store_mdb_code(rc, "open changes cursor");
+	rc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
+	if (rc == 0 && key.mv_size == 8)
+		*seq = store_be64_get(key.mv_data);
+	else if (rc == 0)
+		rc = STORE_E_INTEGRITY;
+	else if (rc == MDB_NOTFOUND)
+		rc = STORE_OK;
+	else
+		rc = store_mdb_code(rc, "last change");
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int
+store_sync_ack(struct store *store, MDB_txn *txn, const char *target,
+    uint64_t seq)
+{
+	unsigned char	 vbuf[8];
+	MDB_val		 key, val;
+	size_t		 len;
+
+	if (store_name_len(target, &len) == -1)
+		return STORE_E_IO;
+	store_be64_put(vbuf, seq);
+	key.mv_data = (void *)target;
+	key.mv_size = len;
+	val.mv_data = vbuf;
+	val.mv_size = sizeof(vbuf);
+	return store_mdb_code(mdb_put(txn, store->s_sync, &key, &val, 0),
+	    "put sync");
+}
+
+int
+store_sync_list(struct store *store, MDB_txn *txn,
+    int (*cb)(void *, const char *, uint64_t), void *arg)
+{
+	char		 target[PROTO_TENANT_MAX + 1];
+	MDB_cursor	*cur;
+	MDB_val		 key, val;
+	MDB_cursor_op	 op = MDB_FIRST;
+	int		 rc = STORE_OK, mrc, r;
+
+	if ((mrc = mdb_cursor_open(txn, store->s_sync, &cur)) != 0)
+		return store_mdb_code(mrc, "open sync cursor");
+	for (; (mrc = mdb_cursor_get(cur, &key, &val, op)) == 0;
+	    op = MDB_NEXT) {
+		if (key.mv_size == 0 || key.mv_size > PROTO_TENANT_MAX ||
+		    val.mv_size != 8) {
+			rc = STORE_E_INTEGRITY;
+			break;
+		}
+		memcpy(target, key.mv_data, key.mv_size);
+		target[key.mv_size] = '\0';
+		if ((r = cb(arg, target, store_be64_get(val.mv_data))) < 0) {
+			rc = r;
+			break;
+		}
+		if (r > 0)
+			break;
+	}
+	if (rc == STORE_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+		rc = store_mdb_code(mrc, "walk sync");
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int
+store_stat(struct store *store, MDB_txn *txn, struct store_stat *ss)
+{
+	struct store_rec	 rec;
+	MDB_envinfo		 info;
+	MDB_stat		 ms, es;
+	MDB_cursor		*cur;
+	MDB_val			 key, val;
+	MDB_cursor_op		 op = MDB_FIRST;
+	int			 rc;
+
+	memset(ss, 0, sizeof(*ss));
+	if ((rc = mdb_cursor_open(txn, store->s_tenants, &cur)) != 0)
+		return store_mdb_code(rc, "open tenants cursor");
+	for (; (rc = mdb_cursor_get(cur, &key, &val, op)) == 0;
+	    op = MDB_NEXT) {
+		if (store_rec_parse(&val, &rec) == STORE_OK &&
+		    !rec.sr_deleted)
+			ss->ss_tenants++;
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		return store_mdb_code(rc, "walk tenants");
+
+	if ((rc = mdb_stat(txn, store->s_versions, &ms)) != 0)
+		return store_mdb_code(rc, "stat versions");
+	ss->ss_versions = ms.ms_entries;
+	if ((rc = mdb_stat(txn, store->s_changes, &ms)) != 0)
+		return store_mdb_code(rc, "stat changes");
+	ss->ss_changes = ms.ms_entries;
+	if ((rc = store_last_seq(store, txn, &ss->ss_last_seq)) != STORE_OK)
+		return rc;
+	if ((rc = mdb_env_info(store->s_env, &info)) != 0)
+		return store_mdb_code(rc, "env info");
+	if ((rc = mdb_env_stat(store->s_env, &es)) != 0)
+		return store_mdb_code(rc, "env stat");
+	ss->ss_map_size = info.me_mapsize;
+	ss->ss_used_bytes = ((uint64_t)info.me_last_pgno + 1) * es.ms_psize;
+	return STORE_OK;
+}

@@ -1,0 +1,423 @@
+/*
+ * wfvaultd's private header: the modules of the daemon and what each one
+ * offers the others, grouped by file.
+ */
+#ifndef WFVAULTD_H
+#define WFVAULTD_H
+
+#include <sys/types.h>
+#include <sys/queue.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <lmdb.h>
+
+#include "proto.h"
+
+#ifndef TAILQ_FOREACH_SAFE
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)			\
+	for ((var) = TAILQ_FIRST(head);					\
+	    (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1);	\
+	    (var) = (tvar))
+#endif
+
+#ifndef __dead
+#define __dead __attribute__((__noreturn__))
+#endif
+
+/* log.c */
+/* debug: also print log_debug lines.  Messages go to stderr (journald). */
+void	log_init(int debug);
+void	log_warn(const char *, ...) __attribute__((__format__(printf, 1, 2)));
+void	log_warnx(const char *, ...) __attribute__((__format__(printf, 1, 2)));
+void	log_info(const char *, ...) __attribute__((__format__(printf, 1, 2)));
+void	log_debug(const char *, ...) __attribute__((__format__(printf, 1, 2)));
+__dead void fatal(const char *, ...)
+	    __attribute__((__format__(printf, 1, 2)));
+__dead void fatalx(const char *, ...)
+	    __attribute__((__format__(printf, 1, 2)));
+
+/* acl.c */
+#define ACL_USER	1	/* principal matched against the peer's uid */
+#define ACL_GROUP	2	/* matched against its gid and supplementary groups */
+
+struct acl_rule {
+	int		 ar_kind;
+	uint32_t	 ar_id;
+	unsigned	 ar_perms;
+	char		**ar_patterns;	/* "*", "prefix*" or an exact id */
+	size_t		 ar_npatterns;
+};
+
+struct acl {
+	struct acl_rule	*acl_rules;
+	size_t		 acl_nrules;
+	uid_t		 acl_self;	/* the daemon's own uid: admin, like 0 */
+};
+#define ACL_INIT { NULL, 0, 0 }
+
+/* Who is on the other end of a connection, taken at accept time. */
+struct peer {
+	uid_t		 p_uid;
+	gid_t		 p_gid;
+	pid_t		 p_pid;
+	gid_t		*p_groups;	/* supplementary groups (malloc'd) */
+	int		 p_ngroups;
+};
+#define PEER_INIT { (uid_t)-1, (gid_t)-1, 0, NULL, 0 }
+
+/*
+ * Parses the value of one "allow" line ("user:deploy read,list acme,b-*")
+ * and appends the rule.  user:/group: names are resolved now; uid:/gid:
+ * take numbers.  Returns 0 or -1 with a message in err.
+ */
+int	acl_add_rule(struct acl *acl, const char *line, char *err,
+	    size_t errlen);
+/* Frees the rules; acl is ACL_INIT afterwards (acl_self kept). */
+void	acl_release(struct acl *acl);
+/* Moves src's rules into dst (releasing dst's); src becomes empty. */
+void	acl_move(struct acl *dst, struct acl *src);
+/* 1 if pattern ("*", "pre*", exact) matches tenant. */
+int	acl_pattern_match(const char *pattern, const char *tenant);
+/*
+ * Effective permissions of peer on tenant: the union of the matching rules,
+ * with admin implying everything and sync implying read and list; root and
+ * acl_self are admin.  Default deny: 0.
+ */
+unsigned acl_perms(const struct acl *acl, const struct peer *peer,
+	    const char *tenant);
+/* The union over every rule naming peer, whatever the tenants (for hello). */
+unsigned acl_perms_any(const struct acl *acl, const struct peer *peer);
+/*
+ * 1 if peer holds perm on every possible tenant (a rule with pattern "*"),
+ * as the global methods (changes, status) require.
+ */
+int	acl_perms_all(const struct acl *acl, const struct peer *peer,
+	    unsigned perm);
+/* Fills peer from SO_PEERCRED and SO_PEERGROUPS of fd.  0 or -1. */
+int	peer_from_fd(int fd, struct peer *peer, char *err, size_t errlen);
+void	peer_release(struct peer *peer);
+
+/* conf.c */
+struct daemon_conf {
+	char		*dc_socket;
+	uint64_t	 dc_socket_mode;
+	char		*dc_socket_group;
+	char		*dc_data_dir;
+	char		*dc_master_key_file;
+	char		*dc_master_key_credential;
+	uint64_t	 dc_map_size;
+	uint64_t	 dc_max_connections;
+	uint64_t	 dc_max_message_bytes;
+	uint64_t	 dc_max_config_bytes;
+	uint64_t	 dc_max_output_bytes;	/* queued replies per connection */
+	uint64_t	 dc_idle_timeout;	/* seconds */
+	uint64_t	 dc_message_timeout;	/* seconds for one whole line */
+	uint64_t	 dc_keep_versions;
+	char		*dc_audit_log;
+	struct acl	 dc_acl;
+};
+
+/*
+ * Loads path into conf (defaults first, then the file, then cross-field
+ * checks such as "one of master_key_file and master_key_credential").
+ * Returns 0 or -1 with "path:line: message" in err; conf is then released.
+ */
+int	daemon_conf_load(const char *path, struct daemon_conf *conf,
+	    char *err, size_t errlen);
+/* The same over a buffer (tests, fuzzing); name is used in messages. */
+int	daemon_conf_load_buffer(const char *name, const char *buf, size_t len,
+	    struct daemon_conf *conf, char *err, size_t errlen);
+void	daemon_conf_release(struct daemon_conf *conf);
+
+/* crypto.c */
+#define CRYPTO_KEY_BYTES	32
+#define CRYPTO_WRAPPED_BYTES	(24 + 32 + 16)	/* nonce, key, tag */
+#define CRYPTO_SEAL_OVERHEAD	(24 + 16)	/* nonce, tag */
+#define CRYPTO_CHECK_BYTES	32
+
+#define CRYPTO_OK		0
+#define CRYPTO_ERR		(-1)	/* system or usage error */
+#define CRYPTO_INTEGRITY	(-2)	/* authentication failed */
+
+/* sodium_init and friends; 0 or -1. */
+int	crypto_init(char *err, size_t errlen);
+/* A 32-byte key in guarded sodium_malloc memory, or NULL. */
+unsigned char *crypto_key_alloc(void);
+/* Wipes and frees a key from crypto_key_alloc.  NULL is fine. */
+void	crypto_key_free(unsigned char *key);
+/*
+ * Creates path (O_EXCL, mode 0400, never overwriting) holding a new random
+ * key as one line of base64.  0 or -1 with a message in err.
+ */
+int	crypto_key_generate_file(const char *path, char *err, size_t errlen);
+/*
+ * Reads a base64 key from path into key.  With strict, refuses a file
+ * that group or others may read.  0 or -1 with a message in err.
+ */
+int	crypto_key_load_file(const char *path, int strict, unsigned char *key,
+	    char *err, size_t errlen);
+/* Reads $CREDENTIALS_DIRECTORY/name (systemd credential) into key. */
+int	crypto_key_load_credential(const char *name, unsigned char *key,
+	    char *err, size_t errlen);
+/* The key-check value stored in meta: a keyed hash of a constant. */
+void	crypto_key_check(const unsigned char *mk,
+	    unsigned char out[CRYPTO_CHECK_BYTES]);
+/* A fresh random data key into dek (CRYPTO_KEY_BYTES). */
+void	crypto_dek_new(unsigned char *dek);
+/* Wraps dek under mk, bound to tenant. */
+int	crypto_dek_wrap(const unsigned char *mk, const char *tenant,
+	    const unsigned char *dek, unsigned char out[CRYPTO_WRAPPED_BYTES]);
+/* Unwraps; CRYPTO_INTEGRITY when in was not made by wrap(mk, tenant). */
+int	crypto_dek_unwrap(const unsigned char *mk, const char *tenant,
+	    const unsigned char *in, size_t inlen, unsigned char *dek);
+/* Seals plain into out (plen + CRYPTO_SEAL_OVERHEAD bytes). */
+int	crypto_seal(const unsigned char *dek, const char *tenant,
+	    uint64_t version, const unsigned char *plain, size_t plen,
+	    unsigned char *out);
+/*
+ * Opens in into plain (inlen - CRYPTO_SEAL_OVERHEAD bytes, *plen set);
+ * CRYPTO_INTEGRITY on any mismatch (tamper, other tenant/version, key).
+ */
+int	crypto_open(const unsigned char *dek, const char *tenant,
+	    uint64_t version, const unsigned char *in, size_t inlen,
+	    unsigned char *plain, size_t *plen);
+
+/* store.c */
+#define STORE_OK		0
+#define STORE_E_IO		(-1)	/* LMDB or system error */
+#define STORE_E_NOT_FOUND	(-2)
+#define STORE_E_FULL		(-3)	/* MDB_MAP_FULL */
+#define STORE_E_INTEGRITY	(-4)	/* a record failed to open */
+#define STORE_E_KEY		(-5)	/* master key does not match the store */
+#define STORE_E_FORMAT		(-6)	/* unknown on-disk format */
+#define STORE_E_NOMEM		(-7)
+
+#define STORE_OP_PUT		1
+#define STORE_OP_DELETE		2
+
+struct store;
+
+struct store_params {
+	const char	*sp_dir;
+	uint64_t	 sp_map_size;
+	uint64_t	 sp_keep_versions;	/* >= 1 */
+	uint64_t	 sp_max_readers;
+};
+
+/* One tenant's record (never its values). */
+struct store_tenant {
+	char		 st_tenant[PROTO_TENANT_MAX + 1];
+	uint64_t	 st_version;
+	uint64_t	 st_created;	/* unix seconds */
+	uint64_t	 st_updated;
+	int		 st_deleted;
+	json_t		*st_fields;	/* array of names; owned, see release */
+};
+#define STORE_TENANT_INIT { "", 0, 0, 0, 0, NULL }
+
+struct store_change {
+	uint64_t	 sc_seq;
+	const char	*sc_tenant;	/* borrowed for the callback only */
+	uint64_t	 sc_version;
+	int		 sc_op;		/* STORE_OP_* */
+};
+
+struct store_stat {
+	uint64_t	 ss_tenants;	/* live (not deleted) */
+	uint64_t	 ss_versions;
+	uint64_t	 ss_changes;
+	uint64_t	 ss_last_seq;
+	uint64_t	 ss_map_size;
+	uint64_t	 ss_used_bytes;
+};
+
+const char *store_strerror(int code);
+
+/*
+ * Opens (creating if needed) the environment in params->sp_dir.  mk is
+ * borrowed and must outlive the store.  A new store is stamped with mk's
+ * key-check value; an existing one whose check value differs gives
+ * STORE_E_KEY.  Returns STORE_OK or a STORE_E_* code, err filled.
+ */
+int	store_open(struct store **sp, const struct store_params *params,
+	    const unsigned char *mk, char *err, size_t errlen);
+void	store_close(struct store *store);
+
+/*
+ * Transactions.  A write transaction may be nested (parent != NULL) so one
+ * failed request in a group commit does not undo the others.
+ */
+int	store_txn_begin(struct store *store, MDB_txn *parent, int write,
+	    MDB_txn **txn);
+int	store_txn_commit(MDB_txn *txn);	/* STORE_OK or a STORE_E_* code */
+void	store_txn_abort(MDB_txn *txn);
+
+/*
+ * The tenant's record, deleted or not; STORE_E_NOT_FOUND if it never
+ * existed.  Release it with store_tenant_release.
+ */
+int	store_tenant_get(struct store *store, MDB_txn *txn, const char *tenant,
+	    struct store_tenant *st);
+void	store_tenant_release(struct store_tenant *st);
+
+/*
+ * Decrypts the tenant's config at version (0: the current one) into a new
+ * JSON object (*config, caller decrefs; jansson wipes on free).
+ * STORE_E_NOT_FOUND for a missing or deleted tenant or a version not kept,
+ * STORE_E_INTEGRITY when a record fails to authenticate.
+ */
+int	store_config_get(struct store *store, MDB_txn *txn, const char *tenant,
+	    uint64_t version, json_t **config, uint64_t *got_version);
+
+/*
+ * Stores config (an object, borrowed) as the tenant's next version, creating
+ * the tenant (and its data key) if needed, pruning versions beyond
+ * sp_keep_versions, and appending a put to the change feed.
+ */
+int	store_config_put(struct store *store, MDB_txn *txn, const char *tenant,
+	    json_t *config, uint64_t *new_version, uint64_t *seq);
+
+/*
+ * Deletes the tenant: marks its record deleted with the next version,
+ * destroys its data key and every version, appends a delete change.
+ * STORE_E_NOT_FOUND if it is absent or already deleted.
+ */
+int	store_tenant_delete(struct store *store, MDB_txn *txn,
+	    const char *tenant, uint64_t *new_version, uint64_t *seq);
+
+/*
+ * Calls cb for each live tenant whose id starts with prefix (NULL: all) and
+ * sorts after `after` (NULL: from the start), in byte order.  st is valid
+ * during the call only.  cb returns 0 to go on, 1 to stop, <0 to fail (that
+ * value is returned).
+ */
+int	store_list(struct store *store, MDB_txn *txn, const char *prefix,
+	    const char *after, int (*cb)(void *, const struct store_tenant *),
+	    void *arg);
+
+/* Calls cb for each change with seq > since, up to limit of them. */
+int	store_changes(struct store *store, MDB_txn *txn, uint64_t since,
+	    size_t limit, int (*cb)(void *, const struct store_change *),
+	    void *arg);
+int	store_last_seq(struct store *store, MDB_txn *txn, uint64_t *seq);
+
+/* Records that target has pushed everything up to seq. */
+int	store_sync_ack(struct store *store, MDB_txn *txn, const char *target,
+	    uint64_t seq);
+/* Calls cb(arg, target, seq) for each sync target. */
+int	store_sync_list(struct store *store, MDB_txn *txn,
+	    int (*cb)(void *, const char *, uint64_t), void *arg);
+
+int	store_stat(struct store *store, MDB_txn *txn, struct store_stat *ss);
+
+/* audit.c */
+struct audit;
+
+/* Opens (O_APPEND, 0600) path; NULL path gives an audit that logs nothing. */
+int	audit_open(struct audit **ap, const char *path, char *err,
+	    size_t errlen);
+/* Reopens the file (after log rotation); keeps the old one on failure. */
+int	audit_reopen(struct audit *a, char *err, size_t errlen);
+void	audit_close(struct audit *a);
+/*
+ * Writes one JSON line: time, uid, gid, pid, method, tenant (may be NULL),
+ * fields (array of names, borrowed, may be NULL), outcome ("ok" or an error
+ * kind).  Never values.
+ */
+void	audit_log(struct audit *a, const struct peer *peer, const char *method,
+	    const char *tenant, json_t *fields, const char *outcome);
+/*
+ * Lines that could not be written since audit_open (never fatal); *last_errno
+ * (may be NULL) gets the errno of the latest failure, 0 if none.
+ */
+uint64_t audit_failures(const struct audit *a, int *last_errno);
+
+/* server.c */
+struct event_base;
+struct event;
+struct bufferevent;
+struct evconnlistener;
+struct rpc_write;
+
+/* One client connection. */
+struct conn {
+	TAILQ_ENTRY(conn)	 c_entry;
+	struct server		*c_srv;
+	uint64_t		 c_id;
+	int			 c_fd;
+	struct bufferevent	*c_bev;
+	struct event		*c_deadline;	/* for one whole message */
+	struct peer		 c_peer;
+	int			 c_waiting;	/* queued writes not answered */
+	int			 c_blocked;	/* a line waits for them */
+	int			 c_closing;	/* close once output drained */
+	int			 c_eof;		/* the peer stopped sending */
+	int			 c_watching;
+	uint64_t		 c_watch_seq;	/* last seq notified */
+};
+TAILQ_HEAD(conn_list, conn);
+TAILQ_HEAD(rpc_write_list, rpc_write);
+
+struct server {
+	struct event_base	*srv_base;
+	struct daemon_conf	*srv_conf;
+	const char		*srv_conf_path;
+	struct store		*srv_store;
+	struct audit		*srv_audit;
+	struct evconnlistener	*srv_listener;
+	struct event		*srv_listen_retry;
+	struct event		*srv_commit_ev;
+	struct event		*srv_sigs[4];
+	struct event		*srv_stop_timer;
+	struct conn_list	 srv_conns;
+	size_t			 srv_nconns;
+	uint64_t		 srv_next_id;
+	time_t			 srv_started;
+	int			 srv_stopping;
+	int			 srv_bound;	/* we created the socket file */
+	struct rpc_write_list	 srv_writes;	/* the pending group commit */
+	uint64_t		 srv_notified_seq;
+};
+
+/*
+ * Creates the listening socket (a stale socket file is replaced, a live one
+ * refused), installs the signal handlers.  0 or -1 with err filled.
+ */
+int	server_init(struct server *srv, struct event_base *base,
+	    struct daemon_conf *conf, const char *conf_path,
+	    struct store *store, struct audit *audit, char *err,
+	    size_t errlen);
+/* Closes every connection and the listener, removes the socket file. */
+void	server_release(struct server *srv);
+/* Queues msg (stolen) as one line of conn's output. */
+void	server_send(struct conn *conn, json_t *msg);
+/* Sends msg then closes conn once it has been written. */
+void	server_send_close(struct conn *conn, json_t *msg);
+/* Processes conn's buffered lines again after its writes were answered. */
+void	server_conn_resume(struct conn *conn);
+/* Ensures rpc_commit() runs at the end of this loop turn. */
+void	server_schedule_commit(struct server *srv);
+
+/* rpc.c */
+#define RPC_DONE	0	/* the line was handled */
+#define RPC_BLOCKED	1	/* not consumed: wait for conn's queued writes */
+
+/*
+ * Handles one request line of conn.  Reads are answered at once; writes are
+ * queued for the group commit that runs at the end of the loop turn.  While
+ * conn has writes queued, any line that is not itself a valid write is left
+ * unconsumed (RPC_BLOCKED) so replies go out in request order.
+ */
+int	rpc_handle_line(struct server *srv, struct conn *conn,
+	    const char *line, size_t len);
+/* Runs the queued writes in one transaction and answers them. */
+void	rpc_commit(struct server *srv);
+/* conn is going away: its queued writes still run, unanswered. */
+void	rpc_conn_gone(struct server *srv, struct conn *conn);
+/* Sends "changed" notifications to the watchers behind the feed's end. */
+void	rpc_notify_watchers(struct server *srv);
+
+#endif /* WFVAULTD_H */
