@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,30 @@
 static __dead void	usage(void);
 static void		*wipe_realloc(void *, size_t);
 static void		 harden_process(void);
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list	 ap;
+	char	 ebuf[128];
+	int	 saved = errno;
+
+	va_start(ap, fmt);
+	log_vwrite(strerror_r(saved, ebuf, sizeof(ebuf)), fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_vwrite(NULL, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
 
 static __dead void
 usage(void)
@@ -136,7 +161,7 @@ main(int argc, char *argv[])
 	}
 	if (optind != argc)
 		usage();
-	log_init(debug);
+	log_init("wfvaultd", debug);
 	proto_json_init();
 	event_set_mem_functions(wipe_malloc, wipe_realloc, proto_wipe_free);
 	signal(SIGPIPE, SIG_IGN);

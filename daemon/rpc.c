@@ -85,6 +85,8 @@ static int	run_changes(struct rpc_call *);
 static int	run_sync_ack(struct rpc_call *);
 static int	run_watch(struct rpc_call *);
 static int	run_status(struct rpc_call *);
+static int	args_sync_state(json_t *, struct rpc_args *, char *, size_t);
+static int	run_sync_state(struct rpc_call *);
 static int	rpc_fail(struct rpc_call *, int, const char *, ...)
 		    __attribute__((__format__(printf, 3, 4)));
 static int	rpc_store_fail(struct rpc_call *, int);
@@ -106,6 +108,7 @@ static const struct rpc_handler rpc_handlers[PM__COUNT] = {
 	[PM_SYNC_ACK] = { args_sync_ack, run_sync_ack },
 	[PM_WATCH] = { args_watch, run_watch },
 	[PM_STATUS] = { args_none, run_status },
+	[PM_SYNC_STATE] = { args_sync_state, run_sync_state },
 };
 
 int
@@ -616,6 +619,21 @@ args_changes(json_t *params, struct rpc_args *a, char *err, size_t errlen)
 	return (0);
 }
 
+/* Target names follow the tenant id rules. */
+static int
+args_target(json_t *params, struct rpc_args *a, char *err, size_t errlen)
+{
+	if (proto_param_string(params, "target", 1, &a->ra_target, err,
+	    errlen) == -1)
+		return (-1);
+	if (proto_tenant_valid(a->ra_target, err, errlen) == -1) {
+		snprintf(err, errlen, "param 'target' must be 1-128 letters, "
+		    "digits, '.', '_' or '-'");
+		return (-1);
+	}
+	return (0);
+}
+
 static int
 args_sync_ack(json_t *params, struct rpc_args *a, char *err, size_t errlen)
 {
@@ -623,17 +641,22 @@ args_sync_ack(json_t *params, struct rpc_args *a, char *err, size_t errlen)
 	int	present;
 
 	if (proto_params_check(params, allowed, err, errlen) == -1 ||
-	    proto_param_string(params, "target", 1, &a->ra_target, err,
-	    errlen) == -1 ||
+	    args_target(params, a, err, errlen) == -1 ||
 	    proto_param_uint(params, "seq", 1, 0, INT64_MAX, &a->ra_seq,
 	    &present, err, errlen) == -1)
 		return (-1);
-	/* Target names follow the tenant id rules. */
-	if (proto_tenant_valid(a->ra_target, err, errlen) == -1) {
-		snprintf(err, errlen, "param 'target' must be 1-128 letters, "
-		    "digits, '.', '_' or '-'");
+	return (0);
+}
+
+static int
+args_sync_state(json_t *params, struct rpc_args *a, char *err,
+    size_t errlen)
+{
+	static const char *const allowed[] = { "target", NULL };
+
+	if (proto_params_check(params, allowed, err, errlen) == -1 ||
+	    args_target(params, a, err, errlen) == -1)
 		return (-1);
-	}
 	return (0);
 }
 
@@ -1007,6 +1030,27 @@ run_sync_ack(struct rpc_call *call)
 	    call->rc_args.ra_target, call->rc_args.ra_seq)) != STORE_OK)
 		return (rpc_store_fail(call, rc));
 	if ((call->rc_result = json_object()) == NULL)
+		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));
+	return (0);
+}
+
+static int
+run_sync_state(struct rpc_call *call)
+{
+	uint64_t	acked, last;
+	int		rc;
+
+	rc = store_sync_get(call->rc_srv->srv_store, call->rc_txn,
+	    call->rc_args.ra_target, &acked);
+	if (rc != STORE_OK && rc != STORE_E_NOT_FOUND)
+		return (rpc_store_fail(call, rc));
+	if ((rc = store_last_seq(call->rc_srv->srv_store, call->rc_txn,
+	    &last)) != STORE_OK)
+		return (rpc_store_fail(call, rc));
+	call->rc_result = json_pack("{s:s,s:I,s:I}", "target",
+	    call->rc_args.ra_target, "acked_seq", (json_int_t)acked,
+	    "last_seq", (json_int_t)last);
+	if (call->rc_result == NULL)
 		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));
 	return (0);
 }

@@ -1019,6 +1019,29 @@ store_sync_ack(struct store *store, MDB_txn *txn, const char *target,
 }
 
 int
+store_sync_get(struct store *store, MDB_txn *txn, const char *target,
+    uint64_t *seq)
+{
+	MDB_val		 key, val;
+	size_t		 len;
+	int		 mrc;
+
+	*seq = 0;
+	if (store_name_len(target, &len) == -1)
+		return STORE_E_NOT_FOUND;
+	key.mv_data = (void *)target;
+	key.mv_size = len;
+	if ((mrc = mdb_get(txn, store->s_sync, &key, &val)) == MDB_NOTFOUND)
+		return STORE_E_NOT_FOUND;
+	if (mrc != 0)
+		return store_mdb_code(mrc, "get sync");
+	if (val.mv_size != 8)
+		return STORE_E_INTEGRITY;
+	*seq = store_be64_get(val.mv_data);
+	return STORE_OK;
+}
+
+int
 store_sync_list(struct store *store, MDB_txn *txn,
     int (*cb)(void *, const char *, uint64_t), void *arg)
 {

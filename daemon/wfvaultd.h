@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <lmdb.h>
 
+#include "log.h"
 #include "proto.h"
 
 #ifndef TAILQ_FOREACH_SAFE
@@ -27,13 +28,7 @@
 #define __dead __attribute__((__noreturn__))
 #endif
 
-/* log.c */
-/* debug: also print log_debug lines.  Messages go to stderr (journald). */
-void	log_init(int debug);
-void	log_warn(const char *, ...) __attribute__((__format__(printf, 1, 2)));
-void	log_warnx(const char *, ...) __attribute__((__format__(printf, 1, 2)));
-void	log_info(const char *, ...) __attribute__((__format__(printf, 1, 2)));
-void	log_debug(const char *, ...) __attribute__((__format__(printf, 1, 2)));
+/* main.c */
 __dead void fatal(const char *, ...)
 	    __attribute__((__format__(printf, 1, 2)));
 __dead void fatalx(const char *, ...)
@@ -307,6 +302,9 @@ int	store_last_seq(struct store *store, MDB_txn *txn, uint64_t *seq);
 /* Records that target has pushed everything up to seq. */
 int	store_sync_ack(struct store *store, MDB_txn *txn, const char *target,
 	    uint64_t seq);
+/* target's acknowledged seq; STORE_E_NOT_FOUND (seq 0) if it has none. */
+int	store_sync_get(struct store *store, MDB_txn *txn, const char *target,
+	    uint64_t *seq);
 /* Calls cb(arg, target, seq) for each sync target. */
 int	store_sync_list(struct store *store, MDB_txn *txn,
 	    int (*cb)(void *, const char *, uint64_t), void *arg);

@@ -19,6 +19,8 @@ static const struct proto_method_info proto_methods[PM__COUNT] = {
 	{ "sync_ack",	PM_SYNC_ACK,	PERM_SYNC,	0, 1 },
 	{ "watch",	PM_WATCH,	PERM_SYNC,	0, 0 },
 	{ "status",	PM_STATUS,	PERM_ADMIN,	0, 0 },
+	/* Where a sync target stands, so an agent resumes from there. */
+	{ "sync_state",	PM_SYNC_STATE,	PERM_SYNC,	0, 0 },
 };
 
 static const struct {

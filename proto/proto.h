@@ -57,6 +57,7 @@ enum proto_method {
 	PM_SYNC_ACK,
 	PM_WATCH,
 	PM_STATUS,
+	PM_SYNC_STATE,
 	PM__COUNT
 };
 

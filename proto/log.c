@@ -1,6 +1,7 @@
 /*
- * wfvaultd's one logger: plain lines on stderr, which systemd sends to the
- * journal.  Never given a secret value.
+ * The one logger of wfvaultd and wfvault-sync: plain lines on stderr, which
+ * systemd sends to the journal.  Never given a secret value.  It does not
+ * exit: fatal() and fatalx() belong to each program's main.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -8,29 +9,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wfvaultd.h"
+#include "log.h"
 
-static int log_debug_on;
-
-static void	log_vwrite(const char *, const char *, va_list)
-		    __attribute__((__format__(printf, 2, 0)));
+static int		 log_debug_on;
+static const char	*log_prog = "wfvault";
 
 void
-log_init(int debug)
+log_init(const char *prog, int debug)
 {
+	log_prog = prog;
 	log_debug_on = debug;
 }
 
-static void
+void
 log_vwrite(const char *suffix, const char *fmt, va_list ap)
 {
 	char	line[1024];
 
 	vsnprintf(line, sizeof(line), fmt, ap);
 	if (suffix != NULL)
-		fprintf(stderr, "wfvaultd: %s: %s\n", line, suffix);
+		fprintf(stderr, "%s: %s: %s\n", log_prog, line, suffix);
 	else
-		fprintf(stderr, "wfvaultd: %s\n", line);
+		fprintf(stderr, "%s: %s\n", log_prog, line);
 }
 
 void
@@ -76,28 +76,4 @@ log_debug(const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vwrite(NULL, fmt, ap);
 	va_end(ap);
-}
-
-void
-fatal(const char *fmt, ...)
-{
-	va_list	 ap;
-	char	 ebuf[128];
-	int	 saved = errno;
-
-	va_start(ap, fmt);
-	log_vwrite(strerror_r(saved, ebuf, sizeof(ebuf)), fmt, ap);
-	va_end(ap);
-	exit(1);
-}
-
-void
-fatalx(const char *fmt, ...)
-{
-	va_list	ap;
-
-	va_start(ap, fmt);
-	log_vwrite(NULL, fmt, ap);
-	va_end(ap);
-	exit(1);
 }
