@@ -1,0 +1,427 @@
+/*
+ * wfvault, the command-line client of wfvaultd: parses the command line,
+ * hardens the process (it handles secrets), runs one command and turns its
+ * outcome into one line on stderr and an exit status.
+ */
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+#include "wfvault.h"
+
+static int	cmd_help(struct cli_args *, struct cli_error *);
+
+static const struct cli_command commands[] = {
+	{ "put", 1, 2, CLI_OPT_CAS | CLI_OPT_FILE | CLI_OPT_JSON |
+	    CLI_OPT_REPLACE, cmd_put, "put TENANT FIELD, or put TENANT --json",
+	    "  put TENANT FIELD [--cas N] [--json]\n"
+	    "        store one value read from stdin (one trailing newline\n"
+	    "        dropped), or typed at a prompt without echo on a terminal\n"
+	    "  put TENANT FIELD --file PATH [--cas N] [--json]\n"
+	    "        store the contents of PATH (one trailing newline dropped)\n"
+	    "  put TENANT --json [--replace] [--cas N]\n"
+	    "        merge a JSON object of fields read from stdin, atomically;\n"
+	    "        a null value removes that field, --replace replaces the\n"
+	    "        whole config\n" },
+	{ "get", 1, 2, CLI_OPT_JSON | CLI_OPT_VERSION, cmd_get,
+	    "get TENANT [FIELD]",
+	    "  get TENANT FIELD [--version N] [--json]\n"
+	    "        print one value (a string raw, else compact JSON)\n"
+	    "  get TENANT [--version N] [--json]\n"
+	    "        print the tenant's config as a JSON object\n" },
+	{ "list", 0, 1, CLI_OPT_JSON, cmd_list, "list [PREFIX]",
+	    "  list [PREFIX] [--json]\n"
+	    "        print the tenant ids (starting with PREFIX), one per line\n" },
+	{ "fields", 1, 1, CLI_OPT_JSON, cmd_fields, "fields TENANT",
+	    "  fields TENANT [--json]\n"
+	    "        print a tenant's field names, one per line\n" },
+	{ "rm", 1, 2, CLI_OPT_CAS | CLI_OPT_JSON, cmd_rm, "rm TENANT [FIELD]",
+	    "  rm TENANT [FIELD] [--cas N] [--json]\n"
+	    "        delete one field, or the whole tenant\n" },
+	{ "status", 0, 0, CLI_OPT_JSON, cmd_status, "status",
+	    "  status [--json]\n"
+	    "        show the daemon's and the sync targets' status\n" },
+	{ "help", 0, 1, 0, cmd_help, "help [COMMAND]",
+	    "  help [COMMAND]\n"
+	    "        show this help\n" },
+};
+#define NCOMMANDS	(sizeof(commands) / sizeof(commands[0]))
+
+/* Every option; none takes a secret (DESIGN.md: secrets never in argv). */
+static const struct cli_option {
+	const char	*co_name;
+	unsigned	 co_bit;	/* CLI_OPT_*; 0 for -s and -h */
+	int		 co_value;	/* takes a value */
+} options[] = {
+	{ "-h", 0, 0 },
+	{ "--help", 0, 0 },
+	{ "-s", 0, 1 },
+	{ "--socket", 0, 1 },
+	{ "--cas", CLI_OPT_CAS, 1 },
+	{ "--file", CLI_OPT_FILE, 1 },
+	{ "--json", CLI_OPT_JSON, 0 },
+	{ "--replace", CLI_OPT_REPLACE, 0 },
+	{ "--version", CLI_OPT_VERSION, 1 },
+	{ NULL, 0, 0 }
+};
+
+static const char help_head[] =
+    "usage: wfvault [-s SOCKET] COMMAND [OPERANDS] [OPTIONS]\n"
+    "\n"
+    "The command-line client of wfvaultd, the multi-tenant credential vault.\n"
+    "\n"
+    "Commands:\n";
+
+static const char help_tail[] =
+    "\n"
+    "Options (before or after the operands):\n"
+    "  -s, --socket PATH  the daemon's socket; else $WFVAULT_SOCKET, else\n"
+    "                     " PROTO_DEFAULT_SOCKET "\n"
+    "  --cas N            put, rm: only if the tenant's current version is N\n"
+    "                     (0: only if the tenant does not exist yet)\n"
+    "  --file PATH        put: read the value from PATH (at most 1 MiB)\n"
+    "  --json             machine-readable JSON output (and, for\n"
+    "                     put TENANT --json, JSON input)\n"
+    "  --replace          put --json: replace the whole config\n"
+    "  --version N        get: read version N instead of the current one\n"
+    "  -h, --help         show this help\n"
+    "\n"
+    "Values are read from stdin, a file or the terminal, never from the\n"
+    "command line.\n"
+    "\n"
+    "Exit status:\n"
+    "  0  success\n"
+    "  1  other error\n"
+    "  2  usage error (an invalid tenant id or field name included)\n"
+    "  3  not found\n"
+    "  4  permission denied\n"
+    "  5  conflict (--cas did not match the current version)\n"
+    "  6  daemon unreachable (cannot connect, or the connection was lost)\n";
+
+int
+cli_fail(struct cli_error *err, int status, const char *fmt, ...)
+{
+	va_list	ap;
+
+	err->ce_status = status;
+	va_start(ap, fmt);
+	vsnprintf(err->ce_msg, sizeof(err->ce_msg), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static const struct cli_command *
+command_lookup(const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i].cc_name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+/*
+ * Whether a word may be echoed in an error: an unknown command or option
+ * could be a mistyped secret, so only short plain words are repeated.
+ */
+static int
+word_echoable(const char *s, size_t len)
+{
+	size_t	i;
+
+	if (len == 0 || len > 24)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+/* Parses a decimal version number: digits only, at most INT64_MAX. */
+static int
+number_parse(const char *opt, const char *s, uint64_t *out,
+    struct cli_error *err)
+{
+	unsigned long long	 n;
+	char			*end;
+
+	if (s[0] < '0' || s[0] > '9')
+		goto bad;
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || n > INT64_MAX)
+		goto bad;
+	*out = n;
+	return 0;
+bad:
+	return cli_fail(err, CLI_EXIT_USAGE,
+	    "%s needs a version number (a non-negative integer)", opt);
+}
+
+/*
+ * One option at argv[*i].  Long options take their value as "--opt=value"
+ * or as the next word.  Sets *help for -h/--help.
+ */
+static int
+option_parse(int argc, char **argv, int *i, struct cli_args *args, int *help,
+    struct cli_error *err)
+{
+	const struct cli_option	*o;
+	const char		*arg = argv[*i], *name, *eq, *value = NULL;
+	size_t			 namelen;
+	unsigned		 bit;
+	int			 takes_value;
+
+	name = arg;
+	if ((eq = strchr(arg, '=')) != NULL && arg[1] == '-') {
+		namelen = eq - arg;
+		value = eq + 1;
+	} else
+		namelen = strlen(arg);
+
+	for (o = options; o->co_name != NULL; o++)
+		if (namelen == strlen(o->co_name) &&
+		    strncmp(name, o->co_name, namelen) == 0)
+			break;
+	if (o->co_name == NULL) {
+		if (word_echoable(name, namelen))
+			return cli_fail(err, CLI_EXIT_USAGE,
+			    "unknown option '%.*s' (see 'wfvault help')",
+			    (int)namelen, name);
+		return cli_fail(err, CLI_EXIT_USAGE,
+		    "unknown option (see 'wfvault help')");
+	}
+	bit = o->co_bit;
+	takes_value = o->co_value;
+	if (strcmp(o->co_name, "-h") == 0 || strcmp(o->co_name, "--help") == 0)
+		*help = 1;
+
+	if (!takes_value && value != NULL)
+		return cli_fail(err, CLI_EXIT_USAGE, "%.*s takes no value",
+		    (int)namelen, name);
+	if (takes_value && value == NULL) {
+		if (*i + 1 >= argc)
+			return cli_fail(err, CLI_EXIT_USAGE,
+			    "%.*s needs a value", (int)namelen, name);
+		value = argv[++*i];
+	}
+	args->ca_given |= bit;
+
+	switch (bit) {
+	case 0:
+		if (takes_value) {
+			if (*value == '\0')
+				return cli_fail(err, CLI_EXIT_USAGE,
+				    "the socket path is empty");
+			args->ca_socket = value;
+		}
+		break;
+	case CLI_OPT_CAS:
+		return number_parse("--cas", value, &args->ca_cas, err);
+	case CLI_OPT_VERSION:
+		return number_parse("--version", value, &args->ca_version,
+		    err);
+	case CLI_OPT_FILE:
+		if (*value == '\0')
+			return cli_fail(err, CLI_EXIT_USAGE,
+			    "--file needs a path");
+		args->ca_file = value;
+		break;
+	case CLI_OPT_JSON:
+		args->ca_json = 1;
+		break;
+	case CLI_OPT_REPLACE:
+		args->ca_replace = 1;
+		break;
+	}
+	return 0;
+}
+
+/* A word that is neither an option nor the command: an operand. */
+static void
+operand_add(char *arg, struct cli_args *args, int *nextra)
+{
+	const struct cli_command	*cmd = args->ca_cmd;
+
+	if (args->ca_noperands < cmd->cc_max) {
+		args->ca_operands[args->ca_noperands++] = arg;
+		return;
+	}
+	/*
+	 * An extra word after put TENANT FIELD is most likely the secret:
+	 * blank it in our argv so /proc/PID/cmdline stops showing it.
+	 */
+	if (strcmp(cmd->cc_name, "put") == 0)
+		explicit_bzero(arg, strlen(arg));
+	(*nextra)++;
+}
+
+/* Options may come before or after the command and its operands. */
+static int
+args_parse(int argc, char **argv, struct cli_args *args, int *help,
+    struct cli_error *err)
+{
+	const struct cli_command	*cmd;
+	const struct cli_option		*o;
+	char				*arg;
+	int				 i, dashdash = 0, nextra = 0, failed = 0;
+	struct cli_error		 first = { 0, "" }, later;
+
+	for (i = 1; i < argc; i++) {
+		arg = argv[i];
+		if (!dashdash && strcmp(arg, "--") == 0) {
+			dashdash = 1;
+			continue;
+		}
+		if (!dashdash && arg[0] == '-' && arg[1] != '\0') {
+			/* Keep looking for -h after an error. */
+			if (option_parse(argc, argv, &i, args, help,
+			    failed ? &later : &first) == -1)
+				failed = 1;
+			continue;
+		}
+		if (args->ca_cmd == NULL) {
+			if ((cmd = command_lookup(arg)) != NULL)
+				args->ca_cmd = cmd;
+			else if (!failed) {
+				failed = 1;
+				if (word_echoable(arg, strlen(arg)))
+					cli_fail(&first, CLI_EXIT_USAGE,
+					    "unknown command '%s' (see "
+					    "'wfvault help')", arg);
+				else
+					cli_fail(&first, CLI_EXIT_USAGE,
+					    "unknown command (see "
+					    "'wfvault help')");
+			}
+			continue;
+		}
+		operand_add(arg, args, &nextra);
+	}
+	if (*help)
+		return 0;
+	if (failed) {
+		*err = first;
+		return -1;
+	}
+
+	if ((cmd = args->ca_cmd) == NULL)
+		return cli_fail(err, CLI_EXIT_USAGE,
+		    "no command given (see 'wfvault help')");
+	if (nextra > 0 && strcmp(cmd->cc_name, "put") == 0)
+		return cli_fail(err, CLI_EXIT_USAGE,
+		    "put takes the value on stdin or --file, never on the "
+		    "command line");
+	if (nextra > 0 || args->ca_noperands < cmd->cc_min)
+		return cli_fail(err, CLI_EXIT_USAGE,
+		    "usage: wfvault %s (see 'wfvault help %s')",
+		    cmd->cc_synopsis, cmd->cc_name);
+	if (args->ca_given & ~cmd->cc_opts) {
+		for (o = options; o->co_name != NULL; o++)
+			if (args->ca_given & ~cmd->cc_opts & o->co_bit)
+				break;
+		return cli_fail(err, CLI_EXIT_USAGE,
+		    "%s does not take %s (see 'wfvault help %s')",
+		    cmd->cc_name, o->co_name, cmd->cc_name);
+	}
+	return 0;
+}
+
+static int
+help_print(const struct cli_command *only, struct cli_error *err)
+{
+	size_t	i;
+
+	if (only != NULL) {
+		if (out_printf(err, "usage: wfvault [-s SOCKET] %s ...\n%s",
+		    only->cc_name, only->cc_usage) == -1)
+			return -1;
+		return out_puts(help_tail, err);
+	}
+	if (out_puts(help_head, err) == -1)
+		return -1;
+	for (i = 0; i < NCOMMANDS; i++)
+		if (out_puts(commands[i].cc_usage, err) == -1)
+			return -1;
+	return out_puts(help_tail, err);
+}
+
+static int
+cmd_help(struct cli_args *args, struct cli_error *err)
+{
+	const struct cli_command	*cmd = NULL;
+	const char			*name;
+
+	if (args->ca_noperands == 1) {
+		name = args->ca_operands[0];
+		if ((cmd = command_lookup(name)) == NULL) {
+			if (word_echoable(name, strlen(name)))
+				return cli_fail(err, CLI_EXIT_USAGE,
+				    "unknown command '%s' (see "
+				    "'wfvault help')", name);
+			return cli_fail(err, CLI_EXIT_USAGE,
+			    "unknown command (see 'wfvault help')");
+		}
+	}
+	return help_print(cmd, err);
+}
+
+/*
+ * wfvault holds secrets in memory: no core dumps, no ptrace by other users'
+ * processes, and a closed stdout is an error to report, not a signal.
+ */
+static void
+harden(void)
+{
+	struct rlimit	rl = { 0, 0 };
+
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	(void)setrlimit(RLIMIT_CORE, &rl);
+	(void)signal(SIGPIPE, SIG_IGN);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cli_args		 args;
+	struct cli_error	 err = { CLI_EXIT_OK, "" };
+	const char		*env;
+	int			 help = 0;
+
+	proto_json_init();
+	harden();
+	memset(&args, 0, sizeof(args));
+
+	if (args_parse(argc, argv, &args, &help, &err) == -1)
+		goto done;
+	if (help) {
+		if (help_print(args.ca_cmd == NULL ||
+		    strcmp(args.ca_cmd->cc_name, "help") == 0 ? NULL :
+		    args.ca_cmd, &err) == -1)
+			goto done;
+	} else {
+		if (args.ca_socket == NULL) {
+			env = getenv("WFVAULT_SOCKET");
+			args.ca_socket = env != NULL && *env != '\0' ? env :
+			    PROTO_DEFAULT_SOCKET;
+		}
+		if (args.ca_cmd->cc_run(&args, &err) == -1)
+			goto done;
+	}
+	(void)out_flush(&err);
+
+done:
+	out_wipe();
+	if (err.ce_status != CLI_EXIT_OK && err.ce_msg[0] != '\0')
+		fprintf(stderr, "wfvault: %s\n", err.ce_msg);
+	return err.ce_status;
+}

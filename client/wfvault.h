@@ -1,0 +1,145 @@
+/*
+ * wfvault's private header: the parsed command line, the error a command
+ * hands back to main, and what each of the CLI's files offers the others.
+ */
+#ifndef WFVAULT_H
+#define WFVAULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "proto.h"
+
+/* Exit statuses of wfvault (DESIGN.md "Command-line contract"). */
+#define CLI_EXIT_OK		0
+#define CLI_EXIT_ERROR		1
+#define CLI_EXIT_USAGE		2
+#define CLI_EXIT_NOT_FOUND	3
+#define CLI_EXIT_DENIED		4
+#define CLI_EXIT_CONFLICT	5
+#define CLI_EXIT_UNREACHABLE	6
+
+/* The largest value put accepts from stdin, a file or the terminal. */
+#define CLI_VALUE_MAX		(1024 * 1024)
+/* The largest JSON document put --json accepts on stdin. */
+#define CLI_JSON_MAX		(1024 * 1024)
+/* Per read/write on the daemon's socket, so a wedged daemon cannot hang us. */
+#define CLI_TIMEOUT_MS		60000
+
+/*
+ * What went wrong, for main to print and exit with.  An empty ce_msg means
+ * "exit quietly" (a closed stdout, for one).
+ */
+struct cli_error {
+	int	ce_status;		/* CLI_EXIT_* */
+	char	ce_msg[768];
+};
+
+/* The options a command may accept. */
+#define CLI_OPT_CAS	0x01
+#define CLI_OPT_FILE	0x02
+#define CLI_OPT_JSON	0x04
+#define CLI_OPT_REPLACE	0x08
+#define CLI_OPT_VERSION	0x10
+
+#define CLI_MAX_OPERANDS	2
+
+struct cli_args;
+
+struct cli_command {
+	const char	*cc_name;
+	int		 cc_min;	/* operands */
+	int		 cc_max;
+	unsigned	 cc_opts;	/* CLI_OPT_* accepted */
+	int		(*cc_run)(struct cli_args *, struct cli_error *);
+	const char	*cc_synopsis;	/* one line, for usage errors */
+	const char	*cc_usage;	/* lines for the help text */
+};
+
+/* The command line once parsed; the strings are borrowed from argv. */
+struct cli_args {
+	const char			*ca_socket;
+	const struct cli_command	*ca_cmd;
+	const char			*ca_operands[CLI_MAX_OPERANDS];
+	int				 ca_noperands;
+	unsigned			 ca_given;	/* CLI_OPT_* seen */
+	const char			*ca_file;
+	uint64_t			 ca_cas;
+	uint64_t			 ca_version;
+	int				 ca_json;
+	int				 ca_replace;
+};
+
+/* wfvault.c */
+/* Fills err and returns -1, so callers can write "return cli_fail(...)". */
+int	cli_fail(struct cli_error *err, int status, const char *fmt, ...)
+	    __attribute__((__format__(printf, 3, 4)));
+
+/* cli_cmd.c */
+int	cmd_put(struct cli_args *, struct cli_error *);
+int	cmd_get(struct cli_args *, struct cli_error *);
+int	cmd_list(struct cli_args *, struct cli_error *);
+int	cmd_fields(struct cli_args *, struct cli_error *);
+int	cmd_rm(struct cli_args *, struct cli_error *);
+int	cmd_status(struct cli_args *, struct cli_error *);
+
+/* cli_conn.c */
+/* Connects to args->ca_socket; on failure err says what to do (exit 6). */
+int	conn_open(struct cli_args *args, struct proto_client *c,
+	    struct cli_error *err);
+/*
+ * Calls method(params) (params stolen) and maps a failure to an exit
+ * status and message in err.  *result is a new reference on success.
+ */
+int	conn_call(struct proto_client *c, const char *method, json_t *params,
+	    json_t **result, struct cli_error *err);
+
+/* cli_input.c */
+/*
+ * A value read for put: v_buf is malloc'd, holds v_len bytes plus a NUL,
+ * and is wiped by value_free().
+ */
+struct value {
+	char	*v_buf;
+	size_t	 v_len;
+	size_t	 v_cap;
+};
+#define VALUE_INIT { NULL, 0, 0 }
+
+/*
+ * Reads the value of tenant.field from path (when not NULL), else stdin,
+ * else (stdin a terminal) a prompt without echo on /dev/tty.  One trailing
+ * newline is dropped; an empty value, one over CLI_VALUE_MAX bytes and one
+ * that is not UTF-8 text are refused.
+ */
+int	value_read(struct value *v, const char *path, const char *tenant,
+	    const char *field, struct cli_error *err);
+/*
+ * Reads all of stdin (at most max bytes, else a too-large error) into v,
+ * without the text checks.
+ */
+int	value_read_stdin(struct value *v, size_t max, struct cli_error *err);
+/* Wipes and frees v's buffer; v is VALUE_INIT afterwards. */
+void	value_free(struct value *v);
+/* 1 when buf[0..len) is UTF-8 without NUL bytes (RFC 3629), else 0. */
+int	value_utf8_valid(const char *buf, size_t len);
+
+/* cli_output.c */
+/*
+ * Buffered writes to stdout through a buffer of our own that is wiped at
+ * the end (values pass through it).  Each returns 0, or -1 with err set.
+ */
+int	out_write(const void *buf, size_t len, struct cli_error *err);
+int	out_puts(const char *s, struct cli_error *err);
+int	out_printf(struct cli_error *err, const char *fmt, ...)
+	    __attribute__((__format__(printf, 2, 3)));
+/* Prints json (JSON_* flags of jansson) and a newline. */
+int	out_json(json_t *json, size_t flags, struct cli_error *err);
+/* Writes out what is buffered. */
+int	out_flush(struct cli_error *err);
+/* Wipes the output buffer; nothing is written. */
+void	out_wipe(void);
+
+#endif /* WFVAULT_H */
