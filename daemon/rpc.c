@@ -91,6 +91,7 @@ static int	rpc_fail(struct rpc_call *, int, const char *, ...)
 		    __attribute__((__format__(printf, 3, 4)));
 static int	rpc_store_fail(struct rpc_call *, int);
 static int	rpc_allowed(struct rpc_call *);
+static void	rpc_note_fields(struct rpc_call *, json_t *, const char *);
 static void	rpc_audit(struct rpc_call *, const char *);
 static void	rpc_reply(struct conn *, json_t *, struct rpc_call *);
 static void	rpc_call_release(struct rpc_call *);
@@ -147,6 +148,8 @@ rpc_handle_line(struct server *srv, struct conn *conn, const char *line,
 		call.rc_code = PROTO_E_PARAMS;
 		goto answer;
 	}
+	/* Named in the audit line whether the request is granted or not. */
+	rpc_note_fields(&call, call.rc_args.ra_fields, call.rc_args.ra_field);
 	if (srv->srv_stopping) {
 		rpc_fail(&call, PROTO_E_UNAVAILABLE, "wfvaultd is shutting "
 		    "down; try again when it is back");
@@ -164,6 +167,7 @@ rpc_handle_line(struct server *srv, struct conn *conn, const char *line,
 		/* rc_args borrow from params: keep them alive with the write. */
 		w->w_params = json_incref(req.pr_params);
 		w->w_call = call;
+		call.rc_names = NULL;	/* now the write's */
 		TAILQ_INSERT_TAIL(&srv->srv_writes, w, w_entry);
 		conn->c_waiting++;
 		server_schedule_commit(srv);
@@ -708,7 +712,8 @@ rpc_note_fields(struct rpc_call *call, json_t *fields, const char *field)
 	const char	*key;
 	json_t		*value;
 
-	if ((call->rc_names = json_array()) == NULL)
+	if ((fields == NULL && field == NULL) ||
+	    (call->rc_names = json_array()) == NULL)
 		return;
 	if (field != NULL)
 		json_array_append_new(call->rc_names, json_string(field));
@@ -771,7 +776,7 @@ rpc_store_config(struct rpc_call *call, json_t *config)
 
 	size = json_dumpb(config, NULL, 0, JSON_COMPACT);
 	if (size > conf->dc_max_config_bytes)
-		return (rpc_fail(call, PROTO_E_TOO_LARGE, "the config of "
+		return (rpc_fail(call, PROTO_E_TOO_LARGE, "config too large: "
 		    "tenant '%s' would be %zu bytes; max_config_bytes is %llu",
 		    tenant, size, (unsigned long long)conf->dc_max_config_bytes));
 	rc = store_config_put(call->rc_srv->srv_store, call->rc_txn, tenant,
@@ -794,7 +799,6 @@ run_put(struct rpc_call *call)
 	uint64_t	 version;
 	int		 ret = -1;
 
-	rpc_note_fields(call, a->ra_fields, NULL);
 	if (rpc_current(call, a->ra_replace ? NULL : &config, &version) == -1)
 		goto out;
 	if (config == NULL && (config = json_object()) == NULL) {
@@ -823,7 +827,6 @@ run_delete(struct rpc_call *call)
 	uint64_t	 version;
 	int		 rc, ret = -1;
 
-	rpc_note_fields(call, NULL, a->ra_field);
 	if (rpc_current(call, a->ra_field != NULL ? &config : NULL,
 	    &version) == -1)
 		goto out;
@@ -867,7 +870,6 @@ run_get(struct rpc_call *call)
 	uint64_t	 version;
 	int		 rc;
 
-	rpc_note_fields(call, NULL, a->ra_field);
 	rc = store_config_get(call->rc_srv->srv_store, call->rc_txn,
 	    a->ra_tenant, a->ra_version, &config, &version);
 	if (rc == STORE_E_NOT_FOUND && a->ra_version != 0)

@@ -557,7 +557,8 @@ too_long:
 	log_debug("%s: connection %llu sent a line over max_message_bytes",
 	    __func__, (unsigned long long)conn->c_id);
 	server_send_close(conn, proto_reply_error(NULL, PROTO_E_TOO_LARGE,
-	    "message over max_message_bytes; closing the connection", NULL));
+	    "message too large: over max_message_bytes; closing the "
+	    "connection", NULL));
 done:
 	if (conn_finished(conn)) {
 		conn_free(conn);

@@ -1,0 +1,232 @@
+# Shared helpers of the e2e tests: a private directory, key, config and
+# daemon per test, the CLI and test peer wrappers, and the waits they need.
+# Nothing here touches a fixed path, $HOME or another test's files.
+
+E2E_ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+E2E_BUILD=$(cd "$E2E_ROOT" && cd "${BUILD:-build}" 2>/dev/null && pwd)
+WFVAULTD=$E2E_BUILD/wfvaultd
+WFVAULT=$E2E_BUILD/wfvault
+TESTPEER=$E2E_BUILD/tests/wfvault-testpeer
+
+# How long one CLI call may take before the test calls it hung.
+WFV_TIMEOUT=${WFV_TIMEOUT:-20}
+
+# Creates the test's private directory and master key and names the files
+# every test uses.  The directory is mode 0700 unless a test opens it up.
+wfv_setup() {
+	local b
+	for b in "$WFVAULTD" "$WFVAULT" "$TESTPEER"; do
+		if [ ! -x "$b" ]; then
+			echo "missing $b: run make first" >&2
+			return 1
+		fi
+	done
+	T=$(mktemp -d "${TMPDIR:-/tmp}/wfv-e2e.XXXXXX")
+	SOCK=$T/wfvault.sock
+	CONF=$T/wfvaultd.conf
+	DATA=$T/data
+	KEY=$T/master.key
+	AUDIT=$T/audit.log
+	LOG=$T/daemon.log
+	DAEMON_PID=
+	DAEMON_PREFIX=
+	BG_PIDS=
+	unset WFVAULT_SOCKET
+	mkdir -m 0700 "$DATA"
+	"$WFVAULTD" --gen-key "$KEY" >"$T/gen-key.out" 2>&1 || {
+		cat "$T/gen-key.out" >&2
+		return 1
+	}
+}
+
+# Stops the daemon and whatever else the test left in the background, and
+# removes the directory.  Fails the test when the daemon did not exit 0 on
+# SIGTERM or a sanitizer complained in its log (a leak, a bad access).
+wfv_teardown() {
+	local p rc=0
+	for p in $BG_PIDS; do
+		kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	BG_PIDS=
+	if [ -n "${DAEMON_PID:-}" ]; then
+		stop_daemon || rc=$?
+		if [ "$rc" -ne 0 ]; then
+			echo "wfvaultd exited with status $rc on SIGTERM" >&2
+		fi
+	fi
+	if [ -n "${LOG:-}" ] && grep -qE 'Sanitizer|runtime error:' "$LOG" \
+	    2>/dev/null; then
+		echo "sanitizer report in the daemon's log:" >&2
+		grep -E -A 12 'Sanitizer|runtime error:' "$LOG" | head -n 40 >&2
+		rc=1
+	fi
+	if [ -n "${T:-}" ] && [ -d "$T" ]; then
+		rm -rf "$T"
+	fi
+	return "$rc"
+}
+
+# Writes the daemon's config: the private paths, then each argument as one
+# more line ("max_connections 20", "allow uid:4242 read acme", ...).
+write_conf() {
+	{
+		echo "# written by $BATS_TEST_FILENAME"
+		echo "socket $SOCK"
+		echo "data_dir $DATA"
+		echo "master_key_file $KEY"
+		echo "audit_log $AUDIT"
+		printf '%s\n' "$@"
+	} >"$CONF"
+}
+
+# 0 while pid exists and has not exited (a zombie counts as gone).
+pid_alive() {
+	local st
+	[ -n "$1" ] || return 1
+	st=$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' "/proc/$1/status" \
+	    2>/dev/null)
+	[ -n "$st" ] && [ "$st" != Z ]
+}
+
+# Starts wfvaultd -c $CONF with extra arguments in the background (as
+# $DAEMON_PREFIX, e.g. a setpriv command line, when set) and waits until it
+# answers a hello.  Its stdout and stderr go to $LOG.
+start_daemon() {
+	# fd 3 is bats' own; a daemon holding it would hang the test run.
+	$DAEMON_PREFIX "$WFVAULTD" -c "$CONF" "$@" >>"$LOG" 2>&1 3>&- </dev/null &
+	DAEMON_PID=$!
+	if ! wait_ready; then
+		echo "wfvaultd did not come up; its log:" >&2
+		cat "$LOG" >&2
+		return 1
+	fi
+}
+
+wait_ready() {
+	local _
+	for _ in $(seq 200); do
+		pid_alive "$DAEMON_PID" || return 1
+		if [ -S "$SOCK" ] && "$TESTPEER" call "$SOCK" hello \
+		    >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	return 1
+}
+
+# Sends SIGTERM and waits (10 s at most, then SIGKILL); returns the
+# daemon's exit status.
+stop_daemon() {
+	local pid=$DAEMON_PID _ rc
+	[ -n "$pid" ] || return 0
+	DAEMON_PID=
+	kill -TERM "$pid" 2>/dev/null
+	for _ in $(seq 200); do
+		pid_alive "$pid" || break
+		sleep 0.05
+	done
+	if pid_alive "$pid"; then
+		echo "wfvaultd ignored SIGTERM for 10 s; killing it" >&2
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
+	rc=$?
+	return $rc
+}
+
+restart_daemon() {
+	stop_daemon || return 1
+	start_daemon "$@"
+}
+
+# Runs something in the background (fd 3 closed) and remembers it for
+# teardown; BG_PID is its pid.
+bg() {
+	"$@" 3>&- &
+	BG_PID=$!
+	BG_PIDS="$BG_PIDS $BG_PID"
+}
+
+# The CLI against the test's daemon.
+wfv() {
+	timeout "$WFV_TIMEOUT" "$WFVAULT" -s "$SOCK" "$@"
+}
+
+# put TENANT FIELD with VALUE on stdin, exactly as given.
+put_value() {
+	printf '%s' "$3" | wfv put "$1" "$2"
+}
+
+# The test peer against the test's daemon: tp COMMAND [ARGS].
+tp() {
+	local cmd=$1
+	shift
+	timeout 120 "$TESTPEER" "$cmd" "$SOCK" "$@"
+}
+
+# Runs a command as another uid/gid with no supplementary groups:
+# as_user UID GID COMMAND...
+as_user() {
+	local u=$1 g=$2
+	shift 2
+	setpriv --reuid="$u" --regid="$g" --clear-groups "$@"
+}
+
+# The CLI as another user.
+wfv_as() {
+	local u=$1 g=$2
+	shift 2
+	as_user "$u" "$g" timeout "$WFV_TIMEOUT" "$WFVAULT" -s "$SOCK" "$@"
+}
+
+# Waits (up to $2 tenths of a second, default 50) until file $1 has a line
+# matching regex $3.
+wait_for_line() {
+	local f=$1 n=${2:-50} re=$3 _
+	for _ in $(seq "$n"); do
+		grep -qE -- "$re" "$f" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# The daemon is alive and still serves acme.known (put by the test's setup).
+assert_healthy() {
+	if ! pid_alive "$DAEMON_PID"; then
+		echo "wfvaultd died; its log:" >&2
+		tail -n 30 "$LOG" >&2
+		return 1
+	fi
+	local got
+	got=$(wfv get acme known) || {
+		echo "wfvault get acme known failed: $got" >&2
+		return 1
+	}
+	if [ "$got" != "$KNOWN" ]; then
+		echo "acme.known is '$got', expected '$KNOWN'" >&2
+		return 1
+	fi
+}
+
+# A value nobody would type, so finding it somewhere means it leaked.
+random_token() {
+	head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n'
+}
+
+# Fails when the command succeeds ("! cmd" does not fail a bats test).
+refute() {
+	if "$@"; then
+		echo "unexpectedly succeeded: $*" >&2
+		return 1
+	fi
+	return 0
+}
+
+# Tests that run clients as other uids need root (setpriv).
+require_root() {
+	if [ "$(id -u)" -ne 0 ]; then
+		skip "needs root to run clients as other uids"
+	fi
+}

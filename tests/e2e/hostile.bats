@@ -1,0 +1,333 @@
+#!/usr/bin/env bats
+# Hostile and careless clients (DESIGN.md "Wire protocol"): whatever a peer
+# sends, the daemon answers with an error or closes that connection, and
+# keeps serving everyone else.  Each test ends by checking that.
+
+load helpers
+
+REQ='{"jsonrpc":"2.0","id":1,"method":'
+
+setup() {
+	wfv_setup
+	write_conf
+	start_daemon
+	KNOWN="known-$(random_token)"
+	put_value acme known "$KNOWN"
+}
+
+teardown() {
+	wfv_teardown
+}
+
+# The test's daemon again, with extra config lines.
+restart_with() {
+	stop_daemon
+	write_conf "$@"
+	start_daemon
+}
+
+# Checks that the replies in $output (one JSON per line) are exactly the
+# error codes given, in order.
+assert_codes() {
+	local got want="$*"
+	got=$(printf '%s\n' "$output" | jq -r '.error.code' | tr '\n' ' ')
+	if [ "${got% }" != "$want" ]; then
+		echo "expected error codes '$want', got '${got% }' from:" >&2
+		printf '%s\n' "$output" >&2
+		return 1
+	fi
+}
+
+@test "not JSON gets -32700" {
+	run tp send <<<'this is not json'
+	[ "$status" -eq 0 ]
+	assert_codes -32700
+	run tp send <<<'{"jsonrpc":"2.0","id":1,"method":"hello"'
+	assert_codes -32700
+	run tp send <<<'"a string"'
+	[[ "$output" == *'"code":-32'* ]]
+	assert_healthy
+}
+
+@test "a batch (JSON array) gets -32600" {
+	run tp send <<<'[{"jsonrpc":"2.0","id":1,"method":"hello","params":{}}]'
+	[ "$status" -eq 0 ]
+	assert_codes -32600
+	run tp send <<<'[]'
+	assert_codes -32600
+	assert_healthy
+}
+
+@test "invalid envelopes get -32600" {
+	run tp send <<<'{"jsonrpc":"1.0","id":1,"method":"hello"}'
+	assert_codes -32600
+	run tp send <<<'{"id":1,"method":"hello"}'
+	assert_codes -32600
+	run tp send <<<'{"jsonrpc":"2.0","id":1,"method":7}'
+	assert_codes -32600
+	run tp send <<<'{"jsonrpc":"2.0","id":{"x":1},"method":"hello"}'
+	assert_codes -32600
+	run tp send <<<'{"jsonrpc":"2.0","id":1,"method":"hello","extra":1}'
+	assert_codes -32600
+	run tp send <<<'{"jsonrpc":"2.0","id":1,"method":"hello","params":[]}'
+	[[ "$output" == *'"code":-3260'[02]* ]]
+	assert_healthy
+}
+
+@test "an unknown method gets -32601 with the request's id" {
+	run tp send <<<'{"jsonrpc":"2.0","id":77,"method":"no_such_method","params":{}}'
+	[ "$status" -eq 0 ]
+	assert_codes -32601
+	printf '%s\n' "$output" | jq -e '.id == 77'
+	run tp send <<<'{"jsonrpc":"2.0","id":"abc","method":"shutdown"}'
+	assert_codes -32601
+	printf '%s\n' "$output" | jq -e '.id == "abc"'
+	assert_healthy
+}
+
+@test "wrong param types get -32602" {
+	{
+		echo "$REQ\"get\",\"params\":{\"tenant\":5}}"
+		echo "$REQ\"get\",\"params\":{\"tenant\":\"acme\",\"field\":[]}}"
+		echo "$REQ\"get\",\"params\":{\"tenant\":\"acme\",\"version\":-1}}"
+		echo "$REQ\"get\",\"params\":{\"tenant\":\"acme\",\"version\":\"2\"}}"
+		echo "$REQ\"get\",\"params\":{}}"
+		echo "$REQ\"put\",\"params\":{\"tenant\":\"acme\",\"fields\":\"x\"}}"
+		echo "$REQ\"put\",\"params\":{\"tenant\":\"acme\",\"fields\":{}}}"
+		echo "$REQ\"put\",\"params\":{\"tenant\":\"acme\",\"fields\":{\"a\":\"b\"},\"replace\":\"yes\"}}"
+		echo "$REQ\"put\",\"params\":{\"tenant\":\"acme\",\"fields\":{\"a\":\"b\"},\"cas\":1.5}}"
+		echo "$REQ\"put\",\"params\":{\"tenant\":\"bad/id\",\"fields\":{\"a\":\"b\"}}}"
+		echo "$REQ\"put\",\"params\":{\"tenant\":\"acme\",\"fields\":{\"Bad-Field\":\"b\"}}}"
+		echo "$REQ\"list\",\"params\":{\"limit\":\"many\"}}"
+		echo "$REQ\"list\",\"params\":{\"limit\":0}}"
+		echo "$REQ\"list\",\"params\":{\"limit\":100000}}"
+		echo "$REQ\"changes\",\"params\":{\"since\":true}}"
+	} >"$T/reqs"
+	run tp send <"$T/reqs"
+	[ "$status" -eq 0 ]
+	assert_codes -32602 -32602 -32602 -32602 -32602 -32602 -32602 -32602 \
+	    -32602 -32602 -32602 -32602 -32602 -32602 -32602
+	run wfv get acme
+	echo "$output" | jq -e '. == {"known":"'"$KNOWN"'"}'
+	assert_healthy
+}
+
+@test "an unknown param gets -32602" {
+	run tp send <<<"$REQ\"get\",\"params\":{\"tenant\":\"acme\",\"bogus\":1}}"
+	[ "$status" -eq 0 ]
+	assert_codes -32602
+	run tp send <<<"$REQ\"hello\",\"params\":{\"x\":1}}"
+	assert_codes -32602
+	assert_healthy
+}
+
+@test "invalid UTF-8 gets -32700" {
+	printf '{"jsonrpc":"2.0","id":1,"method":"get","params":{"tenant":"\xff\xfe"}}\n' >"$T/req"
+	run tp send <"$T/req"
+	[ "$status" -eq 0 ]
+	assert_codes -32700
+	printf '{"jsonrpc":"2.0","id":1,"method":"he\xc0\xafllo"}\n' >"$T/req"
+	run tp send <"$T/req"
+	assert_codes -32700
+	assert_healthy
+}
+
+@test "NUL bytes get an error" {
+	printf '{"jsonrpc":"2.0","id":1,"method":"hello"\0}\n' >"$T/req"
+	run tp send <"$T/req"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *'"code":-32700'* || "$output" == *'"code":-32600'* ]]
+	printf '{"jsonrpc":"2.0","id":1,"method":"get","params":{"tenant":"ac\\u0000me"}}\n' >"$T/req"
+	run tp send <"$T/req"
+	[[ "$output" == *'"code":-32'* ]]
+	[[ "$output" != *'"result"'* ]]
+	printf '\0\0\0\0\n' >"$T/req"
+	run tp send <"$T/req"
+	[[ "$output" == *'"code":-32'* ]]
+	assert_healthy
+}
+
+@test "100000-deep nesting gets an error, not a crash" {
+	{
+		printf '{"jsonrpc":"2.0","id":1,"method":"get","params":{"tenant":'
+		head -c 100000 /dev/zero | tr '\0' '['
+		head -c 100000 /dev/zero | tr '\0' ']'
+		printf '}}\n'
+	} >"$T/req"
+	run tp send <"$T/req"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *'"code":-32'* ]]
+	{
+		head -c 100000 /dev/zero | tr '\0' '{' | sed 's/{/{"a":/g'
+		echo
+	} >"$T/req"
+	run tp send <"$T/req"
+	[[ "$output" == *'"code":-32'* ]]
+	assert_healthy
+}
+
+@test "a line over max_message_bytes gets -32004, then the connection closes" {
+	restart_with "max_message_bytes 128K"
+	{
+		printf '{"jsonrpc":"2.0","id":1,"method":"put","params":{"tenant":"acme","fields":{"big":"'
+		head -c 200000 /dev/zero | tr '\0' a
+		printf '"}}}\n'
+		# Never answered: the connection is gone by then.
+		printf '{"jsonrpc":"2.0","id":2,"method":"hello","params":{}}\n'
+	} >"$T/req"
+	run tp send <"$T/req"
+	[ "$status" -eq 0 ]
+	assert_codes -32004
+	# Without any newline at all.
+	head -c 300000 /dev/zero | tr '\0' a >"$T/req"
+	run tp send 10000 <"$T/req"
+	[ "$status" -eq 0 ]
+	assert_codes -32004
+	run wfv get acme big
+	[ "$status" -eq 3 ]
+	# Just under the limit still works.
+	{
+		printf '{"jsonrpc":"2.0","id":3,"method":"hello","params":{},"x":"'
+		head -c 130000 /dev/zero | tr '\0' a
+		printf '"}\n'
+	} >"$T/req"
+	run tp send <"$T/req"
+	assert_codes -32600
+	assert_healthy
+}
+
+@test "half a message, then a close" {
+	printf '{"jsonrpc":"2.0","id":1,"meth' >"$T/req"
+	run tp fire <"$T/req"
+	[ "$status" -eq 0 ]
+	# Half a message and a half-close: no reply, the connection ends.
+	run tp send <"$T/req"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	assert_healthy
+}
+
+@test "64 KiB of random bytes" {
+	head -c 65536 /dev/urandom >"$T/noise"
+	run tp send <"$T/noise"
+	[ "$status" -eq 0 ]
+	# Whatever came back is error replies, each one line of JSON.
+	if [ -n "$output" ]; then
+		printf '%s\n' "$output" | jq -e 'has("error")' >/dev/null
+	fi
+	head -c 65536 /dev/urandom | tr -d '\n' >"$T/noise"
+	run tp fire <"$T/noise"
+	assert_healthy
+}
+
+@test "1000 pipelined requests are answered in order" {
+	run tp pipeline 1000 acme known
+	[ "$status" -eq 0 ]
+	[ "$output" = "replies=1000 in_order=yes errors=0" ]
+	assert_healthy
+}
+
+@test "200 pipelined puts on one connection are applied in order" {
+	local i
+	for i in $(seq 1 200); do
+		printf '{"jsonrpc":"2.0","id":%d,"method":"put","params":{"tenant":"counter","fields":{"n":%d}}}\n' "$i" "$i"
+	done >"$T/reqs"
+	run tp send 30000 <"$T/reqs"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | jq -s 'map(.id)' -c)" = "$(seq 1 200 | jq -s -c .)" ]
+	printf '%s\n' "$output" | jq -se 'all(.[]; .result.version > 0)'
+	# Versions increase with the ids.
+	printf '%s\n' "$output" | jq -se 'map(.result.version) as $v |
+	    [range(1; length)] | all(.[]; $v[.] > $v[. - 1])'
+	run wfv get counter n
+	[ "$output" = "200" ]
+	assert_healthy
+}
+
+@test "300 idle connections while a normal client still works" {
+	# Into a file, so the test can watch it while it holds them.
+	bg "$TESTPEER" idle "$SOCK" 300 4000 >"$T/idle.out" 2>&1
+	local idle_pid=$BG_PID
+	wait_for_line "$T/idle.out" 50 '^opened=300$'
+	run wfv get acme known
+	[ "$status" -eq 0 ]
+	[ "$output" = "$KNOWN" ]
+	run tp call status
+	[ "$status" -eq 0 ]
+	printf '%s\n' "$output" | jq -e '.result.connections >= 300'
+	put_value acme other busy
+	wait "$idle_pid" || true
+	cat "$T/idle.out"
+	grep -qx 'open=300 answered=300' "$T/idle.out"
+	assert_healthy
+}
+
+@test "max_connections: extra connections are refused, the others go on" {
+	restart_with "max_connections 20"
+	# Only the status call's own connection may be open now.
+	local _
+	for _ in $(seq 50); do
+		tp call status | jq -e '.result.connections == 1' >/dev/null &&
+		    break
+		sleep 0.1
+	done
+	sleep 0.2
+	run tp flood 30
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "accepted=20 refused=10 pending=0" ]
+	[ "${lines[1]}" = "still_ok=20" ]
+	sleep 0.2
+	assert_healthy
+}
+
+@test "a client that dribbles bytes is closed after message_timeout" {
+	restart_with "message_timeout 2s"
+	printf '{"jsonrpc":"2.0","id":1,"method":"hello","params":{}}\n' >"$T/req"
+	# 200 ms a byte: the whole line would take about 11 s.
+	run tp dribble 200 10000 <"$T/req"
+	[ "$status" -eq 0 ]
+	local ms
+	ms=$(printf '%s\n' "$output" | sed -n 's/^closed after_ms=\([0-9]*\) .*/\1/p')
+	[ -n "$ms" ]
+	[ "$ms" -ge 1500 ]
+	[ "$ms" -le 5000 ]
+	[[ "$output" != *'"result"'* ]]
+	# A client that sends its line in time is fine.
+	run tp dribble 20 3000 <"$T/req"
+	[[ "$output" == *'"result"'* ]]
+	assert_healthy
+}
+
+@test "idle_timeout closes silent connections, not busy ones" {
+	restart_with "idle_timeout 2s"
+	run tp idle 3 4000
+	[ "${lines[0]}" = "opened=3" ]
+	[ "${lines[1]}" = "open=0 answered=0" ]
+	run tp idle 3 800
+	[ "$status" -eq 0 ]
+	[ "${lines[1]}" = "open=3 answered=3" ]
+	assert_healthy
+}
+
+@test "a client that disconnects before its reply" {
+	head -c 30000 /dev/zero | tr '\0' z | wfv put acme big
+	local i
+	for i in $(seq 1 200); do
+		printf '{"jsonrpc":"2.0","id":%d,"method":"get","params":{"tenant":"acme"}}\n' "$i"
+	done >"$T/reqs"
+	for _ in 1 2 3; do
+		run tp fire <"$T/reqs"
+		[ "$status" -eq 0 ]
+	done
+	# A write, gone before its group commit answers.
+	printf '{"jsonrpc":"2.0","id":1,"method":"put","params":{"tenant":"acme","fields":{"w":"x"}}}\n' >"$T/req"
+	for _ in 1 2 3 4 5; do
+		run tp fire <"$T/req"
+	done
+	sleep 0.3
+	assert_healthy
+	# Whether an unanswered write landed is the daemon's choice; reading
+	# the tenant must work either way.
+	run wfv get acme w
+	[ "$status" -eq 0 ] || [ "$status" -eq 3 ]
+}
