@@ -1,0 +1,626 @@
+#!/usr/bin/env node
+// Self-test of the Cloudflare KV stand-in: starts harness.mjs on a free port
+// and exercises every route and fault kind.  Prints TAP; exits non-zero when
+// a test fails.  Needs only node >= 18 (global fetch) and `npm ci` here.
+//
+//   cd tests/worker && npm ci && node selftest.mjs
+
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import fs from "node:fs";
+import os from "node:os";
+import net from "node:net";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const HARNESS = path.join(HERE, "harness.mjs");
+const ACCOUNT = "0123456789abcdef0123456789abcdef";
+const NAMESPACE = "fedcba9876543210fedcba9876543210";
+const TOKEN = "test-token";
+const OVERALL_TIMEOUT_MS = 55000;
+
+// ------------------------------------------------------------ utilities ---
+
+class AssertionError extends Error {}
+function assert(cond, msg) {
+  if (!cond) throw new AssertionError(msg);
+}
+function eq(actual, expected, msg) {
+  const a = JSON.stringify(actual);
+  const e = JSON.stringify(expected);
+  if (a !== e) throw new AssertionError(`${msg}: expected ${e}, got ${a}`);
+}
+
+const children = new Set();
+
+function startHarness(args = []) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [HARNESS, "--port", "0", ...args], {
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    children.add(child);
+    let out = "";
+    let err = "";
+    let ready = false;
+    const timer = setTimeout(() => {
+      reject(new Error(`harness not ready in 30 s; stderr: ${err}`));
+    }, 30000);
+    child.stdout.setEncoding("utf8");
+    child.stderr.setEncoding("utf8");
+    child.stdout.on("data", (d) => {
+      out += d;
+      if (!ready && out.includes("\n")) {
+        ready = true;
+        clearTimeout(timer);
+        const line = out.slice(0, out.indexOf("\n"));
+        const m = /^READY (http:\/\/127\.0\.0\.1:(\d+))$/.exec(line);
+        if (!m) {
+          reject(new Error(`unexpected first line ${JSON.stringify(line)}`));
+          return;
+        }
+        resolve({
+          child,
+          base: m[1],
+          port: Number(m[2]),
+          line,
+          stdout: () => out,
+          stderr: () => err,
+          exited: new Promise((res) => child.on("exit", (code, sig) => res({ code, sig }))),
+        });
+      }
+    });
+    child.stderr.on("data", (d) => {
+      err += d;
+    });
+    child.on("exit", (code) => {
+      children.delete(child);
+      if (!ready) {
+        clearTimeout(timer);
+        reject(new Error(`harness exited with ${code} before READY; stderr: ${err}`));
+      }
+    });
+  });
+}
+
+async function stopHarness(h) {
+  h.child.kill("SIGTERM");
+  const t = setTimeout(() => h.child.kill("SIGKILL"), 10000);
+  const r = await h.exited;
+  clearTimeout(t);
+  return r;
+}
+
+function portClosed(port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: "127.0.0.1", port });
+    s.on("connect", () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.on("error", () => resolve(true));
+  });
+}
+
+let H; // the main harness
+const nsPath = (account = ACCOUNT, namespace = NAMESPACE) =>
+  `/client/v4/accounts/${account}/storage/kv/namespaces/${namespace}`;
+
+async function api(method, rel, { body, token = TOKEN, headers = {}, raw = false, base, account, namespace } = {}) {
+  const h = { ...headers };
+  if (token !== null) h.authorization = `Bearer ${token}`;
+  let payload;
+  if (body !== undefined) {
+    payload = typeof body === "string" ? body : JSON.stringify(body);
+    h["content-type"] ??= "application/json";
+  }
+  const started = Date.now();
+  const res = await fetch(`${base ?? H.base}${nsPath(account, namespace)}${rel}`, {
+    method,
+    headers: h,
+    body: payload,
+  });
+  const text = await res.text();
+  let json;
+  if (!raw && (res.headers.get("content-type") ?? "").includes("application/json")) {
+    json = JSON.parse(text);
+  }
+  return { status: res.status, headers: res.headers, text, json, ms: Date.now() - started };
+}
+
+async function harness(method, rel, body) {
+  const res = await fetch(`${H.base}${rel}`, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+async function faults(list) {
+  const r = await harness("POST", "/__harness/faults", list);
+  eq(r.status, 200, "POST /__harness/faults status");
+  return r;
+}
+
+async function getJson(rel) {
+  const res = await fetch(`${H.base}${rel}`);
+  return { status: res.status, json: await res.json() };
+}
+
+function items(n, prefix, extra = {}) {
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const key = `${prefix}${String(i).padStart(5, "0")}`;
+    out.push({ key, value: JSON.stringify({ tenant: key, n: i }), metadata: { version: i }, ...extra });
+  }
+  return out;
+}
+
+function expectError(r, status, code, what) {
+  eq(r.status, status, `${what}: status`);
+  assert(r.json, `${what}: JSON body expected, got ${r.text.slice(0, 200)}`);
+  eq(r.json.success, false, `${what}: success`);
+  assert(Array.isArray(r.json.errors) && r.json.errors.length > 0, `${what}: errors`);
+  if (code !== undefined) eq(r.json.errors[0].code, code, `${what}: error code`);
+}
+
+function expectHtml(r, status, needle, what) {
+  eq(r.status, status, `${what}: status`);
+  assert((r.headers.get("content-type") ?? "").startsWith("text/html"), `${what}: content-type ${r.headers.get("content-type")}`);
+  assert(r.text.includes(needle), `${what}: body lacks ${JSON.stringify(needle)}`);
+  assert(r.json === undefined, `${what}: body must not be JSON`);
+}
+
+async function listAll(prefix, limit) {
+  const names = [];
+  let cursor = "";
+  let pages = 0;
+  const sizes = [];
+  for (;;) {
+    const q = new URLSearchParams();
+    if (prefix !== undefined) q.set("prefix", prefix);
+    if (limit !== undefined) q.set("limit", String(limit));
+    if (cursor) q.set("cursor", cursor);
+    const r = await api("GET", `/keys?${q}`);
+    eq(r.status, 200, "list status");
+    eq(r.json.success, true, "list success");
+    assert(r.json.result_info && typeof r.json.result_info.cursor === "string", "list result_info.cursor");
+    eq(r.json.result_info.count, r.json.result.length, "list result_info.count");
+    for (const k of r.json.result) names.push(k.name);
+    sizes.push(r.json.result.length);
+    pages++;
+    cursor = r.json.result_info.cursor;
+    if (cursor === "") break;
+    assert(pages < 100, "too many pages");
+  }
+  return { names, pages, sizes };
+}
+
+async function valueOf(key) {
+  const r = await api("GET", `/values/${encodeURIComponent(key)}`, { raw: true });
+  return r.status === 200 ? r.text : null;
+}
+
+// ---------------------------------------------------------------- tests ---
+
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+
+test("harness starts on 127.0.0.1 and prints one READY line", async () => {
+  H = await startHarness();
+  assert(H.port > 0, "port");
+  const r = await getJson("/__harness/health");
+  eq(r.json.ok, true, "health");
+  eq(r.json.account, ACCOUNT, "default account id");
+  eq(r.json.namespace, NAMESPACE, "default namespace id");
+});
+
+test("missing or wrong bearer token -> 401 code 10000", async () => {
+  expectError(await api("GET", "/keys", { token: null }), 401, 10000, "no token");
+  const r = await api("GET", "/keys", { token: "wrong" });
+  expectError(r, 401, 10000, "wrong token");
+  eq(r.json.errors[0].message, "Authentication error", "message");
+  expectError(await api("PUT", "/bulk", { token: "wrong", body: items(1, "x/") }), 401, 10000, "bulk put wrong token");
+  eq(await valueOf("x/00000"), null, "nothing written with a wrong token");
+});
+
+test("wrong namespace or account id -> 404 code 10013", async () => {
+  expectError(await api("GET", "/keys", { namespace: "f".repeat(32) }), 404, 10013, "wrong namespace");
+  expectError(await api("PUT", "/bulk", { account: "a".repeat(32), body: items(1, "x/") }), 404, 10013, "wrong account");
+  const r = await fetch(`${H.base}/client/v4/nonsense`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  eq(r.status, 404, "unknown API path");
+});
+
+test("PUT bulk writes keys, values and metadata", async () => {
+  const body = [
+    { key: "t/alpha", value: JSON.stringify({ openai_api_key: "sk-alpha", plan: "pro" }), metadata: { version: 7 } },
+    { key: "t/beta", value: "plain text value" },
+    { key: "odd key/ü?#%", value: "odd", metadata: { version: 1 } },
+    { key: "t/b64", value: Buffer.from([0, 1, 2, 255]).toString("base64"), base64: true },
+  ];
+  const r = await api("PUT", "/bulk", { body });
+  eq(r.status, 200, "status");
+  eq(r.json, { success: true, errors: [], messages: [], result: { successful_key_count: 4, unsuccessful_keys: [] } }, "reply");
+});
+
+test("GET values/{key} returns the raw value; percent-decoded key", async () => {
+  const r = await api("GET", "/values/t%2Falpha", { raw: true });
+  eq(r.status, 200, "status");
+  eq(JSON.parse(r.text), { openai_api_key: "sk-alpha", plan: "pro" }, "raw value, no envelope");
+  eq(await valueOf("odd key/ü?#%"), "odd", "odd key");
+  const b = await fetch(`${H.base}${nsPath()}/values/t%2Fb64`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  eq([...new Uint8Array(await b.arrayBuffer())], [0, 1, 2, 255], "base64 value stored as bytes");
+});
+
+test("GET values/{missing} -> 404 code 10009", async () => {
+  const r = await api("GET", "/values/t%2Fnope");
+  expectError(r, 404, 10009, "missing key");
+  eq(r.json.errors[0].message, "get: 'key not found'", "message");
+});
+
+test("GET metadata/{key}", async () => {
+  const r = await api("GET", "/metadata/t%2Falpha");
+  eq(r.status, 200, "status");
+  eq(r.json.success, true, "success");
+  eq(r.json.result, { version: 7 }, "metadata");
+  eq((await api("GET", "/metadata/t%2Fbeta")).json.result, null, "no metadata -> null");
+  expectError(await api("GET", "/metadata/t%2Fnope"), 404, 10009, "missing key");
+});
+
+test("PUT bulk validation -> 400, nothing written", async () => {
+  const good = { key: "v/good", value: "g" };
+  const bad = [
+    ["not JSON", "{nope"],
+    ["not an array", { key: "a", value: "b" }],
+    ["empty key", [good, { key: "", value: "x" }]],
+    ["key '.'", [good, { key: ".", value: "x" }]],
+    ["key '..'", [good, { key: "..", value: "x" }]],
+    ["513-byte key", [good, { key: "k".repeat(513), value: "x" }]],
+    ["key not a string", [good, { key: 5, value: "x" }]],
+    ["value not a string", [good, { key: "v/x", value: { a: 1 } }]],
+    ["metadata over 1024 bytes", [good, { key: "v/x", value: "x", metadata: { pad: "p".repeat(1100) } }]],
+    ["expiration_ttl under 60", [good, { key: "v/x", value: "x", expiration_ttl: 10 }]],
+    ["10,001 items", items(10001, "v/many/")],
+  ];
+  for (const [what, body] of bad) {
+    const r = await api("PUT", "/bulk", { body });
+    expectError(r, 400, undefined, what);
+  }
+  eq(await valueOf("v/good"), null, "valid item of a rejected batch not written");
+  eq(await valueOf("v/many/00000"), null, "nothing of the 10,001 batch written");
+  const okKey = "k".repeat(512);
+  const r = await api("PUT", "/bulk", { body: [{ key: okKey, value: "x", metadata: { pad: "p".repeat(900) } }] });
+  eq(r.status, 200, "512-byte key and ~1 KB metadata accepted");
+});
+
+test("PUT bulk with 10,000 items (the limit) is accepted", async () => {
+  const r = await api("PUT", "/bulk", { body: items(10000, "big/") });
+  eq(r.status, 200, "status");
+  eq(r.json.result.successful_key_count, 10000, "count");
+  eq(await valueOf("big/09999"), JSON.stringify({ tenant: "big/09999", n: 9999 }), "last value");
+});
+
+test("list pages >1000 keys with cursor, limit and prefix", async () => {
+  const all = await listAll("big/", 1000);
+  eq(all.names.length, 10000, "all keys listed");
+  eq(new Set(all.names).size, 10000, "no duplicates");
+  assert(all.pages >= 10, `pages ${all.pages}`);
+  assert(all.sizes.every((n) => n <= 1000), "page size <= 1000");
+  const sorted = [...all.names].sort();
+  eq(all.names, sorted, "keys in order");
+  const small = await listAll("big/0000", 10);
+  eq(small.names.length, 10, "prefix big/0000 has 10 keys");
+  const mid = await listAll("big/", 300);
+  eq(mid.names.length, 10000, "limit 300 pages through all keys");
+  const def = await api("GET", "/keys?prefix=big%2F");
+  eq(def.json.result.length, 1000, "default limit 1000");
+  assert(def.json.result_info.cursor !== "", "cursor when more keys remain");
+  eq(def.json.result[0], { name: "big/00000", metadata: { version: 0 } }, "entry shape");
+  const t = await listAll("t/");
+  eq(t.names, ["t/alpha", "t/b64", "t/beta"], "prefix t/");
+  eq(t.pages, 1, "one page");
+});
+
+test("list limit outside 10..1000 -> 400", async () => {
+  for (const l of ["5", "1001", "abc"]) {
+    expectError(await api("GET", `/keys?limit=${l}`), 400, undefined, `limit ${l}`);
+  }
+});
+
+test("POST bulk/delete and DELETE bulk remove keys", async () => {
+  const keys = [];
+  for (let i = 0; i < 2500; i++) keys.push(`big/${String(i).padStart(5, "0")}`);
+  let r = await api("POST", "/bulk/delete", { body: keys });
+  eq(r.status, 200, "status");
+  eq(r.json.result, { successful_key_count: 2500, unsuccessful_keys: [] }, "result");
+  eq(await valueOf("big/00000"), null, "deleted");
+  eq((await listAll("big/")).names.length, 7500, "7500 left");
+  r = await api("DELETE", "/bulk", { body: ["t/beta", "never/existed"] });
+  eq(r.status, 200, "older DELETE form status");
+  eq(r.json.result.successful_key_count, 2, "count includes missing key");
+  eq(await valueOf("t/beta"), null, "t/beta deleted");
+  expectError(await api("POST", "/bulk/delete", { body: [""] }), 400, undefined, "empty key");
+  expectError(await api("POST", "/bulk/delete", { body: { keys: [] } }), 400, undefined, "not an array");
+  expectError(await api("POST", "/bulk/delete", { body: keys.concat(items(7501, "z").map((i) => i.key)) }), 400, undefined, "10,001 keys");
+});
+
+test("single value PUT/DELETE, bulk/get, token verify, namespace info", async () => {
+  let r = await api("PUT", "/values/s%2Fone", { body: "hello", headers: { "content-type": "text/plain" } });
+  eq(r.status, 200, "put status");
+  eq(await valueOf("s/one"), "hello", "value");
+  const form = new FormData();
+  form.set("value", '{"a":1}');
+  form.set("metadata", '{"version":2}');
+  const res = await fetch(`${H.base}${nsPath()}/values/s%2Ftwo`, { method: "PUT", body: form, headers: { authorization: `Bearer ${TOKEN}` } });
+  eq(res.status, 200, "multipart put");
+  eq((await api("GET", "/metadata/s%2Ftwo")).json.result, { version: 2 }, "multipart metadata");
+  r = await api("POST", "/bulk/get", { body: { keys: ["s/two", "s/none"], type: "json", withMetadata: true } });
+  eq(r.json.result, { values: { "s/two": { value: { a: 1 }, metadata: { version: 2 } }, "s/none": null } }, "bulk get");
+  r = await api("DELETE", "/values/s%2Fone");
+  eq(r.status, 200, "delete");
+  eq(await valueOf("s/one"), null, "deleted");
+  const v = await fetch(`${H.base}/client/v4/user/tokens/verify`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  eq((await v.json()).result.status, "active", "token verify");
+  const n = await fetch(`${H.base}/client/v4/accounts/${ACCOUNT}/storage/kv/namespaces`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  eq((await n.json()).result[0].id, NAMESPACE, "namespace list");
+});
+
+test("consumer route reads env.TENANT_CONFIGS.get(tenantId, 'json')", async () => {
+  const src = fs.readFileSync(path.join(HERE, "worker.js"), "utf8");
+  assert(src.includes("const tenantConfig = await env.TENANT_CONFIGS.get(tenantId, 'json');"), "verbatim pattern in worker.js");
+  assert(src.includes("tenantConfig.openai_api_key"), "property access in worker.js");
+  let r = await api("PUT", "/bulk", { body: [
+    { key: "acme", value: JSON.stringify({ openai_api_key: "sk-acme", region: "eu" }), metadata: { version: 1 } },
+    { key: "wf/acme", value: JSON.stringify({ openai_api_key: "sk-prefixed" }), metadata: { version: 1 } },
+  ] });
+  eq(r.status, 200, "seed");
+  eq(await getJson("/tenant/acme"), { status: 200, json: { tenant: "acme", config: { openai_api_key: "sk-acme", region: "eu" } } }, "config");
+  eq(await getJson("/tenant/acme/openai_api_key"), { status: 200, json: { tenant: "acme", field: "openai_api_key", value: "sk-acme" } }, "field");
+  eq(await getJson("/tenant/acme/region"), { status: 200, json: { tenant: "acme", field: "region", value: "eu" } }, "other field");
+  eq((await getJson("/tenant/acme/nope")).json.value, null, "missing field -> null");
+  eq((await getJson("/tenant/ghost")).json, { tenant: "ghost", config: null }, "missing tenant -> config null");
+  eq((await getJson("/tenant/ghost/openai_api_key")).json.value, null, "missing tenant field -> null");
+  eq((await getJson("/tenant/acme/openai_api_key?prefix=wf%2F")).json.value, "sk-prefixed", "?prefix=");
+  await api("POST", "/bulk/delete", { body: ["acme"] });
+  eq((await getJson("/tenant/acme")).json.config, null, "deleted tenant disappears");
+});
+
+test("stats count requests per route; reset clears them", async () => {
+  let r = await harness("POST", "/__harness/reset");
+  eq(r.json.ok, true, "reset");
+  await api("PUT", "/bulk", { body: items(3, "st/") });
+  await api("GET", "/keys?prefix=st%2F");
+  await api("GET", "/keys?prefix=st%2F");
+  await api("GET", "/values/st%2F00000");
+  await api("POST", "/bulk/delete", { body: ["st/00000"] });
+  await api("GET", "/keys", { token: "bad" });
+  await getJson("/tenant/x");
+  r = await getJson("/__harness/stats");
+  const q = r.json.requests;
+  eq([q.bulk_put, q.list, q.get, q.bulk_delete, q.tenant], [1, 3, 1, 1, 1], "per-route counts");
+  eq(r.json.total, 6, "total counts API requests only");
+  const log = (await getJson("/__harness/requests")).json.requests;
+  eq(log.map((e) => e.route), ["bulk_put", "list", "list", "get", "bulk_delete", "list"], "request log");
+  eq(log[0].items, 3, "log item count");
+  eq(log[5].status, 401, "log status");
+  r = await harness("POST", "/__harness/reset");
+  r = await getJson("/__harness/stats");
+  eq(r.json.total, 0, "reset total");
+  eq(r.json.requests.list, 0, "reset list");
+  eq(await valueOf("st/00001"), "{\"tenant\":\"st/00001\",\"n\":1}", "reset keeps data");
+  r = await harness("POST", "/__harness/reset?data=1");
+  eq(r.json.ok, true, "reset data");
+  eq(await valueOf("st/00001"), null, "reset?data=1 clears KV");
+  eq((await listAll()).names.length, 0, "KV empty");
+});
+
+test("fault 429 with Retry-After seconds, HTTP-date, and none", async () => {
+  const date = "Wed, 21 Oct 2026 07:28:00 GMT";
+  await faults([
+    { route: "bulk_put", kind: "429", retry_after: "2" },
+    { route: "bulk_put", kind: "429", retry_after: date },
+    { route: "bulk_put", kind: "429" },
+  ]);
+  const body = items(2, "r/");
+  let r = await api("PUT", "/bulk", { body });
+  expectError(r, 429, 971, "429 #1");
+  eq(r.headers.get("retry-after"), "2", "Retry-After seconds");
+  eq(await valueOf("r/00000"), null, "not stored on 429");
+  r = await api("PUT", "/bulk", { body });
+  expectError(r, 429, 971, "429 #2");
+  eq(r.headers.get("retry-after"), date, "Retry-After date");
+  r = await api("PUT", "/bulk", { body });
+  expectError(r, 429, 971, "429 #3");
+  eq(r.headers.get("retry-after"), null, "no Retry-After");
+  r = await api("PUT", "/bulk", { body });
+  eq(r.status, 200, "queue drained, request succeeds");
+  eq(await valueOf("r/00000"), body[0].value, "stored after retry");
+});
+
+test("fault 500 (JSON), 502/503 (HTML), 524 (HTML timeout page), 413 (HTML)", async () => {
+  await faults([
+    { route: "bulk_put", kind: "500" },
+    { route: "bulk_put", kind: "502" },
+    { route: "bulk_put", kind: "503" },
+    { route: "bulk_put", kind: "524" },
+    { route: "bulk_put", kind: "413" },
+  ]);
+  const body = items(1, "e/");
+  const r500 = await api("PUT", "/bulk", { body });
+  expectError(r500, 500, undefined, "500");
+  expectHtml(await api("PUT", "/bulk", { body }), 502, "502", "502");
+  expectHtml(await api("PUT", "/bulk", { body }), 503, "503", "503");
+  expectHtml(await api("PUT", "/bulk", { body }), 524, "A timeout occurred", "524");
+  expectHtml(await api("PUT", "/bulk", { body }), 413, "413", "413");
+  eq(await valueOf("e/00000"), null, "nothing stored");
+});
+
+test("fault 524 with apply:true stores the data and still answers 524", async () => {
+  await faults([{ route: "bulk_put", kind: "524", apply: true }]);
+  const body = items(2, "ap/");
+  expectHtml(await api("PUT", "/bulk", { body }), 524, "A timeout occurred", "524");
+  eq(await valueOf("ap/00001"), body[1].value, "stored behind the 524");
+});
+
+test("fault 400, 401, 403 (JSON envelopes)", async () => {
+  await faults([
+    { route: "list", kind: "400" },
+    { route: "list", kind: "401" },
+    { route: "list", kind: "403" },
+  ]);
+  expectError(await api("GET", "/keys"), 400, undefined, "400");
+  expectError(await api("GET", "/keys"), 401, 10000, "401");
+  expectError(await api("GET", "/keys"), 403, 10000, "403");
+  eq((await api("GET", "/keys")).status, 200, "then normal");
+});
+
+test("fault partial: listed keys / first count items are unsuccessful", async () => {
+  await faults([
+    { route: "bulk_put", kind: "partial", keys: ["p/00001", "p/00003"] },
+    { route: "bulk_put", kind: "partial", count: 2 },
+  ]);
+  const body = items(5, "p/");
+  let r = await api("PUT", "/bulk", { body });
+  eq(r.status, 200, "status");
+  eq(r.json.success, true, "success stays true");
+  eq(r.json.result, { successful_key_count: 3, unsuccessful_keys: ["p/00001", "p/00003"] }, "result");
+  eq(await valueOf("p/00001"), null, "unsuccessful key not stored");
+  eq(await valueOf("p/00002"), body[2].value, "other keys stored");
+  const body2 = items(4, "q/");
+  r = await api("PUT", "/bulk", { body: body2 });
+  eq(r.json.result, { successful_key_count: 2, unsuccessful_keys: ["q/00000", "q/00001"] }, "count form");
+  eq(await valueOf("q/00000"), null, "first not stored");
+  eq(await valueOf("q/00003"), body2[3].value, "rest stored");
+  r = await api("PUT", "/bulk", { body: body2 });
+  eq(r.json.result.unsuccessful_keys, [], "retry succeeds");
+});
+
+test("fault slow: delay_ms then a normal answer", async () => {
+  await faults([{ route: "get", kind: "slow", delay_ms: 400 }]);
+  await api("PUT", "/bulk", { body: [{ key: "slow/a", value: "A" }] });
+  const r = await api("GET", "/values/slow%2Fa", { raw: true });
+  eq(r.status, 200, "status");
+  eq(r.text, "A", "value");
+  assert(r.ms >= 380, `took ${r.ms} ms, expected >= 400`);
+  const r2 = await api("GET", "/values/slow%2Fa", { raw: true });
+  assert(r2.ms < 380, `second request not delayed (${r2.ms} ms)`);
+});
+
+test("faults: times, route matching, 'any', queue view, validation", async () => {
+  await harness("POST", "/__harness/reset");
+  await faults([
+    { route: "bulk_delete", kind: "500", times: 2 },
+    { route: "any", kind: "502" },
+  ]);
+  let q = (await getJson("/__harness/faults")).json.faults;
+  eq(q.map((f) => [f.route, f.kind, f.times]), [["bulk_delete", "500", 2], ["any", "502", 1]], "queue");
+  expectHtml(await api("GET", "/keys"), 502, "502", "'any' matches list");
+  eq((await api("GET", "/keys")).status, 200, "'any' consumed");
+  expectError(await api("POST", "/bulk/delete", { body: ["a"] }), 500, undefined, "delete #1");
+  q = (await getJson("/__harness/faults")).json.faults;
+  eq(q.map((f) => f.times), [1], "times decremented");
+  expectError(await api("DELETE", "/bulk", { body: ["a"] }), 500, undefined, "delete #2 (older form)");
+  eq((await api("POST", "/bulk/delete", { body: ["a"] })).status, 200, "delete #3 ok");
+  eq((await getJson("/__harness/faults")).json.faults, [], "queue empty");
+  const s = (await getJson("/__harness/stats")).json;
+  eq(s.faulted, 3, "faulted count");
+  for (const bad of [{ kind: "418" }, { route: "nope", kind: "500" }, { kind: "500", times: 0 }, "x"]) {
+    const r = await harness("POST", "/__harness/faults", [bad]);
+    eq(r.status, 400, `invalid fault ${JSON.stringify(bad)}`);
+  }
+  await faults([{ kind: "500" }]);
+  await harness("POST", "/__harness/reset");
+  eq((await getJson("/__harness/faults")).json.faults, [], "reset clears faults");
+});
+
+test("fault empty_page: an empty list page whose cursor resumes", async () => {
+  await harness("POST", "/__harness/reset?data=1");
+  await api("PUT", "/bulk", { body: items(25, "ep/") });
+  await faults([{ route: "list", kind: "empty_page", times: 2 }]);
+  const first = await api("GET", "/keys?prefix=ep%2F&limit=10");
+  eq(first.json.result, [], "empty page");
+  assert(first.json.result_info.cursor !== "", "cursor given");
+  const all = await listAll("ep/", 10);
+  eq(all.names.length, 25, "all keys seen after empty pages");
+  eq(all.sizes[0], 0, "second empty page");
+});
+
+test("harness writes only READY to stdout; SIGTERM stops it and frees the port", async () => {
+  eq(H.stdout(), `${H.line}\n`, "stdout");
+  const r = await stopHarness(H);
+  eq(r.code, 0, `exit code (signal ${r.sig})`);
+  assert(await portClosed(H.port), "port closed after exit");
+  H = null;
+});
+
+test("--token/--account/--namespace and --persist survive a restart", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wfvault-kv-"));
+  const acct = "a".repeat(32);
+  const ns = "b".repeat(32);
+  const args = ["--token", "tok-2", "--account", acct, "--namespace", ns, "--persist", dir];
+  try {
+    H = await startHarness(args);
+    let r = await api("PUT", "/bulk", { token: "tok-2", account: acct, namespace: ns, body: [{ key: "keep", value: "kept", metadata: { version: 9 } }] });
+    eq(r.status, 200, "custom ids accepted");
+    expectError(await api("GET", "/keys"), 401, 10000, "default token refused");
+    expectError(await api("GET", "/keys", { token: "tok-2" }), 404, 10013, "default namespace path refused");
+    eq((await stopHarness(H)).code, 0, "stopped");
+    H = await startHarness(args);
+    r = await api("GET", "/values/keep", { token: "tok-2", account: acct, namespace: ns, raw: true });
+    eq(r.text, "kept", "value persisted");
+    eq((await stopHarness(H)).code, 0, "stopped again");
+    H = null;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("bad arguments are refused with exit code 2", async () => {
+  for (const args of [["--bogus"], ["--account", "xyz"], ["--port", "http"]]) {
+    const child = spawn(process.execPath, [HARNESS, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    const code = await new Promise((res) => child.on("exit", res));
+    eq(code, 2, `exit code for ${args.join(" ")}`);
+    eq(out, "", "nothing on stdout");
+  }
+});
+
+// ----------------------------------------------------------------- main ---
+
+async function main() {
+  const killer = setTimeout(() => {
+    console.log(`Bail out! self-test exceeded ${OVERALL_TIMEOUT_MS / 1000} s`);
+    for (const c of children) c.kill("SIGKILL");
+    process.exit(1);
+  }, OVERALL_TIMEOUT_MS);
+  const started = Date.now();
+  console.log("TAP version 13");
+  console.log(`1..${tests.length}`);
+  let failed = 0;
+  for (let i = 0; i < tests.length; i++) {
+    const { name, fn } = tests[i];
+    try {
+      const t0 = Date.now();
+      await fn();
+      console.log(`ok ${i + 1} - ${name}`);
+      if (process.env.SELFTEST_TIMES) console.log(`# ${Date.now() - t0} ms`);
+    } catch (e) {
+      failed++;
+      console.log(`not ok ${i + 1} - ${name}`);
+      let msg = e instanceof AssertionError ? e.message : (e && e.stack) || String(e);
+      if (e && e.cause) msg += `\ncause: ${(e.cause && e.cause.stack) || e.cause}`;
+      for (const line of msg.split("\n")) console.log(`# ${line}`);
+      if (H && H.stderr()) for (const line of H.stderr().trim().split("\n").slice(-10)) console.log(`# harness: ${line}`);
+    }
+  }
+  if (H) await stopHarness(H).catch(() => {});
+  for (const c of children) c.kill("SIGKILL");
+  clearTimeout(killer);
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  console.log(`# ${secs} s, node ${process.version}`);
+  console.log(`selftest: ${tests.length - failed} passed, ${failed} failed`);
+  process.exitCode = failed ? 1 : 0;
+}
+
+main();
