@@ -16,13 +16,32 @@
 /* Tenants asked for per list call (the protocol's maximum). */
 #define LIST_PAGE	1000
 
+/*
+ * The validators quote the name they refuse.  A word in the wrong place
+ * can be a secret (`wfvault put acme sk-...`), so the CLI repeats only the
+ * reason, never the word.
+ */
+static int
+name_fail(const char *what, const char *msg, struct cli_error *err)
+{
+	const char	*reason;
+
+	if ((reason = strstr(msg, "': ")) != NULL)
+		reason += 3;
+	else if ((reason = strstr(msg, ": ")) != NULL)
+		reason += 2;
+	else
+		reason = msg;
+	return cli_fail(err, CLI_EXIT_USAGE, "invalid %s: %s", what, reason);
+}
+
 static int
 tenant_check(const char *tenant, struct cli_error *err)
 {
 	char	msg[512];
 
 	if (proto_tenant_valid(tenant, msg, sizeof(msg)) == -1)
-		return cli_fail(err, CLI_EXIT_USAGE, "%s", msg);
+		return name_fail("tenant id", msg, err);
 	return 0;
 }
 
@@ -32,7 +51,7 @@ field_check(const char *field, struct cli_error *err)
 	char	msg[512];
 
 	if (proto_field_valid(field, msg, sizeof(msg)) == -1)
-		return cli_fail(err, CLI_EXIT_USAGE, "%s", msg);
+		return name_fail("field name", msg, err);
 	return 0;
 }
 

@@ -129,12 +129,9 @@ rpc_handle_line(struct server *srv, struct conn *conn, const char *line,
 	code = proto_request_parse(line, len, &req, call.rc_msg,
 	    sizeof(call.rc_msg));
 
-	/* Only another write may overtake nothing: replies stay in order. */
-	if (conn->c_waiting > 0 && (code != 0 || !req.pr_method->pm_write)) {
-		proto_request_release(&req);
-		return (RPC_BLOCKED);
-	}
 	if (code != 0) {
+		if (conn->c_waiting > 0)
+			goto blocked;
 		call.rc_code = code;
 		rpc_audit(&call, req.pr_method_name != NULL &&
 		    req.pr_method != NULL ? req.pr_method_name : "invalid");
@@ -174,6 +171,8 @@ rpc_handle_line(struct server *srv, struct conn *conn, const char *line,
 		goto done;
 	}
 
+	if (conn->c_waiting > 0)
+		goto blocked;
 	if (store_txn_begin(srv->srv_store, NULL, 0, &call.rc_txn) !=
 	    STORE_OK) {
 		rpc_fail(&call, PROTO_E_UNAVAILABLE, "cannot read the store");
@@ -183,6 +182,8 @@ rpc_handle_line(struct server *srv, struct conn *conn, const char *line,
 	store_txn_abort(call.rc_txn);
 	call.rc_txn = NULL;
 answer:
+	if (conn->c_waiting > 0)
+		goto blocked;
 	rpc_audit(&call, req.pr_method_name);
 	rpc_reply(conn, req.pr_id, &call);
 	/* A watcher hears at once of changes it has not seen. */
@@ -192,6 +193,17 @@ done:
 	rpc_call_release(&call);
 	proto_request_release(&req);
 	return (RPC_DONE);
+
+blocked:
+	/*
+	 * Replies go out in request order, so while this connection has
+	 * writes waiting for the group commit only another valid, permitted
+	 * write may join them; anything else (a read, any error) waits and is
+	 * handled again once they are answered.
+	 */
+	rpc_call_release(&call);
+	proto_request_release(&req);
+	return (RPC_BLOCKED);
 }
 
 /*
@@ -364,6 +376,11 @@ rpc_store_fail(struct rpc_call *call, int rc)
 		    "of tenant '%s' failed authentication (tampered with, or "
 		    "another master key)", call->rc_args.ra_tenant != NULL ?
 		    call->rc_args.ra_tenant : "?"));
+	case STORE_E_DISK_FULL:
+		log_warnx("the disk holding %s is full", conf->dc_data_dir);
+		return (rpc_fail(call, PROTO_E_UNAVAILABLE, "no space left on "
+		    "the disk holding the store; free some and try again; "
+		    "reads still work"));
 	case STORE_E_NOMEM:
 		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));
 	default:
@@ -777,8 +794,8 @@ rpc_store_config(struct rpc_call *call, json_t *config)
 	size = json_dumpb(config, NULL, 0, JSON_COMPACT);
 	if (size > conf->dc_max_config_bytes)
 		return (rpc_fail(call, PROTO_E_TOO_LARGE, "config too large: "
-		    "tenant '%s' would be %zu bytes; max_config_bytes is %llu",
-		    tenant, size, (unsigned long long)conf->dc_max_config_bytes));
+		    "tenant '%s' would be over max_config_bytes (%llu)",
+		    tenant, (unsigned long long)conf->dc_max_config_bytes));
 	rc = store_config_put(call->rc_srv->srv_store, call->rc_txn, tenant,
 	    config, &version, &call->rc_seq);
 	if (rc != STORE_OK)

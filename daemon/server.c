@@ -40,6 +40,7 @@ static void	conn_process(struct conn *);
 static void	conn_free(struct conn *);
 static void	conn_update_reading(struct conn *);
 static int	conn_finished(struct conn *);
+static int	conn_output_full(struct conn *);
 static void	server_stop(struct server *);
 static void	server_reload(struct server *);
 static int	server_bind(struct server *, char *, size_t);
@@ -474,18 +475,37 @@ static void
 conn_update_reading(struct conn *conn)
 {
 	struct daemon_conf	*conf = conn->c_srv->srv_conf;
-	size_t			 queued;
+	struct evbuffer		*in = bufferevent_get_input(conn->c_bev);
+	struct timeval		 tv;
+	int			 full;
 
-	queued = evbuffer_get_length(bufferevent_get_output(conn->c_bev));
-	if (conn->c_closing || conn->c_blocked || conn->c_eof ||
-	    queued > conf->dc_max_output_bytes)
+	full = conn_output_full(conn);
+	if (conn->c_closing || conn->c_blocked || conn->c_eof || full) {
 		bufferevent_disable(conn->c_bev, EV_READ);
-	else
+		/* A message we stopped reading is not the client's delay. */
+		evtimer_del(conn->c_deadline);
+	} else {
 		bufferevent_enable(conn->c_bev, EV_READ);
+		/* The deadline runs while part of a message is buffered. */
+		if (evbuffer_get_length(in) == 0)
+			evtimer_del(conn->c_deadline);
+		else if (!evtimer_pending(conn->c_deadline, NULL)) {
+			tv.tv_sec = (time_t)conf->dc_message_timeout;
+			tv.tv_usec = 0;
+			evtimer_add(conn->c_deadline, &tv);
+		}
+	}
 	/* Ask for conn_write once the backlog has shrunk enough. */
-	bufferevent_setwatermark(conn->c_bev, EV_WRITE,
-	    queued > conf->dc_max_output_bytes ?
+	bufferevent_setwatermark(conn->c_bev, EV_WRITE, full ?
 	    conf->dc_max_output_bytes / OUTPUT_RESUME_DIVISOR : 0, 0);
+}
+
+/* More unread replies queued than max_output_bytes allows. */
+static int
+conn_output_full(struct conn *conn)
+{
+	return (evbuffer_get_length(bufferevent_get_output(conn->c_bev)) >
+	    conn->c_srv->srv_conf->dc_max_output_bytes);
 }
 
 static void
@@ -513,11 +533,10 @@ conn_process(struct conn *conn)
 	struct daemon_conf	*conf = srv->srv_conf;
 	struct evbuffer		*in = bufferevent_get_input(conn->c_bev);
 	struct evbuffer_ptr	 eol;
-	struct timeval		 tv;
 	const char		*line;
 	size_t			 len, eol_len;
 
-	while (!conn->c_closing && !conn->c_blocked) {
+	while (!conn->c_closing && !conn->c_blocked && !conn_output_full(conn)) {
 		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 		if (eol.pos == -1) {
 			if (evbuffer_get_length(in) > conf->dc_max_message_bytes)
@@ -539,20 +558,14 @@ conn_process(struct conn *conn)
 		}
 		evbuffer_drain(in, len + 1);
 	}
-
-	/* The deadline runs while part of a message is buffered. */
-	if (!conn->c_closing && !conn->c_blocked &&
-	    evbuffer_get_length(in) > 0) {
-		if (!evtimer_pending(conn->c_deadline, NULL)) {
-			tv.tv_sec = (time_t)conf->dc_message_timeout;
-			tv.tv_usec = 0;
-			evtimer_add(conn->c_deadline, &tv);
-		}
-	} else
-		evtimer_del(conn->c_deadline);
 	goto done;
 
 too_long:
+	/* Its error must not overtake the replies to queued writes. */
+	if (conn->c_waiting > 0) {
+		conn->c_blocked = 1;
+		goto done;
+	}
 	evbuffer_drain(in, evbuffer_get_length(in));
 	log_debug("%s: connection %llu sent a line over max_message_bytes",
 	    __func__, (unsigned long long)conn->c_id);

@@ -43,6 +43,7 @@ struct store {
 	MDB_dbi			 s_changes;
 	MDB_dbi			 s_sync;
 	const unsigned char	*s_mk;		/* borrowed */
+	unsigned char		*s_dek;		/* scratch data key, guarded */
 	uint64_t		 s_keep;
 };
 
@@ -102,6 +103,8 @@ store_strerror(int code)
 		return "unknown store format";
 	case STORE_E_NOMEM:
 		return "out of memory";
+	case STORE_E_DISK_FULL:
+		return "no space left on the disk holding data_dir";
 	}
 	return "unknown store error";
 }
@@ -151,6 +154,9 @@ store_mdb_code(int rc, const char *what)
 		return STORE_E_FULL;
 	case ENOMEM:
 		return STORE_E_NOMEM;
+	case ENOSPC:
+	case EDQUOT:
+		return STORE_E_DISK_FULL;
 	}
 	log_warnx("store: %s: %s", what, mdb_strerror(rc));
 	return STORE_E_IO;
@@ -474,6 +480,13 @@ store_open(struct store **sp, const struct store_params *params,
 		return STORE_E_NOMEM;
 	}
 	store->s_mk = mk;
+	/* Unwrapped data keys live only here, in guarded, locked memory. */
+	if ((store->s_dek = crypto_key_alloc()) == NULL) {
+		free(store);
+		snprintf(err, errlen, "cannot allocate guarded memory for "
+		    "data keys");
+		return STORE_E_NOMEM;
+	}
 	store->s_keep = params->sp_keep_versions > 0 ?
 	    params->sp_keep_versions : 1;
 
@@ -547,6 +560,7 @@ fail:
 		mdb_txn_abort(txn);
 	if (store->s_env != NULL)
 		mdb_env_close(store->s_env);
+	crypto_key_free(store->s_dek);
 	free(store);
 	return rc;
 }
@@ -557,6 +571,7 @@ store_close(struct store *store)
 	if (store == NULL)
 		return;
 	mdb_env_close(store->s_env);
+	crypto_key_free(store->s_dek);
 	free(store);
 }
 
@@ -626,7 +641,7 @@ store_config_get(struct store *store, MDB_txn *txn, const char *tenant,
     uint64_t version, json_t **config, uint64_t *got_version)
 {
 	struct store_rec	 rec;
-	unsigned char		 dek[CRYPTO_KEY_BYTES];
+	unsigned char		*dek = store->s_dek;
 	unsigned char		 kbuf[STORE_VKEY_MAX];
 	unsigned char		*plain = NULL;
 	size_t			 tlen, plen = 0, pcap = 0;
@@ -692,7 +707,7 @@ store_config_get(struct store *store, MDB_txn *txn, const char *tenant,
 done:
 	/* The parser's message may quote a piece of the plaintext. */
 	sodium_memzero(&jerr, sizeof(jerr));
-	sodium_memzero(dek, sizeof(dek));
+	sodium_memzero(dek, CRYPTO_KEY_BYTES);
 	if (plain != NULL) {
 		sodium_memzero(plain, pcap);
 		free(plain);
@@ -705,7 +720,7 @@ store_config_put(struct store *store, MDB_txn *txn, const char *tenant,
     json_t *config, uint64_t *new_version, uint64_t *seq)
 {
 	struct store_rec	 rec;
-	unsigned char		 dek[CRYPTO_KEY_BYTES];
+	unsigned char		*dek = store->s_dek;
 	unsigned char		 wrapped[CRYPTO_WRAPPED_BYTES];
 	unsigned char		 kbuf[STORE_VKEY_MAX];
 	const char		**keys = NULL;
@@ -801,7 +816,7 @@ store_config_put(struct store *store, MDB_txn *txn, const char *tenant,
 		*new_version = version;
 	rc = STORE_OK;
 done:
-	sodium_memzero(dek, sizeof(dek));
+	sodium_memzero(dek, CRYPTO_KEY_BYTES);
 	if (plain != NULL) {
 		sodium_memzero(plain, plen);
 		free(plain);

@@ -189,6 +189,7 @@ int	crypto_open(const unsigned char *dek, const char *tenant,
 #define STORE_E_KEY		(-5)	/* master key does not match the store */
 #define STORE_E_FORMAT		(-6)	/* unknown on-disk format */
 #define STORE_E_NOMEM		(-7)
+#define STORE_E_DISK_FULL	(-8)	/* ENOSPC, EDQUOT */
 
 #define STORE_OP_PUT		1
 #define STORE_OP_DELETE		2

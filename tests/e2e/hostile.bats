@@ -331,3 +331,35 @@ assert_codes() {
 	run wfv get acme w
 	[ "$status" -eq 0 ] || [ "$status" -eq 3 ]
 }
+
+@test "replies stay in request order when writes, failed writes and reads are pipelined" {
+	# Queued writes must not be overtaken by the error of a later write,
+	# an unknown method or a read.
+	run tp send <<-'REQS'
+	{"jsonrpc":"2.0","id":1,"method":"put","params":{"tenant":"acme","fields":{"a_key":"x"}}}
+	{"jsonrpc":"2.0","id":2,"method":"put","params":{"tenant":"acme"}}
+	{"jsonrpc":"2.0","id":3,"method":"put","params":{"tenant":"acme","fields":{"b_key":"y"}}}
+	{"jsonrpc":"2.0","id":4,"method":"nope"}
+	{"jsonrpc":"2.0","id":5,"method":"get","params":{"tenant":"acme","field":"b_key"}}
+	REQS
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | jq -c .id | tr '\n' ' ')" = "1 2 3 4 5 " ]
+	[ "$(printf '%s\n' "$output" | jq -r 'select(.id == 5).result.value')" = y ]
+	[ "$(printf '%s\n' "$output" | jq -r 'select(.id == 2).error.code')" = -32602 ]
+	assert_healthy
+}
+
+@test "a client that pipelines faster than it reads is slowed, not cut off" {
+	restart_with "max_output_bytes 128K" "message_timeout 1s"
+	head -c 30000 /dev/zero | tr '\0' v >"$T/big"
+	wfv put acme big --file "$T/big"
+	# 400 requests for a 30 KB value: 12 MB of replies, far over the
+	# bound; the peer reads nothing for longer than message_timeout.
+	for i in $(seq 400); do
+		printf '{"jsonrpc":"2.0","id":%d,"method":"get","params":{"tenant":"acme","field":"big"}}\n' "$i"
+	done >"$T/reqs"
+	run tp lazy 2500 <"$T/reqs"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -c '"result"')" -eq 400 ]
+	assert_healthy
+}

@@ -60,6 +60,9 @@ usage(void)
 	    "                              replies until EOF (exit 0) or MS\n"
 	    "                              (default 5000; exit 1)\n"
 	    "  fire SOCK                   stdin verbatim, then close at once\n"
+	    "  lazy SOCK DELAY_MS          stdin verbatim, half-close, read\n"
+	    "                              nothing for DELAY_MS, then print\n"
+	    "                              replies until EOF (exit 0)\n"
 	    "  dribble SOCK MS [MAX_MS]    stdin one byte per MS; prints\n"
 	    "                              \"closed after_ms=T sent=N\" (exit 0)\n"
 	    "                              or \"open ...\" after MAX_MS (exit 1)\n"
@@ -360,6 +363,43 @@ cmd_send(int argc, char **argv)
 	read_stdin(&out);
 	fd = connect_or_die(argv[0]);
 	pump(fd, out.b_data, out.b_len, 1, &in, 0, now_ms() + ms, &eof);
+	close(fd);
+	if (in.b_len > 0)
+		write_stdout(in.b_data, in.b_len);
+	buf_free(&out);
+	buf_free(&in);
+	return (eof ? TP_OK : TP_NO);
+}
+
+/*
+ * Sends stdin, half-closes, and reads nothing for DELAY_MS: a client that
+ * pipelines far more than it reads.  Then prints every reply until EOF.
+ */
+static int
+cmd_lazy(int argc, char **argv)
+{
+	struct buf	 out = BUF_INIT, in = BUF_INIT;
+	size_t		 off = 0;
+	ssize_t		 n;
+	long		 delay;
+	int		 fd, eof;
+
+	if (argc != 2)
+		usage();
+	delay = parse_num(argv[1], 0, 600000, "DELAY_MS");
+	read_stdin(&out);
+	fd = connect_or_die(argv[0]);
+	while (off < out.b_len) {
+		n = send(fd, out.b_data + off, out.b_len - off, MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	shutdown(fd, SHUT_WR);
+	usleep((useconds_t)delay * 1000);
+	pump(fd, NULL, 0, 0, &in, 0, now_ms() + TP_REPLY_MS, &eof);
 	close(fd);
 	if (in.b_len > 0)
 		write_stdout(in.b_data, in.b_len);
@@ -750,6 +790,7 @@ main(int argc, char **argv)
 		{ "call", cmd_call },
 		{ "send", cmd_send },
 		{ "fire", cmd_fire },
+		{ "lazy", cmd_lazy },
 		{ "dribble", cmd_dribble },
 		{ "idle", cmd_idle },
 		{ "flood", cmd_flood },
