@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # `make demo`: a vault on a temporary directory, credentials for two
-# tenants stored and read back, an access denial for another uid, and a
-# clean stop.  Everything lives in one mktemp directory, removed at exit.
+# tenants stored and read back, an access denial for another uid, the
+# configs synced to a local Workers KV (Miniflare running workerd) and what
+# a Worker reading TENANT_CONFIGS gets for each tenant, then a clean stop.
+# Everything lives in one mktemp directory, removed at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${BUILD:-build}
 tmp=$(mktemp -d /tmp/wfvault-demo.XXXXXX)
 pid=
+hpid=
 cleanup() {
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	[ -n "$hpid" ] && kill -TERM "$hpid" 2>/dev/null && wait "$hpid" 2>/dev/null
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -73,6 +77,47 @@ if grep -rqa 'sk-acme-demo-0123456789' "$tmp/data"; then
 	echo "PLAINTEXT FOUND"; exit 1
 fi
 echo "grep for the OpenAI key in $tmp/data: not found"
+
+say "Start a local Cloudflare: Miniflare (workerd) serving the KV REST API"
+mkfifo "$tmp/ready"
+node tests/worker/harness.mjs --port 0 >"$tmp/ready" 2>"$tmp/harness.log" &
+hpid=$!
+read -r -t 60 word url <"$tmp/ready"
+[ "$word" = READY ] || { cat "$tmp/harness.log"; exit 1; }
+cat "$tmp/ready" >/dev/null &
+echo "KV REST API at $url/client/v4"
+
+say "Sync every tenant's config to Workers KV"
+printf 'test-token\n' >"$tmp/cf-token"
+chmod 0400 "$tmp/cf-token"
+cat >"$tmp/wfvault-sync.conf" <<CONF
+socket          $tmp/wfvault.sock
+cf_api_base     $url/client/v4
+cf_account_id   0123456789abcdef0123456789abcdef
+cf_namespace_id fedcba9876543210fedcba9876543210
+cf_api_token_file $tmp/cf-token
+CONF
+sed 's/^/    /' "$tmp/wfvault-sync.conf"
+run "$B/wfvault-sync" -c "$tmp/wfvault-sync.conf" --once
+
+say "What a Worker gets from: await env.TENANT_CONFIGS.get(tenantId, 'json')"
+for t in acme globex; do
+	printf '$ curl %s/tenant/%s\n' "$url" "$t"
+	curl -sS "$url/tenant/$t" | jq .
+done
+
+say "A change reaches the Worker through the long-running agent"
+"$B/wfvault-sync" -c "$tmp/wfvault-sync.conf" 2>"$tmp/agent.log" &
+apid=$!
+printf '%s\n' 'sk-acme-rotated-9876' | run "$B/wfvault" put acme openai_api_key
+t0=$(date +%s%3N)
+until [ "$(curl -sS "$url/tenant/acme/openai_api_key" | jq -r .value)" = sk-acme-rotated-9876 ]; do
+	sleep 0.02
+	[ $(( $(date +%s%3N) - t0 )) -lt 20000 ] || { echo "not seen in 20 s"; exit 1; }
+done
+echo "the Worker read the new key $(( $(date +%s%3N) - t0 )) ms after wfvault put returned"
+kill -TERM "$apid"; wait "$apid" || true
+run "$B/wfvault" status
 
 say "Stop wfvaultd (SIGTERM)"
 kill -TERM "$pid"; wait "$pid"; echo "wfvaultd exited with status $?"; pid=

@@ -119,6 +119,9 @@ class StderrLog extends Log {
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const here = path.dirname(fileURLToPath(import.meta.url));
+  // workerd refuses module paths that climb above its working directory,
+  // so run from here whatever directory the caller is in.
+  process.chdir(here);
 
   // KV data: --persist DIR, else a private temporary directory, on tmpfs
   // (/dev/shm) when there is one: Miniflare's KV simulator writes every value

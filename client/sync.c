@@ -1,0 +1,377 @@
+/*
+ * wfvault-sync: options and start-up, then one of the modes: one pass
+ * (--once, --dry-run), --reconcile, or following the daemon's change feed
+ * until SIGTERM.
+ */
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proto.h"
+#include "sync.h"
+
+#define EXIT_USAGE	2
+#define EXIT_DAEMON	6
+
+#define SYNC_DEBOUNCE_MS	100	/* let a burst of writes land first */
+#define SYNC_RECONNECT_MIN_MS	100
+#define SYNC_RECONNECT_MAX_MS	5000
+
+static void	usage(void) __attribute__((__noreturn__));
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: wfvault-sync -c FILE [-n] [-d] [--once] [--dry-run] "
+	    "[--reconcile [--prune]]\n"
+	    "  -c FILE       configuration file\n"
+	    "  -n            check the configuration and the token, then "
+	    "exit\n"
+	    "  -d            log debug messages\n"
+	    "  --once        push everything pending, then exit (0: KV is "
+	    "up to date)\n"
+	    "  --dry-run     print what would be written or deleted; change "
+	    "nothing\n"
+	    "  --reconcile   compare KV with the vault and repair drift\n"
+	    "  --prune       with --reconcile: delete KV keys the vault does "
+	    "not have\n"
+	    "Without --once, --dry-run or --reconcile it follows the vault "
+	    "until SIGTERM.\n");
+	exit(EXIT_USAGE);
+}
+
+/* No core dumps and no ptrace by other users: the heap holds secrets. */
+static int
+harden_process(void)
+{
+	struct rlimit	rl = { 0, 0 };
+
+	if (setrlimit(RLIMIT_CORE, &rl) == -1 ||
+	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+exit_code(int rc)
+{
+	if (rc == 0)
+		return 0;
+	return rc == SYNC_E_DAEMON ? EXIT_DAEMON : 1;
+}
+
+/* --once and --dry-run: one pass over the feed. */
+static int
+run_once(struct sync_ctx *ctx)
+{
+	struct sync_report	rep;
+	char			err[1024];
+	int			rc;
+
+	rc = sync_engine_run(ctx, &rep, err, sizeof(err));
+	if (rc == SYNC_E_STOP)
+		snprintf(err, sizeof(err), "interrupted");
+	if (rc != 0) {
+		log_warnx("%s: %s", ctx->sx_dry_run ? "dry run failed" :
+		    "KV is not up to date", err);
+		return exit_code(rc);
+	}
+	if (ctx->sx_dry_run)
+		printf("dry run: %llu to write, %llu to delete (the feed is "
+		    "at seq %llu; nothing was changed)\n",
+		    (unsigned long long)rep.sr_written,
+		    (unsigned long long)rep.sr_deleted,
+		    (unsigned long long)rep.sr_seq);
+	else
+		printf("up to date at seq %llu (%llu written, %llu deleted, "
+		    "%llu requests)\n", (unsigned long long)rep.sr_seq,
+		    (unsigned long long)rep.sr_written,
+		    (unsigned long long)rep.sr_deleted,
+		    (unsigned long long)rep.sr_requests);
+	return 0;
+}
+
+static int
+run_reconcile(struct sync_ctx *ctx)
+{
+	struct sync_report	rep;
+	char			err[1024];
+	int			rc;
+
+	rc = sync_engine_reconcile(ctx, &rep, err, sizeof(err));
+	if (rc == SYNC_E_STOP)
+		snprintf(err, sizeof(err), "interrupted");
+	if (rc != 0) {
+		log_warnx("reconcile failed: %s", err);
+		return exit_code(rc);
+	}
+	printf("reconcile%s: %llu tenants in the vault, %llu keys in KV: "
+	    "%llu %s, %llu stale, %llu %s (%llu requests)\n",
+	    ctx->sx_dry_run ? " (dry run)" : "",
+	    (unsigned long long)rep.sr_vault_tenants,
+	    (unsigned long long)rep.sr_kv_keys,
+	    (unsigned long long)rep.sr_written,
+	    ctx->sx_dry_run ? "to rewrite" : "rewritten",
+	    (unsigned long long)rep.sr_stale,
+	    (unsigned long long)rep.sr_deleted,
+	    ctx->sx_dry_run ? "to delete" : "deleted",
+	    (unsigned long long)rep.sr_requests);
+	if (rep.sr_stale > 0 && !ctx->sx_prune)
+		printf("stale keys are kept; run with --reconcile --prune to "
+		    "delete them\n");
+	return 0;
+}
+
+/* Opens the watching connection: notifications for changes past since. */
+static int
+watch_open(struct sync_ctx *ctx, struct proto_client *w, uint64_t since,
+    char *err, size_t errlen)
+{
+	struct proto_error	 pe;
+	json_t			*res;
+	int			 r;
+
+	if (proto_client_connect(w, ctx->sx_conf->sc_socket, &pe) !=
+	    PROTO_CALL_OK) {
+		snprintf(err, errlen, "%s", pe.pe_message);
+		return SYNC_E_DAEMON;
+	}
+	w->pc_timeout_ms = 60000;
+	r = proto_client_call(w, "watch", json_pack("{s:I}", "since",
+	    (json_int_t)since), &res, &pe);
+	if (r == PROTO_CALL_OK) {
+		json_decref(res);
+		return 0;
+	}
+	snprintf(err, errlen, "%s%s", r == PROTO_CALL_REMOTE ?
+	    "wfvaultd refused watch: " : "", pe.pe_message);
+	proto_client_close(w);
+	return r == PROTO_CALL_REMOTE ? SYNC_E_FAIL : SYNC_E_DAEMON;
+}
+
+/*
+ * The service: sync, then sleep in poll() until the daemon says the feed
+ * moved, sync again.  A lost daemon is retried with a growing pause; KV
+ * trouble is retried inside the KV client; only refusals that need a
+ * person (a bad token, a missing permission) end it.
+ */
+static int
+run_forever(struct sync_ctx *ctx)
+{
+	struct proto_client	 w = PROTO_CLIENT_INIT;
+	struct sync_report	 rep;
+	char			 err[1024];
+	uint64_t		 synced = 0, seq;
+	uint64_t		 backoff = SYNC_RECONNECT_MIN_MS;
+	int			 rc = 0, need_sync = 1, down = 0;
+
+	log_info("following %s for target '%s'", ctx->sx_conf->sc_socket,
+	    ctx->sx_conf->sc_target);
+	while (!sync_stopped()) {
+		if (need_sync) {
+			rc = sync_engine_run(ctx, &rep, err, sizeof(err));
+			if (rc == SYNC_E_STOP)
+				break;
+			if (rc == SYNC_E_DAEMON)
+				goto lost;
+			if (rc != 0) {
+				log_warnx("KV is not up to date: %s", err);
+				break;
+			}
+			if (down)
+				log_info("wfvaultd is reachable again");
+			down = 0;
+			backoff = SYNC_RECONNECT_MIN_MS;
+			need_sync = 0;
+			synced = rep.sr_seq;
+			if (rep.sr_written > 0 || rep.sr_deleted > 0)
+				log_info("up to date at seq %llu (%llu "
+				    "written, %llu deleted, %llu requests)",
+				    (unsigned long long)rep.sr_seq,
+				    (unsigned long long)rep.sr_written,
+				    (unsigned long long)rep.sr_deleted,
+				    (unsigned long long)rep.sr_requests);
+		}
+		if (w.pc_fd == -1) {
+			rc = watch_open(ctx, &w, synced, err, sizeof(err));
+			if (rc == SYNC_E_DAEMON)
+				goto lost;
+			if (rc != 0) {
+				log_warnx("%s", err);
+				break;
+			}
+		}
+		rc = sync_wait_changed(&w, -1, &seq, err, sizeof(err));
+		if (rc == SYNC_E_STOP)
+			break;
+		if (rc == SYNC_E_DAEMON)
+			goto lost;
+		if (seq <= synced)
+			continue;	/* already pushed in the last pass */
+		log_debug("%s: the feed is at %llu", __func__,
+		    (unsigned long long)seq);
+		if (sync_sleep(SYNC_DEBOUNCE_MS) == -1)
+			break;
+		need_sync = 1;
+		continue;
+lost:
+		rc = 0;
+		proto_client_close(&w);
+		sync_disconnect(ctx);
+		need_sync = 1;
+		if (!down)
+			log_warnx("cannot reach wfvaultd (%s); retrying", err);
+		else
+			log_debug("%s: %s", __func__, err);
+		down = 1;
+		if (sync_sleep(backoff) == -1)
+			break;
+		backoff = backoff * 2 > SYNC_RECONNECT_MAX_MS ?
+		    SYNC_RECONNECT_MAX_MS : backoff * 2;
+	}
+	proto_client_close(&w);
+	if (rc == SYNC_E_STOP || (rc == 0 && sync_stopped())) {
+		log_info("stopping");
+		return 0;
+	}
+	return exit_code(rc);
+}
+
+int
+main(int argc, char *argv[])
+{
+	enum { OPT_ONCE = 256, OPT_DRY_RUN, OPT_RECONCILE, OPT_PRUNE };
+	static const struct option longopts[] = {
+		{ "once", no_argument, NULL, OPT_ONCE },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ "reconcile", no_argument, NULL, OPT_RECONCILE },
+		{ "prune", no_argument, NULL, OPT_PRUNE },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct sync_conf	 conf;
+	struct kv_client	 kc;
+	struct sync_ctx		 ctx;
+	const char		*conf_path = NULL;
+	char			*token = NULL;
+	char			 err[2048];
+	int			 ch, check = 0, debug = 0, once = 0;
+	int			 dry_run = 0, reconcile = 0, prune = 0, rc;
+
+	while ((ch = getopt_long(argc, argv, "c:dnh", longopts, NULL)) !=
+	    -1) {
+		switch (ch) {
+		case 'c':
+			conf_path = optarg;
+			break;
+		case 'd':
+			debug = 1;
+			break;
+		case 'n':
+			check = 1;
+			break;
+		case OPT_ONCE:
+			once = 1;
+			break;
+		case OPT_DRY_RUN:
+			dry_run = 1;
+			break;
+		case OPT_RECONCILE:
+			reconcile = 1;
+			break;
+		case OPT_PRUNE:
+			prune = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc || conf_path == NULL)
+		usage();
+	if (prune && !reconcile) {
+		fprintf(stderr, "%s: --prune works only with --reconcile\n",
+		    SYNC_PROG);
+		usage();
+	}
+	log_init(SYNC_PROG, debug);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	proto_json_init();
+	if (harden_process() == -1)
+		log_warn("cannot disable core dumps");
+
+	sync_conf_init(&conf);
+	if (sync_conf_parse_file(conf_path, &conf, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		sync_conf_release(&conf);
+		return EXIT_USAGE;
+	}
+	if (conf.sc_ca_file != NULL && access(conf.sc_ca_file, R_OK) == -1) {
+		log_warn("cf_ca_file %s", conf.sc_ca_file);
+		sync_conf_release(&conf);
+		return EXIT_USAGE;
+	}
+	if (sync_token_load(&conf, &token, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		sync_conf_release(&conf);
+		return EXIT_USAGE;
+	}
+	if (check) {
+		sync_token_free(token);
+		sync_conf_release(&conf);
+		printf("configuration OK\n");
+		return 0;
+	}
+
+	rc = 1;
+	if (kv_global_init(err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		sync_token_free(token);
+		sync_conf_release(&conf);
+		return 1;
+	}
+	/* From here the token lives only in the (wiped) request headers. */
+	if (kv_client_init(&kc, &conf, token, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		sync_token_free(token);
+		goto out_global;
+	}
+	sync_token_free(token);
+	if (sync_signals_init() == -1) {
+		log_warn("cannot set up signal handling");
+		goto out_kv;
+	}
+	kc.kc_sleep = sync_sleep;
+	kc.kc_stopped = sync_stopped;
+	/* A service retries for ever; a command gives up and says so. */
+	kc.kc_max_attempts = once || dry_run || reconcile ?
+	    KV_ONCE_ATTEMPTS : 0;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.sx_conf = &conf;
+	ctx.sx_kv = &kc;
+	ctx.sx_conn = (struct proto_client)PROTO_CLIENT_INIT;
+	ctx.sx_dry_run = dry_run;
+	ctx.sx_prune = prune;
+	ctx.sx_out = stdout;
+
+	if (reconcile)
+		rc = run_reconcile(&ctx);
+	else if (once || dry_run)
+		rc = run_once(&ctx);
+	else
+		rc = run_forever(&ctx);
+	sync_disconnect(&ctx);
+out_kv:
+	kv_client_release(&kc);
+out_global:
+	kv_global_cleanup();
+	sync_conf_release(&conf);
+	return rc;
+}

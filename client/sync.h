@@ -1,0 +1,314 @@
+/*
+ * wfvault-sync's private header: the agent's configuration, the Cloudflare
+ * Workers KV REST client with its one retry decision, and the engine that
+ * turns the daemon's change feed into bulk KV writes.
+ */
+#ifndef WFVAULT_SYNC_H
+#define WFVAULT_SYNC_H
+
+#include <sys/types.h>
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "proto.h"
+
+#define SYNC_PROG		"wfvault-sync"
+#define SYNC_DEFAULT_TARGET	"default"
+#define SYNC_DEFAULT_API_BASE	"https://api.cloudflare.com/client/v4"
+
+/* Cloudflare's limits (see the KV API reference). */
+#define KV_ID_LEN		32		/* account and namespace ids */
+#define KV_KEY_MAX		512
+#define KV_PREFIX_MAX		(KV_KEY_MAX - PROTO_TENANT_MAX)
+#define KV_BULK_MAX_ITEMS	10000
+#define KV_BULK_MAX_BYTES	100000000ULL	/* 100 MB, decimal */
+#define KV_LIST_LIMIT		1000
+
+/* Our own bounds. */
+#define KV_REPLY_MAX		(64 * 1024 * 1024)	/* reply body bytes */
+#define KV_TOKEN_MAX		4096
+#define KV_ONCE_ATTEMPTS	8	/* per request in the one-shot modes */
+#define KV_CONNECT_TIMEOUT	10L	/* seconds */
+#define KV_LOW_SPEED_TIME	30L	/* seconds below 1 byte/s */
+
+/* Retry timing (milliseconds). */
+#define KV_BACKOFF_BASE_MS	500
+#define KV_BACKOFF_CAP_MS	60000
+#define KV_RETRY_AFTER_MIN_MS	1000
+#define KV_RETRY_AFTER_MAX_MS	300000
+#define KV_RETRY_AFTER_DEF_MS	5000
+
+/* sync_conf.c */
+
+struct sync_conf {
+	char		*sc_socket;
+	char		*sc_target;
+	char		*sc_api_base;	/* no trailing '/' */
+	char		*sc_account_id;	/* 32 lowercase hex */
+	char		*sc_namespace_id;
+	char		*sc_token_file;
+	char		*sc_token_credential;
+	char		*sc_key_prefix;	/* NULL: no prefix */
+	char		*sc_ca_file;
+	uint64_t	 sc_batch_max_items;
+	uint64_t	 sc_batch_max_bytes;
+	uint64_t	 sc_request_timeout;	/* seconds */
+	int		 sc_api_plain_http;	/* http:// to a loopback host */
+};
+
+#define SYNC_DEFAULT_BATCH_ITEMS	KV_BULK_MAX_ITEMS
+#define SYNC_DEFAULT_BATCH_BYTES	(95ULL * 1024 * 1024)
+#define SYNC_DEFAULT_REQUEST_TIMEOUT	120
+
+/* Sets the defaults; every string member NULL until parsed. */
+void	sync_conf_init(struct sync_conf *);
+/*
+ * Parses a config file (or a buffer; name is used in messages), then
+ * checks what no single line can: required keys, exactly one token
+ * source, defaults.  Returns 0, or -1 with "file:line: message" in err.
+ */
+int	sync_conf_parse_file(const char *path, struct sync_conf *, char *err,
+	    size_t errlen);
+int	sync_conf_parse_buffer(const char *name, const char *buf, size_t len,
+	    struct sync_conf *, char *err, size_t errlen);
+/* Frees every string of the config.  Safe to repeat. */
+void	sync_conf_release(struct sync_conf *);
+/*
+ * Checks an API base URL: https://HOST[:PORT][/PATH], or http:// when HOST
+ * is 127.0.0.1, [::1] or localhost (*plain_http set then).  Returns 0 or -1
+ * with a reason in err.
+ */
+int	sync_api_base_check(const char *url, int *plain_http, char *err,
+	    size_t errlen);
+/*
+ * Reads the API token from cf_api_token_file or the systemd credential.
+ * On 0, *token is a new NUL-terminated buffer the caller releases with
+ * sync_token_free (which wipes it).  The token never appears in err.
+ */
+int	sync_token_load(const struct sync_conf *, char **token, char *err,
+	    size_t errlen);
+void	sync_token_free(char *token);
+
+/* kv.c */
+
+/* What one attempt of a request came to. */
+struct kv_outcome {
+	CURLcode	 ko_curl;
+	const char	*ko_curl_error;	/* curl's error buffer, or NULL */
+	long		 ko_status;	/* HTTP status; 0 without a reply */
+	int		 ko_envelope;	/* the body is a Cloudflare envelope */
+	int		 ko_success;	/* its "success" */
+	long		 ko_error_code;	/* errors[0].code, 0 when none */
+	const char	*ko_error_message; /* errors[0].message, or NULL */
+	const char	*ko_retry_after; /* the header's value, or NULL */
+	time_t		 ko_now;	/* to resolve an HTTP-date */
+	size_t		 ko_unsuccessful; /* unsuccessful_keys of a bulk */
+	size_t		 ko_items;	/* items in the request */
+	unsigned	 ko_attempt;	/* 0 for the first attempt */
+	unsigned	 ko_max_attempts; /* 0: retry forever */
+};
+
+enum kv_verdict {
+	KV_OK,		/* done */
+	KV_RETRY,	/* the same request again after kd_delay_ms */
+	KV_SPLIT,	/* too large: send each half on its own */
+	KV_FATAL	/* stop; kd_reason names the setting to fix */
+};
+
+struct kv_decision {
+	enum kv_verdict	 kd_verdict;
+	uint64_t	 kd_delay_ms;
+	char		 kd_reason[512];
+};
+
+/*
+ * The one place that decides what to do after an attempt.  rnd is a
+ * random number for the jitter of the exponential backoff.
+ */
+void		kv_retry_decide(const struct kv_outcome *, uint32_t rnd,
+		    struct kv_decision *);
+/* base * 2^attempt capped, then a random point in [50%, 100%] of it. */
+uint64_t	kv_backoff_ms(unsigned attempt, uint32_t rnd);
+/*
+ * Parses a Retry-After value (delta-seconds or an HTTP-date) into a wait
+ * clamped to [1 s, 300 s].  Returns 0, or -1 when value is garbage.
+ */
+int		kv_retry_after_ms(const char *value, time_t now, uint64_t *ms);
+/*
+ * How many of the items with serialised sizes[0..n) go into the next bulk
+ * request: at most max_items, and the JSON array "[a,b,...]" of them at
+ * most max_bytes.  Returns 0 only when sizes[0] alone does not fit.
+ */
+size_t		kv_batch_split(const size_t *sizes, size_t n, size_t max_items,
+		    size_t max_bytes);
+/* The bytes of the JSON array holding items of sizes[0..n). */
+size_t		kv_batch_bytes(const size_t *sizes, size_t n);
+
+/* A parsed reply body. */
+struct kv_envelope {
+	json_t		*ke_root;	/* new reference or NULL */
+	int		 ke_parsed;	/* an object with a boolean "success" */
+	int		 ke_success;
+	long		 ke_code;	/* errors[0].code */
+	char		 ke_message[256]; /* errors[0].message, printable */
+};
+#define KV_ENVELOPE_INIT { NULL, 0, 0, 0, "" }
+
+/* Never fails: a body that is not an envelope leaves ke_parsed 0. */
+void	kv_envelope_parse(const char *body, size_t len, struct kv_envelope *);
+void	kv_envelope_release(struct kv_envelope *);
+/*
+ * The unsuccessful_keys of a bulk reply's result as a borrowed array (lives
+ * as long as env), or NULL when there are none.
+ */
+json_t	*kv_envelope_unsuccessful(const struct kv_envelope *);
+
+/* One item of a bulk request, serialised. */
+struct kv_item {
+	char		*ki_key;	/* the KV key */
+	char		*ki_json;	/* {"key":..,"value":..,..} or "key" */
+	size_t		 ki_len;
+	uint64_t	 ki_version;
+};
+
+struct kv_items {
+	struct kv_item	*kis_v;
+	size_t		 kis_n;
+	size_t		 kis_cap;
+	size_t		 kis_bytes;	/* sum of ki_len */
+};
+#define KV_ITEMS_INIT { NULL, 0, 0, 0 }
+
+/*
+ * A write: key, the config (an object) as compact JSON with sorted keys,
+ * metadata {"version": N}.  A delete: the key as a JSON string.  Both copy
+ * what they need.  Return 0 or -1 (out of memory).
+ */
+int	kv_items_add_put(struct kv_items *, const char *key, json_t *config,
+	    uint64_t version);
+int	kv_items_add_delete(struct kv_items *, const char *key);
+/* Drops (wiping) the first n items. */
+void	kv_items_drop(struct kv_items *, size_t n);
+void	kv_items_release(struct kv_items *);
+/* kv_batch_split over the items. */
+size_t	kv_items_split(const struct kv_items *, size_t max_items,
+	    size_t max_bytes);
+
+/* The reply of the last request. */
+struct kv_reply {
+	long		 kr_status;
+	char		*kr_body;
+	size_t		 kr_len;
+	size_t		 kr_cap;
+	char		 kr_retry_after[64];
+	int		 kr_has_retry_after;
+	char		 kr_curl_error[CURL_ERROR_SIZE];
+};
+
+struct kv_client {
+	CURL			*kc_curl;
+	struct curl_slist	*kc_headers;	/* holds the token */
+	char			*kc_ns_url;	/* .../namespaces/{id} */
+	char			*kc_ca_file;
+	const char		*kc_protocols;
+	long			 kc_timeout;
+	unsigned		 kc_max_attempts; /* 0: retry forever */
+	uint64_t		 kc_requests;	/* HTTP requests made */
+	struct kv_reply		 kc_reply;
+	/* Waits ms; -1 when the agent is told to stop.  NULL: nanosleep. */
+	int			(*kc_sleep)(uint64_t ms);
+	/* Non-zero when the agent is told to stop.  NULL: never. */
+	int			(*kc_stopped)(void);
+};
+
+/* Return codes of the requests. */
+#define KV_E_FAIL	(-1)	/* gave up; err says why and what to fix */
+#define KV_E_STOP	(-2)	/* interrupted by a signal */
+
+/*
+ * Installs libcurl's allocator (every block it frees is wiped, so copies
+ * of the token and of request bodies do not linger) and initialises it.
+ */
+int	kv_global_init(char *err, size_t errlen);
+void	kv_global_cleanup(void);
+/* token is copied into the request headers. */
+int	kv_client_init(struct kv_client *, const struct sync_conf *,
+	    const char *token, char *err, size_t errlen);
+void	kv_client_release(struct kv_client *);
+/*
+ * Writes (PUT .../bulk) or deletes (POST .../bulk/delete) items[0..n)
+ * with retries; unsuccessful_keys are sent again, a 413 halves the batch.
+ * Returns 0, KV_E_FAIL or KV_E_STOP.
+ */
+int	kv_bulk_put(struct kv_client *, struct kv_item *items, size_t n,
+	    char *err, size_t errlen);
+int	kv_bulk_delete(struct kv_client *, struct kv_item *items, size_t n,
+	    char *err, size_t errlen);
+/*
+ * Lists every key under prefix (NULL: all) into keys: name -> the
+ * metadata's version as an integer, or null.  Returns 0, KV_E_FAIL or
+ * KV_E_STOP.
+ */
+int	kv_list_keys(struct kv_client *, const char *prefix, json_t *keys,
+	    char *err, size_t errlen);
+
+/* sync_engine.c */
+
+struct sync_ctx {
+	const struct sync_conf	*sx_conf;
+	struct kv_client	*sx_kv;
+	struct proto_client	 sx_conn;
+	int			 sx_connected_once;
+	int			 sx_dry_run;
+	int			 sx_prune;
+	FILE			*sx_out;	/* dry-run and report lines */
+};
+
+struct sync_report {
+	uint64_t	sr_seq;		/* the feed is pushed up to here */
+	uint64_t	sr_written;
+	uint64_t	sr_deleted;
+	uint64_t	sr_requests;
+	uint64_t	sr_vault_tenants;	/* reconcile */
+	uint64_t	sr_kv_keys;
+	uint64_t	sr_stale;
+};
+
+/* Return codes of the engine. */
+#define SYNC_E_FAIL	(-1)	/* KV or the daemon refused; err says why */
+#define SYNC_E_DAEMON	(-2)	/* wfvaultd unreachable or connection lost */
+#define SYNC_E_STOP	(-3)	/* a signal asked us to stop */
+
+/* SIGTERM, SIGINT: stop; SIGPIPE ignored.  Returns 0 or -1 (errno). */
+int	sync_signals_init(void);
+int	sync_stopped(void);
+/* Sleeps ms unless told to stop: 0, or -1 when stopping. */
+int	sync_sleep(uint64_t ms);
+
+/* Connects (once, or again after a loss) and checks the peer.  */
+int	sync_connect(struct sync_ctx *, char *err, size_t errlen);
+void	sync_disconnect(struct sync_ctx *);
+/*
+ * Pushes everything the feed holds past the target's acknowledged seq,
+ * then acknowledges it (not in dry-run).  Returns 0 or SYNC_E_*.
+ */
+int	sync_engine_run(struct sync_ctx *, struct sync_report *, char *err,
+	    size_t errlen);
+/* Lists KV and the vault and repairs drift.  Returns 0 or SYNC_E_*. */
+int	sync_engine_reconcile(struct sync_ctx *, struct sync_report *,
+	    char *err, size_t errlen);
+/*
+ * Waits up to timeout_ms (-1: forever) on a watching connection for a
+ * "changed" notification.  Returns 0 with *seq, 1 on timeout, SYNC_E_DAEMON
+ * (err filled) or SYNC_E_STOP.
+ */
+int	sync_wait_changed(struct proto_client *, int timeout_ms, uint64_t *seq,
+	    char *err, size_t errlen);
+
+#endif /* WFVAULT_SYNC_H */

@@ -1,0 +1,825 @@
+/*
+ * wfvault-sync's engine: it reads the daemon's change feed from the
+ * acknowledged seq, turns it into bulk KV writes and deletes, acknowledges
+ * what KV holds, and repairs drift between the vault and KV (reconcile).
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "log.h"
+#include "proto.h"
+#include "sync.h"
+
+#define SYNC_CALL_TIMEOUT_MS	60000	/* per daemon request */
+#define SYNC_CHANGES_LIMIT	10000	/* the most the daemon sends at once */
+#define SYNC_LIST_LIMIT		1000
+
+/* Signals: a flag, and a pipe so waits in poll() wake up at once. */
+static volatile sig_atomic_t	sync_stop_flag;
+static int			sync_wake[2] = { -1, -1 };
+
+static void
+sync_on_signal(int sig)
+{
+	int	saved = errno;
+	ssize_t	n;
+
+	(void)sig;
+	sync_stop_flag = 1;
+	if (sync_wake[1] != -1) {
+		n = write(sync_wake[1], "", 1);
+		(void)n;
+	}
+	errno = saved;
+}
+
+int
+sync_signals_init(void)
+{
+	struct sigaction	sa;
+
+	if (sync_wake[0] == -1 && pipe2(sync_wake, O_CLOEXEC | O_NONBLOCK) ==
+	    -1)
+		return -1;
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = sync_on_signal;
+	/* No SA_RESTART: a blocked poll() should return and look. */
+	if (sigaction(SIGTERM, &sa, NULL) == -1 ||
+	    sigaction(SIGINT, &sa, NULL) == -1)
+		return -1;
+	/* libcurl with CURLOPT_NOSIGNAL leaves SIGPIPE to us. */
+	sa.sa_handler = SIG_IGN;
+	if (sigaction(SIGPIPE, &sa, NULL) == -1)
+		return -1;
+	return 0;
+}
+
+int
+sync_stopped(void)
+{
+	return sync_stop_flag != 0;
+}
+
+static int64_t
+sync_now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+sync_sleep(uint64_t ms)
+{
+	struct pollfd	pfd;
+	int64_t		deadline, left;
+
+	deadline = sync_now_ms() + (ms > INT64_MAX / 2 ? INT64_MAX / 2 :
+	    (int64_t)ms);
+	while (!sync_stopped()) {
+		if ((left = deadline - sync_now_ms()) <= 0)
+			return 0;
+		pfd.fd = sync_wake[0];
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		/* A negative fd (no pipe yet) makes poll a plain sleep. */
+		(void)poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+	}
+	return -1;
+}
+
+/* The daemon connection. */
+
+/* Whether the hello reply grants sync (admin includes it). */
+static int
+sync_hello_may_sync(json_t *hello)
+{
+	json_t	*p;
+	size_t	 i;
+
+	json_array_foreach(json_object_get(hello, "permissions"), i, p) {
+		if (json_is_string(p) &&
+		    (strcmp(json_string_value(p), "sync") == 0 ||
+		    strcmp(json_string_value(p), "admin") == 0))
+			return 1;
+	}
+	return 0;
+}
+
+static void
+sync_denied_hint(char *buf, size_t len)
+{
+	struct passwd	*pw;
+
+	if ((pw = getpwuid(geteuid())) != NULL)
+		snprintf(buf, len, "add 'allow user:%s sync *' to wfvaultd's "
+		    "config", pw->pw_name);
+	else
+		snprintf(buf, len, "give uid %u the sync permission in "
+		    "wfvaultd's config", (unsigned)geteuid());
+}
+
+int
+sync_connect(struct sync_ctx *ctx, char *err, size_t errlen)
+{
+	struct proto_error	 pe;
+	json_t			*hello = NULL, *v;
+	char			 hint[256];
+	int			 r;
+
+	proto_client_close(&ctx->sx_conn);
+	if (proto_client_connect(&ctx->sx_conn, ctx->sx_conf->sc_socket,
+	    &pe) != PROTO_CALL_OK) {
+		snprintf(err, errlen, "%s", pe.pe_message);
+		return SYNC_E_DAEMON;
+	}
+	ctx->sx_conn.pc_timeout_ms = SYNC_CALL_TIMEOUT_MS;
+	r = proto_client_call(&ctx->sx_conn, "hello", NULL, &hello, &pe);
+	if (r == PROTO_CALL_IO) {
+		snprintf(err, errlen, "%s", pe.pe_message);
+		proto_client_close(&ctx->sx_conn);
+		return SYNC_E_DAEMON;
+	}
+	if (r == PROTO_CALL_REMOTE) {
+		snprintf(err, errlen, "wfvaultd refused hello: %s",
+		    pe.pe_message);
+		goto fail;
+	}
+	v = json_object_get(hello, "protocol");
+	if (!json_is_integer(v) || json_integer_value(v) != PROTO_VERSION) {
+		snprintf(err, errlen, "wfvaultd speaks protocol %lld; this "
+		    "wfvault-sync speaks %d", json_is_integer(v) ?
+		    (long long)json_integer_value(v) : -1LL, PROTO_VERSION);
+		goto fail;
+	}
+	if (!sync_hello_may_sync(hello)) {
+		sync_denied_hint(hint, sizeof(hint));
+		snprintf(err, errlen, "wfvaultd does not give this process "
+		    "the sync permission: %s", hint);
+		goto fail;
+	}
+	json_decref(hello);
+	if (!ctx->sx_connected_once)
+		log_debug("%s: connected to %s", __func__,
+		    ctx->sx_conf->sc_socket);
+	ctx->sx_connected_once = 1;
+	return 0;
+fail:
+	json_decref(hello);
+	proto_client_close(&ctx->sx_conn);
+	return SYNC_E_FAIL;
+}
+
+void
+sync_disconnect(struct sync_ctx *ctx)
+{
+	proto_client_close(&ctx->sx_conn);
+}
+
+/*
+ * One request to the daemon.  A lost connection (the daemon restarted, or
+ * closed us while KV kept us busy) is reconnected once: every request the
+ * agent makes can be repeated.  params is stolen.  Returns 0 with *result,
+ * SYNC_E_DAEMON, or SYNC_E_FAIL (pe->pe_code the daemon's error, or 0).
+ */
+static int
+sync_call(struct sync_ctx *ctx, const char *method, json_t *params,
+    json_t **result, struct proto_error *pe, char *err, size_t errlen)
+{
+	char	hint[256];
+	int	r, rc, tries;
+
+	*result = NULL;
+	memset(pe, 0, sizeof(*pe));
+	if (params == NULL && (params = json_object()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return SYNC_E_FAIL;
+	}
+	for (tries = 0;; tries++) {
+		if (ctx->sx_conn.pc_fd == -1 &&
+		    (rc = sync_connect(ctx, err, errlen)) != 0) {
+			json_decref(params);
+			return rc;
+		}
+		r = proto_client_call(&ctx->sx_conn, method,
+		    json_incref(params), result, pe);
+		if (r != PROTO_CALL_IO || tries > 0 || sync_stopped())
+			break;
+		log_debug("%s: %s: %s; reconnecting", __func__, method,
+		    pe->pe_message);
+	}
+	json_decref(params);
+	if (r == PROTO_CALL_OK)
+		return 0;
+	if (r == PROTO_CALL_IO) {
+		snprintf(err, errlen, "%s", pe->pe_message);
+		return SYNC_E_DAEMON;
+	}
+	if (pe->pe_code == PROTO_E_UNAVAILABLE) {
+		/* Shutting down, say: come back like after a restart. */
+		snprintf(err, errlen, "wfvaultd cannot answer %s now: %s",
+		    method, pe->pe_message);
+		return SYNC_E_DAEMON;
+	}
+	if (pe->pe_code == PROTO_E_DENIED) {
+		sync_denied_hint(hint, sizeof(hint));
+		snprintf(err, errlen, "wfvaultd refused %s: %s (%s)", method,
+		    pe->pe_message, hint);
+	} else
+		snprintf(err, errlen, "wfvaultd refused %s: %s", method,
+		    pe->pe_message);
+	return SYNC_E_FAIL;
+}
+
+/* A non-negative integer member, or -1. */
+static int
+sync_get_uint(json_t *obj, const char *name, uint64_t *out)
+{
+	json_t	*v = json_object_get(obj, name);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return -1;
+	*out = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+/*
+ * Reads a tenant's current config.  Returns 0 with *fields (new reference)
+ * and *version, 1 when the tenant no longer exists, or SYNC_E_*.
+ */
+static int
+sync_fetch(struct sync_ctx *ctx, const char *tenant, json_t **fields,
+    uint64_t *version, char *err, size_t errlen)
+{
+	struct proto_error	 pe;
+	json_t			*res, *f;
+	int			 rc;
+
+	*fields = NULL;
+	rc = sync_call(ctx, "get", json_pack("{s:s}", "tenant", tenant), &res,
+	    &pe, err, errlen);
+	if (rc == SYNC_E_FAIL && pe.pe_code == PROTO_E_NOT_FOUND)
+		return 1;
+	if (rc != 0)
+		return rc;
+	f = json_object_get(res, "fields");
+	if (!json_is_object(f) || sync_get_uint(res, "version", version) ==
+	    -1) {
+		json_decref(res);
+		snprintf(err, errlen, "wfvaultd sent a malformed reply to get "
+		    "'%s'", tenant);
+		return SYNC_E_FAIL;
+	}
+	*fields = json_incref(f);
+	json_decref(res);
+	return 0;
+}
+
+/* KV key = prefix + tenant id; both were checked, so it fits. */
+static void
+sync_key(const struct sync_conf *sc, const char *tenant, char *key,
+    size_t len)
+{
+	snprintf(key, len, "%s%s", sc->sc_key_prefix != NULL ?
+	    sc->sc_key_prefix : "", tenant);
+}
+
+/* Writes s for a terminal: KV keys from a listing may hold anything. */
+static void
+sync_print_key(FILE *out, const char *s)
+{
+	for (; *s != '\0'; s++)
+		fputc((unsigned char)*s >= 0x20 && (unsigned char)*s < 0x7f ?
+		    *s : '?', out);
+}
+
+static int
+sync_kv_rc(int rc)
+{
+	return rc == KV_E_STOP ? SYNC_E_STOP : SYNC_E_FAIL;
+}
+
+/*
+ * Sends full batches of kis (all: every item) to KV, or prints them in
+ * dry-run.  A batch is full when one more item would pass
+ * batch_max_items or batch_max_bytes; so at most one batch and one item
+ * are held at a time.
+ */
+static int
+sync_flush(struct sync_ctx *ctx, struct kv_items *kis, int del, int all,
+    struct sync_report *rep, char *err, size_t errlen)
+{
+	const struct sync_conf	*sc = ctx->sx_conf;
+	size_t			 k, i, bytes;
+	int			 rc;
+
+	while (kis->kis_n > 0) {
+		bytes = 2 + kis->kis_bytes + kis->kis_n - 1;
+		if (!all && kis->kis_n < sc->sc_batch_max_items &&
+		    bytes <= sc->sc_batch_max_bytes)
+			break;
+		k = kv_items_split(kis, sc->sc_batch_max_items,
+		    sc->sc_batch_max_bytes);
+		if (k == 0) {
+			snprintf(err, errlen, "KV key '%s' needs a %zu-byte "
+			    "request, more than batch_max_bytes (%llu): raise "
+			    "batch_max_bytes", kis->kis_v[0].ki_key,
+			    kis->kis_v[0].ki_len + 2,
+			    (unsigned long long)sc->sc_batch_max_bytes);
+			return SYNC_E_FAIL;
+		}
+		if (ctx->sx_dry_run) {
+			for (i = 0; i < k; i++) {
+				fputs(del ? "delete " : "put ", ctx->sx_out);
+				sync_print_key(ctx->sx_out,
+				    kis->kis_v[i].ki_key);
+				if (!del)
+					fprintf(ctx->sx_out, " version %llu",
+					    (unsigned long long)
+					    kis->kis_v[i].ki_version);
+				fputc('\n', ctx->sx_out);
+			}
+		} else {
+			log_debug("%s: %s %zu keys", __func__,
+			    del ? "deleting" : "writing", k);
+			if (del)
+				rc = kv_bulk_delete(ctx->sx_kv, kis->kis_v, k,
+				    err, errlen);
+			else
+				rc = kv_bulk_put(ctx->sx_kv, kis->kis_v, k,
+				    err, errlen);
+			if (rc != 0)
+				return sync_kv_rc(rc);
+		}
+		if (del)
+			rep->sr_deleted += k;
+		else
+			rep->sr_written += k;
+		/* Drops the values of this batch, wiping them. */
+		kv_items_drop(kis, k);
+	}
+	return 0;
+}
+
+static int
+sync_add_put(struct sync_ctx *ctx, struct kv_items *puts, const char *key,
+    json_t *fields, uint64_t version, struct sync_report *rep, char *err,
+    size_t errlen)
+{
+	if (kv_items_add_put(puts, key, fields, version) == -1) {
+		snprintf(err, errlen, "cannot serialise the config of KV key "
+		    "'%s' (out of memory?)", key);
+		return SYNC_E_FAIL;
+	}
+	return sync_flush(ctx, puts, 0, 0, rep, err, errlen);
+}
+
+static int
+sync_add_delete(struct sync_ctx *ctx, struct kv_items *dels, const char *key,
+    struct sync_report *rep, char *err, size_t errlen)
+{
+	if (kv_items_add_delete(dels, key) == -1) {
+		snprintf(err, errlen, "out of memory");
+		return SYNC_E_FAIL;
+	}
+	return sync_flush(ctx, dels, 1, 0, rep, err, errlen);
+}
+
+/* The latest change of each tenant in one page of the feed. */
+struct sync_change {
+	char		sch_tenant[PROTO_TENANT_MAX + 1];
+	int		sch_delete;
+};
+
+struct sync_page {
+	struct sync_change	*sp_v;
+	size_t			 sp_n;
+	json_t			*sp_index;	/* tenant -> index in sp_v */
+	uint64_t		 sp_upto;	/* covers the feed to here */
+	uint64_t		 sp_last;	/* the daemon's last seq */
+	int			 sp_more;	/* the page was full */
+};
+
+static void
+sync_page_release(struct sync_page *sp)
+{
+	free(sp->sp_v);
+	json_decref(sp->sp_index);
+	memset(sp, 0, sizeof(*sp));
+}
+
+/* Reads the changes after since and collapses them per tenant. */
+static int
+sync_page_read(struct sync_ctx *ctx, uint64_t since, struct sync_page *sp,
+    char *err, size_t errlen)
+{
+	struct proto_error	 pe;
+	struct sync_change	*ch;
+	json_t			*res, *changes, *c, *idx;
+	const char		*tenant, *op;
+	uint64_t		 seq, version, prev = since;
+	size_t			 i, n;
+	int			 rc;
+
+	memset(sp, 0, sizeof(*sp));
+	rc = sync_call(ctx, "changes", json_pack("{s:I,s:i}", "since",
+	    (json_int_t)since, "limit", SYNC_CHANGES_LIMIT), &res, &pe, err,
+	    errlen);
+	if (rc != 0)
+		return rc;
+	changes = json_object_get(res, "changes");
+	if (!json_is_array(changes) ||
+	    sync_get_uint(res, "last_seq", &sp->sp_last) == -1)
+		goto bad;
+	n = json_array_size(changes);
+	if ((sp->sp_index = json_object()) == NULL ||
+	    (n > 0 && (sp->sp_v = calloc(n, sizeof(*sp->sp_v))) == NULL)) {
+		snprintf(err, errlen, "out of memory");
+		rc = SYNC_E_FAIL;
+		goto done;
+	}
+	json_array_foreach(changes, i, c) {
+		tenant = json_string_value(json_object_get(c, "tenant"));
+		op = json_string_value(json_object_get(c, "op"));
+		if (sync_get_uint(c, "seq", &seq) == -1 || seq <= prev ||
+		    sync_get_uint(c, "version", &version) == -1 ||
+		    tenant == NULL || proto_tenant_valid(tenant, NULL, 0) ==
+		    -1 || op == NULL || (strcmp(op, "put") != 0 &&
+		    strcmp(op, "delete") != 0))
+			goto bad;
+		prev = seq;
+		/* Many changes to one tenant become one write. */
+		if ((idx = json_object_get(sp->sp_index, tenant)) != NULL)
+			ch = &sp->sp_v[json_integer_value(idx)];
+		else {
+			ch = &sp->sp_v[sp->sp_n];
+			snprintf(ch->sch_tenant, sizeof(ch->sch_tenant), "%s",
+			    tenant);
+			if (json_object_set_new(sp->sp_index, tenant,
+			    json_integer((json_int_t)sp->sp_n)) == -1) {
+				snprintf(err, errlen, "out of memory");
+				rc = SYNC_E_FAIL;
+				goto done;
+			}
+			sp->sp_n++;
+		}
+		ch->sch_delete = strcmp(op, "delete") == 0;
+	}
+	/*
+	 * A page read in one daemon transaction that is not full holds
+	 * everything up to last_seq; a full one ends at its last change.
+	 */
+	sp->sp_more = n >= SYNC_CHANGES_LIMIT;
+	sp->sp_upto = sp->sp_more || prev > sp->sp_last ? prev : sp->sp_last;
+	rc = 0;
+	goto done;
+bad:
+	snprintf(err, errlen, "wfvaultd sent a malformed reply to changes");
+	rc = SYNC_E_FAIL;
+done:
+	json_decref(res);
+	if (rc != 0)
+		sync_page_release(sp);
+	return rc;
+}
+
+/* Pushes one collapsed page: writes first, then deletes. */
+static int
+sync_page_push(struct sync_ctx *ctx, struct sync_page *sp,
+    struct sync_report *rep, char *err, size_t errlen)
+{
+	struct kv_items	 puts = KV_ITEMS_INIT, dels = KV_ITEMS_INIT;
+	json_t		*fields;
+	char		 key[KV_KEY_MAX + 1];
+	uint64_t	 version;
+	size_t		 i;
+	int		 rc = 0, r;
+
+	for (i = 0; i < sp->sp_n && rc == 0; i++) {
+		if (sync_stopped()) {
+			rc = SYNC_E_STOP;
+			break;
+		}
+		sync_key(ctx->sx_conf, sp->sp_v[i].sch_tenant, key,
+		    sizeof(key));
+		if (!sp->sp_v[i].sch_delete) {
+			r = sync_fetch(ctx, sp->sp_v[i].sch_tenant, &fields,
+			    &version, err, errlen);
+			if (r < 0) {
+				rc = r;
+				break;
+			}
+			if (r == 0) {
+				rc = sync_add_put(ctx, &puts, key, fields,
+				    version, rep, err, errlen);
+				json_decref(fields);
+				continue;
+			}
+			/* Deleted since the change: delete it from KV too. */
+		}
+		rc = sync_add_delete(ctx, &dels, key, rep, err, errlen);
+	}
+	if (rc == 0)
+		rc = sync_flush(ctx, &puts, 0, 1, rep, err, errlen);
+	if (rc == 0)
+		rc = sync_flush(ctx, &dels, 1, 1, rep, err, errlen);
+	kv_items_release(&puts);
+	kv_items_release(&dels);
+	return rc;
+}
+
+int
+sync_engine_run(struct sync_ctx *ctx, struct sync_report *rep, char *err,
+    size_t errlen)
+{
+	struct proto_error	 pe;
+	struct sync_page	 sp;
+	json_t			*res;
+	uint64_t		 acked, last, since, requests0;
+	int			 rc, more;
+
+	memset(rep, 0, sizeof(*rep));
+	requests0 = ctx->sx_kv != NULL ? ctx->sx_kv->kc_requests : 0;
+	rc = sync_call(ctx, "sync_state", json_pack("{s:s}", "target",
+	    ctx->sx_conf->sc_target), &res, &pe, err, errlen);
+	if (rc != 0)
+		return rc;
+	if (sync_get_uint(res, "acked_seq", &acked) == -1 ||
+	    sync_get_uint(res, "last_seq", &last) == -1) {
+		json_decref(res);
+		snprintf(err, errlen, "wfvaultd sent a malformed reply to "
+		    "sync_state");
+		return SYNC_E_FAIL;
+	}
+	json_decref(res);
+	since = acked;
+	rep->sr_seq = acked;
+	if (acked >= last)
+		goto done;
+
+	/*
+	 * One page at a time: push it whole, then acknowledge its end.  A
+	 * large backlog so holds one page of tenant ids and one batch of
+	 * values at a time, and a restart repeats at most one page.
+	 */
+	for (;;) {
+		if ((rc = sync_page_read(ctx, since, &sp, err, errlen)) != 0)
+			return rc;
+		log_debug("%s: changes after %llu: %zu tenants, up to %llu",
+		    __func__, (unsigned long long)since, sp.sp_n,
+		    (unsigned long long)sp.sp_upto);
+		rc = sync_page_push(ctx, &sp, rep, err, errlen);
+		since = sp.sp_upto;
+		more = sp.sp_more;
+		sync_page_release(&sp);
+		if (rc != 0)
+			return rc;
+		if (!ctx->sx_dry_run && since > rep->sr_seq) {
+			rc = sync_call(ctx, "sync_ack", json_pack("{s:s,s:I}",
+			    "target", ctx->sx_conf->sc_target, "seq",
+			    (json_int_t)since), &res, &pe, err, errlen);
+			if (rc != 0)
+				return rc;
+			json_decref(res);
+		}
+		rep->sr_seq = since;
+		if (!more)
+			break;
+	}
+done:
+	if (ctx->sx_kv != NULL)
+		rep->sr_requests = ctx->sx_kv->kc_requests - requests0;
+	return 0;
+}
+
+/* Every tenant of the vault: tenant -> version. */
+static int
+sync_vault_list(struct sync_ctx *ctx, json_t *vault, char *err,
+    size_t errlen)
+{
+	struct proto_error	 pe;
+	json_t			*params, *res, *t, *c;
+	const char		*tenant;
+	char			*cursor = NULL;
+	uint64_t		 version;
+	size_t			 i;
+	int			 rc;
+
+	for (;;) {
+		if (sync_stopped()) {
+			rc = SYNC_E_STOP;
+			break;
+		}
+		params = json_pack("{s:i}", "limit", SYNC_LIST_LIMIT);
+		if (params != NULL && cursor != NULL)
+			json_object_set_new(params, "cursor",
+			    json_string(cursor));
+		if ((rc = sync_call(ctx, "list", params, &res, &pe, err,
+		    errlen)) != 0)
+			break;
+		if (!json_is_array(json_object_get(res, "tenants")))
+			goto bad;
+		json_array_foreach(json_object_get(res, "tenants"), i, t) {
+			tenant = json_string_value(json_object_get(t,
+			    "tenant"));
+			if (tenant == NULL || sync_get_uint(t, "version",
+			    &version) == -1)
+				goto bad;
+			if (json_object_set_new(vault, tenant,
+			    json_integer((json_int_t)version)) == -1) {
+				json_decref(res);
+				snprintf(err, errlen, "out of memory");
+				rc = SYNC_E_FAIL;
+				break;
+			}
+		}
+		if (rc != 0)
+			break;
+		c = json_object_get(res, "cursor");
+		if (c == NULL || json_is_null(c)) {
+			json_decref(res);
+			break;
+		}
+		if (!json_is_string(c) || (cursor != NULL &&
+		    strcmp(cursor, json_string_value(c)) == 0))
+			goto bad;
+		free(cursor);
+		if ((cursor = strdup(json_string_value(c))) == NULL) {
+			json_decref(res);
+			snprintf(err, errlen, "out of memory");
+			rc = SYNC_E_FAIL;
+			break;
+		}
+		json_decref(res);
+	}
+	free(cursor);
+	return rc;
+bad:
+	json_decref(res);
+	free(cursor);
+	snprintf(err, errlen, "wfvaultd sent a malformed reply to list");
+	return SYNC_E_FAIL;
+}
+
+int
+sync_engine_reconcile(struct sync_ctx *ctx, struct sync_report *rep,
+    char *err, size_t errlen)
+{
+	const struct sync_conf	*sc = ctx->sx_conf;
+	struct kv_items		 puts = KV_ITEMS_INIT, dels = KV_ITEMS_INIT;
+	json_t			*kvkeys, *vault, *v, *kvv, *fields;
+	const char		*tenant, *key, *prefix;
+	char			 k[KV_KEY_MAX + 1];
+	uint64_t		 requests0, version;
+	size_t			 plen;
+	int			 rc, r;
+
+	memset(rep, 0, sizeof(*rep));
+	prefix = sc->sc_key_prefix != NULL ? sc->sc_key_prefix : "";
+	plen = strlen(prefix);
+	requests0 = ctx->sx_kv->kc_requests;
+	kvkeys = json_object();
+	vault = json_object();
+	if (kvkeys == NULL || vault == NULL) {
+		snprintf(err, errlen, "out of memory");
+		rc = SYNC_E_FAIL;
+		goto done;
+	}
+	/* The daemon first: no point in listing KV without it. */
+	if (ctx->sx_conn.pc_fd == -1 &&
+	    (rc = sync_connect(ctx, err, errlen)) != 0)
+		goto done;
+	/*
+	 * KV before the vault: a tenant created and pushed in between is
+	 * then in both lists, never taken for a stale key.
+	 */
+	if ((rc = kv_list_keys(ctx->sx_kv, sc->sc_key_prefix, kvkeys, err,
+	    errlen)) != 0) {
+		rc = sync_kv_rc(rc);
+		goto done;
+	}
+	if ((rc = sync_vault_list(ctx, vault, err, errlen)) != 0)
+		goto done;
+	rep->sr_kv_keys = json_object_size(kvkeys);
+	rep->sr_vault_tenants = json_object_size(vault);
+
+	/* Missing or older in KV: write the current config. */
+	json_object_foreach(vault, tenant, v) {
+		if (sync_stopped()) {
+			rc = SYNC_E_STOP;
+			goto done;
+		}
+		sync_key(sc, tenant, k, sizeof(k));
+		kvv = json_object_get(kvkeys, k);
+		if (json_is_integer(kvv) &&
+		    json_integer_value(kvv) == json_integer_value(v))
+			continue;
+		log_debug("%s: %s: KV has %s, the vault version %lld",
+		    __func__, k, kvv == NULL ? "nothing" : "another version",
+		    (long long)json_integer_value(v));
+		r = sync_fetch(ctx, tenant, &fields, &version, err, errlen);
+		if (r < 0) {
+			rc = r;
+			goto done;
+		}
+		if (r == 1)	/* deleted meanwhile; the feed has it */
+			continue;
+		rc = sync_add_put(ctx, &puts, k, fields, version, rep, err,
+		    errlen);
+		json_decref(fields);
+		if (rc != 0)
+			goto done;
+	}
+	if ((rc = sync_flush(ctx, &puts, 0, 1, rep, err, errlen)) != 0)
+		goto done;
+
+	/* In KV but not in the vault: stale; removed only with --prune. */
+	json_object_foreach(kvkeys, key, v) {
+		if (strncmp(key, prefix, plen) == 0 &&
+		    proto_tenant_valid(key + plen, NULL, 0) == 0 &&
+		    json_object_get(vault, key + plen) != NULL)
+			continue;
+		rep->sr_stale++;
+		fputs("stale ", ctx->sx_out);
+		sync_print_key(ctx->sx_out, key);
+		fputs(" (not in the vault)\n", ctx->sx_out);
+		if (ctx->sx_prune && (rc = sync_add_delete(ctx, &dels, key,
+		    rep, err, errlen)) != 0)
+			goto done;
+	}
+	rc = sync_flush(ctx, &dels, 1, 1, rep, err, errlen);
+done:
+	kv_items_release(&puts);
+	kv_items_release(&dels);
+	json_decref(kvkeys);
+	json_decref(vault);
+	rep->sr_requests = ctx->sx_kv->kc_requests - requests0;
+	return rc;
+}
+
+int
+sync_wait_changed(struct proto_client *c, int timeout_ms, uint64_t *seq,
+    char *err, size_t errlen)
+{
+	struct proto_error	 pe;
+	struct pollfd		 pfd[2];
+	json_t			*msg, *m, *s;
+	int64_t			 deadline, left;
+	int			 r, wait;
+
+	deadline = timeout_ms < 0 ? -1 : sync_now_ms() + timeout_ms;
+	for (;;) {
+		if (sync_stopped())
+			return SYNC_E_STOP;
+		/* What is queued or buffered first, without blocking. */
+		r = proto_client_next(c, 0, &msg, &pe);
+		if (r == PROTO_CALL_OK) {
+			m = json_object_get(msg, "method");
+			s = json_object_get(json_object_get(msg, "params"),
+			    "seq");
+			if (json_is_string(m) &&
+			    strcmp(json_string_value(m), "changed") == 0 &&
+			    json_is_integer(s) && json_integer_value(s) >= 0) {
+				*seq = (uint64_t)json_integer_value(s);
+				json_decref(msg);
+				return 0;
+			}
+			json_decref(msg);
+			continue;
+		}
+		if (r == PROTO_CALL_IO) {
+			snprintf(err, errlen, "%s", pe.pe_message);
+			return SYNC_E_DAEMON;
+		}
+		wait = -1;
+		if (deadline >= 0) {
+			if ((left = deadline - sync_now_ms()) <= 0)
+				return 1;
+			wait = left > INT_MAX ? INT_MAX : (int)left;
+		}
+		pfd[0].fd = c->pc_fd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = sync_wake[0];
+		pfd[1].events = POLLIN;
+		pfd[0].revents = pfd[1].revents = 0;
+		if (poll(pfd, 2, wait) == -1 && errno != EINTR) {
+			snprintf(err, errlen, "poll: %s", strerror(errno));
+			return SYNC_E_DAEMON;
+		}
+	}
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# `make bench`: how wfvault-sync does against the local Cloudflare stand-in.
+#  1. 100,000 tenants loaded into a fresh vault, then one `wfvault-sync
+#     --once`: wall time and the number of KV write requests (target: at
+#     most 11).
+#  2. The delay from `wfvault put` to a Worker reading the new value through
+#     TENANT_CONFIGS, with the long-running agent, over several samples.
+# A benchmark, not a test: it reports numbers and checks only the request
+# count target.  BENCH_TENANTS and BENCH_SAMPLES override the sizes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=$(cd "${BUILD:-build}" && pwd)
+N=${BENCH_TENANTS:-100000}
+SAMPLES=${BENCH_SAMPLES:-20}
+ACCOUNT=0123456789abcdef0123456789abcdef
+NAMESPACE=fedcba9876543210fedcba9876543210
+
+tmp=$(mktemp -d /tmp/wfvault-bench.XXXXXX)
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+now_ms() { date +%s%3N; }
+
+mkfifo "$tmp/ready"
+node tests/worker/harness.mjs --port 0 >"$tmp/ready" 2>"$tmp/harness.log" &
+pids+=($!)
+read -r -t 60 word url <"$tmp/ready"
+[ "$word" = READY ] || { cat "$tmp/harness.log"; exit 1; }
+cat "$tmp/ready" >/dev/null &
+pids+=($!)
+
+"$B/wfvaultd" --gen-key "$tmp/master.key" >/dev/null
+cat >"$tmp/wfvaultd.conf" <<EOF
+socket $tmp/wfvault.sock
+data_dir $tmp/data
+master_key_file $tmp/master.key
+map_size 4G
+EOF
+"$B/wfvaultd" -c "$tmp/wfvaultd.conf" 2>"$tmp/wfvaultd.log" &
+pids+=($!)
+export WFVAULT_SOCKET=$tmp/wfvault.sock
+for _ in $(seq 100); do "$B/wfvault" status >/dev/null 2>&1 && break; sleep 0.05; done
+
+printf 'test-token\n' >"$tmp/token"
+chmod 0400 "$tmp/token"
+cat >"$tmp/sync.conf" <<EOF
+socket $tmp/wfvault.sock
+cf_api_base $url/client/v4
+cf_account_id $ACCOUNT
+cf_namespace_id $NAMESPACE
+cf_api_token_file $tmp/token
+EOF
+
+echo "== loading $N tenants (pipelined puts on one connection)"
+t0=$(now_ms)
+got=$(seq 1 "$N" | awk '{ printf "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"put\",\"params\":{\"tenant\":\"tenant-%06d\",\"fields\":{\"openai_api_key\":\"sk-%040d\",\"linkedin_client_id\":\"li-%d\"}}}\n", $1, $1, $1, $1 }' |
+	socat -t 120 - "UNIX-CONNECT:$tmp/wfvault.sock" | grep -c '"result"')
+t1=$(now_ms)
+echo "stored $got tenants in $((t1 - t0)) ms ($((got * 1000 / (t1 - t0 + 1))) puts/s, durable, group commit)"
+
+echo "== wfvault-sync --once for $N tenants"
+t0=$(now_ms)
+"$B/wfvault-sync" -c "$tmp/sync.conf" --once
+t1=$(now_ms)
+stats=$(curl -sS "$url/__harness/stats")
+writes=$(jq -r '.requests.bulk_put // 0' <<<"$stats")
+total=$(jq -r '.total' <<<"$stats")
+sync_ms=$((t1 - t0))
+echo "synced $N tenants in $sync_ms ms with $writes bulk write requests ($total API requests in all)"
+last=$(curl -sS "$url/tenant/tenant-$(printf %06d "$N")/linkedin_client_id" | jq -r .value)
+[ "$last" = "li-$N" ] || { echo "the last tenant is not in KV ($last)"; exit 1; }
+
+echo "== delay from 'wfvault put' to a Worker reading it ($SAMPLES samples, long-running agent)"
+"$B/wfvault-sync" -c "$tmp/sync.conf" 2>"$tmp/agent.log" &
+pids+=($!)
+sleep 1
+delays=()
+for i in $(seq "$SAMPLES"); do
+	v="sk-latency-$i-$RANDOM"
+	t0=$(now_ms)
+	printf '%s' "$v" | "$B/wfvault" put tenant-000001 openai_api_key
+	while [ "$(curl -sS "$url/tenant/tenant-000001/openai_api_key" | jq -r .value)" != "$v" ]; do
+		sleep 0.01
+		[ $(( $(now_ms) - t0 )) -lt 30000 ] || { echo "not seen after 30 s"; exit 1; }
+	done
+	delays+=($(( $(now_ms) - t0 )))
+done
+sorted=$(printf '%s\n' "${delays[@]}" | sort -n)
+median=$(sed -n "$(( (SAMPLES + 1) / 2 ))p" <<<"$sorted")
+max=$(tail -n 1 <<<"$sorted")
+min=$(head -n 1 <<<"$sorted")
+echo "put -> Worker sees it: median $median ms, min $min ms, max $max ms"
+
+echo
+echo "summary: $N tenants synced in $sync_ms ms with $writes write requests (target <= 11); put-to-Worker median $median ms, max $max ms"
+if [ "$writes" -gt 11 ]; then
+	echo "FAIL: more than 11 write requests"
+	exit 1
+fi

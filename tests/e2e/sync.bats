@@ -1,0 +1,354 @@
+#!/usr/bin/env bats
+# wfvault-sync end to end: the real daemon, the real agent and a local
+# Cloudflare (Miniflare running workerd with a real KV binding).  What the
+# tests read back is what a Worker reading TENANT_CONFIGS would get.
+
+load helpers
+
+WFVAULT_SYNC=$E2E_BUILD/wfvault-sync
+HARNESS=$E2E_ROOT/tests/worker/harness.mjs
+ACCOUNT=0123456789abcdef0123456789abcdef
+NAMESPACE=fedcba9876543210fedcba9876543210
+
+# One harness for the whole file (workerd takes a second to start); each
+# test gets a clean KV, its own daemon and its own agent config.
+setup_file() {
+	[ -x "$WFVAULT_SYNC" ] || skip "build/wfvault-sync is missing"
+	[ -d "$E2E_ROOT/tests/worker/node_modules" ] ||
+	    skip "tests/worker/node_modules is missing (make deps)"
+	HD=$(mktemp -d "${TMPDIR:-/tmp}/wfv-harness.XXXXXX")
+	mkfifo "$HD/ready"
+	node "$HARNESS" --port 0 >"$HD/ready" 2>"$HD/harness.log" 3>&- &
+	echo $! >"$HD/pid"
+	read -r -t 60 word url <"$HD/ready" || true
+	[ "$word" = READY ] || {
+		echo "harness did not start:" >&2
+		cat "$HD/harness.log" >&2
+		return 1
+	}
+	# Keep reading its stdout so it never blocks on a full pipe.
+	cat "$HD/ready" >/dev/null 3>&- &
+	export HD HURL=$url
+}
+
+teardown_file() {
+	[ -n "${HD:-}" ] || return 0
+	kill -TERM "$(cat "$HD/pid")" 2>/dev/null
+	for _ in $(seq 100); do
+		kill -0 "$(cat "$HD/pid")" 2>/dev/null || break
+		sleep 0.1
+	done
+	rm -rf "$HD"
+}
+
+setup() {
+	wfv_setup
+	write_conf
+	start_daemon
+	h POST "/__harness/reset?data=1" >/dev/null
+	printf 'test-token\n' >"$T/token"
+	chmod 0400 "$T/token"
+	write_sync_conf
+}
+
+teardown() {
+	wfv_teardown
+}
+
+# Talks to the harness: h METHOD PATH [BODY].
+h() {
+	curl -sS --max-time 30 -X "$1" ${3:+-H 'Content-Type: application/json' --data-binary "$3"} \
+	    "$HURL$2"
+}
+
+# What a Worker reading TENANT_CONFIGS sees for tenant $1 (field $2).
+worker_get() {
+	h GET "/tenant/$1${2:+/$2}${PREFIX:+?prefix=$PREFIX}"
+}
+
+stat_of() {
+	h GET /__harness/stats | jq -r ".requests.$1 // 0"
+}
+
+write_sync_conf() {
+	{
+		echo "socket $SOCK"
+		echo "target default"
+		echo "cf_api_base $HURL/client/v4"
+		echo "cf_account_id $ACCOUNT"
+		echo "cf_namespace_id $NAMESPACE"
+		echo "cf_api_token_file $T/token"
+		printf '%s\n' "$@"
+	} >"$T/sync.conf"
+}
+
+sync_once() {
+	timeout 120 "$WFVAULT_SYNC" -c "$T/sync.conf" --once "$@"
+}
+
+acked_seq() {
+	tp call sync_state '{"target":"default"}' | jq -r '.result.acked_seq'
+}
+
+last_seq() {
+	tp call sync_state '{"target":"default"}' | jq -r '.result.last_seq'
+}
+
+# Loads N tenants t00001.. through one pipelined connection (the CLI would
+# take a process per tenant).
+load_tenants() {
+	seq 1 "$1" | awk '{ printf "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"put\",\"params\":{\"tenant\":\"t%05d\",\"fields\":{\"openai_api_key\":\"sk-%d\"}}}\n", $1, $1, $1 }' |
+	    timeout 120 socat -t 60 - "UNIX-CONNECT:$SOCK" | grep -c '"result"'
+}
+
+@test "first sync: a Worker reads each tenant's config from KV" {
+	put_value acme openai_api_key sk-acme-1
+	put_value acme linkedin_client_id li-acme
+	printf '{"stripe_secret_key":"sk_globex"}' | wfv put globex --json >/dev/null
+	run sync_once
+	[ "$status" -eq 0 ]
+	run worker_get acme
+	[ "$(jq -r .config.openai_api_key <<<"$output")" = sk-acme-1 ]
+	[ "$(jq -r .config.linkedin_client_id <<<"$output")" = li-acme ]
+	run worker_get globex stripe_secret_key
+	[ "$(jq -r .value <<<"$output")" = sk_globex ]
+	# Both tenants in one bulk write, with their versions as metadata.
+	[ "$(stat_of bulk_put)" -eq 1 ]
+	run curl -sS -H 'Authorization: Bearer test-token' \
+	    "$HURL/client/v4/accounts/$ACCOUNT/storage/kv/namespaces/$NAMESPACE/metadata/acme"
+	[ "$(jq -r .result.version <<<"$output")" = 2 ]
+	[ "$(acked_seq)" = "$(last_seq)" ]
+	# Nothing pending: a second run writes nothing.
+	run sync_once
+	[ "$status" -eq 0 ]
+	[ "$(stat_of bulk_put)" -eq 1 ]
+}
+
+@test "updates, field removal and tenant deletion reach KV" {
+	put_value acme openai_api_key sk-old
+	put_value acme sendgrid_api_key SG.one
+	put_value beta openai_api_key sk-beta
+	sync_once
+	put_value acme openai_api_key sk-new
+	wfv rm acme sendgrid_api_key
+	wfv rm beta
+	run sync_once
+	[ "$status" -eq 0 ]
+	run worker_get acme
+	[ "$(jq -r .config.openai_api_key <<<"$output")" = sk-new ]
+	[ "$(jq -r '.config | has("sendgrid_api_key")' <<<"$output")" = false ]
+	run worker_get beta
+	[ "$(jq -r .config <<<"$output")" = null ]
+	[ "$(stat_of bulk_delete)" -eq 1 ]
+}
+
+@test "many changes to one tenant become one write of its latest config" {
+	for i in 1 2 3 4 5; do put_value acme openai_api_key "sk-$i"; done
+	run sync_once
+	[ "$status" -eq 0 ]
+	run h GET /__harness/requests
+	[ "$(jq '[.requests[] | select(.route == "bulk_put")] | length' <<<"$output")" -eq 1 ]
+	[ "$(jq '[.requests[] | select(.route == "bulk_put")][0].items' <<<"$output")" -eq 1 ]
+	[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-5 ]
+}
+
+@test "10,050 tenants go in two bulk writes" {
+	[ "$(load_tenants 10050)" -eq 10050 ]
+	run sync_once
+	[ "$status" -eq 0 ]
+	[ "$(stat_of bulk_put)" -eq 2 ]
+	[ "$(worker_get t00001 openai_api_key | jq -r .value)" = sk-1 ]
+	[ "$(worker_get t10050 openai_api_key | jq -r .value)" = sk-10050 ]
+	[ "$(acked_seq)" = 10050 ]
+}
+
+@test "429 waits for Retry-After, then succeeds" {
+	put_value acme openai_api_key sk-429
+	h POST /__harness/faults '[{"route":"bulk_put","kind":"429","retry_after":"1"}]'
+	start=$(date +%s%N)
+	run sync_once
+	end=$(date +%s%N)
+	[ "$status" -eq 0 ]
+	# The agent waited at least the second it was told to.
+	[ $(( (end - start) / 1000000 )) -ge 1000 ]
+	[ "$(stat_of bulk_put)" -eq 2 ]
+	[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-429 ]
+}
+
+@test "500, 502 and an HTML 524 page are retried" {
+	put_value acme openai_api_key sk-5xx
+	h POST /__harness/faults '[{"route":"bulk_put","kind":"500"},{"route":"bulk_put","kind":"502"},{"route":"bulk_put","kind":"524"}]'
+	run sync_once
+	[ "$status" -eq 0 ]
+	[ "$(stat_of bulk_put)" -eq 4 ]
+	[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-5xx ]
+}
+
+@test "keys in unsuccessful_keys are written again" {
+	put_value acme openai_api_key sk-a
+	put_value beta openai_api_key sk-b
+	h POST /__harness/faults '[{"route":"bulk_put","kind":"partial","keys":["beta"]}]'
+	run sync_once
+	[ "$status" -eq 0 ]
+	[ "$(worker_get beta openai_api_key | jq -r .value)" = sk-b ]
+	[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-a ]
+	[ "$(stat_of bulk_put)" -eq 2 ]
+}
+
+@test "a request slower than request_timeout is retried" {
+	write_sync_conf "request_timeout 1s"
+	put_value acme openai_api_key sk-slow
+	h POST /__harness/faults '[{"route":"bulk_put","kind":"slow","delay_ms":2500}]'
+	run sync_once
+	[ "$status" -eq 0 ]
+	[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-slow ]
+}
+
+@test "a wrong token stops at once naming the setting; the right one then syncs" {
+	put_value acme openai_api_key sk-token
+	chmod 0600 "$T/token"
+	printf 'wrong-token\n' >"$T/token"
+	run sync_once
+	[ "$status" -ne 0 ]
+	[[ "$output" == *cf_api_token* ]]
+	[[ "$output" != *wrong-token* ]]
+	# Stopped at once: one refused request, nothing acknowledged.
+	[ "$(stat_of bulk_put)" -eq 1 ]
+	[ "$(acked_seq)" = 0 ]
+	printf 'test-token\n' >"$T/token"
+	run sync_once
+	[ "$status" -eq 0 ]
+	[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-token ]
+}
+
+@test "the agent killed with SIGKILL mid-sync loses nothing" {
+	[ "$(load_tenants 300)" -eq 300 ]
+	h POST /__harness/faults '[{"route":"bulk_put","kind":"slow","delay_ms":3000,"apply":false}]'
+	bg "$WFVAULT_SYNC" -c "$T/sync.conf" --once
+	agent=$BG_PID
+	for _ in $(seq 100); do
+		[ "$(h GET /__harness/stats | jq -r .total)" -ge 1 ] && break
+		sleep 0.05
+	done
+	kill -KILL "$agent"
+	wait "$agent" 2>/dev/null || true
+	[ "$(acked_seq)" = 0 ]
+	put_value t00001 openai_api_key sk-after-kill
+	run sync_once
+	[ "$status" -eq 0 ]
+	[ "$(worker_get t00300 openai_api_key | jq -r .value)" = sk-300 ]
+	[ "$(worker_get t00001 openai_api_key | jq -r .value)" = sk-after-kill ]
+	[ "$(acked_seq)" = "$(last_seq)" ]
+}
+
+@test "the long-running agent pushes a change without being asked, across a daemon restart" {
+	bg "$WFVAULT_SYNC" -c "$T/sync.conf"
+	put_value acme openai_api_key sk-live-1
+	for _ in $(seq 100); do
+		[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-live-1 ] && break
+		sleep 0.1
+	done
+	[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-live-1 ]
+	restart_daemon
+	put_value acme openai_api_key sk-live-2
+	for _ in $(seq 150); do
+		[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-live-2 ] && break
+		sleep 0.1
+	done
+	[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-live-2 ]
+	kill -TERM "$BG_PID"
+	wait "$BG_PID"
+}
+
+@test "--dry-run prints keys and versions, never values, and writes nothing" {
+	put_value acme openai_api_key sk-dry-secret
+	wfv rm acme openai_api_key
+	put_value beta openai_api_key sk-dry-2
+	run sync_once --dry-run
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"acme"* ]]
+	[[ "$output" == *"beta"* ]]
+	[[ "$output" != *sk-dry* ]]
+	[ "$(stat_of bulk_put)" -eq 0 ]
+	[ "$(acked_seq)" = 0 ]
+}
+
+@test "--reconcile repairs drift and reports stale keys; --prune deletes them" {
+	put_value acme openai_api_key sk-r1
+	put_value beta openai_api_key sk-r2
+	sync_once
+	api="$HURL/client/v4/accounts/$ACCOUNT/storage/kv/namespaces/$NAMESPACE"
+	auth='Authorization: Bearer test-token'
+	# Drift: acme deleted behind the agent's back, beta overwritten with an
+	# old version, and a key the vault never had.
+	curl -sS -X DELETE -H "$auth" "$api/values/acme" >/dev/null
+	curl -sS -X PUT -H "$auth" -H 'Content-Type: application/json' \
+	    --data-binary '[{"key":"beta","value":"{}","metadata":{"version":0}},{"key":"ghost","value":"{}"}]' \
+	    "$api/bulk" >/dev/null
+	h POST /__harness/faults '[{"route":"list","kind":"empty_page"}]'
+	run timeout 120 "$WFVAULT_SYNC" -c "$T/sync.conf" --reconcile
+	[ "$status" -eq 0 ]
+	[[ "$output" == *ghost* ]]
+	[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-r1 ]
+	[ "$(worker_get beta openai_api_key | jq -r .value)" = sk-r2 ]
+	[ "$(worker_get ghost | jq -r .config)" != null ]
+	run timeout 120 "$WFVAULT_SYNC" -c "$T/sync.conf" --reconcile --prune
+	[ "$status" -eq 0 ]
+	[ "$(worker_get ghost | jq -r .config)" = null ]
+	[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-r1 ]
+}
+
+@test "kv_key_prefix puts every key behind the prefix" {
+	write_sync_conf "kv_key_prefix tenants/"
+	put_value acme openai_api_key sk-prefixed
+	run sync_once
+	[ "$status" -eq 0 ]
+	[ "$(PREFIX=tenants/ worker_get acme openai_api_key | jq -r .value)" = sk-prefixed ]
+	[ "$(worker_get acme | jq -r .config)" = null ]
+}
+
+@test "wfvault status shows the target's acknowledged seq and lag" {
+	put_value acme openai_api_key sk-s
+	sync_once
+	put_value acme openai_api_key sk-s2
+	run wfv status --json
+	[ "$(jq -r '.sync[0].target' <<<"$output")" = default ]
+	[ "$(jq -r '.sync[0].acked_seq' <<<"$output")" = 1 ]
+	[ "$(jq -r '.sync[0].lag' <<<"$output")" = 1 ]
+	run wfv status
+	[[ "$output" == *default* ]]
+}
+
+@test "the agent's config is checked: ids, plain http off loopback, one token source" {
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" -n
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"configuration OK"* ]]
+	write_sync_conf
+	sed -i "s/^cf_account_id .*/cf_account_id 1234/" "$T/sync.conf"
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" -n
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"sync.conf:"* ]]
+	write_sync_conf
+	sed -i "s|^cf_api_base .*|cf_api_base http://api.example.com/client/v4|" "$T/sync.conf"
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" -n
+	[ "$status" -ne 0 ]
+	write_sync_conf "cf_api_token_credential cf-token"
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" -n
+	[ "$status" -ne 0 ]
+}
+
+@test "the API token never shows in the agent's output, argv or environment" {
+	printf 'tok-%s\n' "$(random_token)" >"$T/token.new"
+	tok=$(cat "$T/token.new")
+	chmod 0600 "$T/token"
+	cp "$T/token.new" "$T/token"
+	# The harness refuses this token: the error path must not print it.
+	put_value acme openai_api_key sk-tok
+	run sync_once -d
+	[ "$status" -ne 0 ]
+	[[ "$output" != *"$tok"* ]]
+	bg "$WFVAULT_SYNC" -c "$T/sync.conf" -d
+	sleep 0.5
+	refute grep -qa -- "$tok" "/proc/$BG_PID/cmdline"
+	refute grep -qa -- "$tok" "/proc/$BG_PID/environ"
+}

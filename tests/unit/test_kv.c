@@ -1,0 +1,626 @@
+/*
+ * Unit tests of wfvault-sync's KV client (client/kv.c): bulk batching,
+ * the retry decision for every class of failure, Retry-After parsing,
+ * reply envelopes and the serialised items.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "proto.h"
+#include "sync.h"
+
+#define NITEMS(a)	(sizeof(a) / sizeof((a)[0]))
+
+/* Batching. */
+
+static void
+test_batch_count_limit(void **state)
+{
+	size_t	sizes[7] = { 10, 10, 10, 10, 10, 10, 10 };
+
+	(void)state;
+	assert_int_equal(kv_batch_split(sizes, 7, 3, 1000), 3);
+	assert_int_equal(kv_batch_split(sizes, 7, 1, 1000), 1);
+	assert_int_equal(kv_batch_split(sizes, 7, 7, 1000), 7);
+	assert_int_equal(kv_batch_split(sizes, 7, 10000, 1000), 7);
+	assert_int_equal(kv_batch_split(sizes, 2, 3, 1000), 2);
+	assert_int_equal(kv_batch_split(sizes, 0, 3, 1000), 0);
+}
+
+static void
+test_batch_byte_limit(void **state)
+{
+	size_t	sizes[3] = { 10, 10, 10 };
+
+	(void)state;
+	/* "[" 10 "," 10 "," 10 "]" is 34 bytes. */
+	assert_int_equal(kv_batch_bytes(sizes, 3), 34);
+	assert_int_equal(kv_batch_bytes(sizes, 1), 12);
+	assert_int_equal(kv_batch_bytes(sizes, 0), 2);
+	/* Exact boundaries: a batch may be exactly max_bytes. */
+	assert_int_equal(kv_batch_split(sizes, 3, 100, 34), 3);
+	assert_int_equal(kv_batch_split(sizes, 3, 100, 33), 2);
+	assert_int_equal(kv_batch_split(sizes, 3, 100, 23), 2);
+	assert_int_equal(kv_batch_split(sizes, 3, 100, 22), 1);
+	assert_int_equal(kv_batch_split(sizes, 3, 100, 12), 1);
+	/* Both limits: the tighter one wins. */
+	assert_int_equal(kv_batch_split(sizes, 3, 2, 34), 2);
+	assert_int_equal(kv_batch_split(sizes, 3, 3, 23), 2);
+}
+
+static void
+test_batch_item_too_big(void **state)
+{
+	size_t	one[1] = { 100 };
+	size_t	mid[3] = { 10, 100, 10 };
+	size_t	huge[2] = { SIZE_MAX, 1 };
+	size_t	almost[2] = { SIZE_MAX - 1, SIZE_MAX - 1 };
+
+	(void)state;
+	/* Alone it needs 102 bytes. */
+	assert_int_equal(kv_batch_split(one, 1, 10, 101), 0);
+	assert_int_equal(kv_batch_split(one, 1, 10, 102), 1);
+	/* Stops before the big one; the next split reports it. */
+	assert_int_equal(kv_batch_split(mid, 3, 10, 50), 1);
+	assert_int_equal(kv_batch_split(mid + 1, 2, 10, 50), 0);
+	/* No overflow near SIZE_MAX. */
+	assert_int_equal(kv_batch_split(huge, 2, 10, 1000), 0);
+	assert_int_equal(kv_batch_split(almost, 2, 10, SIZE_MAX - 1), 0);
+	/* Not even "[]" fits. */
+	assert_int_equal(kv_batch_split(one, 1, 10, 1), 0);
+}
+
+/* For random sizes: the batch fits, and one more item would not. */
+static void
+test_batch_invariants(void **state)
+{
+	size_t		sizes[64], k, n, max_items, max_bytes, i;
+	unsigned	seed = 12345;
+	int		round;
+
+	(void)state;
+	for (round = 0; round < 20000; round++) {
+		seed = seed * 1103515245 + 12345;
+		n = 1 + (seed >> 8) % 64;
+		for (i = 0; i < n; i++) {
+			seed = seed * 1103515245 + 12345;
+			sizes[i] = 1 + (seed >> 8) % 300;
+		}
+		seed = seed * 1103515245 + 12345;
+		max_items = 1 + (seed >> 8) % 70;
+		seed = seed * 1103515245 + 12345;
+		max_bytes = 2 + (seed >> 8) % 4000;
+		k = kv_batch_split(sizes, n, max_items, max_bytes);
+		assert_true(k <= n && k <= max_items);
+		if (k > 0)
+			assert_true(kv_batch_bytes(sizes, k) <= max_bytes);
+		if (k < n && k < max_items)
+			assert_true(kv_batch_bytes(sizes, k + 1) > max_bytes);
+		if (k == 0)
+			assert_true(sizes[0] + 2 > max_bytes);
+	}
+}
+
+/* The items and their splitting agree with the sizes of their JSON. */
+static void
+test_items(void **state)
+{
+	struct kv_items	 kis = KV_ITEMS_INIT;
+	json_t		*cfg, *item, *value;
+	json_error_t	 je;
+	size_t		 total;
+
+	(void)state;
+	cfg = json_pack("{s:s,s:s,s:i}", "zeta", "z", "alpha", "sk-\"1\"",
+	    "n", 3);
+	assert_non_null(cfg);
+	assert_int_equal(kv_items_add_put(&kis, "pfx:acme", cfg, 7), 0);
+	assert_int_equal(kv_items_add_delete(&kis, "pfx:gone\"q"), 0);
+	assert_int_equal(kis.kis_n, 2);
+	assert_int_equal(kis.kis_v[0].ki_len, strlen(kis.kis_v[0].ki_json));
+	assert_int_equal(kis.kis_bytes, kis.kis_v[0].ki_len +
+	    kis.kis_v[1].ki_len);
+	assert_string_equal(kis.kis_v[0].ki_key, "pfx:acme");
+	assert_int_equal(kis.kis_v[0].ki_version, 7);
+
+	/* {"key":..,"value":"<config, sorted keys>","metadata":{..}} */
+	item = json_loads(kis.kis_v[0].ki_json, 0, &je);
+	assert_non_null(item);
+	assert_string_equal(json_string_value(json_object_get(item, "key")),
+	    "pfx:acme");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(
+	    item, "metadata"), "version")), 7);
+	value = json_object_get(item, "value");
+	assert_true(json_is_string(value));
+	assert_string_equal(json_string_value(value),
+	    "{\"alpha\":\"sk-\\\"1\\\"\",\"n\":3,\"zeta\":\"z\"}");
+	assert_int_equal(json_object_size(item), 3);
+	json_decref(item);
+	assert_string_equal(kis.kis_v[1].ki_json, "\"pfx:gone\\\"q\"");
+
+	total = 2 + kis.kis_v[0].ki_len + 1 + kis.kis_v[1].ki_len;
+	assert_int_equal(kv_items_split(&kis, 10, total), 2);
+	assert_int_equal(kv_items_split(&kis, 10, total - 1), 1);
+	assert_int_equal(kv_items_split(&kis, 1, total), 1);
+	assert_int_equal(kv_items_split(&kis, 10, 2 + kis.kis_v[0].ki_len - 1),
+	    0);
+
+	kv_items_drop(&kis, 1);
+	assert_int_equal(kis.kis_n, 1);
+	assert_string_equal(kis.kis_v[0].ki_key, "pfx:gone\"q");
+	assert_int_equal(kis.kis_bytes, kis.kis_v[0].ki_len);
+	kv_items_release(&kis);
+	assert_int_equal(kis.kis_n, 0);
+	assert_int_equal(kis.kis_bytes, 0);
+
+	/* Not an object: refused. */
+	json_decref(cfg);
+	cfg = json_string("x");
+	assert_int_equal(kv_items_add_put(&kis, "k", cfg, 1), -1);
+	assert_int_equal(kis.kis_n, 0);
+	json_decref(cfg);
+	kv_items_release(&kis);
+}
+
+/* Retry-After. */
+
+static void
+test_retry_after_seconds(void **state)
+{
+	uint64_t	ms;
+
+	(void)state;
+	assert_int_equal(kv_retry_after_ms("5", 0, &ms), 0);
+	assert_int_equal(ms, 5000);
+	assert_int_equal(kv_retry_after_ms(" 12 ", 0, &ms), 0);
+	assert_int_equal(ms, 12000);
+	/* Clamped to [1 s, 300 s]. */
+	assert_int_equal(kv_retry_after_ms("0", 0, &ms), 0);
+	assert_int_equal(ms, 1000);
+	assert_int_equal(kv_retry_after_ms("300", 0, &ms), 0);
+	assert_int_equal(ms, 300000);
+	assert_int_equal(kv_retry_after_ms("301", 0, &ms), 0);
+	assert_int_equal(ms, 300000);
+	assert_int_equal(kv_retry_after_ms("99999999999999999999999", 0, &ms),
+	    0);
+	assert_int_equal(ms, 300000);
+}
+
+static void
+test_retry_after_date(void **state)
+{
+	const char	*imf = "Wed, 21 Oct 2015 07:28:00 GMT";
+	const char	*rfc850 = "Wednesday, 21-Oct-15 07:28:00 GMT";
+	time_t		 t;
+	uint64_t	 ms;
+
+	(void)state;
+	t = curl_getdate(imf, NULL);
+	assert_true(t > 0);
+	/* In the future. */
+	assert_int_equal(kv_retry_after_ms(imf, t - 30, &ms), 0);
+	assert_int_equal(ms, 30000);
+	assert_int_equal(kv_retry_after_ms(rfc850, t - 45, &ms), 0);
+	assert_int_equal(ms, 45000);
+	/* Far in the future: the cap. */
+	assert_int_equal(kv_retry_after_ms(imf, t - 100000, &ms), 0);
+	assert_int_equal(ms, 300000);
+	/* Now or in the past: the floor. */
+	assert_int_equal(kv_retry_after_ms(imf, t, &ms), 0);
+	assert_int_equal(ms, 1000);
+	assert_int_equal(kv_retry_after_ms(imf, t + 3600, &ms), 0);
+	assert_int_equal(ms, 1000);
+}
+
+static void
+test_retry_after_garbage(void **state)
+{
+	static const char *const bad[] = { "", "   ", "soon", "-1", "+5",
+	    "5s", "1.5", "0x10", "12 34", "Wed, 99 Foo 2015 xx GMT" };
+	uint64_t	ms = 42;
+	size_t		i;
+
+	(void)state;
+	assert_int_equal(kv_retry_after_ms(NULL, 0, &ms), -1);
+	for (i = 0; i < NITEMS(bad); i++) {
+		if (kv_retry_after_ms(bad[i], 1000, &ms) != -1)
+			fail_msg("'%s' was accepted (%llu ms)", bad[i],
+			    (unsigned long long)ms);
+	}
+	assert_int_equal(ms, 42);
+}
+
+static void
+test_backoff(void **state)
+{
+	unsigned	a;
+	uint64_t	d, full;
+
+	(void)state;
+	/* 500 ms * 2^attempt, jittered into [50%, 100%]. */
+	assert_int_equal(kv_backoff_ms(0, 0), 250);
+	assert_int_equal(kv_backoff_ms(0, 250), 500);
+	assert_int_equal(kv_backoff_ms(0, 251), 250);
+	assert_int_equal(kv_backoff_ms(3, 0), 2000);
+	assert_int_equal(kv_backoff_ms(3, 2000), 4000);
+	for (a = 0; a < 200; a++) {
+		full = a >= 7 ? 60000 : 500ULL << a;
+		d = kv_backoff_ms(a, (uint32_t)(a * 2654435761U));
+		assert_true(d >= full / 2 && d <= full);
+		assert_true(kv_backoff_ms(a, UINT32_MAX) <= 60000);
+	}
+	assert_int_equal(kv_backoff_ms(1000, 0), 30000);
+}
+
+/* The retry decision. */
+
+static void
+outcome(struct kv_outcome *o, long status, int envelope, int success)
+{
+	memset(o, 0, sizeof(*o));
+	o->ko_curl = CURLE_OK;
+	o->ko_status = status;
+	o->ko_envelope = envelope;
+	o->ko_success = success;
+	o->ko_items = 10;
+	o->ko_now = 1000000;
+	o->ko_max_attempts = 0;
+}
+
+static void
+expect_fatal(const struct kv_outcome *o, const char *const *words)
+{
+	struct kv_decision	d;
+
+	kv_retry_decide(o, 0, &d);
+	if (d.kd_verdict != KV_FATAL)
+		fail_msg("HTTP %ld / curl %d: verdict %d, not FATAL (%s)",
+		    o->ko_status, (int)o->ko_curl, (int)d.kd_verdict,
+		    d.kd_reason);
+	for (; *words != NULL; words++) {
+		if (strstr(d.kd_reason, *words) == NULL)
+			fail_msg("'%s' not in \"%s\"", *words, d.kd_reason);
+	}
+}
+
+static void
+expect_retry(const struct kv_outcome *o, uint64_t min, uint64_t max)
+{
+	struct kv_decision	d;
+	uint32_t		rnd;
+
+	for (rnd = 0; rnd < 5000; rnd += 97) {
+		kv_retry_decide(o, rnd, &d);
+		if (d.kd_verdict != KV_RETRY)
+			fail_msg("HTTP %ld / curl %d: verdict %d, not RETRY "
+			    "(%s)", o->ko_status, (int)o->ko_curl,
+			    (int)d.kd_verdict, d.kd_reason);
+		if (d.kd_delay_ms < min || d.kd_delay_ms > max)
+			fail_msg("HTTP %ld / curl %d: delay %llu not in "
+			    "[%llu, %llu]", o->ko_status, (int)o->ko_curl,
+			    (unsigned long long)d.kd_delay_ms,
+			    (unsigned long long)min, (unsigned long long)max);
+		assert_true(d.kd_reason[0] != '\0');
+	}
+}
+
+static void
+test_decide_ok(void **state)
+{
+	struct kv_outcome	o;
+	struct kv_decision	d;
+
+	(void)state;
+	outcome(&o, 200, 1, 1);
+	kv_retry_decide(&o, 0, &d);
+	assert_int_equal(d.kd_verdict, KV_OK);
+	outcome(&o, 204, 1, 1);
+	kv_retry_decide(&o, 0, &d);
+	assert_int_equal(d.kd_verdict, KV_OK);
+	/* Even at the last attempt, success is success. */
+	o.ko_max_attempts = 8;
+	o.ko_attempt = 7;
+	kv_retry_decide(&o, 0, &d);
+	assert_int_equal(d.kd_verdict, KV_OK);
+}
+
+static void
+test_decide_2xx_not_ok(void **state)
+{
+	static const char *const base[] = { "cf_api_base", NULL };
+	static const char *const ids[] = { "cf_account_id",
+	    "cf_namespace_id", "boom", NULL };
+	struct kv_outcome	o;
+
+	(void)state;
+	/* An HTML page with 200: not the API. */
+	outcome(&o, 200, 0, 0);
+	expect_fatal(&o, base);
+	/* "success": false decides, not the status. */
+	outcome(&o, 200, 1, 0);
+	o.ko_error_code = 10001;
+	o.ko_error_message = "boom";
+	expect_fatal(&o, ids);
+	/* unsuccessful_keys: send those again after a backoff. */
+	outcome(&o, 200, 1, 1);
+	o.ko_unsuccessful = 3;
+	o.ko_attempt = 2;
+	expect_retry(&o, 1000, 2000);
+}
+
+static void
+test_decide_429(void **state)
+{
+	static const char *const gave_up[] = { "gave up after 8 attempts",
+	    "429", NULL };
+	struct kv_outcome	o;
+	char			date[64];
+	struct tm		tm;
+	time_t			t;
+
+	(void)state;
+	outcome(&o, 429, 1, 0);
+	o.ko_error_code = 971;
+	o.ko_retry_after = "7";
+	expect_retry(&o, 7000, 7000);
+	o.ko_retry_after = "0";
+	expect_retry(&o, 1000, 1000);
+	o.ko_retry_after = "86400";
+	expect_retry(&o, 300000, 300000);
+	/* An HTTP-date 20 s ahead of ko_now, and one in the past. */
+	t = o.ko_now + 20;
+	gmtime_r(&t, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	o.ko_retry_after = date;
+	expect_retry(&o, 20000, 20000);
+	o.ko_now += 3600;
+	expect_retry(&o, 1000, 1000);
+	/* Absent or garbage: 5 s, or the backoff when that is longer. */
+	o.ko_retry_after = NULL;
+	expect_retry(&o, 5000, 5000);
+	o.ko_retry_after = "later, please";
+	expect_retry(&o, 5000, 5000);
+	o.ko_attempt = 6;
+	expect_retry(&o, 16000, 32000);
+	/* An HTML 429 is still a 429. */
+	outcome(&o, 429, 0, 0);
+	expect_retry(&o, 5000, 5000);
+	/* The one-shot budget. */
+	o.ko_max_attempts = 8;
+	o.ko_attempt = 7;
+	expect_fatal(&o, gave_up);
+}
+
+static void
+test_decide_server_errors(void **state)
+{
+	static const long statuses[] = { 500, 502, 503, 504, 520, 522, 524,
+	    408 };
+	static const char *const gave_up[] = { "gave up after 8 attempts",
+	    "HTTP 503", NULL };
+	struct kv_outcome	o;
+	size_t			i;
+	unsigned		a;
+
+	(void)state;
+	for (i = 0; i < NITEMS(statuses); i++) {
+		/* JSON (500) or HTML (502, 524) bodies alike. */
+		outcome(&o, statuses[i], statuses[i] == 500, 0);
+		for (a = 0; a < 12; a++) {
+			o.ko_attempt = a;
+			expect_retry(&o, (a >= 7 ? 60000 : 500ULL << a) / 2,
+			    a >= 7 ? 60000 : 500ULL << a);
+		}
+	}
+	/* A Retry-After longer than the backoff is honoured. */
+	outcome(&o, 503, 0, 0);
+	o.ko_retry_after = "10";
+	expect_retry(&o, 10000, 10000);
+	o.ko_attempt = 8;
+	expect_retry(&o, 30000, 60000);
+	/* Budget: attempt 7 of 8 is the last. */
+	outcome(&o, 503, 0, 0);
+	o.ko_max_attempts = 8;
+	o.ko_attempt = 6;
+	expect_retry(&o, 16000, 32000);
+	o.ko_attempt = 7;
+	expect_fatal(&o, gave_up);
+	/* No budget: for ever, capped. */
+	o.ko_max_attempts = 0;
+	o.ko_attempt = 100000;
+	expect_retry(&o, 30000, 60000);
+}
+
+static void
+test_decide_transport(void **state)
+{
+	static const CURLcode retryable[] = { CURLE_COULDNT_CONNECT,
+	    CURLE_OPERATION_TIMEDOUT, CURLE_RECV_ERROR, CURLE_SEND_ERROR,
+	    CURLE_GOT_NOTHING, CURLE_COULDNT_RESOLVE_HOST,
+	    CURLE_SSL_CONNECT_ERROR, CURLE_PARTIAL_FILE, CURLE_HTTP2,
+	    CURLE_HTTP2_STREAM };
+	static const CURLcode tls[] = { CURLE_PEER_FAILED_VERIFICATION,
+	    CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR,
+	    CURLE_SSL_PINNEDPUBKEYNOTMATCH };
+	static const char *const ca[] = { "cf_ca_file", "certificate",
+	    NULL };
+	static const char *const url[] = { "cf_api_base", NULL };
+	static const char *const gave_up[] = { "gave up after 8 attempts",
+	    "Connection refused", NULL };
+	struct kv_outcome	o;
+	size_t			i;
+
+	(void)state;
+	for (i = 0; i < NITEMS(retryable); i++) {
+		outcome(&o, 0, 0, 0);
+		o.ko_curl = retryable[i];
+		expect_retry(&o, 250, 500);
+	}
+	for (i = 0; i < NITEMS(tls); i++) {
+		outcome(&o, 0, 0, 0);
+		o.ko_curl = tls[i];
+		expect_fatal(&o, ca);
+	}
+	outcome(&o, 0, 0, 0);
+	o.ko_curl = CURLE_URL_MALFORMAT;
+	expect_fatal(&o, url);
+	o.ko_curl = CURLE_UNSUPPORTED_PROTOCOL;
+	expect_fatal(&o, url);
+	/* A reply over our bound. */
+	o.ko_curl = CURLE_WRITE_ERROR;
+	expect_fatal(&o, url);
+	/* curl's own message is quoted. */
+	o.ko_curl = CURLE_COULDNT_CONNECT;
+	o.ko_curl_error = "Connection refused";
+	o.ko_max_attempts = 8;
+	o.ko_attempt = 7;
+	expect_fatal(&o, gave_up);
+}
+
+static void
+test_decide_refusals(void **state)
+{
+	static const char *const w401[] = { "HTTP 401",
+	    "check cf_api_token_file", NULL };
+	static const char *const w403[] = { "HTTP 403",
+	    "Workers KV Storage Write", "cf_account_id", NULL };
+	static const char *const w400[] = { "HTTP 400", "Invalid key name",
+	    "10021", "check cf_account_id and cf_namespace_id", NULL };
+	static const char *const w404[] = { "HTTP 404", "10013",
+	    "check cf_namespace_id / cf_account_id", NULL };
+	static const char *const w413[] = { "413", "too large", NULL };
+	static const char *const w3xx[] = { "redirect", "cf_api_base",
+	    NULL };
+	static const char *const w409[] = { "HTTP 409", NULL };
+	struct kv_outcome	o;
+	struct kv_decision	d;
+
+	(void)state;
+	outcome(&o, 401, 1, 0);
+	o.ko_error_code = 10000;
+	o.ko_error_message = "Authentication error";
+	expect_fatal(&o, w401);
+	outcome(&o, 403, 1, 0);
+	o.ko_error_code = 10000;
+	expect_fatal(&o, w403);
+	outcome(&o, 400, 1, 0);
+	o.ko_error_code = 10021;
+	o.ko_error_message = "Invalid key name";
+	expect_fatal(&o, w400);
+	outcome(&o, 404, 1, 0);
+	o.ko_error_code = 10013;
+	o.ko_error_message = "namespace not found";
+	expect_fatal(&o, w404);
+	/* Refusals are never retried, whatever the budget. */
+	o.ko_max_attempts = 0;
+	o.ko_attempt = 0;
+	expect_fatal(&o, w404);
+
+	/* 413: halve a batch; a single item cannot be halved. */
+	outcome(&o, 413, 0, 0);
+	o.ko_items = 2;
+	kv_retry_decide(&o, 0, &d);
+	assert_int_equal(d.kd_verdict, KV_SPLIT);
+	o.ko_items = 10000;
+	kv_retry_decide(&o, 0, &d);
+	assert_int_equal(d.kd_verdict, KV_SPLIT);
+	o.ko_items = 1;
+	expect_fatal(&o, w413);
+
+	outcome(&o, 301, 0, 0);
+	expect_fatal(&o, w3xx);
+	outcome(&o, 409, 1, 0);
+	expect_fatal(&o, w409);
+}
+
+/* Envelopes. */
+
+static void
+test_envelope(void **state)
+{
+	static const char ok[] = "{\"success\":true,\"errors\":[],"
+	    "\"messages\":[],\"result\":{\"successful_key_count\":3,"
+	    "\"unsuccessful_keys\":[\"a\",\"b\"]}}";
+	static const char bad[] = "{\"success\":false,\"errors\":[{\"code\":"
+	    "10013,\"message\":\"namespace\\nnot\\u0007found\"}],"
+	    "\"result\":null}";
+	static const char html[] = "<!DOCTYPE html>\n<html><title>524: A "
+	    "timeout occurred</title></html>";
+	static const char nosuccess[] = "{\"result\":[]}";
+	static const char clean[] = "{\"success\":true,\"result\":"
+	    "{\"successful_key_count\":3,\"unsuccessful_keys\":[]}}";
+	struct kv_envelope	 env;
+	json_t			*u;
+
+	(void)state;
+	kv_envelope_parse(ok, strlen(ok), &env);
+	assert_true(env.ke_parsed);
+	assert_true(env.ke_success);
+	assert_int_equal(env.ke_code, 0);
+	assert_non_null(u = kv_envelope_unsuccessful(&env));
+	assert_int_equal(json_array_size(u), 2);
+	kv_envelope_release(&env);
+
+	kv_envelope_parse(bad, strlen(bad), &env);
+	assert_true(env.ke_parsed);
+	assert_false(env.ke_success);
+	assert_int_equal(env.ke_code, 10013);
+	/* Control characters do not reach the log. */
+	assert_string_equal(env.ke_message, "namespace?not?found");
+	assert_null(kv_envelope_unsuccessful(&env));
+	kv_envelope_release(&env);
+
+	kv_envelope_parse(html, strlen(html), &env);
+	assert_false(env.ke_parsed);
+	kv_envelope_release(&env);
+	kv_envelope_parse(nosuccess, strlen(nosuccess), &env);
+	assert_false(env.ke_parsed);
+	kv_envelope_release(&env);
+	kv_envelope_parse(NULL, 0, &env);
+	assert_false(env.ke_parsed);
+	kv_envelope_release(&env);
+	/* Not NUL-terminated: only len bytes count. */
+	kv_envelope_parse(clean, strlen(clean) - 1, &env);
+	assert_false(env.ke_parsed);
+	kv_envelope_release(&env);
+	kv_envelope_parse(clean, strlen(clean), &env);
+	assert_true(env.ke_parsed);
+	assert_null(kv_envelope_unsuccessful(&env));
+	kv_envelope_release(&env);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_batch_count_limit),
+		cmocka_unit_test(test_batch_byte_limit),
+		cmocka_unit_test(test_batch_item_too_big),
+		cmocka_unit_test(test_batch_invariants),
+		cmocka_unit_test(test_items),
+		cmocka_unit_test(test_retry_after_seconds),
+		cmocka_unit_test(test_retry_after_date),
+		cmocka_unit_test(test_retry_after_garbage),
+		cmocka_unit_test(test_backoff),
+		cmocka_unit_test(test_decide_ok),
+		cmocka_unit_test(test_decide_2xx_not_ok),
+		cmocka_unit_test(test_decide_429),
+		cmocka_unit_test(test_decide_server_errors),
+		cmocka_unit_test(test_decide_transport),
+		cmocka_unit_test(test_decide_refusals),
+		cmocka_unit_test(test_envelope),
+	};
+
+	proto_json_init();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,604 @@
+/*
+ * Unit tests of wfvault-sync's configuration (client/sync_conf.c): the
+ * keyword table, the checks of each value, the cross-field checks, the
+ * API token file and credential, and the example config.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "proto.h"
+#include "sync.h"
+
+#define ACCT	"0123456789abcdef0123456789abcdef"
+#define NSID	"fedcba9876543210fedcba9876543210"
+#define BASE	"cf_account_id " ACCT "\ncf_namespace_id " NSID "\n" \
+		"cf_api_token_file /etc/wfvault/token\n"
+
+/* Parses text; on success sc holds the result (caller releases). */
+static int
+load(struct sync_conf *sc, const char *text, char *err, size_t errlen)
+{
+	int	rc;
+
+	sync_conf_init(sc);
+	err[0] = '\0';
+	rc = sync_conf_parse_buffer("t.conf", text, strlen(text), sc, err,
+	    errlen);
+	if (rc != 0)
+		sync_conf_release(sc);
+	return rc;
+}
+
+/* text must be refused with a message holding each of the words. */
+static void
+refuse(const char *text, const char *const *words)
+{
+	struct sync_conf	sc;
+	char			err[1024];
+
+	if (load(&sc, text, err, sizeof(err)) == 0) {
+		sync_conf_release(&sc);
+		fail_msg("accepted: %s", text);
+	}
+	for (; *words != NULL; words++) {
+		if (strstr(err, *words) == NULL)
+			fail_msg("'%s' not in \"%s\" (for %s)", *words, err,
+			    text);
+	}
+}
+
+static void
+accept_text(const char *text, struct sync_conf *sc)
+{
+	char	err[1024];
+
+	if (load(sc, text, err, sizeof(err)) != 0)
+		fail_msg("refused: %s: %s", text, err);
+}
+
+static void
+test_defaults(void **state)
+{
+	struct sync_conf	sc;
+
+	(void)state;
+	accept_text(BASE, &sc);
+	assert_string_equal(sc.sc_socket, PROTO_DEFAULT_SOCKET);
+	assert_string_equal(sc.sc_target, "default");
+	assert_string_equal(sc.sc_api_base,
+	    "https://api.cloudflare.com/client/v4");
+	assert_string_equal(sc.sc_account_id, ACCT);
+	assert_string_equal(sc.sc_namespace_id, NSID);
+	assert_string_equal(sc.sc_token_file, "/etc/wfvault/token");
+	assert_null(sc.sc_token_credential);
+	assert_null(sc.sc_key_prefix);
+	assert_null(sc.sc_ca_file);
+	assert_int_equal(sc.sc_batch_max_items, 10000);
+	assert_int_equal(sc.sc_batch_max_bytes, 95 * 1024 * 1024);
+	assert_int_equal(sc.sc_request_timeout, 120);
+	assert_int_equal(sc.sc_api_plain_http, 0);
+	sync_conf_release(&sc);
+	/* Releasing twice is harmless. */
+	sync_conf_release(&sc);
+}
+
+static void
+test_every_keyword(void **state)
+{
+	struct sync_conf	sc;
+
+	(void)state;
+	accept_text("# comment\n"
+	    "socket /tmp/w.sock\n"
+	    "target prod-kv.1\n"
+	    "cf_api_base https://api.example.net/client/v4/\n"
+	    "cf_account_id 0123456789ABCDEF0123456789abcdef\n"
+	    "cf_namespace_id " NSID "\n"
+	    "cf_api_token_credential cf-token\n"
+	    "kv_key_prefix tenants/v1:\n"
+	    "cf_ca_file /etc/ssl/ca.pem\n"
+	    "batch_max_items 1000\n"
+	    "batch_max_bytes 10M\n"
+	    "request_timeout 2m\n", &sc);
+	assert_string_equal(sc.sc_socket, "/tmp/w.sock");
+	assert_string_equal(sc.sc_target, "prod-kv.1");
+	/* The trailing '/' goes: paths are appended with their own. */
+	assert_string_equal(sc.sc_api_base,
+	    "https://api.example.net/client/v4");
+	/* Ids are kept in lowercase. */
+	assert_string_equal(sc.sc_account_id, ACCT);
+	assert_string_equal(sc.sc_token_credential, "cf-token");
+	assert_null(sc.sc_token_file);
+	assert_string_equal(sc.sc_key_prefix, "tenants/v1:");
+	assert_string_equal(sc.sc_ca_file, "/etc/ssl/ca.pem");
+	assert_int_equal(sc.sc_batch_max_items, 1000);
+	assert_int_equal(sc.sc_batch_max_bytes, 10 * 1024 * 1024);
+	assert_int_equal(sc.sc_request_timeout, 120);
+	sync_conf_release(&sc);
+}
+
+static void
+test_hex_ids(void **state)
+{
+	static const char *const acct[] = { "t.conf:1:", "cf_account_id",
+	    "32 hex", NULL };
+	static const char *const ns[] = { "t.conf:2:", "cf_namespace_id",
+	    "32 hex", NULL };
+	static const char *const missing_acct[] = { "cf_account_id",
+	    "required", NULL };
+	static const char *const missing_ns[] = { "cf_namespace_id",
+	    "required", NULL };
+	const char		*tok = "cf_api_token_file /t\n";
+	char			 text[512];
+
+	(void)state;
+	/* 31, 33, non-hex, blank inside. */
+	snprintf(text, sizeof(text), "cf_account_id %.31s\n"
+	    "cf_namespace_id " NSID "\n%s", ACCT, tok);
+	refuse(text, acct);
+	snprintf(text, sizeof(text), "cf_account_id %s0\n"
+	    "cf_namespace_id " NSID "\n%s", ACCT, tok);
+	refuse(text, acct);
+	snprintf(text, sizeof(text), "cf_account_id %.31sg\n"
+	    "cf_namespace_id " NSID "\n%s", ACCT, tok);
+	refuse(text, acct);
+	snprintf(text, sizeof(text), "cf_account_id %.16s %.15s\n"
+	    "cf_namespace_id " NSID "\n%s", ACCT, ACCT, tok);
+	refuse(text, acct);
+	snprintf(text, sizeof(text), "cf_account_id " ACCT "\n"
+	    "cf_namespace_id 0x%.30s\n%s", NSID, tok);
+	refuse(text, ns);
+	refuse("cf_namespace_id " NSID "\ncf_api_token_file /t\n",
+	    missing_acct);
+	refuse("cf_account_id " ACCT "\ncf_api_token_file /t\n",
+	    missing_ns);
+}
+
+static void
+test_api_base(void **state)
+{
+	static const char *const good[] = {
+		"https://api.cloudflare.com/client/v4",
+		"https://api.cloudflare.com",
+		"https://10.1.2.3:8443/cf",
+		"https://[2001:db8::1]:443/x",
+		"http://127.0.0.1:8787/client/v4",
+		"http://localhost:1/client/v4",
+		"http://LOCALHOST/client/v4",
+		"http://[::1]:9000/client/v4",
+		"http://127.0.0.1",
+	};
+	static const char *const plain[] = { "http://", "127.0.0.1", "::1",
+	    "localhost", NULL };
+	static const char *const loop_refused[] = {
+		"http://api.cloudflare.com/client/v4",
+		"http://127.0.0.2:8787/client/v4",
+		"http://localhost.example.com/client/v4",
+		"http://10.0.0.1/",
+		"http://[::2]:80/",
+		"http://127.0.0.1.nip.io/",
+	};
+	static const char *const bad[] = {
+		"ftp://api.cloudflare.com/",
+		"api.cloudflare.com/client/v4",
+		"HTTPS://api.cloudflare.com/",
+		"https://",
+		"https:///client/v4",
+		"https://user:pw@api.cloudflare.com/",
+		"https://api.cloudflare.com/client/v4?x=1",
+		"https://api.cloudflare.com/#frag",
+		"https://api.cloudflare.com:0/",
+		"https://api.cloudflare.com:65536/",
+		"https://api.cloudflare.com:x/",
+		"https://[::1/",
+		"https://[]/",
+		"https://api.cloud\001flare.com/",
+	};
+	char		 err[512];
+	size_t		 i;
+	int		 http;
+	const char	*const *w;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		http = -1;
+		if (sync_api_base_check(good[i], &http, err, sizeof(err)) != 0)
+			fail_msg("%s refused: %s", good[i], err);
+		assert_int_equal(http, strncmp(good[i], "http:", 5) == 0);
+	}
+	for (i = 0; i < sizeof(loop_refused) / sizeof(loop_refused[0]); i++) {
+		if (sync_api_base_check(loop_refused[i], &http, err,
+		    sizeof(err)) == 0)
+			fail_msg("%s accepted", loop_refused[i]);
+		for (w = plain; *w != NULL; w++)
+			if (strstr(err, *w) == NULL)
+				fail_msg("'%s' not in \"%s\"", *w, err);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (sync_api_base_check(bad[i], &http, err, sizeof(err)) == 0)
+			fail_msg("%s accepted", bad[i]);
+	}
+}
+
+static void
+test_api_base_keyword(void **state)
+{
+	static const char *const loop[] = { "t.conf:4:", "cf_api_base",
+	    "127.0.0.1, ::1 or localhost", NULL };
+	struct sync_conf	sc;
+
+	(void)state;
+	accept_text(BASE "cf_api_base http://127.0.0.1:8787/client/v4\n",
+	    &sc);
+	assert_int_equal(sc.sc_api_plain_http, 1);
+	assert_string_equal(sc.sc_api_base,
+	    "http://127.0.0.1:8787/client/v4");
+	sync_conf_release(&sc);
+	refuse(BASE "cf_api_base http://kv.example.com/client/v4\n", loop);
+}
+
+static void
+test_token_sources(void **state)
+{
+	static const char *const none[] = { "cf_api_token_file",
+	    "cf_api_token_credential", NULL };
+	static const char *const both1[] = { "t.conf:4:",
+	    "cf_api_token_credential", "only one", NULL };
+	static const char *const both2[] = { "t.conf:4:",
+	    "cf_api_token_file", "only one", NULL };
+	static const char *const rel[] = { "t.conf:3:", "absolute", NULL };
+	static const char *const cred[] = { "t.conf:3:",
+	    "cf_api_token_credential", NULL };
+
+	(void)state;
+	refuse("cf_account_id " ACCT "\ncf_namespace_id " NSID "\n", none);
+	refuse(BASE "cf_api_token_credential tok\n", both1);
+	refuse("cf_account_id " ACCT "\ncf_namespace_id " NSID "\n"
+	    "cf_api_token_credential tok\ncf_api_token_file /t\n", both2);
+	refuse("cf_account_id " ACCT "\ncf_namespace_id " NSID "\n"
+	    "cf_api_token_file etc/token\n", rel);
+	refuse("cf_account_id " ACCT "\ncf_namespace_id " NSID "\n"
+	    "cf_api_token_credential ../token\n", cred);
+	refuse("cf_account_id " ACCT "\ncf_namespace_id " NSID "\n"
+	    "cf_api_token_credential ..\n", cred);
+}
+
+static void
+test_key_prefix(void **state)
+{
+	static const char *const chars[] = { "t.conf:4:", "kv_key_prefix",
+	    NULL };
+	static const char *const len[] = { "t.conf:4:", "kv_key_prefix",
+	    "384", NULL };
+	static const char *const bad[] = { "a b", "a?b", "a#", "a\\b",
+	    "t\xc3\xa9", "a%2f", "a*" };
+	struct sync_conf	 sc;
+	char			 text[1024], prefix[400];
+	size_t			 i;
+
+	(void)state;
+	accept_text(BASE "kv_key_prefix prod/tenants:A-Z_0.9-\n", &sc);
+	assert_string_equal(sc.sc_key_prefix, "prod/tenants:A-Z_0.9-");
+	sync_conf_release(&sc);
+
+	/* 384 bytes + a 128-byte tenant id = 512, KV's key limit. */
+	memset(prefix, 'p', 384);
+	prefix[384] = '\0';
+	snprintf(text, sizeof(text), BASE "kv_key_prefix %s\n", prefix);
+	accept_text(text, &sc);
+	assert_int_equal(strlen(sc.sc_key_prefix), 384);
+	assert_int_equal(strlen(sc.sc_key_prefix) + PROTO_TENANT_MAX,
+	    KV_KEY_MAX);
+	sync_conf_release(&sc);
+	prefix[384] = 'p';
+	prefix[385] = '\0';
+	snprintf(text, sizeof(text), BASE "kv_key_prefix %s\n", prefix);
+	refuse(text, len);
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), BASE "kv_key_prefix %s\n",
+		    bad[i]);
+		refuse(text, chars);
+	}
+}
+
+static void
+test_numbers_and_words(void **state)
+{
+	static const char *const items[] = { "t.conf:4:", "batch_max_items",
+	    "range", NULL };
+	static const char *const notnum[] = { "t.conf:4:",
+	    "batch_max_items", "decimal", NULL };
+	static const char *const bytes[] = { "t.conf:4:", "batch_max_bytes",
+	    "range", NULL };
+	static const char *const tmo[] = { "t.conf:4:", "request_timeout",
+	    NULL };
+	static const char *const unknown[] = { "t.conf:4:", "unknown",
+	    "cf_api_key", NULL };
+	static const char *const twice[] = { "t.conf:5:", "socket", "twice",
+	    NULL };
+	static const char *const target[] = { "t.conf:4:", "target", NULL };
+	static const char *const value[] = { "t.conf:4:", "needs a value",
+	    NULL };
+	static const char *const sock_rel[] = { "t.conf:4:", "socket",
+	    "absolute", NULL };
+	static const char *const sock_long[] = { "t.conf:4:", "socket",
+	    "at most 107", NULL };
+	struct sync_conf	sc;
+	char			text[512], longpath[109];
+
+	(void)state;
+	refuse(BASE "batch_max_items 0\n", items);
+	refuse(BASE "batch_max_items 10001\n", items);
+	refuse(BASE "batch_max_items -1\n", notnum);
+	accept_text(BASE "batch_max_items 1\n", &sc);
+	assert_int_equal(sc.sc_batch_max_items, 1);
+	sync_conf_release(&sc);
+
+	refuse(BASE "batch_max_bytes 1023\n", bytes);
+	refuse(BASE "batch_max_bytes 100000001\n", bytes);
+	refuse(BASE "batch_max_bytes 96M\n", bytes);
+	accept_text(BASE "batch_max_bytes 1K\n", &sc);
+	assert_int_equal(sc.sc_batch_max_bytes, 1024);
+	sync_conf_release(&sc);
+	accept_text(BASE "batch_max_bytes 100000000\n", &sc);
+	assert_int_equal(sc.sc_batch_max_bytes, 100000000);
+	sync_conf_release(&sc);
+
+	refuse(BASE "request_timeout 0\n", tmo);
+	refuse(BASE "request_timeout 2d\n", tmo);
+	refuse(BASE "request_timeout soon\n", tmo);
+
+	refuse(BASE "cf_api_key abc\n", unknown);
+	refuse(BASE "socket /a\nsocket /b\n", twice);
+	refuse(BASE "target a/b\n", target);
+	refuse(BASE "target .hidden\n", target);
+	refuse(BASE "socket\n", value);
+	refuse(BASE "socket run/w.sock\n", sock_rel);
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[0] = '/';
+	longpath[sizeof(longpath) - 1] = '\0';
+	snprintf(text, sizeof(text), BASE "socket %s\n", longpath);
+	refuse(text, sock_long);
+	longpath[107] = '\0';
+	snprintf(text, sizeof(text), BASE "socket %s\n", longpath);
+	accept_text(text, &sc);
+	assert_int_equal(strlen(sc.sc_socket), 107);
+	sync_conf_release(&sc);
+}
+
+/* A token file with content; returns its path in buf. */
+static void
+token_file(const char *dir, const char *name, const char *content,
+    size_t len, mode_t mode, char *buf, size_t buflen)
+{
+	int	fd;
+
+	snprintf(buf, buflen, "%s/%s", dir, name);
+	fd = open(buf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd != -1);
+	assert_int_equal(write(fd, content, len), (ssize_t)len);
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+static int
+token_load(const char *file, const char *credential, char **tok,
+    char *err, size_t errlen)
+{
+	struct sync_conf	sc;
+	int			rc;
+
+	sync_conf_init(&sc);
+	sc.sc_token_file = file != NULL ? strdup(file) : NULL;
+	sc.sc_token_credential = credential != NULL ? strdup(credential) :
+	    NULL;
+	err[0] = '\0';
+	rc = sync_token_load(&sc, tok, err, errlen);
+	sync_conf_release(&sc);
+	return rc;
+}
+
+static void
+test_token_file(void **state)
+{
+	char	dir[] = "/tmp/wfvault-test-sync.XXXXXX";
+	char	path[PATH_MAX], err[1024], big[KV_TOKEN_MAX + 2];
+	char	*tok;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+
+	token_file(dir, "t1", "abc.DEF-123_x\n", 14, 0600, path,
+	    sizeof(path));
+	assert_int_equal(token_load(path, NULL, &tok, err, sizeof(err)), 0);
+	assert_string_equal(tok, "abc.DEF-123_x");
+	sync_token_free(tok);
+	unlink(path);
+
+	/* Only one newline goes (with its CR). */
+	token_file(dir, "t2", "tok\r\n", 5, 0600, path, sizeof(path));
+	assert_int_equal(token_load(path, NULL, &tok, err, sizeof(err)), 0);
+	assert_string_equal(tok, "tok");
+	sync_token_free(tok);
+	unlink(path);
+	token_file(dir, "t3", "tok\n\n", 5, 0600, path, sizeof(path));
+	assert_int_equal(token_load(path, NULL, &tok, err, sizeof(err)), -1);
+	assert_null(tok);
+	unlink(path);
+
+	/* Empty, or only a newline. */
+	token_file(dir, "t4", "\n", 1, 0600, path, sizeof(path));
+	assert_int_equal(token_load(path, NULL, &tok, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "empty"));
+	unlink(path);
+
+	/* A blank or control character: refused, never quoted. */
+	token_file(dir, "t5", "secret_part o_ther\n", 18, 0600, path,
+	    sizeof(path));
+	assert_int_equal(token_load(path, NULL, &tok, err, sizeof(err)), -1);
+	assert_null(strstr(err, "secret_part"));
+	assert_null(strstr(err, "o_ther"));
+	assert_non_null(strstr(err, path));
+	unlink(path);
+	token_file(dir, "t6", "k_e.y\x01" "def", 9, 0600, path,
+	    sizeof(path));
+	assert_int_equal(token_load(path, NULL, &tok, err, sizeof(err)), -1);
+	assert_null(strstr(err, "k_e.y"));
+	unlink(path);
+
+	/* Too large to be a token. */
+	memset(big, 'a', sizeof(big));
+	token_file(dir, "t7", big, sizeof(big), 0600, path, sizeof(path));
+	assert_int_equal(token_load(path, NULL, &tok, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "larger"));
+	unlink(path);
+	/* KV_TOKEN_MAX exactly is fine. */
+	token_file(dir, "t8", big, KV_TOKEN_MAX, 0600, path, sizeof(path));
+	assert_int_equal(token_load(path, NULL, &tok, err, sizeof(err)), 0);
+	assert_int_equal(strlen(tok), KV_TOKEN_MAX);
+	sync_token_free(tok);
+	unlink(path);
+
+	/* Readable by others: a warning, still loaded. */
+	token_file(dir, "t9", "tok", 3, 0644, path, sizeof(path));
+	assert_int_equal(token_load(path, NULL, &tok, err, sizeof(err)), 0);
+	assert_string_equal(tok, "tok");
+	sync_token_free(tok);
+	unlink(path);
+
+	/* Missing, or a directory. */
+	snprintf(path, sizeof(path), "%s/missing", dir);
+	assert_int_equal(token_load(path, NULL, &tok, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "No such file"));
+	assert_int_equal(token_load(dir, NULL, &tok, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "regular file"));
+
+	assert_int_equal(rmdir(dir), 0);
+}
+
+static void
+test_token_credential(void **state)
+{
+	char	 dir[] = "/tmp/wfvault-test-cred.XXXXXX";
+	char	 path[PATH_MAX], err[1024];
+	char	*tok, *saved;
+	const char *old;
+
+	(void)state;
+	old = getenv("CREDENTIALS_DIRECTORY");
+	saved = old != NULL ? strdup(old) : NULL;
+	assert_non_null(mkdtemp(dir));
+	token_file(dir, "cf-token", "cred-token\n", 11, 0400, path,
+	    sizeof(path));
+
+	assert_int_equal(setenv("CREDENTIALS_DIRECTORY", dir, 1), 0);
+	assert_int_equal(token_load(NULL, "cf-token", &tok, err, sizeof(err)),
+	    0);
+	assert_string_equal(tok, "cred-token");
+	sync_token_free(tok);
+	assert_int_equal(token_load(NULL, "other", &tok, err, sizeof(err)),
+	    -1);
+
+	assert_int_equal(unsetenv("CREDENTIALS_DIRECTORY"), 0);
+	assert_int_equal(token_load(NULL, "cf-token", &tok, err, sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "CREDENTIALS_DIRECTORY"));
+	assert_null(tok);
+
+	if (saved != NULL) {
+		setenv("CREDENTIALS_DIRECTORY", saved, 1);
+		free(saved);
+	}
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+/* The source tree, found from this file's path or $WFVAULT_SRCDIR. */
+static void
+source_path(const char *rel, char *buf, size_t len)
+{
+	const char	*me = __FILE__, *top;
+	const char	*tail = "tests/unit/test_sync_conf.c";
+	size_t		 n = strlen(me), t = strlen(tail);
+
+	if ((top = getenv("WFVAULT_SRCDIR")) != NULL && *top != '\0')
+		snprintf(buf, len, "%s/%s", top, rel);
+	else if (n >= t && strcmp(me + n - t, tail) == 0)
+		snprintf(buf, len, "%.*s%s", (int)(n - t), me, rel);
+	else
+		snprintf(buf, len, "%s", rel);
+}
+
+/*
+ * The example loads, and each commented-out "#keyword<TAB>value" line in
+ * it is accepted as well (one token source at a time).
+ */
+static void
+test_example_config(void **state)
+{
+	struct sync_conf	 sc;
+	char			 path[PATH_MAX], line[1024], text[1400];
+	char			 err[1024];
+	FILE			*f;
+	size_t			 checked = 0;
+
+	(void)state;
+	source_path("config/wfvault-sync.conf.example", path, sizeof(path));
+	sync_conf_init(&sc);
+	if (sync_conf_parse_file(path, &sc, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	sync_conf_release(&sc);
+
+	assert_non_null(f = fopen(path, "r"));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (line[0] != '#' || line[1] < 'a' || line[1] > 'z' ||
+		    strchr(line, '\t') == NULL)
+			continue;
+		if (strncmp(line + 1, "cf_api_token_", 13) == 0)
+			snprintf(text, sizeof(text), "cf_account_id " ACCT
+			    "\ncf_namespace_id " NSID "\n%s", line + 1);
+		else
+			snprintf(text, sizeof(text), BASE "%s", line + 1);
+		if (load(&sc, text, err, sizeof(err)) != 0)
+			fail_msg("example line %s: %s", line, err);
+		sync_conf_release(&sc);
+		checked++;
+	}
+	fclose(f);
+	assert_true(checked >= 9);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_every_keyword),
+		cmocka_unit_test(test_hex_ids),
+		cmocka_unit_test(test_api_base),
+		cmocka_unit_test(test_api_base_keyword),
+		cmocka_unit_test(test_token_sources),
+		cmocka_unit_test(test_key_prefix),
+		cmocka_unit_test(test_numbers_and_words),
+		cmocka_unit_test(test_token_file),
+		cmocka_unit_test(test_token_credential),
+		cmocka_unit_test(test_example_config),
+	};
+
+	proto_json_init();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
