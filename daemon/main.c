@@ -182,6 +182,7 @@ main(int argc, char *argv[])
 	}
 	if (conf_path == NULL)
 		usage();
+	notify_init();
 
 	memset(&conf, 0, sizeof(conf));
 	if (daemon_conf_load(conf_path, &conf, err, sizeof(err)) == -1) {
@@ -227,13 +228,17 @@ main(int argc, char *argv[])
 	if (server_init(&srv, base, &conf, conf_path, store, audit, err,
 	    sizeof(err)) == -1)
 		fatalx("%s", err);
-	log_info("listening on %s (data in %s)", conf.dc_socket,
-	    conf.dc_data_dir);
+	log_info("listening on %s (data in %s)", srv.srv_bound ?
+	    conf.dc_socket : "the socket systemd passed", conf.dc_data_dir);
+	if (notify_start(base, &srv) == -1)
+		fatalx("cannot start the systemd watchdog timer");
+	notify_send("READY=1");
 
 	if (event_base_dispatch(base) == -1)
 		log_warnx("event loop failed");
 
 	/* Anything still queued was finished by server_stop. */
+	notify_stop();
 	server_release(&srv);
 	event_base_free(base);
 	store_close(store);

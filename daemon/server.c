@@ -44,6 +44,7 @@ static int	conn_output_full(struct conn *);
 static void	server_stop(struct server *);
 static void	server_reload(struct server *);
 static int	server_bind(struct server *, char *, size_t);
+static int	server_activated(char *, size_t);
 
 /* Stops reading a client whose unread replies exceed this share. */
 #define OUTPUT_RESUME_DIVISOR	2
@@ -68,7 +69,10 @@ server_init(struct server *srv, struct event_base *base,
 	srv->srv_started = time(NULL);
 	srv->srv_next_id = 1;
 
-	if ((fd = server_bind(srv, err, errlen)) == -1)
+	if ((fd = server_activated(err, errlen)) == -2 &&
+	    (fd = server_bind(srv, err, errlen)) == -1)
+		return (-1);
+	if (fd == -1)
 		return (-1);
 	srv->srv_listener = evconnlistener_new(base, server_accept, srv,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
@@ -97,6 +101,71 @@ server_init(struct server *srv, struct event_base *base,
 		}
 	}
 	return (0);
+}
+
+/*
+ * Socket activation (wfvaultd.socket): systemd passes the listening socket
+ * as fd 3 with LISTEN_PID/LISTEN_FDS.  Returns it, -2 when not activated,
+ * or -1 when what was passed is not one listening Unix stream socket.
+ * systemd owns that socket file, so it is not removed at exit.
+ */
+static int
+server_activated(char *err, size_t errlen)
+{
+	const char		*pid, *fds;
+	char			*end;
+	unsigned long long	 v;
+	int			 type = 0, listening = 0, flags;
+	struct sockaddr_un	 sun;
+	socklen_t		 len;
+
+	if ((pid = getenv("LISTEN_PID")) == NULL ||
+	    (fds = getenv("LISTEN_FDS")) == NULL)
+		return (-2);
+	errno = 0;
+	v = strtoull(pid, &end, 10);
+	if (errno != 0 || *end != '\0' || v != (unsigned long long)getpid())
+		return (-2);
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	errno = 0;
+	v = strtoull(fds, &end, 10);
+	if (errno != 0 || *end != '\0' || v != 1) {
+		snprintf(err, errlen, "socket activation passed %s sockets; "
+		    "wfvaultd takes exactly one", fds);
+		return (-1);
+	}
+	len = sizeof(type);
+	if (getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
+	    type != SOCK_STREAM) {
+		snprintf(err, errlen, "socket activation: fd 3 is not a "
+		    "stream socket");
+		return (-1);
+	}
+	len = sizeof(listening);
+	if (getsockopt(3, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == -1 ||
+	    !listening) {
+		snprintf(err, errlen, "socket activation: fd 3 is not "
+		    "listening");
+		return (-1);
+	}
+	len = sizeof(sun);
+	if (getsockname(3, (struct sockaddr *)&sun, &len) == -1 ||
+	    sun.sun_family != AF_UNIX) {
+		snprintf(err, errlen, "socket activation: fd 3 is not a Unix "
+		    "socket");
+		return (-1);
+	}
+	if ((flags = fcntl(3, F_GETFL)) == -1 ||
+	    fcntl(3, F_SETFL, flags | O_NONBLOCK) == -1 ||
+	    fcntl(3, F_SETFD, FD_CLOEXEC) == -1) {
+		snprintf(err, errlen, "socket activation: fcntl: %s",
+		    strerror(errno));
+		return (-1);
+	}
+	log_info("using the socket passed by systemd");
+	return (3);
 }
 
 /*
@@ -373,6 +442,7 @@ server_stop(struct server *srv)
 	if (srv->srv_stopping)
 		return;
 	srv->srv_stopping = 1;
+	notify_send("STOPPING=1");
 	if (srv->srv_listener != NULL) {
 		evconnlistener_free(srv->srv_listener);
 		srv->srv_listener = NULL;

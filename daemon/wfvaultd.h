@@ -400,6 +400,16 @@ void	server_conn_resume(struct conn *conn);
 /* Ensures rpc_commit() runs at the end of this loop turn. */
 void	server_schedule_commit(struct server *srv);
 
+/* notify.c */
+/* Reads $NOTIFY_SOCKET (systemd Type=notify); without it all is a no-op. */
+void	notify_init(void);
+/* Sends one notification ("READY=1", "STOPPING=1", "STATUS=..."). */
+void	notify_send(const char *, ...)
+	    __attribute__((__format__(printf, 1, 2)));
+/* Starts the watchdog pings (and STATUS updates) on base.  0 or -1. */
+int	notify_start(struct event_base *base, struct server *srv);
+void	notify_stop(void);
+
 /* rpc.c */
 #define RPC_DONE	0	/* the line was handled */
 #define RPC_BLOCKED	1	/* not consumed: wait for conn's queued writes */
