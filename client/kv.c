@@ -21,7 +21,6 @@
 
 #define KV_USER_AGENT	SYNC_PROG "/" PROTO_SERVER_VERSION
 #define KV_MESSAGE_MAX	200	/* of Cloudflare's error text we quote */
-#define KV_LIST_EMPTY_MAX 100	/* empty listing pages in a row */
 
 /*
  * libcurl's allocator.  Every block it frees or moves is wiped first: the
@@ -232,10 +231,23 @@ kv_retry_decide(const struct kv_outcome *o, uint32_t rnd,
 			snprintf(d->kd_reason, sizeof(d->kd_reason), "libcurl "
 			    "cannot make the request: %s", kv_curl_text(o));
 			return;
-		default:
-			/* Connect, resolve, timeout, reset: the network. */
+		case CURLE_COULDNT_RESOLVE_PROXY:
+		case CURLE_COULDNT_RESOLVE_HOST:
+		case CURLE_COULDNT_CONNECT:
+			/* Nothing reached the server. */
 			snprintf(why, sizeof(why), "%s", kv_curl_text(o));
 			d->kd_delay_ms = kv_backoff_ms(o->ko_attempt, rnd);
+			break;
+		default:
+			/*
+			 * A timeout, a reset: the network.  Once the request
+			 * went out, the server may still carry it out.
+			 */
+			snprintf(why, sizeof(why), "%s", kv_curl_text(o));
+			d->kd_delay_ms = kv_backoff_ms(o->ko_attempt, rnd);
+			d->kd_uncertain = o->ko_sent;
+			d->kd_slow = o->ko_sent &&
+			    o->ko_curl == CURLE_OPERATION_TIMEDOUT;
 			break;
 		}
 	} else if (st >= 200 && st <= 299) {
@@ -274,6 +286,9 @@ kv_retry_decide(const struct kv_outcome *o, uint32_t rnd,
 		d->kd_delay_ms = kv_backoff_ms(o->ko_attempt, rnd);
 		if (have_ra && ra > d->kd_delay_ms)
 			d->kd_delay_ms = ra;
+		/* A 524 means the origin is still at it. */
+		d->kd_uncertain = 1;
+		d->kd_slow = st == 524;
 	} else if (st == 413) {
 		if (o->ko_items > 1) {
 			d->kd_verdict = KV_SPLIT;
@@ -314,6 +329,7 @@ kv_retry_decide(const struct kv_outcome *o, uint32_t rnd,
 	} else if (st == 0) {
 		snprintf(why, sizeof(why), "no HTTP reply");
 		d->kd_delay_ms = kv_backoff_ms(o->ko_attempt, rnd);
+		d->kd_uncertain = o->ko_sent;
 	} else {
 		snprintf(d->kd_reason, sizeof(d->kd_reason), "Cloudflare "
 		    "refused the request (%s)", detail);
@@ -374,6 +390,46 @@ kv_batch_bytes(const size_t *sizes, size_t n)
 	return bytes;
 }
 
+void
+kv_limit_init(struct kv_limit *kl, size_t max_items)
+{
+	kl->kl_max = max_items > 0 ? max_items : 1;
+	kl->kl_items = kl->kl_max;
+	kl->kl_streak = 0;
+}
+
+void
+kv_limit_update(struct kv_limit *kl, enum kv_limit_event ev, size_t sent)
+{
+	size_t	base, half;
+
+	/* Halve what was actually sent: it may be under the limit. */
+	base = sent > 0 && sent < kl->kl_items ? sent : kl->kl_items;
+	half = base / 2;
+	switch (ev) {
+	case KV_LIMIT_OK:
+		if (++kl->kl_streak < KV_GROW_AFTER)
+			return;
+		kl->kl_streak = 0;
+		kl->kl_items = kl->kl_items > kl->kl_max / 2 ? kl->kl_max :
+		    kl->kl_items * 2;
+		return;
+	case KV_LIMIT_TOO_LARGE:
+		kl->kl_items = half < 1 ? 1 : half;
+		break;
+	case KV_LIMIT_SLOW:
+		/* Smaller, but never below the floor by this alone. */
+		if (half < KV_SLOW_MIN_ITEMS)
+			half = KV_SLOW_MIN_ITEMS;
+		if (half < kl->kl_items)
+			kl->kl_items = half;
+		break;
+	case KV_LIMIT_FAILED:
+		break;
+	}
+	kl->kl_streak = 0;
+}
+
 size_t
 kv_items_split(const struct kv_items *kis, size_t max_items,
     size_t max_bytes)
@@ -406,6 +462,7 @@ kv_items_push(struct kv_items *kis, const char *key, char *json,
 	kis->kis_v[kis->kis_n].ki_json = json;
 	kis->kis_v[kis->kis_n].ki_len = strlen(json);
 	kis->kis_v[kis->kis_n].ki_version = version;
+	kis->kis_v[kis->kis_n].ki_uncertain = 0;
 	kis->kis_bytes += kis->kis_v[kis->kis_n].ki_len;
 	kis->kis_n++;
 	return 0;
@@ -637,6 +694,7 @@ kv_client_init(struct kv_client *kc, const struct sync_conf *sc,
 
 	memset(kc, 0, sizeof(*kc));
 	kc->kc_max_attempts = KV_ONCE_ATTEMPTS;
+	kv_limit_init(&kc->kc_limit, (size_t)sc->sc_batch_max_items);
 	kc->kc_timeout = (long)sc->sc_request_timeout;
 	kc->kc_protocols = sc->sc_api_plain_http ? "http,https" : "https";
 	if ((kc->kc_curl = curl_easy_init()) == NULL) {
@@ -790,6 +848,15 @@ kv_wait(struct kv_client *kc, uint64_t ms)
 	return 0;
 }
 
+static int64_t
+kv_now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int
 kv_is_stopped(struct kv_client *kc)
 {
@@ -807,6 +874,8 @@ kv_attempt(struct kv_client *kc, const char *method, const char *url,
     struct kv_envelope *env, json_t **bad, struct kv_decision *d)
 {
 	struct kv_outcome	 o;
+	curl_off_t		 up = 0;
+	long			 reqsize = 0;
 	CURLcode		 cc;
 
 	cc = kv_perform(kc, method, url, body, len);
@@ -819,6 +888,13 @@ kv_attempt(struct kv_client *kc, const char *method, const char *url,
 	o.ko_curl = cc;
 	o.ko_curl_error = kc->kc_reply.kr_curl_error;
 	o.ko_status = kc->kc_reply.kr_status;
+	/* Headers or body bytes out: the server may have the request. */
+	if (curl_easy_getinfo(kc->kc_curl, CURLINFO_REQUEST_SIZE, &reqsize) !=
+	    CURLE_OK || curl_easy_getinfo(kc->kc_curl,
+	    CURLINFO_SIZE_UPLOAD_T, &up) != CURLE_OK)
+		o.ko_sent = 1;
+	else
+		o.ko_sent = reqsize > 0 || up > 0;
 	o.ko_envelope = env->ke_parsed;
 	o.ko_success = env->ke_success;
 	o.ko_error_code = env->ke_code;
@@ -834,26 +910,55 @@ kv_attempt(struct kv_client *kc, const char *method, const char *url,
 	return cc;
 }
 
-/* Keeps the items of v[0..m) whose keys bad lists; returns how many. */
-static size_t
-kv_keep_keys(struct kv_item **v, size_t m, json_t *bad)
+size_t
+kv_unsuccessful_keep(struct kv_item **v, size_t m, json_t *bad)
 {
-	json_t		*set, *k;
+	json_t		*sent, *k;
 	size_t		 i, j, kept = 0;
 
-	if ((set = json_object()) == NULL)
+	if ((sent = json_object()) == NULL)
 		return m;	/* send them all again: writes are idempotent */
+	for (i = 0; i < m; i++) {
+		if (json_object_set_new(sent, v[i]->ki_key, json_false()) ==
+		    -1) {
+			json_decref(sent);
+			return m;
+		}
+	}
+	/* Mark what bad names; anything else means we cannot tell. */
 	json_array_foreach(bad, j, k) {
-		if (json_is_string(k))
-			json_object_set_new(set, json_string_value(k),
-			    json_true());
+		if (!json_is_string(k) || json_string_length(k) !=
+		    strlen(json_string_value(k)) ||
+		    json_object_get(sent, json_string_value(k)) == NULL ||
+		    json_object_set_new(sent, json_string_value(k),
+		    json_true()) == -1) {
+			json_decref(sent);
+			return m;
+		}
 	}
 	for (i = 0; i < m; i++) {
-		if (json_object_get(set, v[i]->ki_key) != NULL)
+		if (json_is_true(json_object_get(sent, v[i]->ki_key)))
 			v[kept++] = v[i];
 	}
-	json_decref(set);
-	return kept;
+	json_decref(sent);
+	return kept > 0 ? kept : m;
+}
+
+int
+kv_fate_note(json_t *fates, const char *key, json_int_t wrote,
+    int uncertain)
+{
+	json_t	*cur;
+
+	cur = json_object_get(fates, key);
+	if (cur == NULL) {
+		if (!uncertain)
+			return 0;
+		return json_object_set_new(fates, key, json_integer(wrote));
+	}
+	if (json_integer_value(cur) == wrote)
+		return 0;
+	return json_integer_set(cur, KV_FATE_MIXED);
 }
 
 static char *
@@ -879,8 +984,27 @@ kv_body(struct kv_item **v, size_t m, size_t *len)
 	return b;
 }
 
+static int	kv_bulk_ptrs(struct kv_client *, int, const char *,
+		    struct kv_item **, size_t, char *, size_t);
+
+/* Notes that v[0..m) went out in a request whose fate is unknown. */
+static void
+kv_mark_uncertain(struct kv_client *kc, struct kv_item **v, size_t m)
+{
+	size_t	i;
+
+	for (i = 0; i < m; i++)
+		v[i]->ki_uncertain = 1;
+	kc->kc_uncertain_ms = kv_now_ms();
+}
+
+/*
+ * Sends v[0..m) as one request, again and again until it is done.  When
+ * the batch limit drops under m meanwhile, the rest goes back through
+ * kv_bulk_ptrs in smaller requests.
+ */
 static int
-kv_bulk_ptrs(struct kv_client *kc, int del, const char *url,
+kv_bulk_request(struct kv_client *kc, int del, const char *url,
     struct kv_item **v, size_t m, char *err, size_t errlen)
 {
 	struct kv_envelope	 env;
@@ -888,10 +1012,9 @@ kv_bulk_ptrs(struct kv_client *kc, int del, const char *url,
 	json_t			*bad;
 	const char		*what = del ? "deleting" : "writing";
 	char			*body;
-	size_t			 len, h;
+	size_t			 len, before;
 	unsigned		 attempt = 0;
 	CURLcode		 cc;
-	int			 rc;
 
 	for (;;) {
 		if (kv_is_stopped(kc))
@@ -903,34 +1026,45 @@ kv_bulk_ptrs(struct kv_client *kc, int del, const char *url,
 		cc = kv_attempt(kc, del ? "POST" : "PUT", url, body, len, m,
 		    attempt, &env, &bad, &d);
 		proto_wipe_free(body);
+		if (d.kd_uncertain)
+			kv_mark_uncertain(kc, v, m);
 		switch (d.kd_verdict) {
 		case KV_OK:
 			kv_envelope_release(&env);
+			kv_limit_update(&kc->kc_limit, KV_LIMIT_OK, m);
 			return 0;
 		case KV_RETRY:
-			if (bad != NULL && (m = kv_keep_keys(v, m, bad)) == 0) {
-				/* Only keys we did not send failed. */
-				kv_envelope_release(&env);
-				return 0;
-			}
+			if (bad != NULL)
+				m = kv_unsuccessful_keep(v, m, bad);
 			kv_envelope_release(&env);
-			log_warnx("%s %zu KV key%s: %s; retrying in %.1f s",
-			    what, m, m == 1 ? "" : "s", d.kd_reason,
-			    (double)d.kd_delay_ms / 1000);
+			before = kc->kc_limit.kl_items;
+			kv_limit_update(&kc->kc_limit, d.kd_slow ?
+			    KV_LIMIT_SLOW : KV_LIMIT_FAILED, m);
+			if (kc->kc_limit.kl_items < before)
+				log_warnx("%s %zu KV key%s: %s; retrying in "
+				    "%.1f s, at most %zu keys a request from "
+				    "now on", what, m, m == 1 ? "" : "s",
+				    d.kd_reason, (double)d.kd_delay_ms / 1000,
+				    kc->kc_limit.kl_items);
+			else
+				log_warnx("%s %zu KV key%s: %s; retrying in "
+				    "%.1f s", what, m, m == 1 ? "" : "s",
+				    d.kd_reason, (double)d.kd_delay_ms / 1000);
 			if (kv_wait(kc, d.kd_delay_ms) == -1)
 				return KV_E_STOP;
+			/* Smaller requests are new ones, with a new budget. */
+			if (m > kc->kc_limit.kl_items)
+				return kv_bulk_ptrs(kc, del, url, v, m, err,
+				    errlen);
 			attempt++;
 			break;
 		case KV_SPLIT:
 			kv_envelope_release(&env);
-			h = m / 2;
-			log_warnx("%s %zu KV keys: %s; sending %zu and %zu "
-			    "apart", what, m, d.kd_reason, h, m - h);
-			if ((rc = kv_bulk_ptrs(kc, del, url, v, h, err,
-			    errlen)) != 0)
-				return rc;
-			return kv_bulk_ptrs(kc, del, url, v + h, m - h, err,
-			    errlen);
+			kv_limit_update(&kc->kc_limit, KV_LIMIT_TOO_LARGE, m);
+			log_warnx("%s %zu KV keys: %s; at most %zu keys a "
+			    "request from now on", what, m, d.kd_reason,
+			    kc->kc_limit.kl_items);
+			return kv_bulk_ptrs(kc, del, url, v, m, err, errlen);
 		case KV_FATAL:
 			kv_envelope_release(&env);
 			if (cc == CURLE_ABORTED_BY_CALLBACK &&
@@ -946,6 +1080,26 @@ kv_bulk_ptrs(struct kv_client *kc, int del, const char *url,
 			return KV_E_FAIL;
 		}
 	}
+}
+
+/* v[0..m) in requests of at most the current batch limit each. */
+static int
+kv_bulk_ptrs(struct kv_client *kc, int del, const char *url,
+    struct kv_item **v, size_t m, char *err, size_t errlen)
+{
+	size_t	off = 0, k;
+	int	rc;
+
+	while (off < m) {
+		k = m - off;
+		if (k > kc->kc_limit.kl_items)
+			k = kc->kc_limit.kl_items;
+		if ((rc = kv_bulk_request(kc, del, url, v + off, k, err,
+		    errlen)) != 0)
+			return rc;
+		off += k;
+	}
+	return 0;
 }
 
 static int
@@ -1067,12 +1221,10 @@ kv_list_keys(struct kv_client *kc, const char *prefix, json_t *keys,
 	json_t			*bad;
 	char			*url = NULL, *cursor = NULL, *next;
 	unsigned		 attempt;
-	size_t			 before;
 	CURLcode		 cc;
-	int			 rc = KV_E_FAIL, empty = 0;
+	int			 rc = KV_E_FAIL;
 
 	for (;;) {
-		before = json_object_size(keys);
 		if ((url = kv_list_url(kc, prefix, cursor)) == NULL) {
 			snprintf(err, errlen, "out of memory");
 			goto done;
@@ -1111,16 +1263,17 @@ kv_list_keys(struct kv_client *kc, const char *prefix, json_t *keys,
 		free(url);
 		url = NULL;
 		/*
-		 * An empty page with a cursor is not the end; only no cursor
-		 * is.  Many empty pages in a row mean a listing that loops.
+		 * An empty page with a cursor is not the end (KV has them);
+		 * only no cursor is.  The cursor we asked with coming back
+		 * would loop for ever.
 		 */
 		if (next == NULL)
 			break;
-		empty = json_object_size(keys) == before ? empty + 1 : 0;
-		if (empty >= KV_LIST_EMPTY_MAX) {
+		if (cursor != NULL && strcmp(cursor, next) == 0) {
 			free(next);
-			snprintf(err, errlen, "listing KV keys: %d empty pages "
-			    "in a row; giving up", KV_LIST_EMPTY_MAX);
+			snprintf(err, errlen, "listing KV keys: the API "
+			    "returned the same cursor twice in a row; giving "
+			    "up");
 			goto done;
 		}
 		free(cursor);

@@ -20,10 +20,17 @@
 #define EXIT_DAEMON	6
 
 #define SYNC_DEBOUNCE_MS	100	/* let a burst of writes land first */
+/*
+ * Between the starts of two passes: Cloudflare takes one write a second
+ * to a key and 1,200 requests in 5 minutes, so changes that arrive
+ * meanwhile go out together in the next pass.
+ */
+#define SYNC_PASS_MIN_MS	1000
 #define SYNC_RECONNECT_MIN_MS	100
 #define SYNC_RECONNECT_MAX_MS	5000
 
 static void	usage(void) __attribute__((__noreturn__));
+static void	usage_error(const char *) __attribute__((__noreturn__));
 
 static void
 usage(void)
@@ -43,8 +50,16 @@ usage(void)
 	    "  --prune       with --reconcile: delete KV keys the vault does "
 	    "not have\n"
 	    "Without --once, --dry-run or --reconcile it follows the vault "
-	    "until SIGTERM.\n");
+	    "until SIGTERM.  --dry-run also goes with --reconcile [--prune] "
+	    "(report only).\n");
 	exit(EXIT_USAGE);
+}
+
+static void
+usage_error(const char *why)
+{
+	fprintf(stderr, "%s: %s\n", SYNC_PROG, why);
+	usage();
 }
 
 /* No core dumps and no ptrace by other users: the heap holds secrets. */
@@ -91,10 +106,12 @@ run_once(struct sync_ctx *ctx)
 		    (unsigned long long)rep.sr_seq);
 	else
 		printf("up to date at seq %llu (%llu written, %llu deleted, "
-		    "%llu requests)\n", (unsigned long long)rep.sr_seq,
+		    "%llu requests%s)\n", (unsigned long long)rep.sr_seq,
 		    (unsigned long long)rep.sr_written,
 		    (unsigned long long)rep.sr_deleted,
-		    (unsigned long long)rep.sr_requests);
+		    (unsigned long long)rep.sr_requests,
+		    rep.sr_repushed > 0 ? "; some written again after "
+		    "settle_time" : "");
 	return 0;
 }
 
@@ -170,12 +187,18 @@ run_forever(struct sync_ctx *ctx)
 	char			 err[1024];
 	uint64_t		 synced = 0, seq;
 	uint64_t		 backoff = SYNC_RECONNECT_MIN_MS;
+	int64_t			 started = -1, left;
 	int			 rc = 0, need_sync = 1, down = 0;
 
 	log_info("following %s for target '%s'", ctx->sx_conf->sc_socket,
 	    ctx->sx_conf->sc_target);
 	while (!sync_stopped()) {
 		if (need_sync) {
+			if (started >= 0 && (left = started +
+			    SYNC_PASS_MIN_MS - sync_now_ms()) > 0 &&
+			    sync_sleep((uint64_t)left) == -1)
+				break;
+			started = sync_now_ms();
 			rc = sync_engine_run(ctx, &rep, err, sizeof(err));
 			if (rc == SYNC_E_STOP)
 				break;
@@ -217,6 +240,7 @@ run_forever(struct sync_ctx *ctx)
 			continue;	/* already pushed in the last pass */
 		log_debug("%s: the feed is at %llu", __func__,
 		    (unsigned long long)seq);
+		/* The pass itself waits out the rest of SYNC_PASS_MIN_MS. */
 		if (sync_sleep(SYNC_DEBOUNCE_MS) == -1)
 			break;
 		need_sync = 1;
@@ -295,11 +319,15 @@ main(int argc, char *argv[])
 	}
 	if (optind != argc || conf_path == NULL)
 		usage();
-	if (prune && !reconcile) {
-		fprintf(stderr, "%s: --prune works only with --reconcile\n",
-		    SYNC_PROG);
-		usage();
-	}
+	/* Options that would be ignored are refused, not guessed at. */
+	if (check && (once || dry_run || reconcile || prune))
+		usage_error("-n only checks the configuration and the token; "
+		    "it takes no --once, --dry-run, --reconcile or --prune");
+	if (prune && !reconcile)
+		usage_error("--prune works only with --reconcile");
+	if (once && reconcile)
+		usage_error("--reconcile is a single pass already and does not "
+		    "push the change feed; run --once and --reconcile apart");
 	log_init(SYNC_PROG, debug);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	proto_json_init();
@@ -368,6 +396,7 @@ main(int argc, char *argv[])
 	else
 		rc = run_forever(&ctx);
 	sync_disconnect(&ctx);
+	json_decref(ctx.sx_uncertain);
 out_kv:
 	kv_client_release(&kc);
 out_global:

@@ -36,6 +36,8 @@
 #define KV_ONCE_ATTEMPTS	8	/* per request in the one-shot modes */
 #define KV_CONNECT_TIMEOUT	10L	/* seconds */
 #define KV_LOW_SPEED_TIME	30L	/* seconds below 1 byte/s */
+#define KV_SLOW_MIN_ITEMS	100	/* 524s and timeouts shrink to here */
+#define KV_GROW_AFTER		10	/* successes before the limit doubles */
 
 /* Retry timing (milliseconds). */
 #define KV_BACKOFF_BASE_MS	500
@@ -59,12 +61,15 @@ struct sync_conf {
 	uint64_t	 sc_batch_max_items;
 	uint64_t	 sc_batch_max_bytes;
 	uint64_t	 sc_request_timeout;	/* seconds */
+	uint64_t	 sc_settle_time;	/* seconds */
 	int		 sc_api_plain_http;	/* http:// to a loopback host */
 };
 
 #define SYNC_DEFAULT_BATCH_ITEMS	KV_BULK_MAX_ITEMS
 #define SYNC_DEFAULT_BATCH_BYTES	(95ULL * 1024 * 1024)
 #define SYNC_DEFAULT_REQUEST_TIMEOUT	120
+#define SYNC_DEFAULT_SETTLE_TIME	30
+#define SYNC_SETTLE_TIME_MAX		3600
 
 /* Sets the defaults; every string member NULL until parsed. */
 void	sync_conf_init(struct sync_conf *);
@@ -102,6 +107,7 @@ struct kv_outcome {
 	CURLcode	 ko_curl;
 	const char	*ko_curl_error;	/* curl's error buffer, or NULL */
 	long		 ko_status;	/* HTTP status; 0 without a reply */
+	int		 ko_sent;	/* bytes of the request went out */
 	int		 ko_envelope;	/* the body is a Cloudflare envelope */
 	int		 ko_success;	/* its "success" */
 	long		 ko_error_code;	/* errors[0].code, 0 when none */
@@ -124,6 +130,14 @@ enum kv_verdict {
 struct kv_decision {
 	enum kv_verdict	 kd_verdict;
 	uint64_t	 kd_delay_ms;
+	/*
+	 * The server may have carried the request out, or may still do so
+	 * (a timeout or a transport error after sending, a 5xx, a 408),
+	 * whatever later attempts come to: see settle_time.
+	 */
+	int		 kd_uncertain;
+	/* Too slow for its size (a 524, a timeout): send smaller batches. */
+	int		 kd_slow;
 	char		 kd_reason[512];
 };
 
@@ -150,6 +164,29 @@ size_t		kv_batch_split(const size_t *sizes, size_t n, size_t max_items,
 /* The bytes of the JSON array holding items of sizes[0..n). */
 size_t		kv_batch_bytes(const size_t *sizes, size_t n);
 
+/*
+ * The most items one bulk request carries, adapted for the life of the
+ * process: a 413 halves it (down to 1), a 524 or a timeout halves it down
+ * to KV_SLOW_MIN_ITEMS, and KV_GROW_AFTER successes in a row double it
+ * again, never past kl_max (batch_max_items).
+ */
+struct kv_limit {
+	size_t		 kl_items;
+	size_t		 kl_max;
+	unsigned	 kl_streak;	/* successes in a row */
+};
+
+enum kv_limit_event {
+	KV_LIMIT_OK,		/* a request succeeded */
+	KV_LIMIT_TOO_LARGE,	/* 413 */
+	KV_LIMIT_SLOW,		/* 524, timeout */
+	KV_LIMIT_FAILED		/* any other failure */
+};
+
+void	kv_limit_init(struct kv_limit *, size_t max_items);
+/* sent: the items in the request the event is about. */
+void	kv_limit_update(struct kv_limit *, enum kv_limit_event, size_t sent);
+
 /* A parsed reply body. */
 struct kv_envelope {
 	json_t		*ke_root;	/* new reference or NULL */
@@ -175,6 +212,7 @@ struct kv_item {
 	char		*ki_json;	/* {"key":..,"value":..,..} or "key" */
 	size_t		 ki_len;
 	uint64_t	 ki_version;
+	int		 ki_uncertain;	/* sent in a request of unknown fate */
 };
 
 struct kv_items {
@@ -220,6 +258,9 @@ struct kv_client {
 	long			 kc_timeout;
 	unsigned		 kc_max_attempts; /* 0: retry forever */
 	uint64_t		 kc_requests;	/* HTTP requests made */
+	struct kv_limit		 kc_limit;	/* items per bulk request */
+	/* CLOCK_MONOTONIC ms when the last request of unknown fate ended. */
+	int64_t			 kc_uncertain_ms;
 	struct kv_reply		 kc_reply;
 	/* Waits ms; -1 when the agent is told to stop.  NULL: nanosleep. */
 	int			(*kc_sleep)(uint64_t ms);
@@ -243,17 +284,40 @@ int	kv_client_init(struct kv_client *, const struct sync_conf *,
 void	kv_client_release(struct kv_client *);
 /*
  * Writes (PUT .../bulk) or deletes (POST .../bulk/delete) items[0..n)
- * with retries; unsuccessful_keys are sent again, a 413 halves the batch.
- * Returns 0, KV_E_FAIL or KV_E_STOP.
+ * with retries, in requests of at most kc_limit.kl_items items;
+ * unsuccessful_keys are sent again.  Each item sent in a request whose
+ * fate is unknown gets ki_uncertain set (even when a retry succeeded),
+ * and kc_uncertain_ms the time.  Returns 0, KV_E_FAIL or KV_E_STOP.
  */
 int	kv_bulk_put(struct kv_client *, struct kv_item *items, size_t n,
 	    char *err, size_t errlen);
 int	kv_bulk_delete(struct kv_client *, struct kv_item *items, size_t n,
 	    char *err, size_t errlen);
 /*
+ * Which items of v[0..m) to send again after a bulk reply listing bad as
+ * unsuccessful_keys: those it names, moved to the front of v in order;
+ * returns how many.  When an entry is not a string or names none of the
+ * sent keys, the reply cannot be trusted and every item is kept (m).
+ */
+size_t	kv_unsuccessful_keep(struct kv_item **v, size_t m, json_t *bad);
+/*
+ * The keys written in requests of unknown fate, in fates (KV key ->
+ * integer): what went out (a version, or KV_FATE_DELETE) while every
+ * write of the key since carried the same, else KV_FATE_MIXED.  A late
+ * landing of a request is harmless in the first case and can undo a
+ * newer write in the second.  kv_fate_note records one write of key
+ * (uncertain or known to be done); a known write of a key not in fates
+ * changes nothing.  Returns 0, or -1 when out of memory.
+ */
+#define KV_FATE_DELETE	(-1)
+#define KV_FATE_MIXED	(-2)
+int	kv_fate_note(json_t *fates, const char *key, json_int_t wrote,
+	    int uncertain);
+/*
  * Lists every key under prefix (NULL: all) into keys: name -> the
- * metadata's version as an integer, or null.  Returns 0, KV_E_FAIL or
- * KV_E_STOP.
+ * metadata's version as an integer, or null.  Follows the cursor, past
+ * empty pages too, and fails only when a page hands back the cursor it
+ * was asked for.  Returns 0, KV_E_FAIL or KV_E_STOP.
  */
 int	kv_list_keys(struct kv_client *, const char *prefix, json_t *keys,
 	    char *err, size_t errlen);
@@ -268,6 +332,12 @@ struct sync_ctx {
 	int			 sx_dry_run;
 	int			 sx_prune;
 	FILE			*sx_out;	/* dry-run and report lines */
+	/*
+	 * The KV keys written in requests of unknown fate (kv_fate_note):
+	 * settle_time must pass before the feed is acknowledged, and mixed
+	 * ones are written again then.  NULL when there are none.
+	 */
+	json_t			*sx_uncertain;
 };
 
 struct sync_report {
@@ -278,6 +348,7 @@ struct sync_report {
 	uint64_t	sr_vault_tenants;	/* reconcile */
 	uint64_t	sr_kv_keys;
 	uint64_t	sr_stale;
+	uint64_t	sr_repushed;	/* again after settle_time */
 };
 
 /* Return codes of the engine. */
@@ -290,6 +361,8 @@ int	sync_signals_init(void);
 int	sync_stopped(void);
 /* Sleeps ms unless told to stop: 0, or -1 when stopping. */
 int	sync_sleep(uint64_t ms);
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t	sync_now_ms(void);
 
 /* Connects (once, or again after a loss) and checks the peer.  */
 int	sync_connect(struct sync_ctx *, char *err, size_t errlen);

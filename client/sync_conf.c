@@ -54,6 +54,8 @@ static const struct conf_keyword sync_keywords[] = {
 	    KV_BULK_MAX_BYTES, CONF_ONCE, NULL },
 	{ "request_timeout", CONF_DURATION, SC_OFF(sc_request_timeout), 1,
 	    3600, CONF_ONCE, NULL },
+	{ "settle_time", CONF_DURATION, SC_OFF(sc_settle_time), 0,
+	    SYNC_SETTLE_TIME_MAX, CONF_ONCE, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL }
 };
 
@@ -332,6 +334,7 @@ sync_conf_init(struct sync_conf *sc)
 	sc->sc_batch_max_items = SYNC_DEFAULT_BATCH_ITEMS;
 	sc->sc_batch_max_bytes = SYNC_DEFAULT_BATCH_BYTES;
 	sc->sc_request_timeout = SYNC_DEFAULT_REQUEST_TIMEOUT;
+	sc->sc_settle_time = SYNC_DEFAULT_SETTLE_TIME;
 }
 
 /* What no single line can check, and the defaults of the strings. */

@@ -74,7 +74,7 @@ sync_stopped(void)
 	return sync_stop_flag != 0;
 }
 
-static int64_t
+int64_t
 sync_now_ms(void)
 {
 	struct timespec	ts;
@@ -314,6 +314,45 @@ sync_kv_rc(int rc)
 	return rc == KV_E_STOP ? SYNC_E_STOP : SYNC_E_FAIL;
 }
 
+/* The tenant whose KV key is key (a pointer into it), or NULL. */
+static const char *
+sync_key_tenant(const struct sync_conf *sc, const char *key)
+{
+	size_t	plen;
+
+	plen = sc->sc_key_prefix != NULL ? strlen(sc->sc_key_prefix) : 0;
+	if (strncmp(key, sc->sc_key_prefix != NULL ? sc->sc_key_prefix : "",
+	    plen) != 0 || proto_tenant_valid(key + plen, NULL, 0) == -1)
+		return NULL;
+	return key + plen;
+}
+
+/*
+ * Records what items[0..n) did to their keys in sx_uncertain: those sent
+ * in a request of unknown fate, and (when the batch is done, ok) every
+ * write since to a key already there.  Returns 0, or -1 when out of
+ * memory.
+ */
+static int
+sync_note_fates(struct sync_ctx *ctx, const struct kv_item *items, size_t n,
+    int del, int ok)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++) {
+		if (!items[i].ki_uncertain && (!ok || ctx->sx_uncertain == NULL))
+			continue;
+		if (ctx->sx_uncertain == NULL &&
+		    (ctx->sx_uncertain = json_object()) == NULL)
+			return -1;
+		if (kv_fate_note(ctx->sx_uncertain, items[i].ki_key, del ?
+		    KV_FATE_DELETE : (json_int_t)items[i].ki_version,
+		    items[i].ki_uncertain) == -1)
+			return -1;
+	}
+	return 0;
+}
+
 /*
  * Sends full batches of kis (all: every item) to KV, or prints them in
  * dry-run.  A batch is full when one more item would pass
@@ -326,7 +365,7 @@ sync_flush(struct sync_ctx *ctx, struct kv_items *kis, int del, int all,
 {
 	const struct sync_conf	*sc = ctx->sx_conf;
 	size_t			 k, i, bytes;
-	int			 rc;
+	int			 rc, noted;
 
 	while (kis->kis_n > 0) {
 		bytes = 2 + kis->kis_bytes + kis->kis_n - 1;
@@ -363,8 +402,15 @@ sync_flush(struct sync_ctx *ctx, struct kv_items *kis, int del, int all,
 			else
 				rc = kv_bulk_put(ctx->sx_kv, kis->kis_v, k,
 				    err, errlen);
+			/* Failed or not, what went out may yet land. */
+			noted = sync_note_fates(ctx, kis->kis_v, k, del,
+			    rc == 0);
 			if (rc != 0)
 				return sync_kv_rc(rc);
+			if (noted == -1) {
+				snprintf(err, errlen, "out of memory");
+				return SYNC_E_FAIL;
+			}
 		}
 		if (del)
 			rep->sr_deleted += k;
@@ -543,6 +589,98 @@ sync_page_push(struct sync_ctx *ctx, struct sync_page *sp,
 	return rc;
 }
 
+/*
+ * A request abandoned after a timeout, or answered with a 5xx or a 524,
+ * may still be carried out by Cloudflare later, over whatever was written
+ * since.  So before the feed is acknowledged (after which newer configs
+ * go out), wait settle_time from the last such request.  A key written
+ * only with what that request carried is then right whenever it landed;
+ * one written with something else too (the page was pushed again after a
+ * lost daemon) gets its tenant's current config again, and that write
+ * may need settling in turn.  Keys not settled stay in sx_uncertain.
+ */
+static int
+sync_settle(struct sync_ctx *ctx, struct sync_report *rep, char *err,
+    size_t errlen)
+{
+	struct kv_items	 puts = KV_ITEMS_INIT, dels = KV_ITEMS_INIT;
+	json_t		*todo, *v, *fields;
+	const char	*key, *tenant;
+	uint64_t	 version;
+	int64_t		 wait;
+	size_t		 n;
+	int		 rc, r;
+
+	while (ctx->sx_uncertain != NULL &&
+	    (n = json_object_size(ctx->sx_uncertain)) > 0) {
+		wait = ctx->sx_kv->kc_uncertain_ms +
+		    (int64_t)ctx->sx_conf->sc_settle_time * 1000 -
+		    sync_now_ms();
+		if (wait > 0) {
+			log_info("%zu KV key%s went out in a request that "
+			    "may still be applied; waiting %.1f s "
+			    "(settle_time) before acknowledging", n,
+			    n == 1 ? "" : "s", (double)wait / 1000);
+			if (sync_sleep((uint64_t)wait) == -1)
+				return SYNC_E_STOP;
+		}
+		todo = ctx->sx_uncertain;
+		ctx->sx_uncertain = NULL;
+		rc = 0;
+		json_object_foreach(todo, key, v) {
+			if (json_integer_value(v) != KV_FATE_MIXED ||
+			    (tenant = sync_key_tenant(ctx->sx_conf, key)) ==
+			    NULL)
+				continue;
+			if (sync_stopped()) {
+				rc = SYNC_E_STOP;
+				break;
+			}
+			log_debug("%s: %s: writing the current config again",
+			    __func__, key);
+			r = sync_fetch(ctx, tenant, &fields, &version, err,
+			    errlen);
+			if (r < 0) {
+				rc = r;
+				break;
+			}
+			if (r == 0) {
+				rc = sync_add_put(ctx, &puts, key, fields,
+				    version, rep, err, errlen);
+				json_decref(fields);
+			} else
+				rc = sync_add_delete(ctx, &dels, key, rep, err,
+				    errlen);
+			if (rc != 0)
+				break;
+			rep->sr_repushed++;
+		}
+		if (rc == 0)
+			rc = sync_flush(ctx, &puts, 0, 1, rep, err, errlen);
+		if (rc == 0)
+			rc = sync_flush(ctx, &dels, 1, 1, rep, err, errlen);
+		kv_items_release(&puts);
+		kv_items_release(&dels);
+		if (rc != 0) {
+			/* The mixed ones are still owed to the next pass. */
+			json_object_foreach(todo, key, v) {
+				if (json_integer_value(v) == KV_FATE_MIXED &&
+				    ((ctx->sx_uncertain == NULL &&
+				    (ctx->sx_uncertain = json_object()) ==
+				    NULL) || kv_fate_note(ctx->sx_uncertain,
+				    key, KV_FATE_MIXED, 1) == -1)) {
+					log_warnx("out of memory");
+					break;
+				}
+			}
+			json_decref(todo);
+			return rc;
+		}
+		json_decref(todo);
+	}
+	return 0;
+}
+
 int
 sync_engine_run(struct sync_ctx *ctx, struct sync_report *rep, char *err,
     size_t errlen)
@@ -569,8 +707,13 @@ sync_engine_run(struct sync_ctx *ctx, struct sync_report *rep, char *err,
 	json_decref(res);
 	since = acked;
 	rep->sr_seq = acked;
-	if (acked >= last)
+	if (acked >= last) {
+		/* Nothing new, but an earlier pass may still owe a settle. */
+		if (!ctx->sx_dry_run &&
+		    (rc = sync_settle(ctx, rep, err, errlen)) != 0)
+			return rc;
 		goto done;
+	}
 
 	/*
 	 * One page at a time: push it whole, then acknowledge its end.  A
@@ -588,6 +731,9 @@ sync_engine_run(struct sync_ctx *ctx, struct sync_report *rep, char *err,
 		more = sp.sp_more;
 		sync_page_release(&sp);
 		if (rc != 0)
+			return rc;
+		if (!ctx->sx_dry_run &&
+		    (rc = sync_settle(ctx, rep, err, errlen)) != 0)
 			return rc;
 		if (!ctx->sx_dry_run && since > rep->sr_seq) {
 			rc = sync_call(ctx, "sync_ack", json_pack("{s:s,s:I}",
@@ -762,7 +908,10 @@ sync_engine_reconcile(struct sync_ctx *ctx, struct sync_report *rep,
 		    rep, err, errlen)) != 0)
 			goto done;
 	}
-	rc = sync_flush(ctx, &dels, 1, 1, rep, err, errlen);
+	if ((rc = sync_flush(ctx, &dels, 1, 1, rep, err, errlen)) != 0)
+		goto done;
+	if (!ctx->sx_dry_run)
+		rc = sync_settle(ctx, rep, err, errlen);
 done:
 	kv_items_release(&puts);
 	kv_items_release(&dels);

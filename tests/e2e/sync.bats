@@ -176,6 +176,8 @@ load_tenants() {
 }
 
 @test "500, 502 and an HTML 524 page are retried" {
+	# No settling: this test counts the retries alone.
+	write_sync_conf "settle_time 0s"
 	put_value acme openai_api_key sk-5xx
 	h POST /__harness/faults '[{"route":"bulk_put","kind":"500"},{"route":"bulk_put","kind":"502"},{"route":"bulk_put","kind":"524"}]'
 	run sync_once
@@ -196,15 +198,12 @@ load_tenants() {
 }
 
 @test "a request slower than request_timeout is retried" {
-	write_sync_conf "request_timeout 1s"
+	write_sync_conf "request_timeout 1s" "settle_time 3s"
 	put_value acme openai_api_key sk-slow
 	h POST /__harness/faults '[{"route":"bulk_put","kind":"slow","delay_ms":2500}]'
 	run sync_once
 	[ "$status" -eq 0 ]
 	[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-slow ]
-	# The abandoned request still lands in the harness's KV; let it, so it
-	# cannot write into the next test's clean namespace.
-	sleep 2
 }
 
 @test "a wrong token stops at once naming the setting; the right one then syncs" {
@@ -357,4 +356,127 @@ load_tenants() {
 	sleep 0.5
 	refute grep -qa -- "$tok" "/proc/$BG_PID/cmdline"
 	refute grep -qa -- "$tok" "/proc/$BG_PID/environ"
+}
+
+@test "a write of unknown outcome gets settle_time before the ack, so it cannot land over newer data" {
+	write_sync_conf "request_timeout 1s" "settle_time 3s"
+	put_value acme openai_api_key old
+	# Served after 2.5 s, long after the agent gave up on it at 1 s.
+	h POST /__harness/faults '[{"route":"bulk_put","kind":"slow","delay_ms":2500}]'
+	start=$(date +%s%N)
+	run sync_once
+	end=$(date +%s%N)
+	[ "$status" -eq 0 ]
+	# It returned (and acknowledged) only settle_time after the request
+	# it abandoned at 1 s, so that request has landed by now.
+	[ $(( (end - start) / 1000000 )) -ge 3900 ]
+	[ "$(stat_of bulk_put)" -eq 2 ]
+	[ "$(worker_get acme openai_api_key | jq -r .value)" = old ]
+	[ "$(acked_seq)" = "$(last_seq)" ]
+	# So nothing from that run lands over a newer value.
+	put_value acme openai_api_key new
+	run sync_once
+	[ "$status" -eq 0 ]
+	sleep 3
+	[ "$(worker_get acme openai_api_key | jq -r .value)" = new ]
+	[ "$(stat_of bulk_put)" -eq 3 ]
+}
+
+@test "a key written again after a write of unknown outcome is rewritten after settle_time" {
+	write_sync_conf "request_timeout 1s" "settle_time 5s" "batch_max_items 1"
+	put_value acme openai_api_key v1
+	put_value beta openai_api_key b1
+	# acme's first write is abandoned at 1 s and lands at 4 s.
+	h POST /__harness/faults '[{"route":"bulk_put","kind":"slow","delay_ms":4000}]'
+	bg "$WFVAULT_SYNC" -c "$T/sync.conf"
+	agent=$BG_PID
+	for _ in $(seq 100); do
+		[ "$(stat_of bulk_put)" -ge 1 ] && break
+		sleep 0.05
+	done
+	# The pass dies reading beta (at about 1.5 s) with the daemon gone;
+	# the next one writes acme's v2 before v1 lands over it.
+	stop_daemon
+	sleep 1.8
+	start_daemon
+	put_value acme openai_api_key v2
+	sleep 5.5
+	# acme: abandoned, retried, v2, and v2 again after settle_time.
+	[ "$(stat_of bulk_put)" -eq 5 ]
+	[ "$(worker_get acme openai_api_key | jq -r .value)" = v2 ]
+	[ "$(worker_get beta openai_api_key | jq -r .value)" = b1 ]
+	[ "$(acked_seq)" = "$(last_seq)" ]
+	kill -TERM "$agent"
+	wait "$agent"
+}
+
+@test "a 524 halves the bulk requests for the rest of the run" {
+	write_sync_conf "settle_time 0s" "batch_max_items 250"
+	[ "$(load_tenants 500)" -eq 500 ]
+	h POST /__harness/faults '[{"route":"bulk_put","kind":"524","apply":true}]'
+	run sync_once
+	[ "$status" -eq 0 ]
+	run h GET /__harness/requests
+	# The first 250 get a 524 (the harness logs no items for a fault);
+	# they go again as 125 and 125, and so do the next 250.
+	[ "$(jq -c '[.requests[] | select(.route == "bulk_put") | .items]' <<<"$output")" = "[null,125,125,125,125]" ]
+	[ "$(worker_get t00001 openai_api_key | jq -r .value)" = sk-1 ]
+	[ "$(worker_get t00500 openai_api_key | jq -r .value)" = sk-500 ]
+	[ "$(acked_seq)" = "$(last_seq)" ]
+}
+
+@test "the long-running agent starts a pass at most once a second and coalesces a burst" {
+	bg "$WFVAULT_SYNC" -c "$T/sync.conf"
+	put_value acme openai_api_key sk-burst-0
+	for _ in $(seq 100); do
+		[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-burst-0 ] && break
+		sleep 0.1
+	done
+	[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-burst-0 ]
+	h POST /__harness/reset >/dev/null
+	# 30 changes to one tenant over about 3 s (10 a second).
+	start=$(date +%s%N)
+	for i in $(seq 1 30); do
+		put_value acme openai_api_key "sk-burst-$i"
+		sleep 0.1
+	done
+	burst_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+	for _ in $(seq 30); do
+		[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-burst-30 ] && break
+		sleep 0.1
+	done
+	[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-burst-30 ]
+	n=$(stat_of bulk_put)
+	echo "burst of ${burst_ms} ms: $n bulk writes" >&2
+	# One pass a second, plus the one that catches the tail: not 30.
+	[ "$n" -ge 2 ]
+	[ "$n" -le $(( (burst_ms + 999) / 1000 + 2 )) ]
+	[ "$n" -le 7 ]
+	kill -TERM "$BG_PID"
+	wait "$BG_PID"
+}
+
+@test "option combinations that make no sense are usage errors" {
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" --once --reconcile
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"--reconcile"*"--once"* ]]
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" --prune
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"--prune works only with --reconcile"* ]]
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" --once --prune
+	[ "$status" -eq 2 ]
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" -n --once
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"-n only checks"* ]]
+	[ "$(h GET /__harness/stats | jq -r .total)" -eq 0 ]
+	# --dry-run with --reconcile --prune only reports.
+	api="$HURL/client/v4/accounts/$ACCOUNT/storage/kv/namespaces/$NAMESPACE"
+	curl -sS -X PUT -H 'Authorization: Bearer test-token' \
+	    -H 'Content-Type: application/json' \
+	    --data-binary '[{"key":"ghost","value":"{}"}]' "$api/bulk" >/dev/null
+	run timeout 120 "$WFVAULT_SYNC" -c "$T/sync.conf" --reconcile --prune --dry-run
+	[ "$status" -eq 0 ]
+	[[ "$output" == *ghost* ]]
+	[ "$(worker_get ghost | jq -r .config)" != null ]
+	[ "$(stat_of bulk_delete)" -eq 0 ]
 }

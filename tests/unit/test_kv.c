@@ -543,6 +543,259 @@ test_decide_refusals(void **state)
 	expect_fatal(&o, w409);
 }
 
+/* Which outcomes leave a write's fate unknown, and which mean "too slow". */
+static void
+test_decide_uncertain(void **state)
+{
+	static const struct {
+		long		status;
+		CURLcode	curl;
+		int		sent;
+		int		uncertain;
+		int		slow;
+	} cases[] = {
+		/* Timed out after sending: may still land; too slow. */
+		{ 0, CURLE_OPERATION_TIMEDOUT, 1, 1, 1 },
+		/* Timed out connecting: nothing went out. */
+		{ 0, CURLE_OPERATION_TIMEDOUT, 0, 0, 0 },
+		{ 0, CURLE_RECV_ERROR, 1, 1, 0 },
+		{ 0, CURLE_SEND_ERROR, 1, 1, 0 },
+		{ 0, CURLE_GOT_NOTHING, 1, 1, 0 },
+		{ 0, CURLE_PARTIAL_FILE, 1, 1, 0 },
+		{ 0, CURLE_RECV_ERROR, 0, 0, 0 },
+		{ 0, CURLE_COULDNT_CONNECT, 1, 0, 0 },
+		{ 0, CURLE_COULDNT_RESOLVE_HOST, 1, 0, 0 },
+		{ 500, CURLE_OK, 1, 1, 0 },
+		{ 502, CURLE_OK, 1, 1, 0 },
+		{ 503, CURLE_OK, 1, 1, 0 },
+		{ 524, CURLE_OK, 1, 1, 1 },
+		{ 408, CURLE_OK, 1, 1, 0 },
+		/* Refused before anything was done. */
+		{ 429, CURLE_OK, 1, 0, 0 },
+		{ 413, CURLE_OK, 1, 0, 0 },
+		{ 401, CURLE_OK, 1, 0, 0 },
+		{ 200, CURLE_OK, 1, 0, 0 },
+	};
+	struct kv_outcome	o;
+	struct kv_decision	d;
+	size_t			i;
+
+	(void)state;
+	for (i = 0; i < NITEMS(cases); i++) {
+		outcome(&o, cases[i].status, cases[i].status == 200 ||
+		    cases[i].status == 500 || cases[i].status == 429 ||
+		    cases[i].status == 401, cases[i].status == 200);
+		o.ko_curl = cases[i].curl;
+		o.ko_sent = cases[i].sent;
+		kv_retry_decide(&o, 0, &d);
+		if (d.kd_uncertain != cases[i].uncertain ||
+		    d.kd_slow != cases[i].slow)
+			fail_msg("HTTP %ld / curl %d / sent %d: uncertain %d "
+			    "slow %d, want %d %d", cases[i].status,
+			    (int)cases[i].curl, cases[i].sent, d.kd_uncertain,
+			    d.kd_slow, cases[i].uncertain, cases[i].slow);
+	}
+	/* Unknown even when it is the last attempt and we give up. */
+	outcome(&o, 524, 0, 0);
+	o.ko_max_attempts = 8;
+	o.ko_attempt = 7;
+	kv_retry_decide(&o, 0, &d);
+	assert_int_equal(d.kd_verdict, KV_FATAL);
+	assert_true(d.kd_uncertain);
+	/* unsuccessful_keys: those were certainly not stored. */
+	outcome(&o, 200, 1, 1);
+	o.ko_unsuccessful = 2;
+	kv_retry_decide(&o, 0, &d);
+	assert_int_equal(d.kd_verdict, KV_RETRY);
+	assert_false(d.kd_uncertain);
+}
+
+/* The adaptive batch limit. */
+static void
+test_limit(void **state)
+{
+	static const size_t slow_steps[] = { 5000, 2500, 1250, 625, 312, 156,
+	    100, 100 };
+	struct kv_limit	kl;
+	size_t		i;
+
+	(void)state;
+	kv_limit_init(&kl, 10000);
+	assert_int_equal(kl.kl_items, 10000);
+	/* 524s and timeouts halve it down to 100, and it stays there. */
+	for (i = 0; i < NITEMS(slow_steps); i++) {
+		kv_limit_update(&kl, KV_LIMIT_SLOW, kl.kl_items);
+		assert_int_equal(kl.kl_items, slow_steps[i]);
+	}
+	/* 413s go on down to 1. */
+	kv_limit_update(&kl, KV_LIMIT_TOO_LARGE, 100);
+	assert_int_equal(kl.kl_items, 50);
+	for (i = 0; i < 10; i++)
+		kv_limit_update(&kl, KV_LIMIT_TOO_LARGE, kl.kl_items);
+	assert_int_equal(kl.kl_items, 1);
+	kv_limit_update(&kl, KV_LIMIT_TOO_LARGE, 1);
+	assert_int_equal(kl.kl_items, 1);
+	/* A 524 never raises it back to its floor. */
+	kv_limit_update(&kl, KV_LIMIT_SLOW, 1);
+	assert_int_equal(kl.kl_items, 1);
+
+	/* Grows x2 after 10 successes in a row, only then. */
+	for (i = 0; i < 9; i++)
+		kv_limit_update(&kl, KV_LIMIT_OK, 1);
+	assert_int_equal(kl.kl_items, 1);
+	kv_limit_update(&kl, KV_LIMIT_OK, 1);
+	assert_int_equal(kl.kl_items, 2);
+	/* Another failure breaks the run. */
+	for (i = 0; i < 9; i++)
+		kv_limit_update(&kl, KV_LIMIT_OK, 2);
+	kv_limit_update(&kl, KV_LIMIT_FAILED, 2);
+	assert_int_equal(kl.kl_items, 2);
+	for (i = 0; i < 9; i++)
+		kv_limit_update(&kl, KV_LIMIT_OK, 2);
+	assert_int_equal(kl.kl_items, 2);
+	kv_limit_update(&kl, KV_LIMIT_OK, 2);
+	assert_int_equal(kl.kl_items, 4);
+	/* ... and never past batch_max_items. */
+	for (i = 0; i < 1000; i++)
+		kv_limit_update(&kl, KV_LIMIT_OK, kl.kl_items);
+	assert_int_equal(kl.kl_items, 10000);
+
+	/* What was sent is halved when it was under the limit. */
+	kv_limit_update(&kl, KV_LIMIT_SLOW, 300);
+	assert_int_equal(kl.kl_items, 150);
+	kv_limit_update(&kl, KV_LIMIT_TOO_LARGE, 30);
+	assert_int_equal(kl.kl_items, 15);
+
+	/* A configured limit under the floor is left alone by 524s. */
+	kv_limit_init(&kl, 50);
+	kv_limit_update(&kl, KV_LIMIT_SLOW, 50);
+	assert_int_equal(kl.kl_items, 50);
+	kv_limit_init(&kl, 150);
+	kv_limit_update(&kl, KV_LIMIT_SLOW, 150);
+	assert_int_equal(kl.kl_items, 100);
+	for (i = 0; i < 10; i++)
+		kv_limit_update(&kl, KV_LIMIT_OK, 100);
+	assert_int_equal(kl.kl_items, 150);
+	kv_limit_init(&kl, 1);
+	kv_limit_update(&kl, KV_LIMIT_TOO_LARGE, 1);
+	assert_int_equal(kl.kl_items, 1);
+	for (i = 0; i < 10; i++)
+		kv_limit_update(&kl, KV_LIMIT_OK, 1);
+	assert_int_equal(kl.kl_items, 1);
+}
+
+/* Parses a JSON array literal for the unsuccessful_keys tests. */
+static json_t *
+jarray(const char *text)
+{
+	json_t	*a;
+
+	a = json_loads(text, JSON_ALLOW_NUL, NULL);
+	assert_non_null(a);
+	assert_true(json_is_array(a));
+	return a;
+}
+
+static void
+test_unsuccessful_keep(void **state)
+{
+	struct kv_item	 items[4], *v[4];
+	static const char *const keys[] = { "acme", "beta", "gamma",
+	    "delta" };
+	json_t		*bad;
+	size_t		 i;
+
+	(void)state;
+	memset(items, 0, sizeof(items));
+	for (i = 0; i < 4; i++)
+		items[i].ki_key = (char *)keys[i];
+#define RESET()	do { for (i = 0; i < 4; i++) v[i] = &items[i]; } while (0)
+
+	/* Only the keys listed, in the order sent. */
+	RESET();
+	bad = jarray("[\"delta\",\"beta\"]");
+	assert_int_equal(kv_unsuccessful_keep(v, 4, bad), 2);
+	assert_ptr_equal(v[0], &items[1]);
+	assert_ptr_equal(v[1], &items[3]);
+	json_decref(bad);
+	/* Listed twice is still once. */
+	RESET();
+	bad = jarray("[\"gamma\",\"gamma\"]");
+	assert_int_equal(kv_unsuccessful_keep(v, 4, bad), 1);
+	assert_ptr_equal(v[0], &items[2]);
+	json_decref(bad);
+
+	/* A key we did not send: the reply cannot be trusted; all again. */
+	RESET();
+	bad = jarray("[\"beta\",\"omega\"]");
+	assert_int_equal(kv_unsuccessful_keep(v, 4, bad), 4);
+	for (i = 0; i < 4; i++)
+		assert_ptr_equal(v[i], &items[i]);
+	json_decref(bad);
+	RESET();
+	bad = jarray("[\"omega\"]");
+	assert_int_equal(kv_unsuccessful_keep(v, 4, bad), 4);
+	json_decref(bad);
+	/* Not strings: the same. */
+	RESET();
+	bad = jarray("[\"beta\",{\"key\":\"acme\"}]");
+	assert_int_equal(kv_unsuccessful_keep(v, 4, bad), 4);
+	json_decref(bad);
+	RESET();
+	bad = jarray("[null]");
+	assert_int_equal(kv_unsuccessful_keep(v, 4, bad), 4);
+	json_decref(bad);
+	RESET();
+	bad = jarray("[\"acme\\u0000x\"]");
+	assert_int_equal(kv_unsuccessful_keep(v, 4, bad), 4);
+	json_decref(bad);
+	/* A key of the batch but not of this request (v[0..2) only). */
+	RESET();
+	bad = jarray("[\"gamma\"]");
+	assert_int_equal(kv_unsuccessful_keep(v, 2, bad), 2);
+	json_decref(bad);
+#undef RESET
+}
+
+/* Which keys a late landing of an abandoned request could spoil. */
+static void
+test_fate_note(void **state)
+{
+	json_t	*f;
+
+	(void)state;
+	assert_non_null(f = json_object());
+	/* A known write of a key never in doubt: nothing to remember. */
+	assert_int_equal(kv_fate_note(f, "acme", 3, 0), 0);
+	assert_int_equal(json_object_size(f), 0);
+	/* In doubt: what went out is remembered... */
+	assert_int_equal(kv_fate_note(f, "acme", 3, 1), 0);
+	assert_int_equal(json_integer_value(json_object_get(f, "acme")), 3);
+	/* ... and the retry that carried the same leaves it harmless. */
+	assert_int_equal(kv_fate_note(f, "acme", 3, 0), 0);
+	assert_int_equal(kv_fate_note(f, "acme", 3, 1), 0);
+	assert_int_equal(json_integer_value(json_object_get(f, "acme")), 3);
+	/* Anything else written since: the late one could undo it. */
+	assert_int_equal(kv_fate_note(f, "acme", 4, 0), 0);
+	assert_int_equal(json_integer_value(json_object_get(f, "acme")),
+	    KV_FATE_MIXED);
+	/* Mixed stays mixed. */
+	assert_int_equal(kv_fate_note(f, "acme", 3, 1), 0);
+	assert_int_equal(kv_fate_note(f, "acme", 4, 0), 0);
+	assert_int_equal(json_integer_value(json_object_get(f, "acme")),
+	    KV_FATE_MIXED);
+	/* A delete against a put of the same key. */
+	assert_int_equal(kv_fate_note(f, "beta", KV_FATE_DELETE, 1), 0);
+	assert_int_equal(kv_fate_note(f, "beta", KV_FATE_DELETE, 0), 0);
+	assert_int_equal(json_integer_value(json_object_get(f, "beta")),
+	    KV_FATE_DELETE);
+	assert_int_equal(kv_fate_note(f, "beta", 1, 1), 0);
+	assert_int_equal(json_integer_value(json_object_get(f, "beta")),
+	    KV_FATE_MIXED);
+	assert_int_equal(json_object_size(f), 2);
+	json_decref(f);
+}
+
 /* Envelopes. */
 
 static void
@@ -619,6 +872,10 @@ main(void)
 		cmocka_unit_test(test_decide_transport),
 		cmocka_unit_test(test_decide_refusals),
 		cmocka_unit_test(test_envelope),
+		cmocka_unit_test(test_decide_uncertain),
+		cmocka_unit_test(test_limit),
+		cmocka_unit_test(test_unsuccessful_keep),
+		cmocka_unit_test(test_fate_note),
 	};
 
 	proto_json_init();

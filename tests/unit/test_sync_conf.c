@@ -89,6 +89,7 @@ test_defaults(void **state)
 	assert_int_equal(sc.sc_batch_max_items, 10000);
 	assert_int_equal(sc.sc_batch_max_bytes, 95 * 1024 * 1024);
 	assert_int_equal(sc.sc_request_timeout, 120);
+	assert_int_equal(sc.sc_settle_time, 30);
 	assert_int_equal(sc.sc_api_plain_http, 0);
 	sync_conf_release(&sc);
 	/* Releasing twice is harmless. */
@@ -112,7 +113,8 @@ test_every_keyword(void **state)
 	    "cf_ca_file /etc/ssl/ca.pem\n"
 	    "batch_max_items 1000\n"
 	    "batch_max_bytes 10M\n"
-	    "request_timeout 2m\n", &sc);
+	    "request_timeout 2m\n"
+	    "settle_time 45s\n", &sc);
 	assert_string_equal(sc.sc_socket, "/tmp/w.sock");
 	assert_string_equal(sc.sc_target, "prod-kv.1");
 	/* The trailing '/' goes: paths are appended with their own. */
@@ -127,6 +129,7 @@ test_every_keyword(void **state)
 	assert_int_equal(sc.sc_batch_max_items, 1000);
 	assert_int_equal(sc.sc_batch_max_bytes, 10 * 1024 * 1024);
 	assert_int_equal(sc.sc_request_timeout, 120);
+	assert_int_equal(sc.sc_settle_time, 45);
 	sync_conf_release(&sc);
 }
 
@@ -326,6 +329,10 @@ test_numbers_and_words(void **state)
 	    "range", NULL };
 	static const char *const tmo[] = { "t.conf:4:", "request_timeout",
 	    NULL };
+	static const char *const settle[] = { "t.conf:4:", "settle_time",
+	    NULL };
+	static const char *const settle_twice[] = { "t.conf:5:",
+	    "settle_time", "twice", NULL };
 	static const char *const unknown[] = { "t.conf:4:", "unknown",
 	    "cf_api_key", NULL };
 	static const char *const twice[] = { "t.conf:5:", "socket", "twice",
@@ -361,6 +368,21 @@ test_numbers_and_words(void **state)
 	refuse(BASE "request_timeout 0\n", tmo);
 	refuse(BASE "request_timeout 2d\n", tmo);
 	refuse(BASE "request_timeout soon\n", tmo);
+
+	/* settle_time: 0s (push again at once) to 1h. */
+	refuse(BASE "settle_time 61m\n", settle);
+	refuse(BASE "settle_time 3601\n", settle);
+	refuse(BASE "settle_time -1s\n", settle);
+	refuse(BASE "settle_time 2s\nsettle_time 3s\n", settle_twice);
+	accept_text(BASE "settle_time 0s\n", &sc);
+	assert_int_equal(sc.sc_settle_time, 0);
+	sync_conf_release(&sc);
+	accept_text(BASE "settle_time 1h\n", &sc);
+	assert_int_equal(sc.sc_settle_time, 3600);
+	sync_conf_release(&sc);
+	accept_text(BASE "settle_time 3\n", &sc);
+	assert_int_equal(sc.sc_settle_time, 3);
+	sync_conf_release(&sc);
 
 	refuse(BASE "cf_api_key abc\n", unknown);
 	refuse(BASE "socket /a\nsocket /b\n", twice);
@@ -579,7 +601,7 @@ test_example_config(void **state)
 		checked++;
 	}
 	fclose(f);
-	assert_true(checked >= 9);
+	assert_true(checked >= 10);
 }
 
 int
