@@ -76,7 +76,7 @@ echo "synced $N tenants in $sync_ms ms with $writes bulk write requests ($total 
 last=$(curl -sS "$url/tenant/tenant-$(printf %06d "$N")/linkedin_client_id" | jq -r .value)
 [ "$last" = "li-$N" ] || { echo "the last tenant is not in KV ($last)"; exit 1; }
 
-echo "== delay from 'wfvault put' to a Worker reading it ($SAMPLES samples, long-running agent)"
+echo "== delay from 'wfvault put' to a Worker reading it ($SAMPLES samples 1.2 s apart, long-running agent)"
 "$B/wfvault-sync" -c "$tmp/sync.conf" 2>"$tmp/agent.log" &
 pids+=($!)
 sleep 1
@@ -90,6 +90,9 @@ for i in $(seq "$SAMPLES"); do
 		[ $(( $(now_ms) - t0 )) -lt 30000 ] || { echo "not seen after 30 s"; exit 1; }
 	done
 	delays+=($(( $(now_ms) - t0 )))
+	# The agent starts at most one pass a second; space the samples so
+	# each measures a change arriving at an idle agent.
+	sleep 1.2
 done
 sorted=$(printf '%s\n' "${delays[@]}" | sort -n)
 median=$(sed -n "$(( (SAMPLES + 1) / 2 ))p" <<<"$sorted")
