@@ -29,7 +29,7 @@ ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(SANFLAGS) $(LDFLAGS)
 DEB_BUILD = build-essential pkg-config liblmdb-dev libsodium-dev \
 	    libevent-dev libjansson-dev libcurl4-openssl-dev
 DEB_TEST  = libcmocka-dev bats socat jq curl lmdb-utils util-linux \
-	    ca-certificates
+	    ca-certificates systemd man-db mandoc strace
 # Node.js runs the Miniflare harness; a node/npm already on PATH (from
 # Debian or elsewhere) is used as it is, so nothing conflicts with it.
 DEB_NODE  = nodejs npm
@@ -142,16 +142,82 @@ fuzz: deps
 format:
 	clang-format -i proto/*.[ch] config/*.[ch] daemon/*.[ch] client/*.[ch]
 
+# Installs under $(DESTDIR)$(PREFIX); works without root when DESTDIR is
+# set.  The systemd units name the installed programs (the sources say
+# /usr/sbin, /usr/bin and /etc), and a config already in place is never
+# replaced: the new example goes next to it as *.conf.example.
+SYSCONFDIR	?= /etc
+SYSTEMDUNITDIR	?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR	?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR	?= $(PREFIX)/lib/tmpfiles.d
+MANDIR		?= $(PREFIX)/share/man
+UNITS		= wfvaultd.service wfvaultd.socket wfvault-sync.service
+MAN_PAGES	= client/wfvault.1 daemon/wfvaultd.conf.5 daemon/wfvaultd.8 \
+		  client/wfvault-sync.8
+CONFIGS		= wfvaultd wfvault-sync
+INSTALL_PATHS	= sed -e 's|/usr/sbin/wfvaultd|$(PREFIX)/sbin/wfvaultd|g' \
+		      -e 's|/usr/bin/wfvault|$(PREFIX)/bin/wfvault|g' \
+		      -e 's|/etc/wfvault|$(SYSCONFDIR)/wfvault|g'
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/wfvaultd $(DESTDIR)$(PREFIX)/sbin/wfvaultd
 	install -m 0755 $(BUILD)/wfvault $(DESTDIR)$(PREFIX)/bin/wfvault
-	[ ! -x $(BUILD)/wfvault-sync ] || install -m 0755 $(BUILD)/wfvault-sync \
-	    $(DESTDIR)$(PREFIX)/bin/wfvault-sync
+	install -m 0755 $(BUILD)/wfvault-sync $(DESTDIR)$(PREFIX)/bin/wfvault-sync
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	    $(DESTDIR)$(TMPFILESDIR)
+	@set -e; for u in $(UNITS); do \
+		echo "install systemd/$$u -> $(DESTDIR)$(SYSTEMDUNITDIR)/$$u"; \
+		$(INSTALL_PATHS) systemd/$$u >$(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp; \
+		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp; \
+		mv -f $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp \
+		    $(DESTDIR)$(SYSTEMDUNITDIR)/$$u; \
+	done
+	install -m 0644 systemd/wfvault.sysusers $(DESTDIR)$(SYSUSERSDIR)/wfvault.conf
+	$(INSTALL_PATHS) systemd/wfvault.tmpfiles >$(DESTDIR)$(TMPFILESDIR)/wfvault.conf.tmp
+	chmod 0644 $(DESTDIR)$(TMPFILESDIR)/wfvault.conf.tmp
+	mv -f $(DESTDIR)$(TMPFILESDIR)/wfvault.conf.tmp $(DESTDIR)$(TMPFILESDIR)/wfvault.conf
+	@set -e; for m in $(MAN_PAGES); do \
+		d=$(DESTDIR)$(MANDIR)/man$${m##*.}; \
+		install -d $$d; \
+		echo "install -m 0644 $$m $$d/"; \
+		install -m 0644 $$m $$d/; \
+	done
+	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/wfvault
+	@set -e; for c in $(CONFIGS); do \
+		dst=$(DESTDIR)$(SYSCONFDIR)/wfvault/$$c.conf; \
+		if [ -e $$dst ] || [ -L $$dst ]; then \
+			install -m 0640 config/$$c.conf.example $$dst.example; \
+			echo "make install: kept $$dst; the new example is $$dst.example"; \
+		else \
+			install -m 0640 config/$$c.conf.example $$dst; \
+			echo "install -m 0640 config/$$c.conf.example $$dst"; \
+		fi; \
+	done
+	@if [ -z "$(DESTDIR)" ]; then \
+		echo "make install: now run systemd-sysusers, systemd-tmpfiles --create and systemctl daemon-reload (see README, Operations)"; \
+	fi
 
+# Removes what install put, except the configs: an edited config stays
+# (an unedited one, equal to its example, goes), and so does what else
+# is in $(SYSCONFDIR)/wfvault (credentials), the store and the users.
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/wfvaultd $(DESTDIR)$(PREFIX)/bin/wfvault \
 	    $(DESTDIR)$(PREFIX)/bin/wfvault-sync
+	rm -f $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(UNITS)) \
+	    $(DESTDIR)$(SYSUSERSDIR)/wfvault.conf $(DESTDIR)$(TMPFILESDIR)/wfvault.conf
+	rm -f $(foreach m,$(MAN_PAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
+	@set -e; for c in $(CONFIGS); do \
+		dst=$(DESTDIR)$(SYSCONFDIR)/wfvault/$$c.conf; \
+		rm -f $$dst.example; \
+		if [ -f $$dst ] && cmp -s config/$$c.conf.example $$dst; then \
+			echo "rm -f $$dst (unedited)"; rm -f $$dst; \
+		elif [ -e $$dst ]; then \
+			echo "make uninstall: kept the edited $$dst"; \
+		fi; \
+	done
+	@rmdir $(DESTDIR)$(SYSCONFDIR)/wfvault 2>/dev/null || \
+	    echo "make uninstall: kept $(DESTDIR)$(SYSCONFDIR)/wfvault and what is left in it"
 
 clean:
 	rm -rf build build-san
