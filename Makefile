@@ -49,7 +49,7 @@ CLI_OBJS    = $(call obj,$(CLI_SRCS))
 SYNC_OBJS   = $(call obj,$(SYNC_SRCS))
 UNIT_BINS   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-DAEMON_LIBS = -llmdb -lsodium -levent -ljansson
+DAEMON_LIBS = -llmdb -lsodium -levent -ljansson -pthread
 CLI_LIBS    = -ljansson
 SYNC_LIBS   = -ljansson -lcurl
 

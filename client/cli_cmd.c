@@ -15,6 +15,12 @@
 #define JSON_VALUE_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS)
 /* Tenants asked for per list call (the protocol's maximum). */
 #define LIST_PAGE	1000
+/*
+ * The daemon answers a backup once the copy is on disk and a master key
+ * rotation once every data key is re-wrapped: both may take a while.
+ */
+#define BACKUP_TIMEOUT_MS	(60 * 60 * 1000)
+#define ROTATE_TIMEOUT_MS	(10 * 60 * 1000)
 
 /*
  * The validators quote the name they refuse.  A word in the wrong place
@@ -463,6 +469,9 @@ cmd_rm(struct cli_args *args, struct cli_error *err)
 
 	if (args->ca_noperands == 2)
 		field = args->ca_operands[1];
+	if (field != NULL && args->ca_purge)
+		return cli_fail(err, CLI_EXIT_USAGE, "--purge removes a whole "
+		    "tenant: rm TENANT --purge");
 	if (tenant_check(tenant, err) == -1)
 		return -1;
 	if (field != NULL && field_check(field, err) == -1)
@@ -474,7 +483,9 @@ cmd_rm(struct cli_args *args, struct cli_error *err)
 	    (field != NULL &&
 	    set_new(params, "field", json_string(field), err) == -1) ||
 	    ((args->ca_given & CLI_OPT_CAS) &&
-	    set_new(params, "cas", json_integer(args->ca_cas), err) == -1)) {
+	    set_new(params, "cas", json_integer(args->ca_cas), err) == -1) ||
+	    (args->ca_purge &&
+	    set_new(params, "purge", json_true(), err) == -1)) {
 		json_decref(params);
 		return -1;
 	}
@@ -609,6 +620,120 @@ cmd_status(struct cli_args *args, struct cli_error *err)
 		rv = out_json(result, JSON_OUT_FLAGS, err);
 	else
 		rv = status_print(result, err);
+	json_decref(result);
+	return rv;
+}
+
+/* Like call_once, with a longer wait for the reply. */
+static int
+call_slow(struct cli_args *args, const char *method, json_t *params,
+    int timeout_ms, json_t **result, struct cli_error *err)
+{
+	struct proto_client	c = PROTO_CLIENT_INIT;
+	int			rv;
+
+	*result = NULL;
+	if (conn_open(args, &c, err) == -1) {
+		json_decref(params);
+		return -1;
+	}
+	c.pc_timeout_ms = timeout_ms;
+	rv = conn_call(&c, method, params, result, err);
+	proto_client_close(&c);
+	return rv;
+}
+
+int
+cmd_backup(struct cli_args *args, struct cli_error *err)
+{
+	const char	*name = NULL;
+	json_t		*params, *result = NULL, *path;
+	char		 msg[512];
+	int		 rv = -1;
+
+	/* Only a name: the daemon writes into its own backup_dir, nowhere else. */
+	if (args->ca_noperands == 1) {
+		name = args->ca_operands[0];
+		if (proto_backup_name_valid(name, msg, sizeof(msg)) == -1)
+			return name_fail("backup name", msg, err);
+	}
+	if ((params = json_object()) == NULL)
+		return cli_fail(err, CLI_EXIT_ERROR, "out of memory");
+	if (name != NULL &&
+	    set_new(params, "name", json_string(name), err) == -1) {
+		json_decref(params);
+		return -1;
+	}
+	if (call_slow(args, "backup", params, BACKUP_TIMEOUT_MS, &result,
+	    err) == -1)
+		return -1;
+	if (args->ca_json)
+		rv = out_json(result, JSON_OUT_FLAGS, err);
+	else if (!json_is_string(path = json_object_get(result, "path")))
+		cli_fail(err, CLI_EXIT_ERROR,
+		    "wfvaultd's reply to backup has no path");
+	else if ((rv = out_puts(json_string_value(path), err)) == 0)
+		rv = out_write("\n", 1, err);
+	json_decref(result);
+	if (rv == 0)
+		fprintf(stderr, "wfvault: this backup is useless without the "
+		    "master key; keep a copy of the key, separately from the "
+		    "backup\n");
+	return rv;
+}
+
+int
+cmd_rotate_master_key(struct cli_args *args, struct cli_error *err)
+{
+	json_t		*params, *result = NULL, *n;
+	int		 rv = -1;
+
+	/* No key material on the socket: the daemon reads its own config. */
+	if ((params = json_object()) == NULL)
+		return cli_fail(err, CLI_EXIT_ERROR, "out of memory");
+	if (call_slow(args, "rotate_master_key", params, ROTATE_TIMEOUT_MS,
+	    &result, err) == -1)
+		return -1;
+	if (args->ca_json)
+		rv = out_json(result, JSON_OUT_FLAGS, err);
+	else if (!json_is_integer(n = json_object_get(result, "rewrapped")))
+		cli_fail(err, CLI_EXIT_ERROR,
+		    "wfvaultd's reply to rotate_master_key is malformed");
+	else
+		rv = out_printf(err, "re-wrapped %lld tenant data keys under "
+		    "the next master key; install that key as "
+		    "master_key_file now\n", (long long)json_integer_value(n));
+	json_decref(result);
+	return rv;
+}
+
+int
+cmd_rotate_key(struct cli_args *args, struct cli_error *err)
+{
+	const char	*tenant = args->ca_operands[0];
+	json_t		*params, *result = NULL, *n;
+	int		 rv = -1;
+
+	if (tenant_check(tenant, err) == -1)
+		return -1;
+	if ((params = json_object()) == NULL)
+		return cli_fail(err, CLI_EXIT_ERROR, "out of memory");
+	if (set_new(params, "tenant", json_string(tenant), err) == -1) {
+		json_decref(params);
+		return -1;
+	}
+	if (call_slow(args, "rotate_tenant_key", params, ROTATE_TIMEOUT_MS,
+	    &result, err) == -1)
+		return -1;
+	if (args->ca_json)
+		rv = out_json(result, JSON_OUT_FLAGS, err);
+	else if (!json_is_integer(n = json_object_get(result, "resealed")))
+		cli_fail(err, CLI_EXIT_ERROR,
+		    "wfvaultd's reply to rotate_tenant_key is malformed");
+	else
+		rv = out_printf(err, "%s: new data key, %lld version%s "
+		    "re-sealed\n", tenant, (long long)json_integer_value(n),
+		    json_integer_value(n) == 1 ? "" : "s");
 	json_decref(result);
 	return rv;
 }

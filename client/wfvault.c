@@ -43,12 +43,30 @@ static const struct cli_command commands[] = {
 	{ "fields", 1, 1, CLI_OPT_JSON, cmd_fields, "fields TENANT",
 	    "  fields TENANT [--json]\n"
 	    "        print a tenant's field names, one per line\n" },
-	{ "rm", 1, 2, CLI_OPT_CAS | CLI_OPT_JSON, cmd_rm, "rm TENANT [FIELD]",
+	{ "rm", 1, 2, CLI_OPT_CAS | CLI_OPT_JSON | CLI_OPT_PURGE, cmd_rm,
+	    "rm TENANT [FIELD], or rm TENANT --purge",
 	    "  rm TENANT [FIELD] [--cas N] [--json]\n"
-	    "        delete one field, or the whole tenant\n" },
+	    "        delete one field, or the whole tenant\n"
+	    "  rm TENANT --purge [--cas N] [--json]\n"
+	    "        delete the whole tenant and every trace the vault keeps\n"
+	    "        of it (no tombstone, no older change-feed entries)\n" },
 	{ "status", 0, 0, CLI_OPT_JSON, cmd_status, "status",
 	    "  status [--json]\n"
 	    "        show the daemon's and the sync targets' status\n" },
+	{ "backup", 0, 1, CLI_OPT_JSON, cmd_backup, "backup [NAME]",
+	    "  backup [NAME] [--json]\n"
+	    "        have wfvaultd write a consistent copy of the store into\n"
+	    "        its backup_dir (as NAME, default wfvault-TIME.mdb) and\n"
+	    "        print the path\n" },
+	{ "rotate-master-key", 0, 0, CLI_OPT_JSON, cmd_rotate_master_key,
+	    "rotate-master-key",
+	    "  rotate-master-key [--json]\n"
+	    "        re-wrap every tenant's data key under the key that\n"
+	    "        master_key_next_file names in wfvaultd's configuration\n" },
+	{ "rotate-key", 1, 1, CLI_OPT_JSON, cmd_rotate_key,
+	    "rotate-key TENANT",
+	    "  rotate-key TENANT [--json]\n"
+	    "        give TENANT a new data key and re-seal its kept versions\n" },
 	{ "help", 0, 1, 0, cmd_help, "help [COMMAND]",
 	    "  help [COMMAND]\n"
 	    "        show this help\n" },
@@ -70,6 +88,7 @@ static const struct cli_option {
 	{ "--json", CLI_OPT_JSON, 0 },
 	{ "--replace", CLI_OPT_REPLACE, 0 },
 	{ "--version", CLI_OPT_VERSION, 1 },
+	{ "--purge", CLI_OPT_PURGE, 0 },
 	{ NULL, 0, 0 }
 };
 
@@ -92,6 +111,7 @@ static const char help_tail[] =
     "                     put TENANT --json, JSON input)\n"
     "  --replace          put --json: replace the whole config\n"
     "  --version N        get: read version N instead of the current one\n"
+    "  --purge            rm: remove every trace of the tenant\n"
     "  -h, --help         show this help\n"
     "\n"
     "Values are read from stdin, a file or the terminal, never from the\n"
@@ -241,6 +261,9 @@ option_parse(int argc, char **argv, int *i, struct cli_args *args, int *help,
 		break;
 	case CLI_OPT_REPLACE:
 		args->ca_replace = 1;
+		break;
+	case CLI_OPT_PURGE:
+		args->ca_purge = 1;
 		break;
 	}
 	return 0;

@@ -43,6 +43,7 @@ struct cli_error {
 #define CLI_OPT_JSON	0x04
 #define CLI_OPT_REPLACE	0x08
 #define CLI_OPT_VERSION	0x10
+#define CLI_OPT_PURGE	0x20
 
 #define CLI_MAX_OPERANDS	2
 
@@ -70,6 +71,7 @@ struct cli_args {
 	uint64_t			 ca_version;
 	int				 ca_json;
 	int				 ca_replace;
+	int				 ca_purge;
 };
 
 /* wfvault.c */
@@ -84,6 +86,9 @@ int	cmd_list(struct cli_args *, struct cli_error *);
 int	cmd_fields(struct cli_args *, struct cli_error *);
 int	cmd_rm(struct cli_args *, struct cli_error *);
 int	cmd_status(struct cli_args *, struct cli_error *);
+int	cmd_backup(struct cli_args *, struct cli_error *);
+int	cmd_rotate_master_key(struct cli_args *, struct cli_error *);
+int	cmd_rotate_key(struct cli_args *, struct cli_error *);
 
 /* cli_conn.c */
 /* Connects to args->ca_socket; on failure err says what to do (exit 6). */

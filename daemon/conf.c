@@ -25,6 +25,7 @@
 
 static int	dc_set_socket_group(void *, const char *, char *, size_t);
 static int	dc_set_credential(void *, const char *, char *, size_t);
+static int	dc_set_next_credential(void *, const char *, char *, size_t);
 static int	dc_set_audit_log(void *, const char *, char *, size_t);
 static int	dc_add_allow(void *, const char *, char *, size_t);
 
@@ -41,6 +42,12 @@ static const struct conf_keyword daemon_conf_keywords[] = {
 	    CONF_ONCE, NULL },
 	{ "master_key_credential", CONF_CUSTOM, 0, 0, 0, CONF_ONCE,
 	    dc_set_credential },
+	{ "master_key_next_file", CONF_PATH, DC_OFF(dc_master_key_next_file),
+	    0, 0, CONF_ONCE, NULL },
+	{ "master_key_next_credential", CONF_CUSTOM, 0, 0, 0, CONF_ONCE,
+	    dc_set_next_credential },
+	{ "backup_dir", CONF_PATH, DC_OFF(dc_backup_dir), 0, 0, CONF_ONCE,
+	    NULL },
 	{ "map_size", CONF_SIZE, DC_OFF(dc_map_size), MIB, TIB, CONF_ONCE,
 	    NULL },
 	{ "max_connections", CONF_UINT, DC_OFF(dc_max_connections), 1, 65536,
@@ -92,10 +99,9 @@ dc_set_socket_group(void *obj, const char *value, char *err, size_t errlen)
 
 /* A systemd credential name is a file name in $CREDENTIALS_DIRECTORY. */
 static int
-dc_set_credential(void *obj, const char *value, char *err, size_t errlen)
+dc_credential(char **sp, const char *value, char *err, size_t errlen)
 {
-	struct daemon_conf	*conf = obj;
-	char			*s;
+	char	*s;
 
 	if (strchr(value, '/') != NULL || strcmp(value, ".") == 0 ||
 	    strcmp(value, "..") == 0 || strlen(value) > 255) {
@@ -107,9 +113,28 @@ dc_set_credential(void *obj, const char *value, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", strerror(errno));
 		return -1;
 	}
-	free(conf->dc_master_key_credential);
-	conf->dc_master_key_credential = s;
+	free(*sp);
+	*sp = s;
 	return 0;
+}
+
+static int
+dc_set_credential(void *obj, const char *value, char *err, size_t errlen)
+{
+	struct daemon_conf	*conf = obj;
+
+	return dc_credential(&conf->dc_master_key_credential, value, err,
+	    errlen);
+}
+
+static int
+dc_set_next_credential(void *obj, const char *value, char *err,
+    size_t errlen)
+{
+	struct daemon_conf	*conf = obj;
+
+	return dc_credential(&conf->dc_master_key_next_credential, value, err,
+	    errlen);
 }
 
 static int
@@ -187,6 +212,28 @@ dc_check(struct daemon_conf *conf, const char *name, char *err, size_t errlen)
 		    "and master_key_credential", name);
 		return -1;
 	}
+	if (conf->dc_master_key_next_file != NULL &&
+	    conf->dc_master_key_next_credential != NULL) {
+		snprintf(err, errlen, "%s: set only one of master_key_next_file "
+		    "and master_key_next_credential", name);
+		return -1;
+	}
+	if (conf->dc_master_key_file != NULL &&
+	    conf->dc_master_key_next_file != NULL &&
+	    strcmp(conf->dc_master_key_file,
+	    conf->dc_master_key_next_file) == 0) {
+		snprintf(err, errlen, "%s: master_key_next_file must name "
+		    "another file than master_key_file", name);
+		return -1;
+	}
+	if (conf->dc_master_key_credential != NULL &&
+	    conf->dc_master_key_next_credential != NULL &&
+	    strcmp(conf->dc_master_key_credential,
+	    conf->dc_master_key_next_credential) == 0) {
+		snprintf(err, errlen, "%s: master_key_next_credential must "
+		    "name another credential than master_key_credential", name);
+		return -1;
+	}
 	if (strlen(conf->dc_socket) >= sizeof(sun.sun_path)) {
 		snprintf(err, errlen, "%s: socket path too long (%zu bytes, "
 		    "at most %zu)", name, strlen(conf->dc_socket),
@@ -248,6 +295,8 @@ daemon_conf_release(struct daemon_conf *conf)
 	conf->dc_socket_group = NULL;
 	free(conf->dc_master_key_credential);
 	conf->dc_master_key_credential = NULL;
+	free(conf->dc_master_key_next_credential);
+	conf->dc_master_key_next_credential = NULL;
 	free(conf->dc_audit_log);
 	conf->dc_audit_log = NULL;
 	acl_release(&conf->dc_acl);

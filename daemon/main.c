@@ -56,10 +56,16 @@ usage(void)
 	fprintf(stderr,
 	    "usage: wfvaultd -c FILE [-n] [-d]\n"
 	    "       wfvaultd --gen-key PATH\n"
+	    "       wfvaultd -c FILE --restore BACKUP\n"
+	    "       wfvaultd -c FILE --rotate-master-key\n"
 	    "  -c FILE   configuration file\n"
 	    "  -n        check the configuration and exit\n"
 	    "  -d        log debug messages\n"
-	    "  --gen-key PATH  create a new master key file (mode 0400)\n");
+	    "  --gen-key PATH  create a new master key file (mode 0400)\n"
+	    "  --restore BACKUP  verify BACKUP and install it as the store\n"
+	    "                  (wfvaultd stopped)\n"
+	    "  --rotate-master-key  re-wrap every data key under\n"
+	    "                  master_key_next_file (wfvaultd stopped)\n");
 	exit(2);
 }
 
@@ -127,6 +133,8 @@ main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
 		{ "gen-key", required_argument, NULL, 'G' },
+		{ "restore", required_argument, NULL, 'R' },
+		{ "rotate-master-key", no_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -138,8 +146,9 @@ main(int argc, char *argv[])
 	struct event_base	*base;
 	unsigned char		*mk;
 	const char		*conf_path = NULL, *genkey = NULL;
+	const char		*restore = NULL;
 	char			 err[1024];
-	int			 ch, check = 0, debug = 0, rc;
+	int			 ch, check = 0, debug = 0, rc, rotate = 0;
 
 	while ((ch = getopt_long(argc, argv, "c:dnh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -155,6 +164,12 @@ main(int argc, char *argv[])
 		case 'G':
 			genkey = optarg;
 			break;
+		case 'R':
+			restore = optarg;
+			break;
+		case 'K':
+			rotate = 1;
+			break;
 		default:
 			usage();
 		}
@@ -168,7 +183,7 @@ main(int argc, char *argv[])
 	harden_process();
 
 	if (genkey != NULL) {
-		if (conf_path != NULL || check)
+		if (conf_path != NULL || check || restore != NULL || rotate)
 			usage();
 		if (crypto_init(err, sizeof(err)) == -1 ||
 		    crypto_key_generate_file(genkey, err, sizeof(err)) == -1) {
@@ -195,21 +210,19 @@ main(int argc, char *argv[])
 		daemon_conf_release(&conf);
 		return (0);
 	}
+	/* The offline modes: each refuses while a wfvaultd uses the store. */
+	if (restore != NULL || rotate) {
+		umask(077);
+		if (restore != NULL && rotate)
+			usage();
+		rc = restore != NULL ? backup_restore(&conf, restore) :
+		    keys_rotate_offline(&conf);
+		daemon_conf_release(&conf);
+		return (rc);
+	}
 
 	if (crypto_init(err, sizeof(err)) == -1)
 		fatalx("%s", err);
-	if ((mk = crypto_key_alloc()) == NULL)
-		fatalx("cannot allocate guarded memory for the master key");
-	if (conf.dc_master_key_file != NULL)
-		rc = crypto_key_load_file(conf.dc_master_key_file, 1, mk, err,
-		    sizeof(err));
-	else
-		rc = crypto_key_load_credential(conf.dc_master_key_credential,
-		    mk, err, sizeof(err));
-	if (rc == -1)
-		fatalx("%s", err);
-	/* Only this process reads the key page from now on. */
-	sodium_mprotect_readonly(mk);
 
 	umask(077);
 	memset(&sp, 0, sizeof(sp));
@@ -217,7 +230,9 @@ main(int argc, char *argv[])
 	sp.sp_map_size = conf.dc_map_size;
 	sp.sp_keep_versions = conf.dc_keep_versions;
 	sp.sp_max_readers = 126;
-	if ((rc = store_open(&store, &sp, mk, err, sizeof(err))) != STORE_OK)
+	/* The master key, or the next one if a rotation left it in force. */
+	if ((rc = keys_store_open(&store, &sp, &conf, &mk, err,
+	    sizeof(err))) != STORE_OK)
 		fatalx("%s", err);
 	if (audit_open(&audit, conf.dc_audit_log, err, sizeof(err)) == -1)
 		fatalx("%s", err);
@@ -240,6 +255,8 @@ main(int argc, char *argv[])
 	/* Anything still queued was finished by server_stop. */
 	notify_stop();
 	server_release(&srv);
+	/* A backup's thread still copying needs the store open. */
+	backup_release(&srv);
 	event_base_free(base);
 	store_close(store);
 	audit_close(audit);

@@ -15,6 +15,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <sodium.h>
 
 #include "wfvaultd.h"
 
@@ -38,6 +39,8 @@ struct rpc_args {
 	uint64_t	 ra_since;
 	const char	*ra_target;
 	uint64_t	 ra_seq;
+	int		 ra_purge;
+	const char	*ra_name;	/* backup */
 };
 
 /* One request being answered. */
@@ -53,6 +56,7 @@ struct rpc_call {
 	int				 rc_code;
 	char				 rc_msg[512];
 	uint64_t			 rc_seq;	/* change appended */
+	unsigned char			*rc_newkey;	/* rotate_master_key */
 };
 
 /* A write waiting for the group commit. */
@@ -66,6 +70,7 @@ struct rpc_write {
 struct rpc_handler {
 	int	(*rh_args)(json_t *, struct rpc_args *, char *, size_t);
 	int	(*rh_run)(struct rpc_call *);
+	int	 rh_alone;	/* a write that needs a transaction of its own */
 };
 
 static int	args_none(json_t *, struct rpc_args *, char *, size_t);
@@ -87,6 +92,16 @@ static int	run_watch(struct rpc_call *);
 static int	run_status(struct rpc_call *);
 static int	args_sync_state(json_t *, struct rpc_args *, char *, size_t);
 static int	run_sync_state(struct rpc_call *);
+static int	args_backup(json_t *, struct rpc_args *, char *, size_t);
+static int	args_tenant_only(json_t *, struct rpc_args *, char *, size_t);
+static int	run_rotate_master_key(struct rpc_call *);
+static int	run_rotate_tenant_key(struct rpc_call *);
+static int	rpc_backup_begin(struct server *, struct conn *, json_t *,
+		    json_t *, struct rpc_call *);
+static void	rpc_backup_done(struct server *, void *,
+		    const struct backup_result *);
+static void	rpc_commit_txn(struct server *, struct rpc_write_list *,
+		    struct rpc_write_list *);
 static int	rpc_fail(struct rpc_call *, int, const char *, ...)
 		    __attribute__((__format__(printf, 3, 4)));
 static int	rpc_store_fail(struct rpc_call *, int);
@@ -100,16 +115,25 @@ static void	rpc_run_write(struct server *, MDB_txn *, struct rpc_write *);
 static uint64_t	rpc_last_seq(struct server *);
 
 static const struct rpc_handler rpc_handlers[PM__COUNT] = {
-	[PM_HELLO] = { args_none, run_hello },
-	[PM_PUT] = { args_put, run_put },
-	[PM_GET] = { args_get, run_get },
-	[PM_LIST] = { args_list, run_list },
-	[PM_DELETE] = { args_delete, run_delete },
-	[PM_CHANGES] = { args_changes, run_changes },
-	[PM_SYNC_ACK] = { args_sync_ack, run_sync_ack },
-	[PM_WATCH] = { args_watch, run_watch },
-	[PM_STATUS] = { args_none, run_status },
-	[PM_SYNC_STATE] = { args_sync_state, run_sync_state },
+	[PM_HELLO] = { args_none, run_hello, 0 },
+	[PM_PUT] = { args_put, run_put, 0 },
+	[PM_GET] = { args_get, run_get, 0 },
+	[PM_LIST] = { args_list, run_list, 0 },
+	[PM_DELETE] = { args_delete, run_delete, 0 },
+	[PM_CHANGES] = { args_changes, run_changes, 0 },
+	[PM_SYNC_ACK] = { args_sync_ack, run_sync_ack, 0 },
+	[PM_WATCH] = { args_watch, run_watch, 0 },
+	[PM_STATUS] = { args_none, run_status, 0 },
+	[PM_SYNC_STATE] = { args_sync_state, run_sync_state, 0 },
+	/* Not run here: rpc_handle_line starts it, rpc_backup_done answers. */
+	[PM_BACKUP] = { args_backup, NULL, 0 },
+	/*
+	 * Alone: the writes after it in the same loop turn must see the new
+	 * key, which the store takes only once the rewrap has committed.
+	 */
+	[PM_ROTATE_MASTER_KEY] = { args_none, run_rotate_master_key, 1 },
+	[PM_ROTATE_TENANT_KEY] = { args_tenant_only, run_rotate_tenant_key,
+	    0 },
 };
 
 int
@@ -126,6 +150,10 @@ rpc_handle_line(struct server *srv, struct conn *conn, const char *line,
 	call.rc_srv = srv;
 	call.rc_conn = conn;
 	call.rc_peer = conn->c_peer;
+	/* Its backup's reply comes first; everything else waits for it. */
+	if ((w = backup_pending(srv)) != NULL && w->w_call.rc_conn == conn)
+		return (RPC_BLOCKED);
+	w = NULL;
 	code = proto_request_parse(line, len, &req, call.rc_msg,
 	    sizeof(call.rc_msg));
 
@@ -173,6 +201,12 @@ rpc_handle_line(struct server *srv, struct conn *conn, const char *line,
 
 	if (conn->c_waiting > 0)
 		goto blocked;
+	if (req.pr_method->pm_id == PM_BACKUP) {
+		if (rpc_backup_begin(srv, conn, req.pr_id, req.pr_params,
+		    &call) == 0)
+			goto done;
+		goto answer;
+	}
 	if (store_txn_begin(srv->srv_store, NULL, 0, &call.rc_txn) !=
 	    STORE_OK) {
 		rpc_fail(&call, PROTO_E_UNAVAILABLE, "cannot read the store");
@@ -210,43 +244,27 @@ blocked:
  * The group commit: every write queued in this loop turn runs in its own
  * nested transaction inside one parent, so a write that fails (a conflict,
  * a full map) is undone alone, and the parent commits once, with one
- * fsync, before any of them is answered.
+ * fsync, before any of them is answered.  A write that must be alone (a
+ * master key rotation) gets a transaction of its own between the others.
  */
 void
 rpc_commit(struct server *srv)
 {
-	struct rpc_write_list	 batch;
+	struct rpc_write_list	 batch, done;
 	struct rpc_write	*w;
 	struct conn		*conn, *next;
-	MDB_txn			*txn = NULL;
 	uint64_t		 last = 0;
-	int			 rc;
 
 	TAILQ_INIT(&batch);
+	TAILQ_INIT(&done);
 	TAILQ_CONCAT(&batch, &srv->srv_writes, w_entry);
 	if (TAILQ_EMPTY(&batch))
 		return;
+	while (!TAILQ_EMPTY(&batch))
+		rpc_commit_txn(srv, &batch, &done);
 
-	rc = store_txn_begin(srv->srv_store, NULL, 1, &txn);
-	TAILQ_FOREACH(w, &batch, w_entry) {
-		if (rc != STORE_OK)
-			rpc_store_fail(&w->w_call, rc);
-		else
-			rpc_run_write(srv, txn, w);
-	}
-	if (rc == STORE_OK && (rc = store_txn_commit(txn)) != STORE_OK) {
-		log_warnx("group commit failed: %s", store_strerror(rc));
-		TAILQ_FOREACH(w, &batch, w_entry) {
-			if (w->w_call.rc_code == 0) {
-				json_decref(w->w_call.rc_result);
-				w->w_call.rc_result = NULL;
-				rpc_store_fail(&w->w_call, rc);
-			}
-		}
-	}
-
-	while ((w = TAILQ_FIRST(&batch)) != NULL) {
-		TAILQ_REMOVE(&batch, w, w_entry);
+	while ((w = TAILQ_FIRST(&done)) != NULL) {
+		TAILQ_REMOVE(&done, w, w_entry);
 		if (w->w_call.rc_code == 0 && w->w_call.rc_seq > last)
 			last = w->w_call.rc_seq;
 		rpc_audit(&w->w_call, w->w_call.rc_method->pm_name);
@@ -264,6 +282,61 @@ rpc_commit(struct server *srv)
 	}
 	if (last > srv->srv_notified_seq)
 		rpc_notify_watchers(srv);
+}
+
+/*
+ * Runs the writes at the head of batch in one transaction and moves them
+ * to done: all of them up to the first that must be alone, or that one.
+ */
+static void
+rpc_commit_txn(struct server *srv, struct rpc_write_list *batch,
+    struct rpc_write_list *done)
+{
+	struct rpc_write_list	 txw;
+	struct rpc_write	*w;
+	MDB_txn			*txn = NULL;
+	int			 rc, alone;
+
+	TAILQ_INIT(&txw);
+	while ((w = TAILQ_FIRST(batch)) != NULL) {
+		alone = rpc_handlers[w->w_call.rc_method->pm_id].rh_alone;
+		if (alone && !TAILQ_EMPTY(&txw))
+			break;
+		TAILQ_REMOVE(batch, w, w_entry);
+		TAILQ_INSERT_TAIL(&txw, w, w_entry);
+		if (alone)
+			break;
+	}
+
+	rc = store_txn_begin(srv->srv_store, NULL, 1, &txn);
+	TAILQ_FOREACH(w, &txw, w_entry) {
+		if (rc != STORE_OK)
+			rpc_store_fail(&w->w_call, rc);
+		else
+			rpc_run_write(srv, txn, w);
+	}
+	if (rc == STORE_OK && (rc = store_txn_commit(txn)) != STORE_OK) {
+		log_warnx("group commit failed: %s", store_strerror(rc));
+		TAILQ_FOREACH(w, &txw, w_entry) {
+			if (w->w_call.rc_code == 0) {
+				json_decref(w->w_call.rc_result);
+				w->w_call.rc_result = NULL;
+				rpc_store_fail(&w->w_call, rc);
+			}
+		}
+	}
+	/* Committed: from now on the store is sealed with the new key. */
+	TAILQ_FOREACH(w, &txw, w_entry) {
+		if (w->w_call.rc_code == 0 && w->w_call.rc_newkey != NULL) {
+			store_master_key_set(srv->srv_store,
+			    w->w_call.rc_newkey);
+			w->w_call.rc_newkey = NULL;
+			log_info("master key rotated: the store is sealed with "
+			    "the next master key now; install it as the "
+			    "master key");
+		}
+	}
+	TAILQ_CONCAT(done, &txw, w_entry);
 }
 
 static void
@@ -303,6 +376,11 @@ rpc_conn_gone(struct server *srv, struct conn *conn)
 			w->w_call.rc_peer.p_groups = NULL;
 			w->w_call.rc_peer.p_ngroups = 0;
 		}
+	}
+	if ((w = backup_pending(srv)) != NULL && w->w_call.rc_conn == conn) {
+		w->w_call.rc_conn = NULL;
+		w->w_call.rc_peer.p_groups = NULL;
+		w->w_call.rc_peer.p_ngroups = 0;
 	}
 	conn->c_waiting = 0;
 }
@@ -473,6 +551,9 @@ rpc_call_release(struct rpc_call *call)
 	json_decref(call->rc_result);
 	json_decref(call->rc_names);
 	call->rc_result = call->rc_names = NULL;
+	/* A rotation that did not commit: its key goes. */
+	crypto_key_free(call->rc_newkey);
+	call->rc_newkey = NULL;
 }
 
 static void
@@ -607,7 +688,8 @@ static int
 args_delete(json_t *params, struct rpc_args *a, char *err, size_t errlen)
 {
 	static const char *const allowed[] = { "tenant", "field", "cas",
-	    NULL };
+	    "purge", NULL };
+	int	present;
 
 	if (proto_params_check(params, allowed, err, errlen) == -1 ||
 	    args_tenant(params, "tenant", 1, &a->ra_tenant, err,
@@ -615,10 +697,45 @@ args_delete(json_t *params, struct rpc_args *a, char *err, size_t errlen)
 	    proto_param_string(params, "field", 0, &a->ra_field, err,
 	    errlen) == -1 ||
 	    proto_param_uint(params, "cas", 0, 0, INT64_MAX, &a->ra_cas,
-	    &a->ra_has_cas, err, errlen) == -1)
+	    &a->ra_has_cas, err, errlen) == -1 ||
+	    proto_param_bool(params, "purge", &a->ra_purge, &present, err,
+	    errlen) == -1)
 		return (-1);
 	if (a->ra_field != NULL &&
 	    proto_field_valid(a->ra_field, err, errlen) == -1)
+		return (-1);
+	if (a->ra_field != NULL && a->ra_purge) {
+		snprintf(err, errlen, "purge removes a whole tenant; it "
+		    "cannot go with 'field'");
+		return (-1);
+	}
+	return (0);
+}
+
+static int
+args_tenant_only(json_t *params, struct rpc_args *a, char *err,
+    size_t errlen)
+{
+	static const char *const allowed[] = { "tenant", NULL };
+
+	if (proto_params_check(params, allowed, err, errlen) == -1 ||
+	    args_tenant(params, "tenant", 1, &a->ra_tenant, err,
+	    errlen) == -1)
+		return (-1);
+	return (0);
+}
+
+static int
+args_backup(json_t *params, struct rpc_args *a, char *err, size_t errlen)
+{
+	static const char *const allowed[] = { "name", NULL };
+
+	if (proto_params_check(params, allowed, err, errlen) == -1 ||
+	    proto_param_string(params, "name", 0, &a->ra_name, err,
+	    errlen) == -1)
+		return (-1);
+	if (a->ra_name != NULL &&
+	    proto_backup_name_valid(a->ra_name, err, errlen) == -1)
 		return (-1);
 	return (0);
 }
@@ -836,6 +953,31 @@ out:
 	return (ret);
 }
 
+/*
+ * delete with purge: no tombstone and no older change of the tenant is
+ * left, only one delete change for the sync agent.  A deleted tenant can
+ * be purged too.
+ */
+static int
+rpc_purge(struct rpc_call *call)
+{
+	struct rpc_args	*a = &call->rc_args;
+	uint64_t	 version;
+	int		 rc;
+
+	if (rpc_current(call, NULL, &version) == -1)
+		return (-1);
+	rc = store_tenant_purge(call->rc_srv->srv_store, call->rc_txn,
+	    a->ra_tenant, &version, &call->rc_seq);
+	if (rc != STORE_OK)
+		return (rpc_store_fail(call, rc));
+	call->rc_result = json_pack("{s:s,s:I,s:b}", "tenant", a->ra_tenant,
+	    "version", (json_int_t)version, "purged", 1);
+	if (call->rc_result == NULL)
+		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));
+	return (0);
+}
+
 static int
 run_delete(struct rpc_call *call)
 {
@@ -844,6 +986,8 @@ run_delete(struct rpc_call *call)
 	uint64_t	 version;
 	int		 rc, ret = -1;
 
+	if (a->ra_purge)
+		return (rpc_purge(call));
 	if (rpc_current(call, a->ra_field != NULL ? &config : NULL,
 	    &version) == -1)
 		goto out;
@@ -1134,6 +1278,131 @@ run_status(struct rpc_call *call)
 	    "versions", (json_int_t)ss.ss_versions,
 	    "changes", (json_int_t)ss.ss_changes,
 	    "sync", sc.sc_targets);
+	if (call->rc_result == NULL)
+		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));
+	return (0);
+}
+
+/*
+ * Starts a backup for call; its reply (and the connection's next lines)
+ * wait for rpc_backup_done.  0 when started, else -1 with call's error.
+ */
+static int
+rpc_backup_begin(struct server *srv, struct conn *conn, json_t *id,
+    json_t *params, struct rpc_call *call)
+{
+	struct backup_result	 res;
+	struct rpc_write	*w;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));
+	w->w_id = id != NULL ? json_incref(id) : NULL;
+	/* ra_name borrows from params. */
+	w->w_params = json_incref(params);
+	w->w_call = *call;
+	if (backup_start(srv, call->rc_args.ra_name, rpc_backup_done, w,
+	    &res) == -1) {
+		json_decref(w->w_id);
+		json_decref(w->w_params);
+		free(w);
+		return (rpc_fail(call, res.br_code, "%s", res.br_msg));
+	}
+	call->rc_names = NULL;	/* now the backup's */
+	conn->c_waiting++;
+	return (0);
+}
+
+/* The backup's copy is on disk (or failed): audit and answer it. */
+static void
+rpc_backup_done(struct server *srv, void *arg,
+    const struct backup_result *res)
+{
+	struct rpc_write	*w = arg;
+	struct rpc_call		*call = &w->w_call;
+	struct conn		*conn = call->rc_conn;
+
+	if (res->br_code != 0)
+		rpc_fail(call, res->br_code, "%s", res->br_msg);
+	else if ((call->rc_result = json_pack("{s:s,s:I}", "path",
+	    res->br_path, "bytes", (json_int_t)res->br_bytes)) == NULL)
+		rpc_fail(call, PROTO_E_INTERNAL, "out of memory");
+	rpc_audit(call, call->rc_method->pm_name);
+	if (conn != NULL) {
+		rpc_reply(conn, w->w_id, call);
+		conn->c_waiting--;
+	}
+	rpc_write_free(w);
+	if (conn != NULL && conn->c_waiting == 0 && conn->c_blocked)
+		server_conn_resume(conn);
+}
+
+/*
+ * Re-wraps every data key under the next master key, named by the
+ * configuration file as it is now (so naming it needs no restart).  The
+ * store takes the key once this write's transaction, its own, committed.
+ */
+static int
+run_rotate_master_key(struct rpc_call *call)
+{
+	struct server		*srv = call->rc_srv;
+	struct daemon_conf	 fresh;
+	unsigned char		*next = NULL;
+	uint64_t		 count;
+	char			 err[512];
+	int			 rc;
+
+	memset(&fresh, 0, sizeof(fresh));
+	if (daemon_conf_load(srv->srv_conf_path, &fresh, err,
+	    sizeof(err)) == -1)
+		return (rpc_fail(call, PROTO_E_UNAVAILABLE, "cannot re-read "
+		    "the configuration: %s", err));
+	if (!keys_configured(&fresh, KEYS_NEXT)) {
+		daemon_conf_release(&fresh);
+		return (rpc_fail(call, PROTO_E_UNAVAILABLE, "set "
+		    "master_key_next_file (or master_key_next_credential) in "
+		    "%s to a new key (wfvaultd --gen-key PATH) first",
+		    srv->srv_conf_path));
+	}
+	rc = keys_load(&fresh, KEYS_NEXT, &next, err, sizeof(err));
+	daemon_conf_release(&fresh);
+	if (rc == -1)
+		return (rpc_fail(call, PROTO_E_UNAVAILABLE, "%s", err));
+	if (sodium_memcmp(next, store_master_key(srv->srv_store),
+	    CRYPTO_KEY_BYTES) == 0) {
+		crypto_key_free(next);
+		return (rpc_fail(call, PROTO_E_UNAVAILABLE, "the next master "
+		    "key is the one the store is sealed with already; put a "
+		    "new key there (wfvaultd --gen-key PATH)"));
+	}
+	if ((rc = store_rewrap(srv->srv_store, call->rc_txn, next,
+	    &count)) != STORE_OK) {
+		crypto_key_free(next);
+		if (rc == STORE_E_INTEGRITY)
+			return (rpc_fail(call, PROTO_E_INTEGRITY, "a tenant's "
+			    "data key failed authentication (see wfvaultd's "
+			    "log); nothing was rotated"));
+		return (rpc_store_fail(call, rc));
+	}
+	call->rc_newkey = next;
+	call->rc_result = json_pack("{s:I}", "rewrapped", (json_int_t)count);
+	if (call->rc_result == NULL)
+		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));
+	return (0);
+}
+
+/* A new data key for one tenant; its values and versions stay. */
+static int
+run_rotate_tenant_key(struct rpc_call *call)
+{
+	uint64_t	count;
+	int		rc;
+
+	rc = store_tenant_rekey(call->rc_srv->srv_store, call->rc_txn,
+	    call->rc_args.ra_tenant, &count);
+	if (rc != STORE_OK)
+		return (rpc_store_fail(call, rc));
+	call->rc_result = json_pack("{s:s,s:I}", "tenant",
+	    call->rc_args.ra_tenant, "resealed", (json_int_t)count);
 	if (call->rc_result == NULL)
 		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));
 	return (0);

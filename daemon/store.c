@@ -42,8 +42,10 @@ struct store {
 	MDB_dbi			 s_versions;
 	MDB_dbi			 s_changes;
 	MDB_dbi			 s_sync;
-	const unsigned char	*s_mk;		/* borrowed */
+	const unsigned char	*s_mk;		/* borrowed, or s_mk_own */
+	unsigned char		*s_mk_own;	/* from store_master_key_set */
 	unsigned char		*s_dek;		/* scratch data key, guarded */
+	unsigned char		*s_dek2;	/* the new one in a rekey */
 	uint64_t		 s_keep;
 };
 
@@ -80,8 +82,23 @@ static int	store_change_append(struct store *, MDB_txn *, int, uint64_t,
 		    const char *, size_t, uint64_t *);
 static int	store_keys_cmp(const void *, const void *);
 static int	store_config_keys(json_t *, const char ***, size_t *);
-static int	store_meta_check(struct store *, MDB_txn *, const char *,
-		    char *, size_t);
+static int	store_meta_check(struct store *, MDB_txn *, int,
+		    const char *, const char *, char *, size_t);
+static struct store *store_alloc(const unsigned char *, uint64_t);
+static void	store_free(struct store *);
+static int	store_setup(struct store *, const char *, const char *,
+		    unsigned, uint64_t, uint64_t, char *, size_t);
+static int	store_rec_rewrite(struct store *, MDB_txn *, const char *,
+		    size_t, const unsigned char *);
+static int	store_versions_list(struct store *, MDB_txn *, const char *,
+		    size_t, uint64_t **, size_t *);
+static int	store_verify_tenant(struct store *, MDB_txn *, const char *,
+		    size_t, const MDB_val *, struct store_verify *, char *,
+		    size_t);
+static int	store_verify_orphans(struct store *, MDB_txn *,
+		    struct store_verify *, char *, size_t);
+static int	store_verify_nop(void *, const struct store_change *);
+static int	store_verify_nop_sync(void *, const char *, uint64_t);
 
 const char *
 store_strerror(int code)
@@ -394,10 +411,14 @@ store_config_keys(json_t *config, const char ***keysp, size_t *np)
 	return STORE_OK;
 }
 
-/* Stamps a new store, or checks an existing one's format and key. */
+/*
+ * Stamps a new store (when create), or checks an existing one's format and
+ * key.  what names the environment in messages ("data_dir", "the backup"),
+ * dir is its path.
+ */
 static int
-store_meta_check(struct store *store, MDB_txn *txn, const char *dir,
-    char *err, size_t errlen)
+store_meta_check(struct store *store, MDB_txn *txn, int create,
+    const char *what, const char *dir, char *err, size_t errlen)
 {
 	unsigned char	 check[CRYPTO_CHECK_BYTES], fbuf[4];
 	MDB_val		 key, val, ckey, cval;
@@ -412,7 +433,7 @@ store_meta_check(struct store *store, MDB_txn *txn, const char *dir,
 
 	rc = mdb_get(txn, store->s_meta, &key, &val);
 	crc = mdb_get(txn, store->s_meta, &ckey, &cval);
-	if (rc == MDB_NOTFOUND && crc == MDB_NOTFOUND) {
+	if (rc == MDB_NOTFOUND && crc == MDB_NOTFOUND && create) {
 		fbuf[0] = 0;
 		fbuf[1] = 0;
 		fbuf[2] = 0;
@@ -440,21 +461,21 @@ store_meta_check(struct store *store, MDB_txn *txn, const char *dir,
 		return store_mdb_code(crc, "get key_check");
 	}
 	if (rc == MDB_NOTFOUND || val.mv_size != sizeof(fbuf)) {
-		snprintf(err, errlen, "data_dir %s holds no readable store "
-		    "format", dir);
+		snprintf(err, errlen, "%s %s holds no readable store "
+		    "format", what, dir);
 		return STORE_E_FORMAT;
 	}
 	memcpy(fbuf, val.mv_data, sizeof(fbuf));
 	format = (uint32_t)fbuf[0] << 24 | (uint32_t)fbuf[1] << 16 |
 	    (uint32_t)fbuf[2] << 8 | fbuf[3];
 	if (format != STORE_FORMAT) {
-		snprintf(err, errlen, "data_dir holds store format %u; this "
-		    "wfvaultd knows %u", (unsigned)format, STORE_FORMAT);
+		snprintf(err, errlen, "%s holds store format %u; this "
+		    "wfvaultd knows %u", what, (unsigned)format, STORE_FORMAT);
 		return STORE_E_FORMAT;
 	}
 	if (crc == MDB_NOTFOUND || cval.mv_size != sizeof(check)) {
-		snprintf(err, errlen, "data_dir %s holds no master key check "
-		    "value", dir);
+		snprintf(err, errlen, "%s %s holds no master key check "
+		    "value", what, dir);
 		return STORE_E_FORMAT;
 	}
 	if (sodium_memcmp(cval.mv_data, check, sizeof(check)) != 0) {
@@ -465,104 +486,184 @@ store_meta_check(struct store *store, MDB_txn *txn, const char *dir,
 	return STORE_OK;
 }
 
-int
-store_open(struct store **sp, const struct store_params *params,
-    const unsigned char *mk, char *err, size_t errlen)
+static struct store *
+store_alloc(const unsigned char *mk, uint64_t keep)
 {
 	struct store	*store;
-	MDB_txn		*txn = NULL;
-	const char	*dir = params->sp_dir;
-	int		 rc, mrc, dead;
 
-	*sp = NULL;
-	if ((store = calloc(1, sizeof(*store))) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return STORE_E_NOMEM;
-	}
+	if ((store = calloc(1, sizeof(*store))) == NULL)
+		return NULL;
 	store->s_mk = mk;
 	/* Unwrapped data keys live only here, in guarded, locked memory. */
-	if ((store->s_dek = crypto_key_alloc()) == NULL) {
+	if ((store->s_dek = crypto_key_alloc()) == NULL ||
+	    (store->s_dek2 = crypto_key_alloc()) == NULL) {
+		crypto_key_free(store->s_dek);
 		free(store);
-		snprintf(err, errlen, "cannot allocate guarded memory for "
-		    "data keys");
-		return STORE_E_NOMEM;
+		return NULL;
 	}
-	store->s_keep = params->sp_keep_versions > 0 ?
-	    params->sp_keep_versions : 1;
+	store->s_keep = keep > 0 ? keep : 1;
+	return store;
+}
 
-	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create %s: %s", dir,
-		    strerror(errno));
-		rc = STORE_E_IO;
-		goto fail;
-	}
+static void
+store_free(struct store *store)
+{
+	if (store->s_env != NULL)
+		mdb_env_close(store->s_env);
+	crypto_key_free(store->s_dek);
+	crypto_key_free(store->s_dek2);
+	crypto_key_free(store->s_mk_own);
+	free(store);
+}
+
+/*
+ * Opens the environment at path with flags (MDB_RDONLY: an existing store
+ * only, nothing created or stamped), its databases, and checks its meta.
+ */
+static int
+store_setup(struct store *store, const char *path, const char *what,
+    unsigned flags, uint64_t map_size, uint64_t max_readers, char *err,
+    size_t errlen)
+{
+	MDB_txn		*txn = NULL;
+	unsigned	 dbflags;
+	int		 rc, mrc, dead, rdonly = (flags & MDB_RDONLY) != 0;
+
 	if ((mrc = mdb_env_create(&store->s_env)) != 0) {
 		store->s_env = NULL;
 		goto mdbfail;
 	}
 	if ((mrc = mdb_env_set_maxdbs(store->s_env, STORE_MAX_DBS)) != 0)
 		goto mdbfail;
-	if (params->sp_map_size > 0) {
-		if (params->sp_map_size > SIZE_MAX) {
+	if (map_size > 0) {
+		if (map_size > SIZE_MAX) {
 			snprintf(err, errlen, "map_size is too large for this "
 			    "machine");
-			rc = STORE_E_IO;
-			goto fail;
+			return STORE_E_IO;
 		}
-		mrc = mdb_env_set_mapsize(store->s_env,
-		    (size_t)params->sp_map_size);
-		if (mrc != 0)
+		if ((mrc = mdb_env_set_mapsize(store->s_env,
+		    (size_t)map_size)) != 0)
 			goto mdbfail;
 	}
 	mrc = mdb_env_set_maxreaders(store->s_env,
-	    params->sp_max_readers > 0 && params->sp_max_readers <= UINT_MAX ?
-	    (unsigned)params->sp_max_readers : STORE_DEFAULT_READERS);
+	    max_readers > 0 && max_readers <= UINT_MAX ?
+	    (unsigned)max_readers : STORE_DEFAULT_READERS);
 	if (mrc != 0)
 		goto mdbfail;
 	/*
 	 * Default, synced flags: a write is answered only once on disk, and
 	 * nested transactions rule out MDB_WRITEMAP anyway.  MDB_NOTLS lets
-	 * one thread hold more than one read transaction.
+	 * one thread hold more than one read transaction, and a backup's
+	 * thread hold one of its own.
 	 */
-	if ((mrc = mdb_env_open(store->s_env, dir, MDB_NOTLS, 0600)) != 0)
+	if ((mrc = mdb_env_open(store->s_env, path, flags | MDB_NOTLS,
+	    0600)) != 0)
 		goto mdbfail;
 	/* Free reader slots a crashed process left behind. */
 	mdb_reader_check(store->s_env, &dead);
 
-	if ((mrc = mdb_txn_begin(store->s_env, NULL, 0, &txn)) != 0)
+	if ((mrc = mdb_txn_begin(store->s_env, NULL, rdonly ? MDB_RDONLY : 0,
+	    &txn)) != 0)
 		goto mdbfail;
-	if ((mrc = mdb_dbi_open(txn, "meta", MDB_CREATE,
+	dbflags = rdonly ? 0 : MDB_CREATE;
+	if ((mrc = mdb_dbi_open(txn, "meta", dbflags,
 	    &store->s_meta)) != 0 ||
-	    (mrc = mdb_dbi_open(txn, "tenants", MDB_CREATE,
+	    (mrc = mdb_dbi_open(txn, "tenants", dbflags,
 	    &store->s_tenants)) != 0 ||
-	    (mrc = mdb_dbi_open(txn, "versions", MDB_CREATE,
+	    (mrc = mdb_dbi_open(txn, "versions", dbflags,
 	    &store->s_versions)) != 0 ||
-	    (mrc = mdb_dbi_open(txn, "changes", MDB_CREATE,
+	    (mrc = mdb_dbi_open(txn, "changes", dbflags,
 	    &store->s_changes)) != 0 ||
-	    (mrc = mdb_dbi_open(txn, "sync", MDB_CREATE,
-	    &store->s_sync)) != 0)
+	    (mrc = mdb_dbi_open(txn, "sync", dbflags,
+	    &store->s_sync)) != 0) {
+		if (mrc == MDB_NOTFOUND) {
+			snprintf(err, errlen, "%s %s holds no wfvault store",
+			    what, path);
+			mdb_txn_abort(txn);
+			return STORE_E_FORMAT;
+		}
 		goto mdbfail;
-	if ((rc = store_meta_check(store, txn, dir, err, errlen)) != STORE_OK)
-		goto fail;
+	}
+	if ((rc = store_meta_check(store, txn, !rdonly, what, path, err,
+	    errlen)) != STORE_OK) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	/* A read-only transaction too: the handles live on only if it commits. */
 	mrc = mdb_txn_commit(txn);
 	txn = NULL;
 	if (mrc != 0)
 		goto mdbfail;
-	*sp = store;
 	return STORE_OK;
 
 mdbfail:
-	snprintf(err, errlen, "cannot open the store in %s: %s", dir,
-	    mdb_strerror(mrc));
-	rc = store_mdb_code(mrc, "open");
-fail:
 	if (txn != NULL)
 		mdb_txn_abort(txn);
-	if (store->s_env != NULL)
-		mdb_env_close(store->s_env);
-	crypto_key_free(store->s_dek);
-	free(store);
-	return rc;
+	if (rdonly)
+		snprintf(err, errlen, "cannot open %s %s: %s", what, path,
+		    mdb_strerror(mrc));
+	else
+		snprintf(err, errlen, "cannot open the store in %s: %s", path,
+		    mdb_strerror(mrc));
+	return store_mdb_code(mrc, "open");
+}
+
+int
+store_open(struct store **sp, const struct store_params *params,
+    const unsigned char *mk, char *err, size_t errlen)
+{
+	struct store	*store;
+	const char	*dir = params->sp_dir;
+	int		 rc;
+
+	*sp = NULL;
+	if ((store = store_alloc(mk, params->sp_keep_versions)) == NULL) {
+		snprintf(err, errlen, "cannot allocate guarded memory for "
+		    "data keys");
+		return STORE_E_NOMEM;
+	}
+	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", dir,
+		    strerror(errno));
+		store_free(store);
+		return STORE_E_IO;
+	}
+	rc = store_setup(store, dir, "data_dir",
+	    params->sp_nolock ? MDB_NOLOCK : 0, params->sp_map_size,
+	    params->sp_max_readers, err, errlen);
+	if (rc != STORE_OK) {
+		store_free(store);
+		return rc;
+	}
+	*sp = store;
+	return STORE_OK;
+}
+
+int
+store_open_file(struct store **sp, const char *path,
+    const unsigned char *mk, char *err, size_t errlen)
+{
+	struct store	*store;
+	int		 rc;
+
+	*sp = NULL;
+	if ((store = store_alloc(mk, 1)) == NULL) {
+		snprintf(err, errlen, "cannot allocate guarded memory for "
+		    "data keys");
+		return STORE_E_NOMEM;
+	}
+	/*
+	 * Nobody writes a backup, so no lock file is made next to it (its
+	 * directory may well be read-only).
+	 */
+	rc = store_setup(store, path, "the backup",
+	    MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK, 0, 0, err, errlen);
+	if (rc != STORE_OK) {
+		store_free(store);
+		return rc;
+	}
+	*sp = store;
+	return STORE_OK;
 }
 
 void
@@ -570,9 +671,7 @@ store_close(struct store *store)
 {
 	if (store == NULL)
 		return;
-	mdb_env_close(store->s_env);
-	crypto_key_free(store->s_dek);
-	free(store);
+	store_free(store);
 }
 
 int
@@ -1128,5 +1227,618 @@ store_stat(struct store *store, MDB_txn *txn, struct store_stat *ss)
 		return store_mdb_code(rc, "env stat");
 	ss->ss_map_size = info.me_mapsize;
 	ss->ss_used_bytes = ((uint64_t)info.me_last_pgno + 1) * es.ms_psize;
+	return STORE_OK;
+}
+
+int
+store_copy_fd(struct store *store, int fd)
+{
+	/* Its own read transaction: writers go on, the copy is one snapshot. */
+	return mdb_env_copyfd2(store->s_env, fd, MDB_CP_COMPACT);
+}
+
+const unsigned char *
+store_master_key(struct store *store)
+{
+	return store->s_mk;
+}
+
+void
+store_master_key_set(struct store *store, unsigned char *mk)
+{
+	unsigned char	*old = store->s_mk_own;
+
+	store->s_mk = mk;
+	store->s_mk_own = mk;
+	/* A key the store was given by a previous rotation goes now. */
+	if (old != mk)
+		crypto_key_free(old);
+}
+
+/*
+ * Replaces the wrapped data key in the live tenant's record, leaving its
+ * numbers and names as they are.
+ */
+static int
+store_rec_rewrite(struct store *store, MDB_txn *txn, const char *tenant,
+    size_t tlen, const unsigned char *wrapped)
+{
+	struct store_rec	 rec;
+	unsigned char		*buf;
+	MDB_val			 key, val;
+	int			 rc;
+
+	key.mv_data = (void *)tenant;
+	key.mv_size = tlen;
+	if ((rc = mdb_get(txn, store->s_tenants, &key, &val)) != 0)
+		return store_mdb_code(rc, "get tenant");
+	if ((rc = store_rec_parse(&val, &rec)) != STORE_OK)
+		return rc;
+	if (rec.sr_deleted)
+		return STORE_E_NOT_FOUND;
+	/* val points into a page the put below may replace. */
+	if ((buf = malloc(val.mv_size)) == NULL)
+		return STORE_E_NOMEM;
+	memcpy(buf, val.mv_data, val.mv_size);
+	memcpy(buf + STORE_REC_HEAD, wrapped, CRYPTO_WRAPPED_BYTES);
+	val.mv_data = buf;
+	rc = store_mdb_code(mdb_put(txn, store->s_tenants, &key, &val, 0),
+	    "put tenant");
+	free(buf);
+	return rc;
+}
+
+int
+store_rewrap(struct store *store, MDB_txn *txn, const unsigned char *newmk,
+    uint64_t *count)
+{
+	struct store_rec	 rec;
+	unsigned char		 check[CRYPTO_CHECK_BYTES];
+	unsigned char		 wrapped[CRYPTO_WRAPPED_BYTES];
+	char			 tenant[PROTO_TENANT_MAX + 1];
+	unsigned char		*dek = store->s_dek, *buf = NULL;
+	size_t			 cap = 0;
+	MDB_cursor		*cur;
+	MDB_val			 key, val, nkey, nval;
+	MDB_cursor_op		 op = MDB_FIRST;
+	int			 rc = STORE_OK, mrc;
+
+	*count = 0;
+	if ((mrc = mdb_cursor_open(txn, store->s_tenants, &cur)) != 0)
+		return store_mdb_code(mrc, "open tenants cursor");
+	for (; (mrc = mdb_cursor_get(cur, &key, &val, op)) == 0;
+	    op = MDB_NEXT) {
+		if (key.mv_size == 0 || key.mv_size > PROTO_TENANT_MAX ||
+		    memchr(key.mv_data, '\0', key.mv_size) != NULL ||
+		    store_rec_parse(&val, &rec) != STORE_OK) {
+			rc = STORE_E_INTEGRITY;
+			break;
+		}
+		if (rec.sr_deleted)
+			continue;
+		memcpy(tenant, key.mv_data, key.mv_size);
+		tenant[key.mv_size] = '\0';
+		if (crypto_dek_unwrap(store->s_mk, tenant, rec.sr_wrapped,
+		    CRYPTO_WRAPPED_BYTES, dek) != CRYPTO_OK) {
+			log_warnx("store: the data key of tenant '%s' does "
+			    "not open with the master key", tenant);
+			rc = STORE_E_INTEGRITY;
+			break;
+		}
+		if (crypto_dek_wrap(newmk, tenant, dek, wrapped) !=
+		    CRYPTO_OK) {
+			rc = STORE_E_IO;
+			break;
+		}
+		if (val.mv_size > cap) {
+			free(buf);
+			cap = val.mv_size;
+			if ((buf = malloc(cap)) == NULL) {
+				rc = STORE_E_NOMEM;
+				break;
+			}
+		}
+		memcpy(buf, val.mv_data, val.mv_size);
+		memcpy(buf + STORE_REC_HEAD, wrapped, sizeof(wrapped));
+		nkey.mv_data = tenant;
+		nkey.mv_size = key.mv_size;
+		nval.mv_data = buf;
+		nval.mv_size = val.mv_size;
+		/* Same size, in place: the walk goes on from here. */
+		if ((mrc = mdb_cursor_put(cur, &nkey, &nval,
+		    MDB_CURRENT)) != 0) {
+			rc = store_mdb_code(mrc, "rewrap tenant");
+			break;
+		}
+		(*count)++;
+	}
+	if (rc == STORE_OK && mrc != MDB_NOTFOUND)
+		rc = store_mdb_code(mrc, "walk tenants");
+	mdb_cursor_close(cur);
+	sodium_memzero(dek, CRYPTO_KEY_BYTES);
+	free(buf);
+	if (rc != STORE_OK)
+		return rc;
+
+	crypto_key_check(newmk, check);
+	key.mv_data = (void *)"key_check";
+	key.mv_size = strlen("key_check");
+	val.mv_data = check;
+	val.mv_size = sizeof(check);
+	return store_mdb_code(mdb_put(txn, store->s_meta, &key, &val, 0),
+	    "put key_check");
+}
+
+/* The numbers of the tenant's stored versions, ascending, in a new array. */
+static int
+store_versions_list(struct store *store, MDB_txn *txn, const char *tenant,
+    size_t tlen, uint64_t **versp, size_t *np)
+{
+	unsigned char	 kbuf[STORE_VKEY_MAX];
+	uint64_t	*vers = NULL, *nv;
+	size_t		 n = 0, cap = 0;
+	MDB_cursor	*cur;
+	MDB_val		 key, val;
+	MDB_cursor_op	 op = MDB_SET_RANGE;
+	int		 rc = STORE_OK, mrc;
+
+	*versp = NULL;
+	*np = 0;
+	if ((mrc = mdb_cursor_open(txn, store->s_versions, &cur)) != 0)
+		return store_mdb_code(mrc, "open versions cursor");
+	key.mv_size = store_vkey(tenant, tlen, 0, kbuf);
+	key.mv_data = kbuf;
+	for (; (mrc = mdb_cursor_get(cur, &key, &val, op)) == 0;
+	    op = MDB_NEXT) {
+		if (key.mv_size != tlen + 1 + 8 ||
+		    memcmp(key.mv_data, tenant, tlen) != 0 ||
+		    ((unsigned char *)key.mv_data)[tlen] != '\0')
+			break;
+		if (n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			if ((nv = reallocarray(vers, cap,
+			    sizeof(*vers))) == NULL) {
+				rc = STORE_E_NOMEM;
+				break;
+			}
+			vers = nv;
+		}
+		vers[n++] = store_be64_get((unsigned char *)key.mv_data +
+		    tlen + 1);
+	}
+	if (rc == STORE_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+		rc = store_mdb_code(mrc, "walk versions");
+	mdb_cursor_close(cur);
+	if (rc != STORE_OK) {
+		free(vers);
+		return rc;
+	}
+	*versp = vers;
+	*np = n;
+	return STORE_OK;
+}
+
+int
+store_tenant_rekey(struct store *store, MDB_txn *txn, const char *tenant,
+    uint64_t *count)
+{
+	struct store_rec	 rec;
+	unsigned char		*old = store->s_dek, *dek = store->s_dek2;
+	unsigned char		 wrapped[CRYPTO_WRAPPED_BYTES];
+	unsigned char		 kbuf[STORE_VKEY_MAX];
+	unsigned char		*sealed = NULL, *plain = NULL;
+	uint64_t		*vers = NULL;
+	size_t			 tlen, n = 0, i, slen, plen, pcap = 0;
+	MDB_val			 key, val;
+	int			 rc, mrc;
+
+	*count = 0;
+	if (store_name_len(tenant, &tlen) == -1)
+		return STORE_E_NOT_FOUND;
+	if ((rc = store_rec_get(store, txn, tenant, tlen, &rec)) != STORE_OK)
+		return rc;
+	if (rec.sr_deleted)
+		return STORE_E_NOT_FOUND;
+	if (crypto_dek_unwrap(store->s_mk, tenant, rec.sr_wrapped,
+	    CRYPTO_WRAPPED_BYTES, old) != CRYPTO_OK) {
+		rc = STORE_E_INTEGRITY;
+		goto done;
+	}
+	crypto_dek_new(dek);
+	if (crypto_dek_wrap(store->s_mk, tenant, dek, wrapped) != CRYPTO_OK) {
+		rc = STORE_E_IO;
+		goto done;
+	}
+	if ((rc = store_versions_list(store, txn, tenant, tlen, &vers,
+	    &n)) != STORE_OK)
+		goto done;
+
+	for (i = 0; i < n; i++) {
+		key.mv_size = store_vkey(tenant, tlen, vers[i], kbuf);
+		key.mv_data = kbuf;
+		if ((mrc = mdb_get(txn, store->s_versions, &key, &val)) != 0) {
+			rc = store_mdb_code(mrc, "get version");
+			goto done;
+		}
+		if (val.mv_size < CRYPTO_SEAL_OVERHEAD) {
+			rc = STORE_E_INTEGRITY;
+			goto done;
+		}
+		slen = val.mv_size;
+		if (slen - CRYPTO_SEAL_OVERHEAD + 1 > pcap) {
+			if (plain != NULL) {
+				sodium_memzero(plain, pcap);
+				free(plain);
+			}
+			free(sealed);
+			pcap = slen - CRYPTO_SEAL_OVERHEAD + 1;
+			plain = malloc(pcap);
+			sealed = malloc(slen);
+			if (plain == NULL || sealed == NULL) {
+				rc = STORE_E_NOMEM;
+				goto done;
+			}
+		}
+		if (crypto_open(old, tenant, vers[i], val.mv_data, slen, plain,
+		    &plen) != CRYPTO_OK) {
+			rc = STORE_E_INTEGRITY;
+			goto done;
+		}
+		if (crypto_seal(dek, tenant, vers[i], plain, plen,
+		    sealed) != CRYPTO_OK) {
+			rc = STORE_E_IO;
+			goto done;
+		}
+		sodium_memzero(plain, plen);
+		val.mv_data = sealed;
+		val.mv_size = plen + CRYPTO_SEAL_OVERHEAD;
+		if ((mrc = mdb_put(txn, store->s_versions, &key, &val,
+		    0)) != 0) {
+			rc = store_mdb_code(mrc, "put version");
+			goto done;
+		}
+	}
+	/* The old wrapped key goes with this write: nothing opens with it. */
+	if ((rc = store_rec_rewrite(store, txn, tenant, tlen,
+	    wrapped)) != STORE_OK)
+		goto done;
+	*count = n;
+done:
+	sodium_memzero(old, CRYPTO_KEY_BYTES);
+	sodium_memzero(dek, CRYPTO_KEY_BYTES);
+	if (plain != NULL) {
+		sodium_memzero(plain, pcap);
+		free(plain);
+	}
+	free(sealed);
+	free(vers);
+	return rc;
+}
+
+/* Deletes every change of tenant whose seq is below before. */
+static int
+store_changes_forget(struct store *store, MDB_txn *txn, const char *tenant,
+    size_t tlen, uint64_t before)
+{
+	unsigned char	 kbuf[8];
+	MDB_cursor	*cur;
+	MDB_val		 key, val;
+	MDB_cursor_op	 op = MDB_FIRST;
+	uint64_t	 seq;
+	int		 rc = STORE_OK, mrc;
+
+	if ((mrc = mdb_cursor_open(txn, store->s_changes, &cur)) != 0)
+		return store_mdb_code(mrc, "open changes cursor");
+	while ((mrc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
+		if (key.mv_size != 8) {
+			rc = STORE_E_INTEGRITY;
+			break;
+		}
+		if ((seq = store_be64_get(key.mv_data)) >= before)
+			break;
+		op = MDB_NEXT;
+		if (val.mv_size != STORE_CHANGE_HEAD + tlen ||
+		    memcmp((unsigned char *)val.mv_data + STORE_CHANGE_HEAD,
+		    tenant, tlen) != 0)
+			continue;
+		if ((mrc = mdb_cursor_del(cur, 0)) != 0) {
+			rc = store_mdb_code(mrc, "delete change");
+			break;
+		}
+		/* Seek past it again rather than rely on the deleted cursor. */
+		store_be64_put(kbuf, seq + 1);
+		key.mv_data = kbuf;
+		key.mv_size = sizeof(kbuf);
+		op = MDB_SET_RANGE;
+	}
+	if (rc == STORE_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+		rc = store_mdb_code(mrc, "walk changes");
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int
+store_tenant_purge(struct store *store, MDB_txn *txn, const char *tenant,
+    uint64_t *new_version, uint64_t *seq)
+{
+	struct store_rec	 rec;
+	MDB_val			 key;
+	uint64_t		 version, last;
+	size_t			 tlen;
+	int			 rc;
+
+	if (store_name_len(tenant, &tlen) == -1)
+		return STORE_E_NOT_FOUND;
+	if ((rc = store_rec_get(store, txn, tenant, tlen, &rec)) != STORE_OK)
+		return rc;
+	if (rec.sr_version == UINT64_MAX)
+		return STORE_E_FULL;
+	version = rec.sr_version + 1;
+
+	if ((rc = store_versions_prune(store, txn, tenant, tlen,
+	    UINT64_MAX)) != STORE_OK)
+		return rc;
+	/* The record and its wrapped data key: no tombstone is left. */
+	key.mv_data = (void *)tenant;
+	key.mv_size = tlen;
+	if ((rc = mdb_del(txn, store->s_tenants, &key, NULL)) != 0)
+		return store_mdb_code(rc, "delete tenant");
+	/*
+	 * The delete change goes in first, so the feed's last seq never moves
+	 * back when the tenant's older changes (the last one maybe) go.
+	 */
+	if ((rc = store_change_append(store, txn, STORE_OP_DELETE, version,
+	    tenant, tlen, &last)) != STORE_OK)
+		return rc;
+	if ((rc = store_changes_forget(store, txn, tenant, tlen,
+	    last)) != STORE_OK)
+		return rc;
+	if (new_version != NULL)
+		*new_version = version;
+	if (seq != NULL)
+		*seq = last;
+	return STORE_OK;
+}
+
+/* One tenant's record and versions; name is its id, val its record. */
+static int
+store_verify_tenant(struct store *store, MDB_txn *txn, const char *name,
+    size_t tlen, const MDB_val *val, struct store_verify *sv, char *err,
+    size_t errlen)
+{
+	struct store_rec	 rec;
+	unsigned char		 kbuf[STORE_VKEY_MAX];
+	unsigned char		*dek = store->s_dek, *plain = NULL;
+	uint64_t		*vers = NULL;
+	size_t			 n = 0, i, plen, pcap = 0;
+	json_error_t		 jerr;
+	json_t			*obj;
+	MDB_val			 key, vval;
+	int			 rc, mrc, current = 0;
+
+	if (proto_tenant_valid(name, err, errlen) == -1 ||
+	    store_rec_parse(val, &rec) != STORE_OK) {
+		snprintf(err, errlen, "the record of tenant '%s' is malformed",
+		    name);
+		return STORE_E_INTEGRITY;
+	}
+	/* A deleted tenant keeps no versions; store_verify_orphans checks. */
+	if (rec.sr_deleted)
+		return STORE_OK;
+	if (crypto_dek_unwrap(store->s_mk, name, rec.sr_wrapped,
+	    CRYPTO_WRAPPED_BYTES, dek) != CRYPTO_OK) {
+		snprintf(err, errlen, "the data key of tenant '%s' does not "
+		    "open with this master key (tampered with, or another "
+		    "key)", name);
+		rc = STORE_E_INTEGRITY;
+		goto done;
+	}
+	if ((rc = store_versions_list(store, txn, name, tlen, &vers,
+	    &n)) != STORE_OK) {
+		snprintf(err, errlen, "cannot read the versions of tenant "
+		    "'%s': %s", name, store_strerror(rc));
+		goto done;
+	}
+	for (i = 0; i < n; i++) {
+		if (vers[i] == 0 || vers[i] > rec.sr_version) {
+			snprintf(err, errlen, "tenant '%s' holds version %llu, "
+			    "beyond its current version %llu", name,
+			    (unsigned long long)vers[i],
+			    (unsigned long long)rec.sr_version);
+			rc = STORE_E_INTEGRITY;
+			goto done;
+		}
+		if (vers[i] == rec.sr_version)
+			current = 1;
+		key.mv_size = store_vkey(name, tlen, vers[i], kbuf);
+		key.mv_data = kbuf;
+		if ((mrc = mdb_get(txn, store->s_versions, &key,
+		    &vval)) != 0) {
+			rc = store_mdb_code(mrc, "get version");
+			snprintf(err, errlen, "cannot read version %llu of "
+			    "tenant '%s': %s", (unsigned long long)vers[i],
+			    name, mdb_strerror(mrc));
+			goto done;
+		}
+		if (vval.mv_size < CRYPTO_SEAL_OVERHEAD)
+			goto bad;
+		if (vval.mv_size - CRYPTO_SEAL_OVERHEAD + 1 > pcap) {
+			if (plain != NULL) {
+				sodium_memzero(plain, pcap);
+				free(plain);
+			}
+			pcap = vval.mv_size - CRYPTO_SEAL_OVERHEAD + 1;
+			if ((plain = malloc(pcap)) == NULL) {
+				snprintf(err, errlen, "out of memory");
+				rc = STORE_E_NOMEM;
+				goto done;
+			}
+		}
+		if (crypto_open(dek, name, vers[i], vval.mv_data,
+		    vval.mv_size, plain, &plen) != CRYPTO_OK)
+			goto bad;
+		obj = json_loadb((const char *)plain, plen,
+		    JSON_REJECT_DUPLICATES, &jerr);
+		sodium_memzero(&jerr, sizeof(jerr));
+		sodium_memzero(plain, plen);
+		if (obj == NULL || !json_is_object(obj)) {
+			json_decref(obj);
+			goto bad;
+		}
+		json_decref(obj);
+		sv->sv_versions++;
+	}
+	if (!current) {
+		snprintf(err, errlen, "tenant '%s' lacks its current version "
+		    "%llu", name, (unsigned long long)rec.sr_version);
+		rc = STORE_E_INTEGRITY;
+		goto done;
+	}
+	sv->sv_tenants++;
+	rc = STORE_OK;
+	goto done;
+bad:
+	snprintf(err, errlen, "version %llu of tenant '%s' does not open "
+	    "(tampered with, or another key)", (unsigned long long)vers[i],
+	    name);
+	rc = STORE_E_INTEGRITY;
+done:
+	sodium_memzero(dek, CRYPTO_KEY_BYTES);
+	if (plain != NULL) {
+		sodium_memzero(plain, pcap);
+		free(plain);
+	}
+	free(vers);
+	return rc;
+}
+
+/* Names the first version whose tenant is missing or deleted. */
+static int
+store_verify_orphans(struct store *store, MDB_txn *txn,
+    struct store_verify *sv, char *err, size_t errlen)
+{
+	struct store_rec	 rec;
+	const char		*nul;
+	MDB_cursor		*cur;
+	MDB_val			 key, val;
+	MDB_cursor_op		 op = MDB_FIRST;
+	size_t			 tlen;
+	int			 rc = STORE_OK, mrc;
+
+	if ((mrc = mdb_cursor_open(txn, store->s_versions, &cur)) != 0)
+		return store_mdb_code(mrc, "open versions cursor");
+	for (; (mrc = mdb_cursor_get(cur, &key, &val, op)) == 0;
+	    op = MDB_NEXT) {
+		nul = memchr(key.mv_data, '\0', key.mv_size);
+		tlen = nul == NULL ? 0 : (size_t)(nul - (char *)key.mv_data);
+		if (tlen == 0 || tlen > PROTO_TENANT_MAX ||
+		    key.mv_size != tlen + 1 + 8) {
+			snprintf(err, errlen, "the versions table holds a "
+			    "malformed key");
+			rc = STORE_E_INTEGRITY;
+			break;
+		}
+		memcpy(sv->sv_tenant, key.mv_data, tlen);
+		sv->sv_tenant[tlen] = '\0';
+		rc = store_rec_get(store, txn, sv->sv_tenant, tlen, &rec);
+		if (rc == STORE_OK && !rec.sr_deleted)
+			continue;
+		if (rc == STORE_OK || rc == STORE_E_NOT_FOUND) {
+			snprintf(err, errlen, "a version is stored for tenant "
+			    "'%s', which does not exist", sv->sv_tenant);
+			rc = STORE_E_INTEGRITY;
+		} else
+			snprintf(err, errlen, "cannot read the record of "
+			    "tenant '%s': %s", sv->sv_tenant,
+			    store_strerror(rc));
+		break;
+	}
+	if (rc == STORE_OK && mrc != MDB_NOTFOUND)
+		rc = store_mdb_code(mrc, "walk versions");
+	if (rc == STORE_OK) {
+		/* Every version belongs to a live tenant after all. */
+		sv->sv_tenant[0] = '\0';
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+static int
+store_verify_nop(void *arg, const struct store_change *sc)
+{
+	return 0;
+}
+
+static int
+store_verify_nop_sync(void *arg, const char *target, uint64_t seq)
+{
+	return 0;
+}
+
+int
+store_verify(struct store *store, MDB_txn *txn, struct store_verify *sv,
+    char *err, size_t errlen)
+{
+	char		 name[PROTO_TENANT_MAX + 1];
+	MDB_cursor	*cur;
+	MDB_val		 key, val;
+	MDB_stat	 ms;
+	MDB_cursor_op	 op = MDB_FIRST;
+	int		 rc = STORE_OK, mrc;
+
+	memset(sv, 0, sizeof(*sv));
+	name[0] = '\0';
+	if ((mrc = mdb_cursor_open(txn, store->s_tenants, &cur)) != 0) {
+		snprintf(err, errlen, "cannot read the tenants: %s",
+		    mdb_strerror(mrc));
+		return store_mdb_code(mrc, "open tenants cursor");
+	}
+	for (; (mrc = mdb_cursor_get(cur, &key, &val, op)) == 0;
+	    op = MDB_NEXT) {
+		if (key.mv_size == 0 || key.mv_size > PROTO_TENANT_MAX ||
+		    memchr(key.mv_data, '\0', key.mv_size) != NULL) {
+			snprintf(err, errlen, "the tenants table holds a "
+			    "malformed tenant id");
+			rc = STORE_E_INTEGRITY;
+			break;
+		}
+		memcpy(name, key.mv_data, key.mv_size);
+		name[key.mv_size] = '\0';
+		if ((rc = store_verify_tenant(store, txn, name, key.mv_size,
+		    &val, sv, err, errlen)) != STORE_OK) {
+			memcpy(sv->sv_tenant, name, key.mv_size + 1);
+			break;
+		}
+	}
+	if (rc == STORE_OK && mrc != MDB_NOTFOUND) {
+		snprintf(err, errlen, "cannot read the tenants after '%s': %s",
+		    name, mdb_strerror(mrc));
+		rc = store_mdb_code(mrc, "walk tenants");
+	}
+	mdb_cursor_close(cur);
+	if (rc != STORE_OK)
+		return rc;
+
+	if ((mrc = mdb_stat(txn, store->s_versions, &ms)) != 0) {
+		snprintf(err, errlen, "cannot read the versions: %s",
+		    mdb_strerror(mrc));
+		return store_mdb_code(mrc, "stat versions");
+	}
+	if (ms.ms_entries != sv->sv_versions &&
+	    (rc = store_verify_orphans(store, txn, sv, err,
+	    errlen)) != STORE_OK)
+		return rc;
+	if ((rc = store_changes(store, txn, 0, 0, store_verify_nop,
+	    NULL)) != STORE_OK) {
+		snprintf(err, errlen, "the change feed holds a malformed "
+		    "entry");
+		return rc;
+	}
+	if ((rc = store_sync_list(store, txn, store_verify_nop_sync,
+	    NULL)) != STORE_OK) {
+		snprintf(err, errlen, "the sync positions hold a malformed "
+		    "entry");
+		return rc;
+	}
 	return STORE_OK;
 }

@@ -103,6 +103,10 @@ struct daemon_conf {
 	char		*dc_data_dir;
 	char		*dc_master_key_file;
 	char		*dc_master_key_credential;
+	/* The key rotate_master_key moves the store to (keys.c). */
+	char		*dc_master_key_next_file;
+	char		*dc_master_key_next_credential;
+	char		*dc_backup_dir;		/* NULL: no online backups */
 	uint64_t	 dc_map_size;
 	uint64_t	 dc_max_connections;
 	uint64_t	 dc_max_message_bytes;
@@ -201,6 +205,11 @@ struct store_params {
 	uint64_t	 sp_map_size;
 	uint64_t	 sp_keep_versions;	/* >= 1 */
 	uint64_t	 sp_max_readers;
+	/*
+	 * The caller holds the environment's lock file itself (the offline
+	 * modes, see backup_exclusive), so LMDB's own locking is off.
+	 */
+	int		 sp_nolock;
 };
 
 /* One tenant's record (never its values). */
@@ -312,6 +321,75 @@ int	store_sync_list(struct store *store, MDB_txn *txn,
 
 int	store_stat(struct store *store, MDB_txn *txn, struct store_stat *ss);
 
+/*
+ * Opens the single-file environment at path (a backup made by
+ * store_copy_fd) read-only and without a lock file, and checks its format
+ * and mk's key-check value as store_open does.  mk is borrowed.
+ */
+int	store_open_file(struct store **sp, const char *path,
+	    const unsigned char *mk, char *err, size_t errlen);
+
+/* What store_verify found. */
+struct store_verify {
+	uint64_t	 sv_tenants;	/* live tenants whose data key opened */
+	uint64_t	 sv_versions;	/* versions that opened to an object */
+	char		 sv_tenant[PROTO_TENANT_MAX + 1]; /* first failing */
+};
+
+/*
+ * Checks that every record opens: each live tenant's data key unwraps,
+ * each kept version decrypts to a JSON object, the current one is there,
+ * no version belongs to a missing tenant, the feed and sync records parse.
+ * STORE_OK, or a STORE_E_* code with the first failing tenant (if any) in
+ * sv_tenant and a message in err.  Values are wiped, never reported.
+ */
+int	store_verify(struct store *store, MDB_txn *txn,
+	    struct store_verify *sv, char *err, size_t errlen);
+
+/*
+ * Writes a compacted copy of the environment to fd, from its own read
+ * transaction (mdb_env_copyfd2 with MDB_CP_COMPACT).  Safe to call from
+ * another thread while the store is in use; it does not log.  Returns 0
+ * or an LMDB/errno code (mdb_strerror() describes both).
+ */
+int	store_copy_fd(struct store *store, int fd);
+
+/*
+ * Re-wraps every live tenant's data key under newmk and replaces the
+ * key-check value in meta, in txn; *count gets the number of keys.  The
+ * store goes on using its current key until store_master_key_set.
+ */
+int	store_rewrap(struct store *store, MDB_txn *txn,
+	    const unsigned char *newmk, uint64_t *count);
+/* The master key the store uses now (borrowed). */
+const unsigned char *store_master_key(struct store *store);
+/*
+ * Makes mk (from crypto_key_alloc) the store's master key, once the
+ * transaction of store_rewrap committed.  The store owns mk from now on
+ * and frees it at store_close or at the next call; the key passed to
+ * store_open stays its caller's.
+ */
+void	store_master_key_set(struct store *store, unsigned char *mk);
+
+/*
+ * Gives the live tenant a new random data key and re-seals every kept
+ * version under it (same version numbers and additional data); the record
+ * keeps its version and no change is appended.  *count gets the number of
+ * versions re-sealed.  STORE_E_NOT_FOUND for a missing or deleted tenant.
+ */
+int	store_tenant_rekey(struct store *store, MDB_txn *txn,
+	    const char *tenant, uint64_t *count);
+
+/*
+ * Removes every trace of the tenant the store keeps: its versions, its
+ * record (no tombstone, so a later put starts again at version 1) and
+ * every change of it but one new delete change, whose version (the old
+ * one plus one) and seq are returned.  Works on a deleted tenant too;
+ * STORE_E_NOT_FOUND if it has no record at all.
+ */
+int	store_tenant_purge(struct store *store, MDB_txn *txn,
+	    const char *tenant, uint64_t *new_version, uint64_t *seq);
+
 /* audit.c */
 struct audit;
 
@@ -379,6 +457,7 @@ struct server {
 	int			 srv_bound;	/* we created the socket file */
 	struct rpc_write_list	 srv_writes;	/* the pending group commit */
 	uint64_t		 srv_notified_seq;
+	struct backup		*srv_backup;	/* the running one (backup.c) */
 };
 
 /*
@@ -409,6 +488,80 @@ void	notify_send(const char *, ...)
 /* Starts the watchdog pings (and STATUS updates) on base.  0 or -1. */
 int	notify_start(struct event_base *base, struct server *srv);
 void	notify_stop(void);
+
+/* keys.c */
+#define KEYS_CURRENT	0	/* master_key_file or master_key_credential */
+#define KEYS_NEXT	1	/* master_key_next_file or ..._credential */
+
+/* 1 when conf names that key, else 0. */
+int	keys_configured(const struct daemon_conf *conf, int which);
+/*
+ * Loads that key into new guarded memory, made read-only (*keyp: free it
+ * with crypto_key_free).  The next key gets the same checks as the
+ * current one.  0, or -1 with a message in err.
+ */
+int	keys_load(const struct daemon_conf *conf, int which,
+	    unsigned char **keyp, char *err, size_t errlen);
+/*
+ * Opens the store with the master key; when the store does not match it
+ * but matches the next key (a rotation committed and the key files were
+ * not swapped yet), opens it with that one and logs so.  *mkp gets the
+ * key the store borrows: free it after store_close.  Returns STORE_OK or
+ * a STORE_E_* code with err filled.
+ */
+int	keys_store_open(struct store **sp, const struct store_params *params,
+	    const struct daemon_conf *conf, unsigned char **mkp, char *err,
+	    size_t errlen);
+/*
+ * wfvaultd --rotate-master-key: with no daemon using the store, re-wraps
+ * every data key under the next key in one transaction.  Prints what it
+ * did; returns the exit status (0 or 1).
+ */
+int	keys_rotate_offline(const struct daemon_conf *conf);
+
+/* backup.c */
+struct backup;
+
+/* How a backup ended, for the rpc layer. */
+struct backup_result {
+	int		 br_code;	/* 0, or a PROTO_E_* code */
+	char		 br_msg[512];	/* what went wrong */
+	char		 br_path[4096];	/* backup_dir/NAME */
+	uint64_t	 br_bytes;
+};
+
+/*
+ * Starts copying the store into backup_dir/name (NULL: a name made of the
+ * UTC time) in a thread; the loop keeps serving.  When the copy is on disk
+ * (or failed), done(srv, arg, result) runs from the loop.  Returns 0, or
+ * -1 with result filled when it could not start (no backup_dir, one
+ * already running, the name taken, ...); done is then not called.
+ */
+int	backup_start(struct server *srv, const char *name,
+	    void (*done)(struct server *, void *, const struct backup_result *),
+	    void *arg, struct backup_result *result);
+/* The arg of the running backup, or NULL when none runs. */
+void	*backup_pending(struct server *srv);
+/*
+ * At exit, after server_release: waits for a running backup to finish
+ * and calls its done as usual.  Nothing to do when none runs.
+ */
+void	backup_release(struct server *srv);
+/*
+ * For the offline modes: fails (err says why) when a wfvaultd answers on
+ * conf's socket or any process has the LMDB environment in data_dir open;
+ * else *lockfd holds the environment's lock (-1 when data_dir has none
+ * yet) until backup_exclusive_end.  0 or -1.
+ */
+int	backup_exclusive(const struct daemon_conf *conf, int *lockfd,
+	    char *err, size_t errlen);
+void	backup_exclusive_end(int lockfd);
+/*
+ * wfvaultd --restore PATH: verifies the backup at path with the configured
+ * key and, only if every record opens, installs it as data_dir/data.mdb
+ * (keeping the old one).  Prints what it did; returns the exit status.
+ */
+int	backup_restore(const struct daemon_conf *conf, const char *path);
 
 /* rpc.c */
 #define RPC_DONE	0	/* the line was handled */

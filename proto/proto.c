@@ -21,6 +21,11 @@ static const struct proto_method_info proto_methods[PM__COUNT] = {
 	{ "status",	PM_STATUS,	PERM_ADMIN,	0, 0 },
 	/* Where a sync target stands, so an agent resumes from there. */
 	{ "sync_state",	PM_SYNC_STATE,	PERM_SYNC,	0, 0 },
+	/* Copies the whole store: admin on every tenant, not a write. */
+	{ "backup",	PM_BACKUP,	PERM_ADMIN,	0, 0 },
+	{ "rotate_master_key", PM_ROTATE_MASTER_KEY, PERM_ADMIN, 0, 1 },
+	/* Re-seals one tenant's versions: values unchanged, a write. */
+	{ "rotate_tenant_key", PM_ROTATE_TENANT_KEY, PERM_WRITE, 1, 1 },
 };
 
 static const struct {
@@ -290,6 +295,39 @@ proto_field_valid(const char *s, char *err, size_t errlen)
 	if (s[0] >= '0' && s[0] <= '9') {
 		snprintf(err, errlen, "invalid field name '%s': it must start "
 		    "with a lowercase letter or '_'", s);
+		return -1;
+	}
+	return 0;
+}
+
+int
+proto_backup_name_valid(const char *s, char *err, size_t errlen)
+{
+	size_t	len, i;
+
+	if (s == NULL || *s == '\0') {
+		snprintf(err, errlen, "backup name is empty");
+		return -1;
+	}
+	len = strlen(s);
+	if (len > PROTO_BACKUP_NAME_MAX) {
+		snprintf(err, errlen, "backup name is too long (%zu bytes; at "
+		    "most %d are allowed)", len, PROTO_BACKUP_NAME_MAX);
+		return -1;
+	}
+	/* The tenant id alphabet has no '/': a name is never a path. */
+	for (i = 0; i < len; i++)
+		if (!proto_tenant_char((unsigned char)s[i]))
+			break;
+	if (i < len || s[0] == '.') {
+		if (proto_quotable(s, len, PROTO_BACKUP_NAME_MAX))
+			snprintf(err, errlen, "invalid backup name '%s': a "
+			    "plain file name of letters, digits, '.', '_' and "
+			    "'-', not starting with '.'", s);
+		else
+			snprintf(err, errlen, "invalid backup name: a plain "
+			    "file name of letters, digits, '.', '_' and '-', "
+			    "not starting with '.'");
 		return -1;
 	}
 	return 0;

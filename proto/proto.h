@@ -58,6 +58,9 @@ enum proto_method {
 	PM_WATCH,
 	PM_STATUS,
 	PM_SYNC_STATE,
+	PM_BACKUP,
+	PM_ROTATE_MASTER_KEY,
+	PM_ROTATE_TENANT_KEY,
 	PM__COUNT
 };
 
@@ -99,6 +102,12 @@ char		*proto_perms_format(unsigned bits, char *buf, size_t len);
  */
 int	proto_tenant_valid(const char *s, char *err, size_t errlen);
 int	proto_field_valid(const char *s, char *err, size_t errlen);
+/*
+ * A backup file name: 1-PROTO_BACKUP_NAME_MAX bytes of [A-Za-z0-9._-], not
+ * starting with '.', so it can only ever name a plain file in backup_dir.
+ */
+#define PROTO_BACKUP_NAME_MAX	128
+int	proto_backup_name_valid(const char *s, char *err, size_t errlen);
 
 /*
  * Framing: one JSON object per line.  proto_frame_find looks for the end of

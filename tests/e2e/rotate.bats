@@ -1,0 +1,271 @@
+#!/usr/bin/env bats
+# Key rotation and purging: the master key rotated online and offline (and
+# a daemon killed in the middle of it), a tenant's data key rotated, and a
+# tenant purged down to one delete change.
+
+load helpers
+
+setup() {
+	wfv_setup
+	NEXT=$T/next.key
+	"$WFVAULTD" --gen-key "$NEXT" >/dev/null
+}
+
+teardown() {
+	wfv_teardown
+}
+
+# Stores tenants t-1..t-N (field k = "v-I") through one pipelined
+# connection, so the daemon commits them in a few group commits.
+load_tenants() {
+	local n=$1
+	awk -v n="$n" 'BEGIN { for (i = 1; i <= n; i++) printf \
+	    "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"put\",\"params\":" \
+	    "{\"tenant\":\"t-%d\",\"fields\":{\"k\":\"v-%d\"}}}\n", i, i, i }' \
+	    >"$T/load.jsonl"
+	tp send 60000 <"$T/load.jsonl" >"$T/load.out"
+	[ "$(grep -c '"result"' "$T/load.out")" -eq "$n" ]
+}
+
+# Checks, in one pipelined connection, that t-1..t-N all read "v-I".
+check_tenants() {
+	local n=$1
+	awk -v n="$n" 'BEGIN { for (i = 1; i <= n; i++) printf \
+	    "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"get\",\"params\":" \
+	    "{\"tenant\":\"t-%d\",\"field\":\"k\"}}\n", i, i }' \
+	    >"$T/check.jsonl"
+	tp send 60000 <"$T/check.jsonl" >"$T/check.out"
+	jq -e -s --argjson n "$n" 'length == $n and
+	    all(.[]; .result.value == ("v-" + (.id | tostring)))' \
+	    "$T/check.out" >/dev/null
+}
+
+# What an operator does once a rotation committed: the next key becomes
+# the master key, and a new next key is made for the rotation after.
+install_next_key() {
+	mv -f "$NEXT" "$KEY"
+	"$WFVAULTD" --gen-key "$NEXT" >/dev/null
+}
+
+@test "online master-key rotation; restart with only the next key matching, then with it installed" {
+	write_conf "master_key_next_file $NEXT" "keep_versions 3"
+	start_daemon
+	put_value acme a_key one
+	put_value acme a_key two
+	put_value beta b_key x
+	put_value gone g_key y
+	wfv rm gone
+	local seq
+	seq=$(tp call changes '{"since":0}' | jq .result.last_seq)
+
+	run wfv rotate-master-key
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"re-wrapped 2 tenant data keys"* ]]
+	# The running daemon uses the new key at once, for old and new data.
+	[ "$(wfv get acme a_key)" = two ]
+	[ "$(wfv get acme a_key --version 1)" = one ]
+	put_value gamma c_key z
+	[ "$(wfv get gamma c_key)" = z ]
+	# Values did not change: nothing for the sync agent.
+	[ "$(tp call changes '{"since":0}' | jq .result.last_seq)" = $((seq + 1)) ]
+	grep -q '"method":"rotate_master_key"' "$AUDIT"
+
+	# Rotating again to the same key is refused.
+	run wfv rotate-master-key
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"already"* ]]
+
+	# Restarted before the key files were swapped: the next key opens it.
+	stop_daemon
+	: >"$LOG"
+	start_daemon
+	grep -q "the store is sealed with master_key_next_file: the rotation completed; install that key as master_key_file" "$LOG"
+	[ "$(wfv get acme a_key)" = two ]
+
+	# Installed as the master key (and no next key named): opens as usual.
+	stop_daemon
+	mv -f "$NEXT" "$KEY"
+	write_conf "keep_versions 3"
+	: >"$LOG"
+	start_daemon
+	refute grep -q "sealed with" "$LOG"
+	[ "$(wfv get beta b_key)" = x ]
+	[ "$(wfv get gamma c_key)" = z ]
+	run wfv rotate-master-key
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"set master_key_next_file"* ]]
+
+	# Naming a next key needs no restart: the daemon re-reads its config.
+	"$WFVAULTD" --gen-key "$NEXT" >/dev/null
+	write_conf "keep_versions 3" "master_key_next_file $NEXT"
+	run wfv rotate-master-key
+	[ "$status" -eq 0 ]
+	[ "$(wfv get acme a_key)" = two ]
+}
+
+@test "rotate-master-key needs admin on every tenant" {
+	require_root
+	# Other uids must reach the socket; the key and data stay private.
+	chmod 0755 "$T"
+	write_conf "socket_mode 0666" "master_key_next_file $NEXT" \
+	    "allow uid:4242 write *" "allow uid:4243 admin acme"
+	start_daemon
+	put_value acme a_key one
+	run wfv_as 4242 4242 rotate-master-key
+	[ "$status" -eq 4 ]
+	run wfv_as 4243 4243 rotate-master-key
+	[ "$status" -eq 4 ]
+	run wfv_as 4242 4242 backup
+	[ "$status" -eq 4 ]
+	run wfv_as 4242 4242 rotate-key acme
+	[ "$status" -eq 0 ]
+	[ "$(wfv get acme a_key)" = one ]
+}
+
+@test "kill -9 during a master-key rotation loses nothing" {
+	write_conf "master_key_next_file $NEXT"
+	start_daemon
+	load_tenants 3000
+	local delay outcome rotated=0 kept=0
+	for delay in 0 0.002 0.01 0.05 0.5; do
+		printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"rotate_master_key","params":{}}' |
+		    tp fire
+		[ "$delay" = 0 ] || sleep "$delay"
+		kill -KILL "$DAEMON_PID"
+		wait "$DAEMON_PID" 2>/dev/null || true
+		DAEMON_PID=
+		: >"$LOG"
+		start_daemon
+		check_tenants 3000
+		if grep -q "sealed with master_key_next_file" "$LOG"; then
+			outcome=rotated
+			rotated=$((rotated + 1))
+			# Install the key the store is sealed with now.
+			stop_daemon
+			install_next_key
+			start_daemon
+			check_tenants 3000
+		else
+			outcome=kept
+			kept=$((kept + 1))
+		fi
+		echo "# killed after ${delay}s: $outcome" >&3
+	done
+	# At the longest delay the rotation had finished.
+	[ "$outcome" = rotated ]
+	echo "# rotated $rotated times, old key kept $kept times" >&3
+}
+
+@test "offline master-key rotation, refused while wfvaultd runs" {
+	write_conf "master_key_next_file $NEXT"
+	start_daemon
+	put_value acme a_key one
+	put_value beta b_key two
+	run "$WFVAULTD" -c "$CONF" --rotate-master-key
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"wfvaultd is running on $SOCK"* ]]
+	stop_daemon
+
+	run "$WFVAULTD" -c "$CONF" --rotate-master-key
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"re-wrapped 2 tenant data keys"* ]]
+	# Done already: says so, changes nothing.
+	run "$WFVAULTD" -c "$CONF" --rotate-master-key
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"already sealed with master_key_next_file"* ]]
+
+	# The old key alone no longer opens the store.
+	write_conf
+	run timeout 10 "$WFVAULTD" -c "$CONF"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"master key does not match"* ]]
+	install_next_key
+	start_daemon
+	[ "$(wfv get acme a_key)" = one ]
+	[ "$(wfv get beta b_key)" = two ]
+
+	# Without a next key there is nothing to rotate to.
+	stop_daemon
+	run "$WFVAULTD" -c "$CONF" --rotate-master-key
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"master_key_next_file"* ]]
+}
+
+@test "rotate-key gives a tenant a new data key; every kept version still reads" {
+	write_conf "keep_versions 3"
+	start_daemon
+	put_value acme a_key one
+	put_value acme a_key two
+	put_value acme a_key three
+	put_value acme a_key four
+	put_value beta b_key x
+	local seq
+	seq=$(tp call changes '{"since":0}' | jq .result.last_seq)
+	run wfv rotate-key acme
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "acme: new data key, 3 versions re-sealed" ]
+	[ "$(wfv get acme a_key --version 2)" = two ]
+	[ "$(wfv get acme a_key --version 3)" = three ]
+	[ "$(wfv get acme a_key --version 4)" = four ]
+	[ "$(wfv get acme a_key)" = four ]
+	[ "$(wfv get beta b_key)" = x ]
+	# Same version, no change in the feed.
+	run wfv put acme a_key --cas 4 <<<'five'
+	[ "$status" -eq 0 ]
+	[ "$(tp call changes '{"since":0}' | jq .result.last_seq)" = $((seq + 1)) ]
+	restart_daemon
+	[ "$(wfv get acme a_key --version 3)" = three ]
+	[ "$(wfv get acme a_key)" = five ]
+
+	run wfv rotate-key nobody
+	[ "$status" -eq 3 ]
+	run wfv rotate-key ../x
+	[ "$status" -eq 2 ]
+	run wfv rotate-key acme --json
+	echo "$output" | jq -e '.tenant == "acme" and .resealed == 3'
+}
+
+@test "rm --purge leaves one delete change and no other trace" {
+	write_conf
+	start_daemon
+	put_value acme a_key one
+	put_value beta b_key x
+	put_value acme a_key two
+	wfv rm acme a_key
+	put_value acme c_key three
+	put_value gamma g_key y
+	run wfv rm acme --purge
+	[ "$status" -eq 0 ]
+	run wfv get acme
+	[ "$status" -eq 3 ]
+	[ "$(wfv list | sort | tr '\n' ' ')" = "beta gamma " ]
+	run tp call changes '{"since":0}'
+	echo "$output" | jq -e '[.result.changes[] | select(.tenant == "acme")] |
+	    length == 1 and .[0].op == "delete" and .[0].version == 5 and
+	    .[0].seq == 7'
+	echo "$output" | jq -e '.result.last_seq == 7 and
+	    (.result.changes | length) == 3'
+	# No tombstone: a new tenant by that name starts at version 1.
+	run wfv put acme a_key --json <<<'new'
+	echo "$output" | jq -e '.version == 1'
+	run wfv rm acme a_key --purge
+	[ "$status" -eq 2 ]
+
+	# A deleted tenant can be purged too; an unknown one is not found.
+	wfv rm beta
+	run wfv rm beta --purge
+	[ "$status" -eq 0 ]
+	run tp call changes '{"since":0}'
+	echo "$output" | jq -e '[.result.changes[] | select(.tenant == "beta")] |
+	    length == 1 and .[0].op == "delete"'
+	run wfv rm nobody --purge
+	[ "$status" -eq 3 ]
+	run tp call delete '{"tenant":"gamma","field":"g_key","purge":true}'
+	echo "$output" | jq -e '.error.data.kind == "invalid_params"'
+	run tp call delete '{"tenant":"gamma","purge":"yes"}'
+	echo "$output" | jq -e '.error.data.kind == "invalid_params"'
+	[ "$(wfv get gamma g_key)" = y ]
+}

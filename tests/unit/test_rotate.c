@@ -1,0 +1,1012 @@
+/*
+ * Unit tests of the store's maintenance operations against real LMDB
+ * environments in temporary directories: master key re-wrapping, tenant
+ * data key rotation, purging, the online backup copy and its verification,
+ * the offline-mode lock, and the configuration keywords they use.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "wfvaultd.h"
+
+#define RT_MAP_SIZE	(16ULL * 1024 * 1024)
+#define RT_KEEP		3
+#define RT_REC_HEAD	(1 + 1 + 8 + 8 + 8)	/* store.c's record head */
+
+struct rt_state {
+	char			 rt_tmp[1024];
+	char			 rt_dir[1040];	/* data_dir */
+	unsigned char		*rt_mk;
+	struct store_params	 rt_params;
+	struct store		*rt_store;
+};
+
+static int
+rt_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static int
+rt_setup(void **state)
+{
+	struct rt_state	*rt;
+	const char	*tmp;
+	char		 err[512];
+	int		 n;
+
+	if ((rt = calloc(1, sizeof(*rt))) == NULL)
+		return -1;
+	if ((tmp = getenv("TMPDIR")) == NULL || *tmp == '\0')
+		tmp = "/tmp";
+	n = snprintf(rt->rt_tmp, sizeof(rt->rt_tmp), "%s/wfvault-rotate-XXXXXX",
+	    tmp);
+	if (n < 0 || (size_t)n >= sizeof(rt->rt_tmp) ||
+	    mkdtemp(rt->rt_tmp) == NULL) {
+		rt->rt_tmp[0] = '\0';
+		goto fail;
+	}
+	snprintf(rt->rt_dir, sizeof(rt->rt_dir), "%s/data", rt->rt_tmp);
+	if ((rt->rt_mk = crypto_key_alloc()) == NULL)
+		goto fail;
+	randombytes_buf(rt->rt_mk, CRYPTO_KEY_BYTES);
+	rt->rt_params.sp_dir = rt->rt_dir;
+	rt->rt_params.sp_map_size = RT_MAP_SIZE;
+	rt->rt_params.sp_keep_versions = RT_KEEP;
+	if (store_open(&rt->rt_store, &rt->rt_params, rt->rt_mk, err,
+	    sizeof(err)) != STORE_OK) {
+		fprintf(stderr, "store_open: %s\n", err);
+		goto fail;
+	}
+	*state = rt;
+	return 0;
+fail:
+	if (rt->rt_tmp[0] != '\0')
+		nftw(rt->rt_tmp, rt_rm, 16, FTW_DEPTH | FTW_PHYS);
+	crypto_key_free(rt->rt_mk);
+	free(rt);
+	return -1;
+}
+
+static int
+rt_teardown(void **state)
+{
+	struct rt_state	*rt = *state;
+
+	store_close(rt->rt_store);
+	nftw(rt->rt_tmp, rt_rm, 16, FTW_DEPTH | FTW_PHYS);
+	crypto_key_free(rt->rt_mk);
+	free(rt);
+	return 0;
+}
+
+/* Reopens the store with mk (the test's key when NULL); the open's code. */
+static int
+rt_reopen(struct rt_state *rt, const unsigned char *mk)
+{
+	char	 err[512];
+
+	store_close(rt->rt_store);
+	rt->rt_store = NULL;
+	return store_open(&rt->rt_store, &rt->rt_params,
+	    mk != NULL ? mk : rt->rt_mk, err, sizeof(err));
+}
+
+static void
+rt_put(struct rt_state *rt, const char *tenant, const char *text)
+{
+	json_error_t	 jerr;
+	json_t		*config;
+	MDB_txn		*txn;
+	uint64_t	 v, seq;
+
+	config = json_loads(text, 0, &jerr);
+	assert_non_null(config);
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_config_put(rt->rt_store, txn, tenant, config,
+	    &v, &seq), STORE_OK);
+	json_decref(config);
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+}
+
+/* tenant's config at version (0: current) as compact sorted JSON. */
+static int
+rt_get(struct rt_state *rt, const char *tenant, uint64_t version,
+    const char *want)
+{
+	json_t	*config = NULL;
+	MDB_txn	*txn;
+	char	*text;
+	int	 rc;
+
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 0, &txn),
+	    STORE_OK);
+	rc = store_config_get(rt->rt_store, txn, tenant, version, &config,
+	    NULL);
+	store_txn_abort(txn);
+	if (rc != STORE_OK)
+		return rc;
+	if (want != NULL) {
+		text = json_dumps(config, JSON_COMPACT | JSON_SORT_KEYS);
+		assert_non_null(text);
+		assert_string_equal(text, want);
+		free(text);
+	}
+	json_decref(config);
+	return STORE_OK;
+}
+
+static uint64_t
+rt_last_seq(struct rt_state *rt)
+{
+	MDB_txn		*txn;
+	uint64_t	 seq;
+
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 0, &txn),
+	    STORE_OK);
+	assert_int_equal(store_last_seq(rt->rt_store, txn, &seq), STORE_OK);
+	store_txn_abort(txn);
+	return seq;
+}
+
+/* The change feed as "seq:tenant:version:op," text. */
+struct rt_feed {
+	char	rf_text[4096];
+};
+
+static int
+rt_feed_one(void *arg, const struct store_change *sc)
+{
+	struct rt_feed	*rf = arg;
+	size_t		 len = strlen(rf->rf_text);
+
+	snprintf(rf->rf_text + len, sizeof(rf->rf_text) - len,
+	    "%llu:%s:%llu:%s,", (unsigned long long)sc->sc_seq, sc->sc_tenant,
+	    (unsigned long long)sc->sc_version,
+	    sc->sc_op == STORE_OP_DELETE ? "delete" : "put");
+	return 0;
+}
+
+static const char *
+rt_feed(struct rt_state *rt, struct rt_feed *rf)
+{
+	MDB_txn	*txn;
+
+	rf->rf_text[0] = '\0';
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 0, &txn),
+	    STORE_OK);
+	assert_int_equal(store_changes(rt->rt_store, txn, 0, 0, rt_feed_one,
+	    rf), STORE_OK);
+	store_txn_abort(txn);
+	return rf->rf_text;
+}
+
+/* Raw access to the closed store's files, as someone holding them. */
+struct rt_raw {
+	MDB_env	*rr_env;
+	MDB_txn	*rr_txn;
+};
+
+static void
+rt_raw_open(struct rt_state *rt, struct rt_raw *raw)
+{
+	store_close(rt->rt_store);
+	rt->rt_store = NULL;
+	assert_int_equal(mdb_env_create(&raw->rr_env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(raw->rr_env, 8), 0);
+	assert_int_equal(mdb_env_open(raw->rr_env, rt->rt_dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(raw->rr_env, NULL, 0, &raw->rr_txn),
+	    0);
+}
+
+static void
+rt_raw_close(struct rt_state *rt, struct rt_raw *raw)
+{
+	assert_int_equal(mdb_txn_commit(raw->rr_txn), 0);
+	mdb_env_close(raw->rr_env);
+	assert_int_equal(rt_reopen(rt, NULL), STORE_OK);
+}
+
+/* A copy of db's value at key into buf (at most len bytes); its size. */
+static size_t
+rt_raw_get(struct rt_raw *raw, const char *db, const void *k, size_t klen,
+    unsigned char *buf, size_t len)
+{
+	MDB_dbi	 dbi;
+	MDB_val	 key, val;
+
+	assert_int_equal(mdb_dbi_open(raw->rr_txn, db, 0, &dbi), 0);
+	key.mv_data = (void *)k;
+	key.mv_size = klen;
+	assert_int_equal(mdb_get(raw->rr_txn, dbi, &key, &val), 0);
+	assert_true(val.mv_size <= len);
+	memcpy(buf, val.mv_data, val.mv_size);
+	return val.mv_size;
+}
+
+static void
+rt_raw_put(struct rt_raw *raw, const char *db, const void *k, size_t klen,
+    const void *v, size_t vlen)
+{
+	MDB_dbi	 dbi;
+	MDB_val	 key, val;
+
+	assert_int_equal(mdb_dbi_open(raw->rr_txn, db, 0, &dbi), 0);
+	key.mv_data = (void *)k;
+	key.mv_size = klen;
+	val.mv_data = (void *)v;
+	val.mv_size = vlen;
+	assert_int_equal(mdb_put(raw->rr_txn, dbi, &key, &val, 0), 0);
+}
+
+static size_t
+rt_vkey(const char *tenant, uint64_t version, unsigned char *buf)
+{
+	size_t	 tlen = strlen(tenant);
+	int	 i;
+
+	memcpy(buf, tenant, tlen);
+	buf[tlen] = '\0';
+	for (i = 0; i < 8; i++)
+		buf[tlen + 1 + i] = (unsigned char)(version >> (56 - 8 * i));
+	return tlen + 9;
+}
+
+/* A new guarded random key. */
+static unsigned char *
+rt_key_new(void)
+{
+	unsigned char	*k = crypto_key_alloc();
+
+	assert_non_null(k);
+	randombytes_buf(k, CRYPTO_KEY_BYTES);
+	return k;
+}
+
+static void
+test_rewrap(void **state)
+{
+	struct rt_state	*rt = *state;
+	unsigned char	*mk2, *mine;
+	MDB_txn		*txn;
+	uint64_t	 count, seq, v;
+
+	rt_put(rt, "acme", "{\"a\":\"1\"}");
+	rt_put(rt, "acme", "{\"a\":\"2\"}");
+	rt_put(rt, "beta", "{\"b\":\"x\"}");
+	rt_put(rt, "gone", "{\"g\":\"x\"}");
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_tenant_delete(rt->rt_store, txn, "gone", &v,
+	    &seq), STORE_OK);
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+	seq = rt_last_seq(rt);
+	mk2 = rt_key_new();
+
+	/* Aborted: nothing changes. */
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_rewrap(rt->rt_store, txn, mk2, &count),
+	    STORE_OK);
+	assert_int_equal(count, 2);	/* the deleted tenant has no key */
+	store_txn_abort(txn);
+	assert_int_equal(rt_get(rt, "acme", 0, "{\"a\":\"2\"}"), STORE_OK);
+	assert_int_equal(rt_reopen(rt, mk2), STORE_E_KEY);
+	assert_null(rt->rt_store);
+	assert_int_equal(rt_reopen(rt, NULL), STORE_OK);
+
+	/* Committed: the store needs the new key, and gets it. */
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_rewrap(rt->rt_store, txn, mk2, &count),
+	    STORE_OK);
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+	assert_int_equal(rt_get(rt, "acme", 0, NULL), STORE_E_INTEGRITY);
+	mine = rt_key_new();
+	memcpy(mine, mk2, CRYPTO_KEY_BYTES);
+	store_master_key_set(rt->rt_store, mine);	/* the store's now */
+	assert_ptr_equal(store_master_key(rt->rt_store), mine);
+	assert_int_equal(rt_get(rt, "acme", 0, "{\"a\":\"2\"}"), STORE_OK);
+	assert_int_equal(rt_get(rt, "acme", 1, "{\"a\":\"1\"}"), STORE_OK);
+	assert_int_equal(rt_get(rt, "beta", 0, "{\"b\":\"x\"}"), STORE_OK);
+	assert_int_equal(rt_get(rt, "gone", 0, NULL), STORE_E_NOT_FOUND);
+	/* Nothing in the feed: values did not change. */
+	assert_int_equal(rt_last_seq(rt), seq);
+	/* New tenants get their key wrapped under the new master key. */
+	rt_put(rt, "gamma", "{\"c\":\"y\"}");
+
+	assert_int_equal(rt_reopen(rt, NULL), STORE_E_KEY);
+	assert_int_equal(rt_reopen(rt, mk2), STORE_OK);
+	assert_int_equal(rt_get(rt, "gamma", 0, "{\"c\":\"y\"}"), STORE_OK);
+	assert_int_equal(rt_get(rt, "acme", 1, "{\"a\":\"1\"}"), STORE_OK);
+	/* rt_teardown closes it with mk2 freed first: reopen on ours. */
+	store_close(rt->rt_store);
+	rt->rt_store = NULL;
+	memcpy(rt->rt_mk, mk2, CRYPTO_KEY_BYTES);
+	crypto_key_free(mk2);
+	assert_int_equal(rt_reopen(rt, NULL), STORE_OK);
+}
+
+static void
+test_rewrap_tampered(void **state)
+{
+	struct rt_state	*rt = *state;
+	struct rt_raw	 raw;
+	unsigned char	 rec[512], *mk2;
+	MDB_txn		*txn;
+	uint64_t	 count;
+	size_t		 len;
+
+	rt_put(rt, "acme", "{\"a\":\"1\"}");
+	rt_put(rt, "beta", "{\"b\":\"1\"}");
+	rt_raw_open(rt, &raw);
+	len = rt_raw_get(&raw, "tenants", "beta", 4, rec, sizeof(rec));
+	rec[RT_REC_HEAD + 30] ^= 0x01;
+	rt_raw_put(&raw, "tenants", "beta", 4, rec, len);
+	rt_raw_close(rt, &raw);
+
+	/* A key that does not open stops the whole rotation. */
+	mk2 = rt_key_new();
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_rewrap(rt->rt_store, txn, mk2, &count),
+	    STORE_E_INTEGRITY);
+	store_txn_abort(txn);
+	crypto_key_free(mk2);
+	assert_int_equal(rt_get(rt, "acme", 0, "{\"a\":\"1\"}"), STORE_OK);
+}
+
+static void
+test_rekey(void **state)
+{
+	struct rt_state	*rt = *state;
+	struct rt_raw	 raw;
+	struct store_tenant st = STORE_TENANT_INIT;
+	unsigned char	 oldrec[512], newrec[512], ct[3][256], oldct[256];
+	unsigned char	 key[160], dek[CRYPTO_KEY_BYTES], plain[256];
+	MDB_txn		*txn;
+	uint64_t	 count, seq, v;
+	size_t		 oldlen, newlen, ctlen[3], klen, plen;
+
+	rt_put(rt, "acme", "{\"k\":\"one\"}");
+	rt_put(rt, "acme", "{\"k\":\"two\"}");
+	rt_put(rt, "acme", "{\"k\":\"three\"}");
+	rt_put(rt, "acme", "{\"k\":\"four\"}");	/* version 1 pruned */
+	rt_put(rt, "beta", "{\"b\":\"x\"}");
+	seq = rt_last_seq(rt);
+
+	rt_raw_open(rt, &raw);
+	oldlen = rt_raw_get(&raw, "tenants", "acme", 4, oldrec,
+	    sizeof(oldrec));
+	klen = rt_vkey("acme", 3, key);
+	rt_raw_get(&raw, "versions", key, klen, oldct, sizeof(oldct));
+	rt_raw_close(rt, &raw);
+
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_tenant_rekey(rt->rt_store, txn, "acme",
+	    &count), STORE_OK);
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+	assert_int_equal(count, 3);
+
+	/* Every kept version reads as before; nothing else moved. */
+	assert_int_equal(rt_get(rt, "acme", 2, "{\"k\":\"two\"}"), STORE_OK);
+	assert_int_equal(rt_get(rt, "acme", 3, "{\"k\":\"three\"}"),
+	    STORE_OK);
+	assert_int_equal(rt_get(rt, "acme", 4, "{\"k\":\"four\"}"), STORE_OK);
+	assert_int_equal(rt_get(rt, "acme", 1, NULL), STORE_E_NOT_FOUND);
+	assert_int_equal(rt_get(rt, "beta", 0, "{\"b\":\"x\"}"), STORE_OK);
+	assert_int_equal(rt_last_seq(rt), seq);
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 0, &txn),
+	    STORE_OK);
+	assert_int_equal(store_tenant_get(rt->rt_store, txn, "acme", &st),
+	    STORE_OK);
+	store_txn_abort(txn);
+	assert_int_equal(st.st_version, 4);
+	store_tenant_release(&st);
+
+	rt_raw_open(rt, &raw);
+	newlen = rt_raw_get(&raw, "tenants", "acme", 4, newrec,
+	    sizeof(newrec));
+	for (v = 2; v <= 4; v++) {
+		klen = rt_vkey("acme", v, key);
+		ctlen[v - 2] = rt_raw_get(&raw, "versions", key, klen,
+		    ct[v - 2], sizeof(ct[0]));
+	}
+	rt_raw_close(rt, &raw);
+
+	/* Same record but for the wrapped key, which is new. */
+	assert_int_equal(newlen, oldlen);
+	assert_memory_equal(newrec, oldrec, RT_REC_HEAD);
+	assert_memory_equal(newrec + RT_REC_HEAD + CRYPTO_WRAPPED_BYTES,
+	    oldrec + RT_REC_HEAD + CRYPTO_WRAPPED_BYTES,
+	    oldlen - RT_REC_HEAD - CRYPTO_WRAPPED_BYTES);
+	assert_memory_not_equal(newrec + RT_REC_HEAD, oldrec + RT_REC_HEAD,
+	    CRYPTO_WRAPPED_BYTES);
+	assert_memory_not_equal(ct[1], oldct, CRYPTO_SEAL_OVERHEAD);
+
+	/* The old data key opens none of the new ciphertexts. */
+	assert_int_equal(crypto_dek_unwrap(rt->rt_mk, "acme",
+	    oldrec + RT_REC_HEAD, CRYPTO_WRAPPED_BYTES, dek), CRYPTO_OK);
+	for (v = 2; v <= 4; v++)
+		assert_int_equal(crypto_open(dek, "acme", v, ct[v - 2],
+		    ctlen[v - 2], plain, &plen), CRYPTO_INTEGRITY);
+	/* It did open the old one (so the check above can fail). */
+	assert_int_equal(crypto_open(dek, "acme", 3, oldct, ctlen[1], plain,
+	    &plen), CRYPTO_OK);
+	/* And the new wrapped key opens the new ones. */
+	assert_int_equal(crypto_dek_unwrap(rt->rt_mk, "acme",
+	    newrec + RT_REC_HEAD, CRYPTO_WRAPPED_BYTES, dek), CRYPTO_OK);
+	assert_int_equal(crypto_open(dek, "acme", 3, ct[1], ctlen[1], plain,
+	    &plen), CRYPTO_OK);
+	assert_int_equal(plen, strlen("{\"k\":\"three\"}"));
+	assert_memory_equal(plain, "{\"k\":\"three\"}", plen);
+	sodium_memzero(dek, sizeof(dek));
+
+	/* Later puts use the new key. */
+	rt_put(rt, "acme", "{\"k\":\"five\"}");
+	assert_int_equal(rt_get(rt, "acme", 5, "{\"k\":\"five\"}"), STORE_OK);
+
+	/* Deleted and unknown tenants have no key to rotate. */
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_tenant_delete(rt->rt_store, txn, "beta", &v,
+	    &seq), STORE_OK);
+	assert_int_equal(store_tenant_rekey(rt->rt_store, txn, "beta",
+	    &count), STORE_E_NOT_FOUND);
+	assert_int_equal(store_tenant_rekey(rt->rt_store, txn, "nobody",
+	    &count), STORE_E_NOT_FOUND);
+	store_txn_abort(txn);
+}
+
+static void
+test_purge(void **state)
+{
+	struct rt_state		*rt = *state;
+	struct rt_feed		 rf;
+	struct store_tenant	 st = STORE_TENANT_INIT;
+	MDB_txn			*txn;
+	uint64_t		 v, seq;
+
+	rt_put(rt, "acme", "{\"a\":\"1\"}");		/* seq 1 */
+	rt_put(rt, "beta", "{\"b\":\"1\"}");		/* seq 2 */
+	rt_put(rt, "acme", "{\"a\":\"2\"}");		/* seq 3 */
+	rt_put(rt, "acme-us", "{\"a\":\"3\"}");	/* seq 4 */
+	rt_put(rt, "acme", "{\"a\":\"4\"}");		/* seq 5: the last */
+
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_tenant_purge(rt->rt_store, txn, "acme", &v,
+	    &seq), STORE_OK);
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+	assert_int_equal(v, 4);
+	/* After the last seq ever given, even though that entry is gone. */
+	assert_int_equal(seq, 6);
+	assert_string_equal(rt_feed(rt, &rf),
+	    "2:beta:1:put,4:acme-us:1:put,6:acme:4:delete,");
+	assert_int_equal(rt_last_seq(rt), 6);
+
+	/* No record, no versions: it never existed. */
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 0, &txn),
+	    STORE_OK);
+	assert_int_equal(store_tenant_get(rt->rt_store, txn, "acme", &st),
+	    STORE_E_NOT_FOUND);
+	store_txn_abort(txn);
+	assert_int_equal(rt_get(rt, "acme", 3, NULL), STORE_E_NOT_FOUND);
+	assert_int_equal(rt_get(rt, "acme-us", 0, "{\"a\":\"3\"}"), STORE_OK);
+
+	/* A new tenant by that name starts at version 1. */
+	rt_put(rt, "acme", "{\"a\":\"new\"}");
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 0, &txn),
+	    STORE_OK);
+	assert_int_equal(store_tenant_get(rt->rt_store, txn, "acme", &st),
+	    STORE_OK);
+	store_txn_abort(txn);
+	assert_int_equal(st.st_version, 1);
+	store_tenant_release(&st);
+
+	/* A deleted tenant's tombstone goes too. */
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_tenant_delete(rt->rt_store, txn, "beta", &v,
+	    &seq), STORE_OK);
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_tenant_purge(rt->rt_store, txn, "beta", &v,
+	    &seq), STORE_OK);
+	assert_int_equal(v, 3);
+	assert_int_equal(store_tenant_purge(rt->rt_store, txn, "beta", &v,
+	    &seq), STORE_E_NOT_FOUND);
+	assert_int_equal(store_tenant_purge(rt->rt_store, txn, "nobody", &v,
+	    &seq), STORE_E_NOT_FOUND);
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+	assert_string_equal(rt_feed(rt, &rf),
+	    "4:acme-us:1:put,6:acme:4:delete,7:acme:1:put,9:beta:3:delete,");
+}
+
+/* Writes a compacted copy of the store into path; returns its size. */
+static off_t
+rt_copy(struct rt_state *rt, const char *path)
+{
+	struct stat	 st;
+	int		 fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd != -1);
+	assert_int_equal(store_copy_fd(rt->rt_store, fd), 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	close(fd);
+	return st.st_size;
+}
+
+/* Verifies the backup at path with mk; the code, sv and err filled. */
+static int
+rt_verify(const char *path, const unsigned char *mk, struct store_verify *sv,
+    char *err, size_t errlen)
+{
+	struct store	*b = NULL;
+	MDB_txn		*txn;
+	int		 rc;
+
+	memset(sv, 0, sizeof(*sv));
+	if ((rc = store_open_file(&b, path, mk, err, errlen)) != STORE_OK) {
+		assert_null(b);
+		return rc;
+	}
+	assert_int_equal(store_txn_begin(b, NULL, 0, &txn), STORE_OK);
+	rc = store_verify(b, txn, sv, err, errlen);
+	store_txn_abort(txn);
+	store_close(b);
+	return rc;
+}
+
+/* Flips one bit at off in the file at path. */
+static void
+rt_flip(const char *path, off_t off)
+{
+	unsigned char	 c;
+	int		 fd;
+
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	assert_true(fd != -1);
+	assert_int_equal(pread(fd, &c, 1, off), 1);
+	c ^= 0x01;
+	assert_int_equal(pwrite(fd, &c, 1, off), 1);
+	close(fd);
+}
+
+/* The offset of the first occurrence of needle in the file at path. */
+static off_t
+rt_find(const char *path, const void *needle, size_t nlen)
+{
+	unsigned char	*buf, *p;
+	struct stat	 st;
+	off_t		 off;
+	int		 fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd != -1);
+	assert_int_equal(fstat(fd, &st), 0);
+	buf = malloc((size_t)st.st_size);
+	assert_non_null(buf);
+	assert_int_equal(pread(fd, buf, (size_t)st.st_size, 0), st.st_size);
+	close(fd);
+	p = memmem(buf, (size_t)st.st_size, needle, nlen);
+	assert_non_null(p);
+	off = p - buf;
+	free(buf);
+	return off;
+}
+
+static void
+test_copy_verify(void **state)
+{
+	struct rt_state		*rt = *state;
+	struct store_verify	 sv;
+	struct store		*b = NULL;
+	unsigned char		*other;
+	MDB_txn			*txn, *wtxn;
+	json_t			*config;
+	char			 path[1100], err[1200];
+	uint64_t		 v, seq;
+	int			 i;
+
+	rt_put(rt, "acme", "{\"marker_field_one\":\"1\"}");
+	rt_put(rt, "acme", "{\"marker_field_one\":\"2\"}");
+	rt_put(rt, "beta", "{\"b\":\"x\"}");
+	rt_put(rt, "gone", "{\"g\":\"x\"}");
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_tenant_delete(rt->rt_store, txn, "gone", &v,
+	    &seq), STORE_OK);
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+	for (i = 0; i < 200; i++) {
+		snprintf(path, sizeof(path), "t%03d", i);
+		rt_put(rt, path, "{\"k\":\"v\"}");
+	}
+
+	/* A write in progress is not in the copy: one committed snapshot. */
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &wtxn),
+	    STORE_OK);
+	config = json_pack("{s:s}", "late", "x");
+	assert_int_equal(store_config_put(rt->rt_store, wtxn, "late", config,
+	    &v, &seq), STORE_OK);
+	json_decref(config);
+	snprintf(path, sizeof(path), "%s/copy.mdb", rt->rt_tmp);
+	assert_true(rt_copy(rt, path) > 0);
+	assert_int_equal(store_txn_commit(wtxn), STORE_OK);
+
+	assert_int_equal(rt_verify(path, rt->rt_mk, &sv, err, sizeof(err)),
+	    STORE_OK);
+	assert_int_equal(sv.sv_tenants, 202);
+	assert_int_equal(sv.sv_versions, 203);
+	assert_int_equal(store_open_file(&b, path, rt->rt_mk, err,
+	    sizeof(err)), STORE_OK);
+	assert_int_equal(store_txn_begin(b, NULL, 0, &txn), STORE_OK);
+	config = NULL;
+	assert_int_equal(store_config_get(b, txn, "late", 0, &config, NULL),
+	    STORE_E_NOT_FOUND);
+	assert_int_equal(store_config_get(b, txn, "acme", 1, &config, NULL),
+	    STORE_OK);
+	assert_string_equal(json_string_value(json_object_get(config,
+	    "marker_field_one")), "1");
+	json_decref(config);
+	store_txn_abort(txn);
+	store_close(b);
+	/* Opening it left nothing next to it (no lock file). */
+	snprintf(err, sizeof(err), "%s-lock", path);
+	assert_int_equal(access(err, F_OK), -1);
+
+	/* Another key is refused up front. */
+	other = rt_key_new();
+	assert_int_equal(rt_verify(path, other, &sv, err, sizeof(err)),
+	    STORE_E_KEY);
+	crypto_key_free(other);
+
+	/* The byte before a field name is the last of the wrapped key. */
+	rt_flip(path, rt_find(path, "marker_field_one", 16) - 1);
+	assert_int_equal(rt_verify(path, rt->rt_mk, &sv, err, sizeof(err)),
+	    STORE_E_INTEGRITY);
+	assert_string_equal(sv.sv_tenant, "acme");
+	assert_non_null(strstr(err, "'acme'"));
+	assert_int_equal(unlink(path), 0);
+
+	/* A flipped bit in one sealed version names that tenant too. */
+	assert_true(rt_copy(rt, path) > 0);
+	{
+		unsigned char	vkey[160];
+		size_t		klen = rt_vkey("beta", 1, vkey);
+
+		rt_flip(path, rt_find(path, vkey, klen) + (off_t)klen + 30);
+	}
+	assert_int_equal(rt_verify(path, rt->rt_mk, &sv, err, sizeof(err)),
+	    STORE_E_INTEGRITY);
+	assert_string_equal(sv.sv_tenant, "beta");
+	assert_int_equal(unlink(path), 0);
+
+	/* Not a store at all. */
+	assert_int_equal(rt_verify(rt->rt_dir, rt->rt_mk, &sv, err,
+	    sizeof(err)), STORE_E_IO);
+}
+
+static void
+test_verify_orphan(void **state)
+{
+	struct rt_state		*rt = *state;
+	struct store_verify	 sv;
+	struct rt_raw		 raw;
+	unsigned char		 key[160], val[256];
+	char			 path[1100], err[1024];
+	size_t			 klen, vlen;
+
+	rt_put(rt, "acme", "{\"a\":\"1\"}");
+	rt_put(rt, "beta", "{\"b\":\"1\"}");
+	/* A sealed version left under a tenant that has no record. */
+	rt_raw_open(rt, &raw);
+	klen = rt_vkey("beta", 1, key);
+	vlen = rt_raw_get(&raw, "versions", key, klen, val, sizeof(val));
+	klen = rt_vkey("ghost", 1, key);
+	rt_raw_put(&raw, "versions", key, klen, val, vlen);
+	rt_raw_close(rt, &raw);
+
+	snprintf(path, sizeof(path), "%s/orphan.mdb", rt->rt_tmp);
+	assert_true(rt_copy(rt, path) > 0);
+	assert_int_equal(rt_verify(path, rt->rt_mk, &sv, err, sizeof(err)),
+	    STORE_E_INTEGRITY);
+	assert_string_equal(sv.sv_tenant, "ghost");
+	assert_non_null(strstr(err, "ghost"));
+}
+
+/* The online backup: a thread copies, the loop hears when it is done. */
+struct rt_done {
+	struct event_base	*rd_base;
+	struct backup_result	 rd_res;
+	int			 rd_calls;
+};
+
+static void
+rt_backup_done(struct server *srv, void *arg, const struct backup_result *res)
+{
+	struct rt_done	*rd = arg;
+
+	rd->rd_res = *res;
+	rd->rd_calls++;
+	event_base_loopbreak(rd->rd_base);
+}
+
+static void
+test_backup_thread(void **state)
+{
+	struct rt_state		*rt = *state;
+	struct daemon_conf	 conf;
+	struct server		 srv;
+	struct backup_result	 res;
+	struct store_verify	 sv;
+	struct rt_done		 rd;
+	struct stat		 st;
+	char			 dir[1100], path[1200], err[1200];
+	int			 i;
+
+	for (i = 0; i < 300; i++) {
+		snprintf(path, sizeof(path), "tenant-%03d", i);
+		rt_put(rt, path, "{\"api_key\":\"sk-0123456789\"}");
+	}
+	memset(&conf, 0, sizeof(conf));
+	memset(&srv, 0, sizeof(srv));
+	memset(&rd, 0, sizeof(rd));
+	srv.srv_conf = &conf;
+	srv.srv_store = rt->rt_store;
+	srv.srv_base = rd.rd_base = event_base_new();
+	assert_non_null(srv.srv_base);
+
+	/* Without backup_dir there is none. */
+	assert_int_equal(backup_start(&srv, NULL, rt_backup_done, &rd, &res),
+	    -1);
+	assert_int_equal(res.br_code, PROTO_E_UNAVAILABLE);
+	assert_string_equal(res.br_msg, "set backup_dir in the configuration");
+
+	snprintf(dir, sizeof(dir), "%s/backups", rt->rt_tmp);
+	conf.dc_backup_dir = dir;
+	assert_int_equal(backup_start(&srv, "../escape", rt_backup_done, &rd,
+	    &res), -1);
+	assert_int_equal(res.br_code, PROTO_E_PARAMS);
+
+	assert_int_equal(backup_start(&srv, "one.mdb", rt_backup_done, &rd,
+	    &res), 0);
+	assert_ptr_equal(backup_pending(&srv), &rd);
+	/* One at a time. */
+	assert_int_equal(backup_start(&srv, "two.mdb", rt_backup_done, &rd,
+	    &res), -1);
+	assert_int_equal(res.br_code, PROTO_E_UNAVAILABLE);
+	assert_string_equal(res.br_msg, "a backup is already running");
+	/* The loop runs while the copy is made; done comes from it. */
+	rt_put(rt, "during", "{\"x\":\"y\"}");
+	assert_int_equal(event_base_dispatch(srv.srv_base), 0);
+	assert_int_equal(rd.rd_calls, 1);
+	assert_int_equal(rd.rd_res.br_code, 0);
+	assert_null(backup_pending(&srv));
+	snprintf(path, sizeof(path), "%s/one.mdb", dir);
+	assert_string_equal(rd.rd_res.br_path, path);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal((uint64_t)st.st_size, rd.rd_res.br_bytes);
+	assert_int_equal(rt_verify(path, rt->rt_mk, &sv, err, sizeof(err)),
+	    STORE_OK);
+	assert_true(sv.sv_tenants == 300 || sv.sv_tenants == 301);
+
+	/* A name already there is never overwritten. */
+	assert_int_equal(backup_start(&srv, "one.mdb", rt_backup_done, &rd,
+	    &res), -1);
+	assert_int_equal(res.br_code, PROTO_E_CONFLICT);
+	/* Nor is a link followed. */
+	snprintf(err, sizeof(err), "%s/victim", rt->rt_tmp);
+	snprintf(path, sizeof(path), "%s/link.mdb", dir);
+	assert_int_equal(symlink(err, path), 0);
+	assert_int_equal(backup_start(&srv, "link.mdb", rt_backup_done, &rd,
+	    &res), -1);
+	assert_int_equal(access(err, F_OK), -1);
+
+	/* At exit, a running backup is waited for and still answered. */
+	assert_int_equal(backup_start(&srv, NULL, rt_backup_done, &rd, &res),
+	    0);
+	assert_non_null(strstr(res.br_path, "/wfvault-"));
+	backup_release(&srv);
+	assert_int_equal(rd.rd_calls, 2);
+	assert_int_equal(rd.rd_res.br_code, 0);
+	assert_null(backup_pending(&srv));
+	assert_int_equal(rt_verify(rd.rd_res.br_path, rt->rt_mk, &sv, err,
+	    sizeof(err)), STORE_OK);
+	assert_int_equal(sv.sv_tenants, 301);
+	event_base_free(srv.srv_base);
+}
+
+static void
+test_exclusive(void **state)
+{
+	struct rt_state		*rt = *state;
+	struct daemon_conf	 conf;
+	struct sockaddr_un	 sun;
+	MDB_env			*env;
+	char			 sock[1100], err[1024], c;
+	int			 lockfd, up[2], down[2], fd, status;
+	pid_t			 pid;
+
+	/* The parent's own store would share its locks: close it. */
+	store_close(rt->rt_store);
+	rt->rt_store = NULL;
+	memset(&conf, 0, sizeof(conf));
+	snprintf(sock, sizeof(sock), "%s/s", rt->rt_tmp);
+	conf.dc_socket = sock;
+	conf.dc_data_dir = rt->rt_dir;
+
+	assert_int_equal(backup_exclusive(&conf, &lockfd, err, sizeof(err)),
+	    0);
+	assert_true(lockfd != -1);
+	backup_exclusive_end(lockfd);
+
+	/* Another process with the environment open. */
+	assert_int_equal(pipe(up), 0);
+	assert_int_equal(pipe(down), 0);
+	if ((pid = fork()) == 0) {
+		if (mdb_env_create(&env) != 0 ||
+		    mdb_env_set_maxdbs(env, 8) != 0 ||
+		    mdb_env_open(env, rt->rt_dir, 0, 0600) != 0)
+			_exit(1);
+		c = 1;
+		if (write(up[1], &c, 1) != 1 || read(down[0], &c, 1) != 1)
+			_exit(1);
+		mdb_env_close(env);
+		_exit(0);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(read(up[0], &c, 1), 1);
+	assert_int_equal(backup_exclusive(&conf, &lockfd, err, sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "has the store in"));
+	c = 1;
+	assert_int_equal(write(down[1], &c, 1), 1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(up[0]);
+	close(up[1]);
+	close(down[0]);
+	close(down[1]);
+	assert_int_equal(backup_exclusive(&conf, &lockfd, err, sizeof(err)),
+	    0);
+	backup_exclusive_end(lockfd);
+
+	/* A daemon answering on the socket. */
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(fd != -1);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	assert_true(strlen(sock) < sizeof(sun.sun_path));
+	memcpy(sun.sun_path, sock, strlen(sock));
+	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	assert_int_equal(listen(fd, 1), 0);
+	assert_int_equal(backup_exclusive(&conf, &lockfd, err, sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "is running on"));
+	close(fd);
+
+	assert_int_equal(rt_reopen(rt, NULL), STORE_OK);
+}
+
+static void
+test_conf(void **state)
+{
+	struct daemon_conf	 conf;
+	char			 err[512];
+	const char		*ok =
+	    "master_key_file /k\n"
+	    "master_key_next_file /k2\n"
+	    "backup_dir /var/backups/wfvault\n";
+	const char		*cred =
+	    "master_key_credential mk\n"
+	    "master_key_next_credential mk-next\n";
+
+	assert_int_equal(daemon_conf_load_buffer("t", ok, strlen(ok), &conf,
+	    err, sizeof(err)), 0);
+	assert_string_equal(conf.dc_master_key_next_file, "/k2");
+	assert_string_equal(conf.dc_backup_dir, "/var/backups/wfvault");
+	assert_true(keys_configured(&conf, KEYS_NEXT));
+	daemon_conf_release(&conf);
+
+	assert_int_equal(daemon_conf_load_buffer("t", cred, strlen(cred),
+	    &conf, err, sizeof(err)), 0);
+	assert_string_equal(conf.dc_master_key_next_credential, "mk-next");
+	assert_null(conf.dc_backup_dir);
+	daemon_conf_release(&conf);
+
+	/* Errors. */
+#define RT_BAD(text, want) do {						\
+	assert_int_equal(daemon_conf_load_buffer("t", text, strlen(text),	\
+	    &conf, err, sizeof(err)), -1);				\
+	assert_non_null(strstr(err, want));				\
+} while (0)
+	RT_BAD("master_key_file /k\nbackup_dir relative/dir\n", "t:2:");
+	RT_BAD("master_key_file /k\nmaster_key_next_file /k\n",
+	    "another file");
+	RT_BAD("master_key_credential a\nmaster_key_next_credential a\n",
+	    "another credential");
+	RT_BAD("master_key_file /k\nmaster_key_next_file /a\n"
+	    "master_key_next_credential b\n", "only one of");
+	RT_BAD("master_key_file /k\nmaster_key_next_credential a/b\n",
+	    "t:2:");
+	RT_BAD("master_key_file /k\nbackup_dir /a\nbackup_dir /b\n", "t:3:");
+#undef RT_BAD
+}
+
+static void
+test_backup_names(void **state)
+{
+	char	err[256];
+	char	longname[PROTO_BACKUP_NAME_MAX + 2];
+
+	assert_int_equal(proto_backup_name_valid("wfvault-1.mdb", err,
+	    sizeof(err)), 0);
+	assert_int_equal(proto_backup_name_valid("-x_y.Z", err, sizeof(err)),
+	    0);
+	assert_int_equal(proto_backup_name_valid("a/b", err, sizeof(err)),
+	    -1);
+	assert_int_equal(proto_backup_name_valid("..", err, sizeof(err)), -1);
+	assert_int_equal(proto_backup_name_valid(".hidden", err, sizeof(err)),
+	    -1);
+	assert_int_equal(proto_backup_name_valid("", err, sizeof(err)), -1);
+	assert_int_equal(proto_backup_name_valid("a b", err, sizeof(err)),
+	    -1);
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	assert_int_equal(proto_backup_name_valid(longname, err, sizeof(err)),
+	    -1);
+	longname[PROTO_BACKUP_NAME_MAX] = '\0';
+	assert_int_equal(proto_backup_name_valid(longname, err, sizeof(err)),
+	    0);
+}
+
+#define RT_TEST(f) cmocka_unit_test_setup_teardown(f, rt_setup, rt_teardown)
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		RT_TEST(test_rewrap),
+		RT_TEST(test_rewrap_tampered),
+		RT_TEST(test_rekey),
+		RT_TEST(test_purge),
+		RT_TEST(test_copy_verify),
+		RT_TEST(test_verify_orphan),
+		RT_TEST(test_backup_thread),
+		RT_TEST(test_exclusive),
+		cmocka_unit_test(test_conf),
+		cmocka_unit_test(test_backup_names),
+	};
+
+	proto_json_init();
+	log_init("test_rotate", 0);
+	signal(SIGPIPE, SIG_IGN);
+	if (crypto_init(NULL, 0) == -1)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
