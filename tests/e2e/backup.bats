@@ -15,31 +15,6 @@ teardown() {
 	wfv_teardown
 }
 
-# Stores tenants t-1..t-N (field k = "v-I") through one pipelined
-# connection, so the daemon commits them in a few group commits.
-load_tenants() {
-	local n=$1
-	awk -v n="$n" 'BEGIN { for (i = 1; i <= n; i++) printf \
-	    "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"put\",\"params\":" \
-	    "{\"tenant\":\"t-%d\",\"fields\":{\"k\":\"v-%d\"}}}\n", i, i, i }' \
-	    >"$T/load.jsonl"
-	tp send 60000 <"$T/load.jsonl" >"$T/load.out"
-	[ "$(grep -c '"result"' "$T/load.out")" -eq "$n" ]
-}
-
-# Checks, in one pipelined connection, that t-1..t-N all read "v-I".
-check_tenants() {
-	local n=$1
-	awk -v n="$n" 'BEGIN { for (i = 1; i <= n; i++) printf \
-	    "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"get\",\"params\":" \
-	    "{\"tenant\":\"t-%d\",\"field\":\"k\"}}\n", i, i }' \
-	    >"$T/check.jsonl"
-	tp send 60000 <"$T/check.jsonl" >"$T/check.out"
-	jq -e -s --argjson n "$n" 'length == $n and
-	    all(.[]; .result.value == ("v-" + (.id | tostring)))' \
-	    "$T/check.out" >/dev/null
-}
-
 # Flips the lowest bit of the byte at offset $2 of file $1.
 flip_byte() {
 	local b
