@@ -36,6 +36,7 @@ struct backup {
 			    const struct backup_result *);
 	void		*b_arg;
 	char		 b_name[PROTO_BACKUP_NAME_MAX + 1];
+	char		 b_part[PROTO_BACKUP_NAME_MAX + 16];	/* while written */
 	char		 b_path[BACKUP_PATH_MAX];
 	int		 b_dirfd;	/* backup_dir */
 	int		 b_fd;		/* the new file in it */
@@ -122,6 +123,8 @@ backup_start(struct server *srv, const char *name,
 	b->b_arg = arg;
 	b->b_dirfd = b->b_fd = b->b_pipe[0] = b->b_pipe[1] = -1;
 	snprintf(b->b_name, sizeof(b->b_name), "%s", name);
+	/* Client names never start with '.', so this cannot be one. */
+	snprintf(b->b_part, sizeof(b->b_part), ".%s.partial", name);
 	snprintf(b->b_path, sizeof(b->b_path), "%s", res->br_path);
 
 	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
@@ -137,13 +140,21 @@ backup_start(struct server *srv, const char *name,
 	}
 	/*
 	 * Only ever a new plain file right in backup_dir: no path from the
-	 * client, no following a link, no overwriting.
+	 * client, no following a link, no overwriting.  It is written under
+	 * a hidden name and gets its own only once complete and synced, so
+	 * a copy cut short by a crash never looks like a backup.
 	 */
-	if ((b->b_fd = openat(b->b_dirfd, name, O_WRONLY | O_CREAT | O_EXCL |
-	    O_NOFOLLOW | O_CLOEXEC, 0600)) == -1) {
+	if (faccessat(b->b_dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		backup_fail(res, PROTO_E_CONFLICT, "backup_dir already holds "
+		    "%s; choose another name", name);
+		goto fail;
+	}
+	if ((b->b_fd = openat(b->b_dirfd, b->b_part, O_WRONLY | O_CREAT |
+	    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) == -1) {
 		if (errno == EEXIST)
-			backup_fail(res, PROTO_E_CONFLICT, "backup_dir already "
-			    "holds %s; choose another name", name);
+			backup_fail(res, PROTO_E_CONFLICT, "a backup named %s "
+			    "is being written, or one was cut short (remove "
+			    "%s/%s)", name, dir, b->b_part);
 		else
 			backup_fail(res, PROTO_E_UNAVAILABLE, "cannot create "
 			    "%s: %s", b->b_path, strerror(errno));
@@ -178,7 +189,7 @@ backup_start(struct server *srv, const char *name,
 fail:
 	log_warnx("backup to %s: %s", res->br_path, res->br_msg);
 	if (created)
-		unlinkat(b->b_dirfd, name, 0);
+		unlinkat(b->b_dirfd, b->b_part, 0);
 	backup_free(b);
 	return -1;
 }
@@ -196,6 +207,10 @@ backup_thread(void *arg)
 	else if (fsync(b->b_fd) == -1) {
 		rc = errno;
 		b->b_what = "sync the copy";
+	} else if (renameat2(b->b_dirfd, b->b_part, b->b_dirfd, b->b_name,
+	    RENAME_NOREPLACE) == -1) {
+		rc = errno;
+		b->b_what = "give the copy its name";
 	} else if (fsync(b->b_dirfd) == -1) {
 		rc = errno;
 		b->b_what = "sync backup_dir";
@@ -247,7 +262,7 @@ backup_end(struct backup *b, struct backup_result *res)
 		log_info("backup written to %s (%llu bytes)", b->b_path,
 		    (unsigned long long)res->br_bytes);
 	} else {
-		unlinkat(b->b_dirfd, b->b_name, 0);
+		unlinkat(b->b_dirfd, b->b_part, 0);
 		log_warnx("backup to %s failed: cannot %s: %s", b->b_path,
 		    b->b_what, mdb_strerror(b->b_rc));
 		backup_fail(res, PROTO_E_UNAVAILABLE, "the backup failed: "
@@ -585,22 +600,23 @@ backup_restore(const struct daemon_conf *conf, const char *src)
 			old[0] = '\0';
 			goto fail;
 		}
-		if (rename(cur, old) == -1) {
-			snprintf(err, sizeof(err), "cannot rename %s: %s; "
-			    "nothing was changed", cur, strerror(errno));
+		/*
+		 * A second name for the current store, then one rename over
+		 * it: data.mdb is the old or the new store at every moment,
+		 * never missing (wfvaultd would start an empty vault).
+		 */
+		if (link(cur, old) == -1) {
+			snprintf(err, sizeof(err), "cannot keep %s as %s: %s; "
+			    "nothing was changed", cur, old, strerror(errno));
 			old[0] = '\0';
 			goto fail;
 		}
 	}
 	if (rename(tmp, cur) == -1) {
-		snprintf(err, sizeof(err), "cannot rename %s to %s: %s", tmp,
-		    cur, strerror(errno));
-		if (old[0] != '\0' && rename(old, cur) == -1) {
-			snprintf(err, sizeof(err), "cannot rename %s to %s, "
-			    "nor the previous store %s back: %s", tmp, cur,
-			    old, strerror(errno));
-			copied = 0;
-		}
+		snprintf(err, sizeof(err), "cannot rename %s to %s: %s; "
+		    "nothing was changed", tmp, cur, strerror(errno));
+		if (old[0] != '\0')
+			unlink(old);
 		goto fail;
 	}
 	copied = 0;

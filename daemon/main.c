@@ -245,6 +245,7 @@ main(int argc, char *argv[])
 		fatalx("%s", err);
 	log_info("listening on %s (data in %s)", srv.srv_bound ?
 	    conf.dc_socket : "the socket systemd passed", conf.dc_data_dir);
+	srv.srv_boot_mk = mk;
 	if (notify_start(base, &srv) == -1)
 		fatalx("cannot start the systemd watchdog timer");
 	notify_send("READY=1");

@@ -331,6 +331,18 @@ rpc_commit_txn(struct server *srv, struct rpc_write_list *batch,
 			store_master_key_set(srv->srv_store,
 			    w->w_call.rc_newkey);
 			w->w_call.rc_newkey = NULL;
+			/*
+			 * The old key opens nothing current any more, and a
+			 * rotation is often done because it may have leaked:
+			 * wiped now, its page freed by main at exit.
+			 */
+			if (srv->srv_boot_mk != NULL) {
+				sodium_mprotect_readwrite(srv->srv_boot_mk);
+				sodium_memzero(srv->srv_boot_mk,
+				    CRYPTO_KEY_BYTES);
+				sodium_mprotect_noaccess(srv->srv_boot_mk);
+				srv->srv_boot_mk = NULL;
+			}
 			log_info("master key rotated: the store is sealed with "
 			    "the next master key now; install it as the "
 			    "master key");

@@ -456,8 +456,8 @@ server_stop(struct server *srv)
 	TAILQ_FOREACH_SAFE(conn, &srv->srv_conns, c_entry, next) {
 		conn->c_closing = 1;
 		bufferevent_disable(conn->c_bev, EV_READ);
-		if (evbuffer_get_length(bufferevent_get_output(conn->c_bev))
-		    == 0)
+		/* A running backup's client waits for its answer. */
+		if (conn_finished(conn))
 			conn_free(conn);
 	}
 	if (TAILQ_EMPTY(&srv->srv_conns)) {
@@ -475,7 +475,13 @@ static void
 server_stop_timeout(evutil_socket_t fd, short ev, void *arg)
 {
 	struct server	*srv = arg;
+	struct timeval	 tv = { 1, 0 };
 
+	/* A backup under way is finished and answered, however long. */
+	if (srv->srv_backup != NULL) {
+		evtimer_add(srv->srv_stop_timer, &tv);
+		return;
+	}
 	log_info("closing %zu connections that did not read their replies",
 	    srv->srv_nconns);
 	event_base_loopbreak(srv->srv_base);

@@ -520,6 +520,31 @@ store_free(struct store *store)
  * Opens the environment at path with flags (MDB_RDONLY: an existing store
  * only, nothing created or stamped), its databases, and checks its meta.
  */
+/* 1 (err filled) when the file at path is shorter than its meta page says. */
+static int
+store_file_short(struct store *store, const char *path, const char *what,
+    char *err, size_t errlen)
+{
+	MDB_envinfo	info;
+	MDB_stat	ms;
+	struct stat	st;
+
+	if (mdb_env_info(store->s_env, &info) != 0 ||
+	    mdb_env_stat(store->s_env, &ms) != 0 || stat(path, &st) == -1) {
+		snprintf(err, errlen, "cannot read the size of %s", what);
+		return 1;
+	}
+	if ((uint64_t)st.st_size < ((uint64_t)info.me_last_pgno + 1) *
+	    ms.ms_psize) {
+		snprintf(err, errlen, "%s is truncated (%lld bytes, its meta "
+		    "page needs %llu): an incomplete copy", what,
+		    (long long)st.st_size, (unsigned long long)
+		    (((uint64_t)info.me_last_pgno + 1) * ms.ms_psize));
+		return 1;
+	}
+	return 0;
+}
+
 static int
 store_setup(struct store *store, const char *path, const char *what,
     unsigned flags, uint64_t map_size, uint64_t max_readers, char *err,
@@ -561,6 +586,14 @@ store_setup(struct store *store, const char *path, const char *what,
 		goto mdbfail;
 	/* Free reader slots a crashed process left behind. */
 	mdb_reader_check(store->s_env, &dead);
+	/*
+	 * A single file (a backup) cut short would map pages past its end
+	 * and fault on the first read of one; its meta page says how long
+	 * it must be, so that is checked before anything is read.
+	 */
+	if ((flags & MDB_NOSUBDIR) && store_file_short(store, path, what,
+	    err, errlen))
+		return STORE_E_FORMAT;
 
 	if ((mrc = mdb_txn_begin(store->s_env, NULL, rdonly ? MDB_RDONLY : 0,
 	    &txn)) != 0)

@@ -457,6 +457,8 @@ struct server {
 	int			 srv_bound;	/* we created the socket file */
 	struct rpc_write_list	 srv_writes;	/* the pending group commit */
 	uint64_t		 srv_notified_seq;
+	/* The master key main loaded; wiped once a rotation replaces it. */
+	unsigned char		*srv_boot_mk;
 	struct backup		*srv_backup;	/* the running one (backup.c) */
 };
 

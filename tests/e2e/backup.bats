@@ -247,3 +247,53 @@ flip_byte() {
 	start_daemon
 	[ "$(wfv get acme a_key)" = one ]
 }
+
+@test "restore refuses a backup cut short, without crashing, and changes nothing" {
+	write_conf "backup_dir $BACKUPS"
+	start_daemon
+	load_tenants 3000
+	wfv backup full.mdb 2>/dev/null
+	stop_daemon
+	local before size
+	before=$(sha256sum "$DATA/data.mdb" | cut -d' ' -f1)
+	size=$(stat -c %s "$BACKUPS/full.mdb")
+	head -c $((size / 2)) "$BACKUPS/full.mdb" >"$T/short.mdb"
+	run "$WFVAULTD" -c "$CONF" --restore "$T/short.mdb"
+	echo "$output"
+	# Refused (1), not killed by SIGBUS (135).
+	[ "$status" -eq 1 ]
+	[[ "$output" == *truncated* ]]
+	[ "$(sha256sum "$DATA/data.mdb" | cut -d' ' -f1)" = "$before" ]
+	[ -z "$(ls "$DATA" | grep -v -x -e data.mdb -e lock.mdb)" ]
+}
+
+@test "a backup under way at SIGTERM is finished and answered" {
+	write_conf "backup_dir $BACKUPS"
+	start_daemon
+	# About 20 MB of store, so the copy takes a while.
+	local pad cli _
+	pad=$(head -c 1000 /dev/zero | tr '\0' p)
+	awk -v pad="$pad" 'BEGIN { for (i = 1; i <= 20000; i++) printf \
+	    "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"put\",\"params\":" \
+	    "{\"tenant\":\"big-%d\",\"fields\":{\"k\":\"%s\"}}}\n", i, i, pad }' |
+	    tp send 60000 | grep -c '"result"' | grep -qx 20000
+	wfv backup slow.mdb 2>"$T/backup.err" >"$T/backup.out" &
+	cli=$!
+	# Stop the daemon while the copy runs and the client waits for it.
+	for _ in $(seq 2000); do
+		grep -q 'backup to .* started' "$LOG" && break
+		sleep 0.005
+	done
+	kill -TERM "$DAEMON_PID"
+	wait "$cli"
+	grep -q slow.mdb "$T/backup.out"
+	[ -f "$BACKUPS/slow.mdb" ]
+	[ -z "$(ls -A "$BACKUPS" | grep partial)" ]
+	# It stopped by itself, cleanly, once the backup was answered.
+	local pid=$DAEMON_PID
+	DAEMON_PID=
+	wait "$pid"
+	run "$WFVAULTD" -c "$CONF" --restore "$BACKUPS/slow.mdb"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"verified 20000 tenants"* ]]
+}
