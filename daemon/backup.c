@@ -516,7 +516,7 @@ backup_restore(const struct daemon_conf *conf, const char *src)
 	char			 stamp[32];
 	char			 tmp[BACKUP_PATH_MAX], cur[BACKUP_PATH_MAX];
 	char			 old[BACKUP_PATH_MAX + 64];
-	int			 lockfd = -1, dirfd = -1, copied = 0, rc;
+	int			 lockfd = -1, dirfd = -1, copied = 0, rc, n;
 	int			 status = 1;
 
 	old[0] = '\0';
@@ -529,11 +529,16 @@ backup_restore(const struct daemon_conf *conf, const char *src)
 		goto fail;
 	}
 	/* A new machine has no data_dir yet. */
-	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
-		snprintf(err, sizeof(err), "cannot create %s: %s", dir,
-		    strerror(errno));
-		goto fail;
-	}
+	if (mkdir(dir, 0700) == -1) {
+		if (errno != EEXIST) {
+			snprintf(err, sizeof(err), "cannot create %s: %s", dir,
+			    strerror(errno));
+			goto fail;
+		}
+	} else if (geteuid() == 0)
+		fprintf(stderr, "wfvaultd: created %s owned by root; give it "
+		    "to the daemon's user (chown -R wfvault: %s) before "
+		    "starting wfvaultd\n", dir, dir);
 	if (backup_exclusive(conf, &lockfd, err, sizeof(err)) == -1)
 		goto fail;
 	if (stat(dir, &dirst) == -1 || (dirfd = open(dir, O_RDONLY |
@@ -593,13 +598,14 @@ backup_restore(const struct daemon_conf *conf, const char *src)
 		    sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm) == 0)
 			snprintf(stamp, sizeof(stamp), "%lld",
 			    (long long)now);
+		/*
+		 * link() below never replaces: a second restore within the
+		 * same second gets the next free suffix.
+		 */
 		snprintf(old, sizeof(old), "%s.before-restore-%s", cur, stamp);
-		if (lstat(old, &st) == 0) {
-			snprintf(err, sizeof(err), "%s already exists; try "
-			    "again in a second; nothing was changed", old);
-			old[0] = '\0';
-			goto fail;
-		}
+		for (n = 1; lstat(old, &st) == 0 && n < 100; n++)
+			snprintf(old, sizeof(old), "%s.before-restore-%s-%d",
+			    cur, stamp, n);
 		/*
 		 * A second name for the current store, then one rename over
 		 * it: data.mdb is the old or the new store at every moment,

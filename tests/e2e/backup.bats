@@ -297,3 +297,16 @@ flip_byte() {
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"verified 20000 tenants"* ]]
 }
+
+@test "two restores in the same second both keep the store they replace" {
+	write_conf "backup_dir $BACKUPS"
+	start_daemon
+	put_value acme k one
+	wfv backup b1.mdb 2>/dev/null
+	stop_daemon
+	"$WFVAULTD" -c "$CONF" --restore "$BACKUPS/b1.mdb" >/dev/null
+	"$WFVAULTD" -c "$CONF" --restore "$BACKUPS/b1.mdb" >/dev/null
+	[ "$(ls "$DATA" | grep -c before-restore)" -eq 2 ]
+	start_daemon
+	[ "$(wfv get acme k)" = one ]
+}
