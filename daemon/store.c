@@ -68,6 +68,7 @@ static uint64_t	store_be64_get(const unsigned char *);
 static uint64_t	store_now(void);
 static int	store_mdb_code(int, const char *);
 static int	store_name_len(const char *, size_t *);
+static int	store_key_name(const MDB_val *, char [PROTO_TENANT_MAX + 1]);
 static int	store_rec_parse(const MDB_val *, struct store_rec *);
 static int	store_rec_get(struct store *, MDB_txn *, const char *, size_t,
 		    struct store_rec *);
@@ -177,6 +178,21 @@ store_mdb_code(int rc, const char *what)
 	}
 	log_warnx("store: %s: %s", what, mdb_strerror(rc));
 	return STORE_E_IO;
+}
+
+/*
+ * Copies a tenant id or target name stored as a key into name, NUL
+ * terminated; -1 when the key cannot be one (a damaged table).
+ */
+static int
+store_key_name(const MDB_val *key, char name[PROTO_TENANT_MAX + 1])
+{
+	if (key->mv_size == 0 || key->mv_size > PROTO_TENANT_MAX ||
+	    memchr(key->mv_data, '\0', key->mv_size) != NULL)
+		return -1;
+	memcpy(name, key->mv_data, key->mv_size);
+	name[key->mv_size] = '\0';
+	return 0;
 }
 
 /* Tenant ids and target names: 1..PROTO_TENANT_MAX bytes. */
@@ -1039,16 +1055,13 @@ store_list(struct store *store, MDB_txn *txn, const char *prefix,
 		if (after != NULL && key.mv_size == alen &&
 		    memcmp(key.mv_data, after, alen) == 0)
 			continue;
-		if (key.mv_size == 0 || key.mv_size > PROTO_TENANT_MAX ||
-		    memchr(key.mv_data, '\0', key.mv_size) != NULL ||
+		if (store_key_name(&key, st.st_tenant) == -1 ||
 		    store_rec_parse(&val, &rec) != STORE_OK) {
 			rc = STORE_E_INTEGRITY;
 			break;
 		}
 		if (rec.sr_deleted)
 			continue;
-		memcpy(st.st_tenant, key.mv_data, key.mv_size);
-		st.st_tenant[key.mv_size] = '\0';
 		st.st_version = rec.sr_version;
 		st.st_created = rec.sr_created;
 		st.st_updated = rec.sr_updated;
@@ -1202,13 +1215,10 @@ store_sync_list(struct store *store, MDB_txn *txn,
 		return store_mdb_code(mrc, "open sync cursor");
 	for (; (mrc = mdb_cursor_get(cur, &key, &val, op)) == 0;
 	    op = MDB_NEXT) {
-		if (key.mv_size == 0 || key.mv_size > PROTO_TENANT_MAX ||
-		    val.mv_size != 8) {
+		if (store_key_name(&key, target) == -1 || val.mv_size != 8) {
 			rc = STORE_E_INTEGRITY;
 			break;
 		}
-		memcpy(target, key.mv_data, key.mv_size);
-		target[key.mv_size] = '\0';
 		if ((r = cb(arg, target, store_be64_get(val.mv_data))) < 0) {
 			rc = r;
 			break;
@@ -1341,16 +1351,13 @@ store_rewrap(struct store *store, MDB_txn *txn, const unsigned char *newmk,
 		return store_mdb_code(mrc, "open tenants cursor");
 	for (; (mrc = mdb_cursor_get(cur, &key, &val, op)) == 0;
 	    op = MDB_NEXT) {
-		if (key.mv_size == 0 || key.mv_size > PROTO_TENANT_MAX ||
-		    memchr(key.mv_data, '\0', key.mv_size) != NULL ||
+		if (store_key_name(&key, tenant) == -1 ||
 		    store_rec_parse(&val, &rec) != STORE_OK) {
 			rc = STORE_E_INTEGRITY;
 			break;
 		}
 		if (rec.sr_deleted)
 			continue;
-		memcpy(tenant, key.mv_data, key.mv_size);
-		tenant[key.mv_size] = '\0';
 		if (crypto_dek_unwrap(store->s_mk, tenant, rec.sr_wrapped,
 		    CRYPTO_WRAPPED_BYTES, dek) != CRYPTO_OK) {
 			log_warnx("store: the data key of tenant '%s' does "
@@ -1828,15 +1835,12 @@ store_verify(struct store *store, MDB_txn *txn, struct store_verify *sv,
 	}
 	for (; (mrc = mdb_cursor_get(cur, &key, &val, op)) == 0;
 	    op = MDB_NEXT) {
-		if (key.mv_size == 0 || key.mv_size > PROTO_TENANT_MAX ||
-		    memchr(key.mv_data, '\0', key.mv_size) != NULL) {
+		if (store_key_name(&key, name) == -1) {
 			snprintf(err, errlen, "the tenants table holds a "
 			    "malformed tenant id");
 			rc = STORE_E_INTEGRITY;
 			break;
 		}
-		memcpy(name, key.mv_data, key.mv_size);
-		name[key.mv_size] = '\0';
 		if ((rc = store_verify_tenant(store, txn, name, key.mv_size,
 		    &val, sv, err, errlen)) != STORE_OK) {
 			memcpy(sv->sv_tenant, name, key.mv_size + 1);
