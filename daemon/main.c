@@ -206,6 +206,21 @@ main(int argc, char *argv[])
 	}
 	conf.dc_acl.acl_self = geteuid();
 	if (check) {
+		/*
+		 * A key file the daemon would refuse (missing, readable by
+		 * others, not a key) fails the check too.  A credential can
+		 * only be read under systemd, so it is checked there.
+		 */
+		if (conf.dc_master_key_file != NULL) {
+			if (crypto_init(err, sizeof(err)) == -1 ||
+			    keys_load(&conf, KEYS_CURRENT, &mk, err,
+			    sizeof(err)) == -1) {
+				fprintf(stderr, "wfvaultd: %s\n", err);
+				daemon_conf_release(&conf);
+				return (1);
+			}
+			crypto_key_free(mk);
+		}
 		printf("configuration OK\n");
 		daemon_conf_release(&conf);
 		return (0);

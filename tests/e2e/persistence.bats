@@ -173,3 +173,17 @@ teardown() {
 	[ "$status" -eq 0 ]
 	[ "$output" = "one" ]
 }
+
+@test "-n also refuses a master key file the daemon would refuse" {
+	write_conf
+	run "$WFVAULTD" -c "$CONF" -n
+	[ "$status" -eq 0 ]
+	chmod 0644 "$KEY"
+	run "$WFVAULTD" -c "$CONF" -n
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"readable by group or others"* ]]
+	rm -f "$KEY"
+	run "$WFVAULTD" -c "$CONF" -n
+	[ "$status" -eq 1 ]
+	[[ "$output" != *"configuration OK"* ]]
+}
