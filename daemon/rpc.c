@@ -940,10 +940,10 @@ static int
 run_put(struct rpc_call *call)
 {
 	struct rpc_args	*a = &call->rc_args;
-	json_t		*config = NULL, *value;
+	json_t		*config = NULL, *value, *old;
 	const char	*key;
 	uint64_t	 version;
-	int		 ret = -1;
+	int		 ret = -1, changed = 0;
 
 	if (rpc_current(call, a->ra_replace ? NULL : &config, &version) == -1)
 		goto out;
@@ -952,12 +952,39 @@ run_put(struct rpc_call *call)
 		goto out;
 	}
 	json_object_foreach(a->ra_fields, key, value) {
-		if (json_is_null(value))
-			json_object_del(config, key);
-		else if (json_object_set(config, key, value) == -1) {
-			rpc_fail(call, PROTO_E_INTERNAL, "out of memory");
-			goto out;
+		old = json_object_get(config, key);
+		if (json_is_null(value)) {
+			if (old != NULL) {
+				json_object_del(config, key);
+				changed = 1;
+			}
+		} else if (old == NULL || !json_equal(old, value)) {
+			if (json_object_set(config, key, value) == -1) {
+				rpc_fail(call, PROTO_E_INTERNAL,
+				    "out of memory");
+				goto out;
+			}
+			changed = 1;
 		}
+	}
+	if (version == 0 && json_object_size(config) == 0) {
+		rpc_fail(call, PROTO_E_PARAMS, "nothing to store: tenant '%s' "
+		    "does not exist and every field given is null",
+		    a->ra_tenant);
+		goto out;
+	}
+	/*
+	 * A merge that changes nothing is not a new version: no write, no
+	 * change for the sync agent to push again.
+	 */
+	if (!a->ra_replace && version != 0 && !changed) {
+		call->rc_result = json_pack("{s:s,s:I}", "tenant",
+		    a->ra_tenant, "version", (json_int_t)version);
+		if (call->rc_result == NULL)
+			rpc_fail(call, PROTO_E_INTERNAL, "out of memory");
+		else
+			ret = 0;
+		goto out;
 	}
 	ret = rpc_store_config(call, config);
 out:

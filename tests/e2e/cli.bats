@@ -342,3 +342,18 @@ teardown() {
 	run wfv fields acme
 	[ "$output" = "half_one" ]
 }
+
+@test "a put that changes nothing makes no new version; all-null on a new tenant stores nothing" {
+	put_value acme same_key v1
+	v1=$(wfv get acme --json | jq .version)
+	put_value acme same_key v1
+	printf '{"never_there":null}' | wfv put acme --json >/dev/null
+	[ "$(wfv get acme --json | jq .version)" = "$v1" ]
+	put_value acme same_key v2
+	[ "$(wfv get acme --json | jq .version)" = "$((v1 + 1))" ]
+	run wfv put ghost_tenant --json <<<'{"a_key":null}'
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"nothing to store"* ]]
+	run wfv get ghost_tenant
+	[ "$status" -eq 3 ]
+}
