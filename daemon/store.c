@@ -69,6 +69,8 @@ static uint64_t	store_now(void);
 static int	store_mdb_code(int, const char *);
 static int	store_name_len(const char *, size_t *);
 static int	store_key_name(const MDB_val *, char [PROTO_TENANT_MAX + 1]);
+static int	store_sealed_get(struct store *, MDB_txn *, const char *,
+		    size_t, uint64_t, MDB_val *);
 static int	store_rec_parse(const MDB_val *, struct store_rec *);
 static int	store_rec_get(struct store *, MDB_txn *, const char *, size_t,
 		    struct store_rec *);
@@ -324,6 +326,27 @@ store_vkey(const char *tenant, size_t tlen, uint64_t version,
 	key[tlen] = '\0';
 	store_be64_put(key + tlen + 1, version);
 	return tlen + 1 + 8;
+}
+
+/*
+ * The sealed record of one version into val (LMDB's memory, valid until
+ * the next write or the end of txn); too short to be sealed is integrity.
+ */
+static int
+store_sealed_get(struct store *store, MDB_txn *txn, const char *tenant,
+    size_t tlen, uint64_t version, MDB_val *val)
+{
+	unsigned char	kbuf[STORE_VKEY_MAX];
+	MDB_val		key;
+	int		mrc;
+
+	key.mv_size = store_vkey(tenant, tlen, version, kbuf);
+	key.mv_data = kbuf;
+	if ((mrc = mdb_get(txn, store->s_versions, &key, val)) != 0)
+		return store_mdb_code(mrc, "get version");
+	if (val->mv_size < CRYPTO_SEAL_OVERHEAD)
+		return STORE_E_INTEGRITY;
+	return STORE_OK;
 }
 
 /* Deletes the tenant's versions numbered upto or less. */
@@ -790,12 +813,11 @@ store_config_get(struct store *store, MDB_txn *txn, const char *tenant,
 {
 	struct store_rec	 rec;
 	unsigned char		*dek = store->s_dek;
-	unsigned char		 kbuf[STORE_VKEY_MAX];
 	unsigned char		*plain = NULL;
 	size_t			 tlen, plen = 0, pcap = 0;
 	json_error_t		 jerr;
 	json_t			*obj;
-	MDB_val			 key, val;
+	MDB_val			 val;
 	int			 rc;
 
 	*config = NULL;
@@ -815,16 +837,9 @@ store_config_get(struct store *store, MDB_txn *txn, const char *tenant,
 		rc = STORE_E_INTEGRITY;
 		goto done;
 	}
-	key.mv_size = store_vkey(tenant, tlen, version, kbuf);
-	key.mv_data = kbuf;
-	if ((rc = mdb_get(txn, store->s_versions, &key, &val)) != 0) {
-		rc = store_mdb_code(rc, "get version");
+	if ((rc = store_sealed_get(store, txn, tenant, tlen, version,
+	    &val)) != STORE_OK)
 		goto done;
-	}
-	if (val.mv_size < CRYPTO_SEAL_OVERHEAD) {
-		rc = STORE_E_INTEGRITY;
-		goto done;
-	}
 	/* The plaintext goes to our own buffer, never into LMDB's pages. */
 	pcap = val.mv_size - CRYPTO_SEAL_OVERHEAD;
 	if ((plain = malloc(pcap > 0 ? pcap : 1)) == NULL) {
@@ -1494,16 +1509,9 @@ store_tenant_rekey(struct store *store, MDB_txn *txn, const char *tenant,
 		goto done;
 
 	for (i = 0; i < n; i++) {
-		key.mv_size = store_vkey(tenant, tlen, vers[i], kbuf);
-		key.mv_data = kbuf;
-		if ((mrc = mdb_get(txn, store->s_versions, &key, &val)) != 0) {
-			rc = store_mdb_code(mrc, "get version");
+		if ((rc = store_sealed_get(store, txn, tenant, tlen, vers[i],
+		    &val)) != STORE_OK)
 			goto done;
-		}
-		if (val.mv_size < CRYPTO_SEAL_OVERHEAD) {
-			rc = STORE_E_INTEGRITY;
-			goto done;
-		}
 		slen = val.mv_size;
 		if (slen - CRYPTO_SEAL_OVERHEAD + 1 > pcap) {
 			if (plain != NULL) {
@@ -1530,6 +1538,8 @@ store_tenant_rekey(struct store *store, MDB_txn *txn, const char *tenant,
 			goto done;
 		}
 		sodium_memzero(plain, plen);
+		key.mv_size = store_vkey(tenant, tlen, vers[i], kbuf);
+		key.mv_data = kbuf;
 		val.mv_data = sealed;
 		val.mv_size = plen + CRYPTO_SEAL_OVERHEAD;
 		if ((mrc = mdb_put(txn, store->s_versions, &key, &val,
