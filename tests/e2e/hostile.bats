@@ -26,6 +26,20 @@ restart_with() {
 	start_daemon
 }
 
+# Waits (10 s at most) until the daemon has closed every connection it
+# accepted: its accepted sockets carry $SOCK's path in /proc/net/unix
+# (state 03) until it closes them, even after the client went away.
+wait_no_connections() {
+	local _
+	for _ in $(seq 200); do
+		[ "$(awk -v s="$SOCK" '$6 == "03" && $8 == s' /proc/net/unix |
+		    wc -l)" -eq 0 ] && return 0
+		sleep 0.05
+	done
+	echo "wfvaultd still holds connections" >&2
+	return 1
+}
+
 # Checks that the replies in $output (one JSON per line) are exactly the
 # error codes given, in order.
 assert_codes() {
@@ -264,19 +278,13 @@ assert_codes() {
 
 @test "max_connections: extra connections are refused, the others go on" {
 	restart_with "max_connections 20"
-	# Only the status call's own connection may be open now.
-	local _
-	for _ in $(seq 50); do
-		tp call status | jq -e '.result.connections == 1' >/dev/null &&
-		    break
-		sleep 0.1
-	done
-	sleep 0.2
+	# No connection may be open now: not even a probe's, still closing.
+	wait_no_connections
 	run tp flood 30
 	[ "$status" -eq 0 ]
 	[ "${lines[0]}" = "accepted=20 refused=10 pending=0" ]
 	[ "${lines[1]}" = "still_ok=20" ]
-	sleep 0.2
+	wait_no_connections
 	assert_healthy
 }
 
@@ -289,21 +297,22 @@ assert_codes() {
 	local ms
 	ms=$(printf '%s\n' "$output" | sed -n 's/^closed after_ms=\([0-9]*\) .*/\1/p')
 	[ -n "$ms" ]
+	# Closed after message_timeout and before the line was whole (no
+	# reply); how long after is up to the machine's load.
 	[ "$ms" -ge 1500 ]
-	[ "$ms" -le 5000 ]
 	[[ "$output" != *'"result"'* ]]
-	# A client that sends its line in time is fine.
-	run tp dribble 20 3000 <"$T/req"
+	# A client that sends its line in time (0.3 s of 2) is fine.
+	run tp dribble 5 3000 <"$T/req"
 	[[ "$output" == *'"result"'* ]]
 	assert_healthy
 }
 
 @test "idle_timeout closes silent connections, not busy ones" {
 	restart_with "idle_timeout 2s"
-	run tp idle 3 4000
+	run tp idle 3 6000
 	[ "${lines[0]}" = "opened=3" ]
 	[ "${lines[1]}" = "open=0 answered=0" ]
-	run tp idle 3 800
+	run tp idle 3 300
 	[ "$status" -eq 0 ]
 	[ "${lines[1]}" = "open=3 answered=3" ]
 	assert_healthy

@@ -36,24 +36,50 @@ cmdlines_with_canary() {
 	return 0
 }
 
+# 0 when a process's argv, joined by spaces, is exactly $1.
+cli_running() {
+	local f
+	for f in /proc/[0-9]*/cmdline; do
+		[ "$(tr '\0' ' ' <"$f" 2>/dev/null)" = "$1 " ] && return 0
+	done
+	return 1
+}
+
 @test "a canary secret is never in plaintext on disk, in logs or in argv" {
-	# The argv scan itself finds a canary where there is one.
-	bg sh -c 'sleep 5' "$C5"
-	sleep 0.2
-	[ -n "$(cmdlines_with_canary)" ]
-	kill "$BG_PID"
-	wait "$BG_PID" || true
+	# The argv scan itself finds a canary where there is one.  The
+	# holder lives until killed, and the scan is retried until the
+	# exec has happened, so neither waits on a guess about timing.
+	bg bash -c 'exec -a "$0" sleep 1000' "$C5"
+	local _ seen=
+	for _ in $(seq 200); do
+		seen=$(cmdlines_with_canary)
+		[ -n "$seen" ] && break
+		sleep 0.05
+	done
+	[ -n "$seen" ]
+	kill "$BG_PID" 2>/dev/null || true
+	wait "$BG_PID" 2>/dev/null || true
 	printf '%s\n' "$C1" | wfv put acme openai_api_key
 	printf '{"stripe_key":"%s","n":1}' "$C2" | wfv put beta --json
 	printf '%s' "$C3" >"$T/c3"
 	wfv put acme sendgrid_key --file "$T/c3"
 	rm -f "$T/c3"
 	# A put whose value arrives late: scan every argv while it waits.
-	{ sleep 1.5; printf '%s' "$C4"; } | wfv put gamma slow_key &
+	# The value comes through a FIFO that is written only after the
+	# scan, and the scan starts once the CLI is the process reading it.
+	mkfifo "$T/slow"
+	wfv put gamma slow_key <"$T/slow" 3>&- &
 	local put_pid=$!
-	sleep 0.5
+	exec 7>"$T/slow"
+	for _ in $(seq 200); do
+		cli_running "$WFVAULT -s $SOCK put gamma slow_key" && break
+		sleep 0.05
+	done
+	cli_running "$WFVAULT -s $SOCK put gamma slow_key"
 	local found
 	found=$(cmdlines_with_canary)
+	printf '%s' "$C4" >&7
+	exec 7>&-
 	wait "$put_pid"
 	[ -z "$found" ] || { echo "canary in: $found"; false; }
 

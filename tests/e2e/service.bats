@@ -22,7 +22,10 @@ teardown() {
 	wait_for_line "$T/notes" 50 '^READY=1'
 	put_value acme k v
 	# Several keep-alives 200 ms apart, with the tenant count as STATUS.
-	sleep 1.2
+	for _ in $(seq 200); do
+		[ "$(grep -c '^WATCHDOG=1' "$T/notes")" -ge 4 ] && break
+		sleep 0.05
+	done
 	[ "$(grep -c '^WATCHDOG=1' "$T/notes")" -ge 4 ]
 	grep -q '^STATUS=serving 1 tenants' "$T/notes"
 	refute grep -q '^STOPPING=1' "$T/notes"

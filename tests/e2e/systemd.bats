@@ -375,10 +375,13 @@ start_fake_api() {
 	# half of WATCHDOG_USEC.
 	wait_for_line "$T/notified" 50 "READY=1"
 	wait_for_line "$T/notified" 50 "STATUS=serving 1 tenants"
-	sleep 1
+	for _ in $(seq 200); do
+		[ "$(grep -o 'WATCHDOG=1' "$T/notified" | wc -l)" -ge 3 ] && break
+		sleep 0.05
+	done
 	[ "$(grep -o 'WATCHDOG=1' "$T/notified" | wc -l)" -ge 3 ]
 	stop_daemon
-	grep -q "STOPPING=1" "$T/notified"
+	wait_for_line "$T/notified" 50 "STOPPING=1"
 	# The socket belongs to whoever passed it: the daemon leaves it.
 	[ -S "$SOCK" ]
 }

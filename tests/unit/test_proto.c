@@ -412,16 +412,15 @@ test_request_deep_nesting(void **state)
 	struct proto_request	 req = PROTO_REQUEST_INIT;
 	char			 err[ERRLEN];
 	char			*s;
-	int64_t			 t0;
 	size_t			 n = 100000, i;
 
 	(void)state;
+	/* A parser that recursed per level would crash here (no time limit:
+	 * a slow machine is not a bug; a hang meets run.sh's timeout). */
 	s = repeat('[', n);
-	t0 = now_ms();
 	assert_int_equal(proto_request_parse(s, n, &req, err, sizeof(err)),
 	    PROTO_E_PARSE);
 	assert_non_null(strstr(err, "nested too deeply"));
-	assert_true(now_ms() - t0 < 2000);
 	proto_request_release(&req);
 	free(s);
 
@@ -1414,8 +1413,9 @@ test_client_timeout(void **state)
 	t0 = now_ms();
 	assert_int_equal(proto_client_call(&c, "sync_ack", NULL, &res, &err),
 	    PROTO_CALL_IO);
+	/* Not before the timeout; how long after depends on the load. */
 	dt = now_ms() - t0;
-	assert_true(dt >= 190 && dt < 3000);
+	assert_true(dt >= 190);
 	assert_string_equal(err.pe_message, "timed out after 200 ms waiting "
 	    "for wfvaultd");
 	assert_string_equal(err.pe_kind, "io_error");
