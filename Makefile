@@ -1,5 +1,9 @@
 # wfvault: build, test, install, demo.
-# `make` leaves build/wfvaultd, build/wfvault and build/wfvault-sync.
+# `make` leaves build/wfvaultd, build/wfvault and build/wfvault-sync; it
+# installs only the packages the build needs (deps-build).  `make test`,
+# `make demo` and `make bench` also install what they run (deps-test:
+# cmocka, bats, socat, Node and the Miniflare harness, ...), and `make
+# test` builds the unit tests and the e2e test peer too (test-build).
 # Overridable: CC CFLAGS LDFLAGS PREFIX DESTDIR; SANITIZE=1 builds with
 # AddressSanitizer and UndefinedBehaviorSanitizer into build-san/.
 
@@ -25,7 +29,8 @@ ALL_CPPFLAGS = -D_GNU_SOURCE -Iproto -Iconfig $(CPPFLAGS)
 ALL_CFLAGS = -std=c11 $(WARNFLAGS) $(HARDEN) $(SANFLAGS) $(CFLAGS)
 ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(SANFLAGS) $(LDFLAGS)
 
-# Debian packages the build, the tests and the demo need.
+# Debian packages the build needs (DEB_BUILD), and what the tests, the
+# demo and the benchmark need on top (DEB_TEST, DEB_NODE).
 DEB_BUILD = build-essential pkg-config liblmdb-dev libsodium-dev \
 	    libevent-dev libjansson-dev libcurl4-openssl-dev
 DEB_TEST  = libcmocka-dev bats socat jq curl lmdb-utils util-linux \
@@ -58,34 +63,52 @@ ifneq ($(SYNC_SRCS),)
 PROGS += $(BUILD)/wfvault-sync
 endif
 
-.PHONY: all deps build unit-tests test demo bench fuzz format install \
-	uninstall clean
+.PHONY: all deps deps-build deps-test build test-build test demo bench \
+	fuzz format install uninstall clean
 .DEFAULT_GOAL := all
 
-all: deps
+all: deps-build
 	@$(MAKE) --no-print-directory build
 
-build: $(PROGS) $(UNIT_BINS) $(BUILD)/tests/wfvault-testpeer
+# The three programs only; the tests' own binaries are test-build's.
+build: $(PROGS)
 
-# Installs only the missing Debian packages, so a second run is quick.
-deps:
-	@missing=""; for p in $(DEB_BUILD) $(DEB_TEST); do \
+test-build: $(PROGS) $(UNIT_BINS) $(BUILD)/tests/wfvault-testpeer
+
+# Installs only the missing Debian packages ($(1)), and Node when $(2) is
+# "node", so a second run is quick.
+define apt_missing
+	@missing=""; for p in $(1); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 		    grep -q '^install ok installed' || missing="$$missing $$p"; \
 	done; \
-	command -v npm >/dev/null 2>&1 || missing="$$missing $(DEB_NODE)"; \
+	$(if $(2),command -v npm >/dev/null 2>&1 || \
+	    missing="$$missing $(DEB_NODE)";) \
 	if [ -n "$$missing" ]; then \
-		echo "make deps: installing$$missing"; \
+		echo "make $@: installing$$missing"; \
 		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
 		$$sudo apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
 		    --no-install-recommends $$missing >/dev/null || exit 1; \
 	fi
+endef
+
+# What `make`, `make build` and `make install` need: the C toolchain and
+# the libraries.  Never Node, npm or the test tools.
+deps-build:
+	$(call apt_missing,$(DEB_BUILD),)
+
+# Everything else `make test`, `make demo` and `make bench` run: cmocka,
+# bats, socat, jq, Node and the Miniflare harness's node_modules.
+deps-test:
+	$(call apt_missing,$(DEB_BUILD) $(DEB_TEST),node)
 	@if [ -f tests/worker/package-lock.json ] && \
 	    [ ! -d tests/worker/node_modules ]; then \
-		echo "make deps: npm ci in tests/worker"; \
+		echo "make $@: npm ci in tests/worker"; \
 		cd tests/worker && npm ci --no-audit --no-fund --loglevel=error; \
 	fi
+
+deps: deps-test
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -115,21 +138,21 @@ $(BUILD)/tests/wfvault-testpeer: $(BUILD)/obj/tests/e2e/testpeer.o
 
 $(BUILD)/obj/tests/e2e/testpeer.o: ALL_CFLAGS += -Wno-missing-prototypes
 
-test: deps
-	@$(MAKE) --no-print-directory build
+test: deps-test
+	@$(MAKE) --no-print-directory test-build
 	@BUILD=$(BUILD) tests/run.sh
 
-demo: deps
+demo: deps-test
 	@$(MAKE) --no-print-directory build
 	@BUILD=$(BUILD) tests/demo.sh
 
-bench: deps
+bench: deps-test
 	@$(MAKE) --no-print-directory build
 	@BUILD=$(BUILD) tests/bench.sh
 
 # libFuzzer targets (clang): build/fuzz/fuzz_*.
 FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
-fuzz: deps
+fuzz: deps-build
 	@mkdir -p $(BUILD)/fuzz
 	@for f in $(FUZZ_SRCS); do \
 		n=$$(basename $$f .c); \

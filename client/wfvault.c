@@ -73,7 +73,7 @@ static const struct cli_command commands[] = {
 };
 #define NCOMMANDS	(sizeof(commands) / sizeof(commands[0]))
 
-/* Every option; none takes a secret (DESIGN.md: secrets never in argv). */
+/* Every option; none takes a secret (README.md "Security model"). */
 static const struct cli_option {
 	const char	*co_name;
 	unsigned	 co_bit;	/* CLI_OPT_*; 0 for -s and -h */

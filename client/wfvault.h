@@ -12,7 +12,7 @@
 
 #include "proto.h"
 
-/* Exit statuses of wfvault (DESIGN.md "Command-line contract"). */
+/* Exit statuses of wfvault (README.md "Exit codes"). */
 #define CLI_EXIT_OK		0
 #define CLI_EXIT_ERROR		1
 #define CLI_EXIT_USAGE		2

@@ -18,7 +18,7 @@
 #define PROTO_SERVER_VERSION	"0.1.0"
 #define PROTO_DEFAULT_SOCKET	"/run/wfvault/wfvault.sock"
 
-/* Limits of the names (DESIGN.md "Names"). */
+/* Limits of the names (docs/protocol.md, "Requests and replies"). */
 #define PROTO_TENANT_MAX	128
 #define PROTO_FIELD_MAX		64
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# Access control by peer credentials (DESIGN.md "Access control"): the CLI
+# Access control by peer credentials (README.md "Access control"): the CLI
 # runs as other uids/gids through setpriv; uids without passwd entries.
 
 load helpers

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
-# The command-line contract of wfvault (DESIGN.md "Command-line contract"):
-# every command, its output and its exit status, against a private daemon.
+# The command-line contract of wfvault (README.md "Using the CLI" and
+# "Exit codes"): every command, its output and its exit status, against a
+# private daemon.
 
 load helpers
 

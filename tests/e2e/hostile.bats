@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
-# Hostile and careless clients (DESIGN.md "Wire protocol"): whatever a peer
-# sends, the daemon answers with an error or closes that connection, and
-# keeps serving everyone else.  Each test ends by checking that.
+# Hostile and careless clients (docs/protocol.md, "Framing and
+# connections"): whatever a peer sends, the daemon answers with an error or
+# closes that connection, and keeps serving everyone else.  Each test ends by checking that.
 
 load helpers
 

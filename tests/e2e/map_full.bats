@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
-# A full LMDB map (DESIGN.md "Storage"): puts fail with a clear
-# "unavailable" error, reads go on, nothing acknowledged is lost, and a
-# bigger map_size after a restart makes room again.
+# A full LMDB map (README.md, map_size and "Security model"): puts fail
+# with a clear "unavailable" error, reads go on, nothing acknowledged is
+# lost, and a bigger map_size after a restart makes room again.
 
 load helpers
 

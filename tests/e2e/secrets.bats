@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
-# Secret values never leave the vault in plaintext (DESIGN.md "Encryption"):
-# not on disk, not in the daemon's log (even at debug level), not in the
-# audit log, not in error replies, not in any process's argv, not in a core.
+# Secret values never leave the vault in plaintext (README.md "Security
+# model"): not on disk, not in the daemon's log (even at debug level), not
+# in the audit log, not in error replies, not in any process's argv, not in
+# a core.
 
 # The paths some tests set are read by helpers.bash.
 # shellcheck disable=SC2034
