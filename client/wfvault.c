@@ -123,7 +123,8 @@ static const char help_tail[] =
     "  2  usage error (an invalid tenant id or field name included)\n"
     "  3  not found\n"
     "  4  permission denied\n"
-    "  5  conflict (--cas did not match the current version)\n"
+    "  5  conflict: the --cas version did not match, or a backup of that\n"
+    "     name exists\n"
     "  6  daemon unreachable (cannot connect, or the connection was lost)\n";
 
 int

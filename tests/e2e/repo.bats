@@ -92,3 +92,25 @@ repo_files() {
 	done
 	[ -z "$missing" ] || { echo "not in docs/protocol.md:$missing"; false; }
 }
+
+@test "exit status 5 reads the same in the README, wfvault help and the man page" {
+	local want='5 conflict: the --cas version did not match, or a backup of that name exists'
+	grep -qF '| 5 | conflict: the `--cas` version did not match, or a backup of that name exists |' \
+	    "$E2E_ROOT/README.md"
+	run "$WFVAULT" help
+	[[ "$(printf '%s\n' "$output" | tr -s ' \n' '  ')" == *"$want"* ]]
+	run env MANWIDTH=200 man -l "$E2E_ROOT/client/wfvault.1"
+	[[ "$(printf '%s\n' "$output" | sed 's/.\x08//g' | tr -s ' \n' '  ')" == *"$want"* ]]
+}
+
+@test "the README's Worker reads the keys under the prefix it recommends" {
+	local prefix
+	prefix=$(sed -n 's/^#kv_key_prefix[[:space:]]*//p' \
+	    "$E2E_ROOT/config/wfvault-sync.conf.example")
+	[ -n "$prefix" ]
+	grep -qF "const KV_KEY_PREFIX = '$prefix';" "$E2E_ROOT/README.md"
+	grep -qF 'env.TENANT_CONFIGS.get(KV_KEY_PREFIX + tenantId' \
+	    "$E2E_ROOT/README.md"
+	grep -qF "\`kv_key_prefix\` such as
+   \`$prefix\`" "$E2E_ROOT/README.md"
+}
