@@ -189,9 +189,8 @@ for id in "${ids[@]}"; do
 		fail_suite "$f exited with status $rc"
 	elif [ "$ran" -eq 0 ]; then
 		fail_suite "$f reported no tests"
-	elif [ "${kind[$id]}" = e2e ] && [ "$TAP_FAIL" -eq 0 ] &&
-	    [ "$TAP_PLAN" -ne "$ran" ]; then
-		# A file that stops part way (or never prints its plan)
+	elif [ "$TAP_FAIL" -eq 0 ] && [ "$TAP_PLAN" -ne "$ran" ]; then
+		# A suite that stops part way (or never prints its plan)
 		# has not run what it was meant to.
 		fail_suite "$f ran $ran tests, its plan said $TAP_PLAN"
 	fi
