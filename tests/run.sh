@@ -20,11 +20,16 @@ export BUILD
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-300}
 E2E_TIMEOUT=${E2E_TIMEOUT:-600}
 SMOKE_TIMEOUT=${SMOKE_TIMEOUT:-300}
-# Most of a test's time is spent waiting on a daemon or a socket, so one
-# job more than there are CPUs keeps them busy; never fewer than 3.
-TEST_JOBS=${TEST_JOBS:-$(($(nproc 2>/dev/null || echo 2) + 1))}
-if [ "$TEST_JOBS" -lt 3 ]; then
-	TEST_JOBS=3
+# Most of a test's time is spent waiting on a daemon or a socket, so by
+# default one job more than there are CPUs, and at least 3, keep them busy.
+if [ -z "${TEST_JOBS:-}" ]; then
+	TEST_JOBS=$(($(nproc 2>/dev/null || echo 2) + 1))
+	if [ "$TEST_JOBS" -lt 3 ]; then
+		TEST_JOBS=3
+	fi
+elif ! [ "$TEST_JOBS" -ge 1 ] 2>/dev/null; then
+	echo "run.sh: TEST_JOBS must be a number of at least 1" >&2
+	exit 2
 fi
 
 pass=0
