@@ -940,14 +940,25 @@ static int
 run_put(struct rpc_call *call)
 {
 	struct rpc_args	*a = &call->rc_args;
-	json_t		*config = NULL, *value, *old;
+	json_t		*config = NULL, *current = NULL, *value, *old;
 	const char	*key;
 	uint64_t	 version;
-	int		 ret = -1, changed = 0;
+	int		 ret = -1, changed = 0, may_read;
 
-	if (rpc_current(call, a->ra_replace ? NULL : &config, &version) == -1)
+	/*
+	 * "No new version when nothing changes" tells the caller whether its
+	 * values equal the stored ones, so it is kept for callers who may
+	 * read them anyway: for a write-only caller every put is a new
+	 * version, whatever is stored.
+	 */
+	may_read = (acl_perms(&call->rc_srv->srv_conf->dc_acl, &call->rc_peer,
+	    a->ra_tenant) & PERM_READ) != 0;
+	if (rpc_current(call, !a->ra_replace || may_read ? &current : NULL,
+	    &version) == -1)
 		goto out;
-	if (config == NULL && (config = json_object()) == NULL) {
+	if (!a->ra_replace && current != NULL)
+		config = json_incref(current);
+	else if ((config = json_object()) == NULL) {
 		rpc_fail(call, PROTO_E_INTERNAL, "out of memory");
 		goto out;
 	}
@@ -973,11 +984,14 @@ run_put(struct rpc_call *call)
 		    a->ra_tenant);
 		goto out;
 	}
+	/* A replace changes something when the result is another config. */
+	if (a->ra_replace)
+		changed = current == NULL || !json_equal(config, current);
 	/*
-	 * A merge that changes nothing is not a new version: no write, no
+	 * A put that changes nothing is not a new version: no write, no
 	 * change for the sync agent to push again.
 	 */
-	if (!a->ra_replace && version != 0 && !changed) {
+	if (may_read && version != 0 && !changed) {
 		call->rc_result = json_pack("{s:s,s:I}", "tenant",
 		    a->ra_tenant, "version", (json_int_t)version);
 		if (call->rc_result == NULL)
@@ -989,6 +1003,7 @@ run_put(struct rpc_call *call)
 	ret = rpc_store_config(call, config);
 out:
 	json_decref(config);
+	json_decref(current);
 	return (ret);
 }
 

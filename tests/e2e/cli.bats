@@ -357,3 +357,21 @@ teardown() {
 	run wfv get ghost_tenant
 	[ "$status" -eq 3 ]
 }
+
+@test "put --replace with the current config makes no new version, no change" {
+	printf '{"a_key":"one","b_key":"two"}' | wfv put acme --json >/dev/null
+	v1=$(wfv get acme --json | jq .version)
+	seq1=$(wfv status --json | jq .store.last_seq)
+	printf '{"b_key":"two","a_key":"one"}' | wfv put acme --json --replace \
+	    >/dev/null
+	[ "$(wfv get acme --json | jq .version)" = "$v1" ]
+	[ "$(wfv status --json | jq .store.last_seq)" = "$seq1" ]
+	# A null in a replace stores nothing, so it changes nothing either.
+	printf '{"b_key":"two","a_key":"one","c_key":null}' |
+	    wfv put acme --json --replace >/dev/null
+	[ "$(wfv get acme --json | jq .version)" = "$v1" ]
+	# A replace that drops a field is a change.
+	printf '{"a_key":"one"}' | wfv put acme --json --replace >/dev/null
+	[ "$(wfv get acme --json | jq .version)" = "$((v1 + 1))" ]
+	[ "$(wfv fields acme)" = "a_key" ]
+}
