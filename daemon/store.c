@@ -95,6 +95,7 @@ static int	store_rec_rewrite(struct store *, MDB_txn *, const char *,
 		    size_t, const unsigned char *);
 static int	store_versions_list(struct store *, MDB_txn *, const char *,
 		    size_t, uint64_t **, size_t *);
+static int	store_fields_match(const struct store_rec *, json_t *);
 static int	store_verify_tenant(struct store *, MDB_txn *, const char *,
 		    size_t, const MDB_val *, struct store_verify *, char *,
 		    size_t);
@@ -1650,6 +1651,30 @@ store_tenant_purge(struct store *store, MDB_txn *txn, const char *tenant,
 	return STORE_OK;
 }
 
+/* 1 if the record names exactly config's keys, in byte order. */
+static int
+store_fields_match(const struct store_rec *rec, json_t *config)
+{
+	const char	**keys = NULL;
+	size_t		  nkeys, i, off = 0, n;
+	int		  ok = 0;
+
+	if (store_config_keys(config, &keys, &nkeys) != STORE_OK)
+		return 0;
+	for (i = 0; i < nkeys; i++) {
+		if (off >= rec->sr_fieldslen)
+			goto done;
+		n = strlen(rec->sr_fields + off);
+		if (strcmp(rec->sr_fields + off, keys[i]) != 0)
+			goto done;
+		off += n + 1;
+	}
+	ok = off == rec->sr_fieldslen;
+done:
+	free(keys);
+	return ok;
+}
+
 /* One tenant's record and versions; name is its id, val its record. */
 static int
 store_verify_tenant(struct store *store, MDB_txn *txn, const char *name,
@@ -1734,6 +1759,19 @@ store_verify_tenant(struct store *store, MDB_txn *txn, const char *name,
 		if (obj == NULL || !json_is_object(obj)) {
 			json_decref(obj);
 			goto bad;
+		}
+		/*
+		 * The names in the record are not sealed: they must be the
+		 * current config's, or fields and get would disagree.
+		 */
+		if (vers[i] == rec.sr_version &&
+		    !store_fields_match(&rec, obj)) {
+			json_decref(obj);
+			snprintf(err, errlen, "the field names in the record "
+			    "of tenant '%s' are not those of its current "
+			    "config (tampered with)", name);
+			rc = STORE_E_INTEGRITY;
+			goto done;
 		}
 		json_decref(obj);
 		sv->sv_versions++;

@@ -338,8 +338,9 @@ struct store_verify {
 
 /*
  * Checks that every record opens: each live tenant's data key unwraps,
- * each kept version decrypts to a JSON object, the current one is there,
- * no version belongs to a missing tenant, the feed and sync records parse.
+ * each kept version decrypts to a JSON object, the current one is there
+ * and holds exactly the field names the record lists, no version belongs
+ * to a missing tenant, the feed and sync records parse.
  * STORE_OK, or a STORE_E_* code with the first failing tenant (if any) in
  * sv_tenant and a message in err.  Values are wiped, never reported.
  */
