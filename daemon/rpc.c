@@ -23,6 +23,9 @@
 #define LIST_MAX_LIMIT		1000
 #define CHANGES_DEFAULT_LIMIT	1000
 #define CHANGES_MAX_LIMIT	10000
+/* Feed entries one group commit trims at least, and per write in it. */
+#define TRIM_PER_COMMIT		1000
+#define TRIM_PER_WRITE		2
 
 /* The checked params of a request; strings are borrowed from its params. */
 struct rpc_args {
@@ -56,6 +59,7 @@ struct rpc_call {
 	int				 rc_code;
 	char				 rc_msg[512];
 	uint64_t			 rc_seq;	/* change appended */
+	uint64_t			 rc_first_seq;	/* feed_trimmed */
 	unsigned char			*rc_newkey;	/* rotate_master_key */
 };
 
@@ -113,6 +117,7 @@ static void	rpc_call_release(struct rpc_call *);
 static void	rpc_write_free(struct rpc_write *);
 static void	rpc_run_write(struct server *, MDB_txn *, struct rpc_write *);
 static uint64_t	rpc_last_seq(struct server *);
+static void	rpc_feed_trim(struct server *, MDB_txn *, size_t);
 
 static const struct rpc_handler rpc_handlers[PM__COUNT] = {
 	[PM_HELLO] = { args_none, run_hello, 0 },
@@ -295,6 +300,7 @@ rpc_commit_txn(struct server *srv, struct rpc_write_list *batch,
 	struct rpc_write_list	 txw;
 	struct rpc_write	*w;
 	MDB_txn			*txn = NULL;
+	size_t			 n;
 	int			 rc, alone;
 
 	TAILQ_INIT(&txw);
@@ -309,12 +315,16 @@ rpc_commit_txn(struct server *srv, struct rpc_write_list *batch,
 	}
 
 	rc = store_txn_begin(srv->srv_store, NULL, 1, &txn);
+	n = 0;
 	TAILQ_FOREACH(w, &txw, w_entry) {
 		if (rc != STORE_OK)
 			rpc_store_fail(&w->w_call, rc);
 		else
 			rpc_run_write(srv, txn, w);
+		n++;
 	}
+	if (rc == STORE_OK)
+		rpc_feed_trim(srv, txn, n);
 	if (rc == STORE_OK && (rc = store_txn_commit(txn)) != STORE_OK) {
 		log_warnx("group commit failed: %s", store_strerror(rc));
 		TAILQ_FOREACH(w, &txw, w_entry) {
@@ -349,6 +359,34 @@ rpc_commit_txn(struct server *srv, struct rpc_write_list *batch,
 		}
 	}
 	TAILQ_CONCAT(done, &txw, w_entry);
+}
+
+/*
+ * Trims the change feed a little in every group commit (its own nested
+ * transaction, so a failure costs the writes nothing): at most a fixed
+ * number of entries plus a few per write, so the feed shrinks faster
+ * than writes grow it and no commit walks all of it.
+ */
+static void
+rpc_feed_trim(struct server *srv, MDB_txn *parent, size_t nwrites)
+{
+	MDB_txn	*txn;
+	size_t	 count;
+	int	 rc;
+
+	if (store_txn_begin(srv->srv_store, parent, 1, &txn) != STORE_OK)
+		return;
+	rc = store_feed_trim(srv->srv_store, txn, srv->srv_conf->dc_feed_retain,
+	    TRIM_PER_COMMIT + TRIM_PER_WRITE * nwrites, &count);
+	if (rc == STORE_OK)
+		rc = store_txn_commit(txn);
+	else
+		store_txn_abort(txn);
+	if (rc != STORE_OK)
+		log_warnx("trimming the change feed failed: %s",
+		    store_strerror(rc));
+	else if (count > 0)
+		log_debug("%s: %zu feed entries trimmed", __func__, count);
 }
 
 static void
@@ -553,6 +591,9 @@ rpc_reply(struct conn *conn, json_t *id, struct rpc_call *call)
 		return;
 	}
 	data = json_pack("{s:s}", "kind", proto_err_kind(call->rc_code));
+	if (data != NULL && call->rc_code == PROTO_E_TRIMMED)
+		json_object_set_new(data, "first_seq",
+		    json_integer((json_int_t)call->rc_first_seq));
 	server_send(conn, proto_reply_error(id, call->rc_code, call->rc_msg,
 	    data));
 }
@@ -1207,9 +1248,21 @@ static int
 run_changes(struct rpc_call *call)
 {
 	json_t		*changes;
-	uint64_t	 last;
+	uint64_t	 last, trimmed;
 	int		 rc;
 
+	/* A reader that missed trimmed changes cannot go on from here. */
+	if ((rc = store_feed_trimmed(call->rc_srv->srv_store, call->rc_txn,
+	    &trimmed)) != STORE_OK)
+		return (rpc_store_fail(call, rc));
+	if (call->rc_args.ra_since < trimmed) {
+		call->rc_first_seq = trimmed + 1;
+		return (rpc_fail(call, PROTO_E_TRIMMED, "the change feed "
+		    "before seq %llu was trimmed (since %llu); push every "
+		    "tenant's current config, then go on from last_seq",
+		    (unsigned long long)trimmed + 1,
+		    (unsigned long long)call->rc_args.ra_since));
+	}
 	if ((changes = json_array()) == NULL)
 		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));
 	rc = store_changes(call->rc_srv->srv_store, call->rc_txn,

@@ -115,6 +115,7 @@ struct daemon_conf {
 	uint64_t	 dc_idle_timeout;	/* seconds */
 	uint64_t	 dc_message_timeout;	/* seconds for one whole line */
 	uint64_t	 dc_keep_versions;
+	uint64_t	 dc_feed_retain;	/* change feed entries kept */
 	char		*dc_audit_log;
 	struct acl	 dc_acl;
 };
@@ -231,7 +232,7 @@ struct store_change {
 };
 
 struct store_stat {
-	uint64_t	 ss_tenants;	/* live (not deleted) */
+	uint64_t	 ss_tenants;	/* live (not deleted), from a counter */
 	uint64_t	 ss_versions;
 	uint64_t	 ss_changes;
 	uint64_t	 ss_last_seq;
@@ -318,6 +319,24 @@ int	store_sync_get(struct store *store, MDB_txn *txn, const char *target,
 /* Calls cb(arg, target, seq) for each sync target. */
 int	store_sync_list(struct store *store, MDB_txn *txn,
 	    int (*cb)(void *, const char *, uint64_t), void *arg);
+
+/*
+ * Change feed trimming.  Entries with seq <= the trim point may go: the
+ * point is the lowest seq every sync target acknowledged, raised to
+ * last_seq - retain when that is higher (no target, or one more than
+ * retain behind), and always below last_seq (the newest entry stays).
+ * store_feed_trim deletes at most max of them, oldest first, and records
+ * the highest in meta; *count gets how many.
+ */
+int	store_feed_trim_point(struct store *store, MDB_txn *txn,
+	    uint64_t retain, uint64_t *upto);
+int	store_feed_trim(struct store *store, MDB_txn *txn, uint64_t retain,
+	    size_t max, size_t *count);
+/*
+ * The highest seq trimmed from the feed (0: none): a reader whose
+ * position is below it has missed changes and must resync in full.
+ */
+int	store_feed_trimmed(struct store *store, MDB_txn *txn, uint64_t *seq);
 
 int	store_stat(struct store *store, MDB_txn *txn, struct store_stat *ss);
 
