@@ -15,6 +15,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <sodium.h>
 
 #include "wfvaultd.h"
@@ -26,6 +27,8 @@
 /* Feed entries one group commit trims at least, and per write in it. */
 #define TRIM_PER_COMMIT		1000
 #define TRIM_PER_WRITE		2
+/* A longer backlog goes on in transactions of its own, this far apart. */
+#define TRIM_AGAIN_MS		10
 
 /* The checked params of a request; strings are borrowed from its params. */
 struct rpc_args {
@@ -118,6 +121,7 @@ static void	rpc_write_free(struct rpc_write *);
 static void	rpc_run_write(struct server *, MDB_txn *, struct rpc_write *);
 static uint64_t	rpc_last_seq(struct server *);
 static void	rpc_feed_trim(struct server *, MDB_txn *, size_t);
+static void	rpc_trim_cb(evutil_socket_t, short, void *);
 
 static const struct rpc_handler rpc_handlers[PM__COUNT] = {
 	[PM_HELLO] = { args_none, run_hello, 0 },
@@ -382,11 +386,45 @@ rpc_feed_trim(struct server *srv, MDB_txn *parent, size_t nwrites)
 		rc = store_txn_commit(txn);
 	else
 		store_txn_abort(txn);
-	if (rc != STORE_OK)
+	if (rc != STORE_OK) {
 		log_warnx("trimming the change feed failed: %s",
 		    store_strerror(rc));
-	else if (count > 0)
+		return;
+	}
+	if (count > 0)
 		log_debug("%s: %zu feed entries trimmed", __func__, count);
+	/*
+	 * More to trim (a target caught up, an upgraded store): the rest
+	 * goes in small transactions between loop turns, never holding up
+	 * clients for long.
+	 */
+	if (count == TRIM_PER_COMMIT + TRIM_PER_WRITE * nwrites &&
+	    !srv->srv_stopping) {
+		struct timeval	 tv = { 0, TRIM_AGAIN_MS * 1000 };
+
+		if (srv->srv_trim_ev == NULL)
+			srv->srv_trim_ev = evtimer_new(srv->srv_base,
+			    rpc_trim_cb, srv);
+		if (srv->srv_trim_ev != NULL &&
+		    !evtimer_pending(srv->srv_trim_ev, NULL))
+			evtimer_add(srv->srv_trim_ev, &tv);
+	}
+}
+
+static void
+rpc_trim_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct server	*srv = arg;
+	MDB_txn		*txn;
+	int		 rc;
+
+	if (srv->srv_stopping ||
+	    store_txn_begin(srv->srv_store, NULL, 1, &txn) != STORE_OK)
+		return;
+	rpc_feed_trim(srv, txn, 0);
+	if ((rc = store_txn_commit(txn)) != STORE_OK)
+		log_warnx("trimming the change feed failed: %s",
+		    store_strerror(rc));
 }
 
 static void

@@ -480,6 +480,7 @@ struct server {
 	/* The master key main loaded; wiped once a rotation replaces it. */
 	unsigned char		*srv_boot_mk;
 	struct backup		*srv_backup;	/* the running one (backup.c) */
+	struct event		*srv_trim_ev;	/* more feed to trim (rpc.c) */
 };
 
 /*
