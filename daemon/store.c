@@ -16,7 +16,13 @@
 
 #include "wfvaultd.h"
 
-#define STORE_FORMAT		1	/* meta "format" */
+/*
+ * meta "format".  Format 2 adds the feed index and the live-tenant
+ * counter; a format 1 store is moved to 2 when opened for writing, and an
+ * older wfvaultd, which would not keep them, then refuses it.
+ */
+#define STORE_FORMAT		2
+#define STORE_FORMAT_OLDEST	1
 #define STORE_MAX_DBS		10
 #define STORE_DEFAULT_READERS	126
 
@@ -37,12 +43,11 @@
 
 /*
  * feed_tenants (dupsort): tenant -> seq u64 BE of each of its changes, so
- * a purge finds them without walking the feed.  Stores of format 1 made
- * before it get it built once at open (meta "feed_index").  Meta also
- * keeps "live_tenants", the count of live tenants (so status walks
- * nothing), and "feed_trimmed", the highest seq trimmed from the feed.
+ * a purge finds them without walking the feed.  Meta keeps
+ * "live_tenants", the count of live tenants (so status walks nothing;
+ * absent means 0 in a store of format 2), and "feed_trimmed", the highest
+ * seq trimmed from the feed.
  */
-#define STORE_META_INDEX	"feed_index"
 #define STORE_META_LIVE		"live_tenants"
 #define STORE_META_TRIMMED	"feed_trimmed"
 
@@ -53,8 +58,8 @@ struct store {
 	MDB_dbi			 s_versions;
 	MDB_dbi			 s_changes;
 	MDB_dbi			 s_sync;
-	MDB_dbi			 s_feedidx;	/* see STORE_META_INDEX */
-	int			 s_has_index;	/* 0: a read-only old store */
+	MDB_dbi			 s_feedidx;	/* see STORE_META_LIVE */
+	int			 s_has_index;	/* 0: a read-only format 1 */
 	const unsigned char	*s_mk;		/* borrowed, or s_mk_own */
 	unsigned char		*s_mk_own;	/* from store_master_key_set */
 	unsigned char		*s_dek;		/* scratch data key, guarded */
@@ -99,7 +104,7 @@ static int	store_change_append(struct store *, MDB_txn *, int, uint64_t,
 static int	store_keys_cmp(const void *, const void *);
 static int	store_config_keys(json_t *, const char ***, size_t *);
 static int	store_meta_check(struct store *, MDB_txn *, int,
-		    const char *, const char *, char *, size_t);
+		    const char *, const char *, uint32_t *, char *, size_t);
 static struct store *store_alloc(const unsigned char *, uint64_t);
 static void	store_free(struct store *);
 static int	store_setup(struct store *, const char *, const char *,
@@ -493,8 +498,8 @@ store_live_add(struct store *store, MDB_txn *txn, int delta)
 	uint64_t	 n;
 	int		 rc;
 
-	if ((rc = store_meta_u64(store, txn, STORE_META_LIVE, &n)) !=
-	    STORE_OK)
+	rc = store_meta_u64(store, txn, STORE_META_LIVE, &n);
+	if (rc != STORE_OK && rc != STORE_E_NOT_FOUND)
 		return rc;
 	if (delta < 0 && n == 0)
 		return STORE_E_INTEGRITY;
@@ -517,9 +522,9 @@ store_change_tenant(const MDB_val *key, const MDB_val *val, uint64_t *seq,
 }
 
 /*
- * Builds feed_tenants and live_tenants for a store made before them, in
- * the transaction that opens it: one walk of the feed and the tenants,
- * once.
+ * Moves a format 1 store to format 2 in the transaction that opens it:
+ * builds feed_tenants and live_tenants with one walk of the feed and the
+ * tenants, once.
  */
 static int
 store_index_build(struct store *store, MDB_txn *txn, char *err,
@@ -527,7 +532,7 @@ store_index_build(struct store *store, MDB_txn *txn, char *err,
 {
 	struct store_rec	 rec;
 	const char		*tenant;
-	unsigned char		 kbuf[8];
+	unsigned char		 kbuf[8], fbuf[4];
 	MDB_cursor		*cur;
 	MDB_val			 key, val, ikey, ival;
 	MDB_cursor_op		 op;
@@ -572,10 +577,16 @@ store_index_build(struct store *store, MDB_txn *txn, char *err,
 	mdb_cursor_close(cur);
 	if (mrc != MDB_NOTFOUND)
 		goto mdbfail;
+	fbuf[0] = fbuf[1] = fbuf[2] = 0;
+	fbuf[3] = STORE_FORMAT;
+	key.mv_data = (void *)"format";
+	key.mv_size = strlen("format");
+	val.mv_data = fbuf;
+	val.mv_size = sizeof(fbuf);
 	if ((rc = store_meta_u64_put(store, txn, STORE_META_LIVE,
 	    live)) != STORE_OK ||
-	    (rc = store_meta_u64_put(store, txn, STORE_META_INDEX,
-	    1)) != STORE_OK) {
+	    (rc = store_mdb_code(mdb_put(txn, store->s_meta, &key, &val, 0),
+	    "put format")) != STORE_OK) {
 		snprintf(err, errlen, "cannot index the change feed: %s",
 		    store_strerror(rc));
 		return rc;
@@ -624,11 +635,12 @@ store_config_keys(json_t *config, const char ***keysp, size_t *np)
  */
 static int
 store_meta_check(struct store *store, MDB_txn *txn, int create,
-    const char *what, const char *dir, char *err, size_t errlen)
+    const char *what, const char *dir, uint32_t *formatp, char *err,
+    size_t errlen)
 {
 	unsigned char	 check[CRYPTO_CHECK_BYTES], fbuf[4];
 	MDB_val		 key, val, ckey, cval;
-	uint32_t	 format;
+	uint32_t	 format = 0;
 	int		 rc, crc;
 
 	crypto_key_check(store->s_mk, check);
@@ -654,6 +666,7 @@ store_meta_check(struct store *store, MDB_txn *txn, int create,
 			    "%s: %s", dir, mdb_strerror(rc));
 			return store_mdb_code(rc, "stamp meta");
 		}
+		*formatp = STORE_FORMAT;
 		return STORE_OK;
 	}
 	if (rc != 0 && rc != MDB_NOTFOUND) {
@@ -674,11 +687,13 @@ store_meta_check(struct store *store, MDB_txn *txn, int create,
 	memcpy(fbuf, val.mv_data, sizeof(fbuf));
 	format = (uint32_t)fbuf[0] << 24 | (uint32_t)fbuf[1] << 16 |
 	    (uint32_t)fbuf[2] << 8 | fbuf[3];
-	if (format != STORE_FORMAT) {
+	if (format < STORE_FORMAT_OLDEST || format > STORE_FORMAT) {
 		snprintf(err, errlen, "%s holds store format %u; this "
-		    "wfvaultd knows %u", what, (unsigned)format, STORE_FORMAT);
+		    "wfvaultd knows %u to %u", what, (unsigned)format,
+		    STORE_FORMAT_OLDEST, STORE_FORMAT);
 		return STORE_E_FORMAT;
 	}
+	*formatp = format;
 	if (crc == MDB_NOTFOUND || cval.mv_size != sizeof(check)) {
 		snprintf(err, errlen, "%s %s holds no master key check "
 		    "value", what, dir);
@@ -758,6 +773,7 @@ store_setup(struct store *store, const char *path, const char *what,
 {
 	MDB_txn		*txn = NULL;
 	unsigned	 dbflags;
+	uint32_t	 format = 0;
 	int		 rc, mrc, dead, rdonly = (flags & MDB_RDONLY) != 0;
 
 	if ((mrc = mdb_env_create(&store->s_env)) != 0) {
@@ -823,30 +839,29 @@ store_setup(struct store *store, const char *path, const char *what,
 		}
 		goto mdbfail;
 	}
-	if ((rc = store_meta_check(store, txn, !rdonly, what, path, err,
-	    errlen)) != STORE_OK) {
+	if ((rc = store_meta_check(store, txn, !rdonly, what, path, &format,
+	    err, errlen)) != STORE_OK) {
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	/* A read-only store from before the index (a backup) goes without. */
-	mrc = mdb_dbi_open(txn, "feed_tenants", dbflags | MDB_DUPSORT |
-	    MDB_DUPFIXED, &store->s_feedidx);
-	if (mrc != 0 && !(rdonly && mrc == MDB_NOTFOUND))
-		goto mdbfail;
-	store->s_has_index = mrc == 0;
-	if (!rdonly) {
-		uint64_t	 built;
-
-		rc = store_meta_u64(store, txn, STORE_META_INDEX, &built);
-		if (rc == STORE_E_NOT_FOUND)
-			rc = store_index_build(store, txn, err, errlen);
-		else if (rc != STORE_OK)
-			snprintf(err, errlen, "the store in %s holds a "
-			    "malformed %s", path, STORE_META_INDEX);
-		if (rc != STORE_OK) {
-			mdb_txn_abort(txn);
-			return rc;
+	/* A read-only format 1 store (an old backup) goes without. */
+	if (!rdonly || format >= 2) {
+		if ((mrc = mdb_dbi_open(txn, "feed_tenants", dbflags |
+		    MDB_DUPSORT | MDB_DUPFIXED, &store->s_feedidx)) != 0) {
+			if (mrc == MDB_NOTFOUND) {
+				snprintf(err, errlen, "%s %s lacks its change "
+				    "feed index", what, path);
+				mdb_txn_abort(txn);
+				return STORE_E_FORMAT;
+			}
+			goto mdbfail;
 		}
+		store->s_has_index = 1;
+	}
+	if (!rdonly && format < 2 && (rc = store_index_build(store, txn, err,
+	    errlen)) != STORE_OK) {
+		mdb_txn_abort(txn);
+		return rc;
 	}
 	/* A read-only transaction too: the handles live on only if it commits. */
 	mrc = mdb_txn_commit(txn);

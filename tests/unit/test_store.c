@@ -316,19 +316,19 @@ test_format(void **state)
 	struct ts_state	*ts = *state;
 	struct ts_raw	 raw;
 	struct store	*other = NULL;
-	const unsigned char two[4] = { 0, 0, 0, 2 };
+	const unsigned char three[4] = { 0, 0, 0, 3 };
 	char		 err[512];
 
 	ts_raw_open(ts, "meta", &raw);
-	ts_raw_put(&raw, "format", 6, two, sizeof(two));
+	ts_raw_put(&raw, "format", 6, three, sizeof(three));
 	assert_int_equal(mdb_txn_commit(raw.tr_txn), 0);
 	mdb_env_close(raw.tr_env);
 
 	assert_int_equal(store_open(&other, &ts->ts_params, ts->ts_mk, err,
 	    sizeof(err)), STORE_E_FORMAT);
 	assert_null(other);
-	assert_string_equal(err, "data_dir holds store format 2; this "
-	    "wfvaultd knows 1");
+	assert_string_equal(err, "data_dir holds store format 3; this "
+	    "wfvaultd knows 1 to 2");
 	assert_string_equal(store_strerror(STORE_E_FORMAT),
 	    "unknown store format");
 }
@@ -1361,9 +1361,7 @@ test_feed_migrate(void **state)
 	ts_raw_open(ts, "meta", &raw);
 	assert_int_equal(mdb_dbi_open(raw.tr_txn, "feed_tenants", 0, &idx), 0);
 	assert_int_equal(mdb_drop(raw.tr_txn, idx, 1), 0);
-	key.mv_data = (void *)"feed_index";
-	key.mv_size = strlen("feed_index");
-	assert_int_equal(mdb_del(raw.tr_txn, raw.tr_dbi, &key, NULL), 0);
+	ts_raw_put(&raw, "format", 6, "\0\0\0\1", 4);
 	key.mv_data = (void *)"live_tenants";
 	key.mv_size = strlen("live_tenants");
 	assert_int_equal(mdb_del(raw.tr_txn, raw.tr_dbi, &key, NULL), 0);
