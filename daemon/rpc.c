@@ -1411,7 +1411,7 @@ run_status(struct rpc_call *call)
 		return (rpc_store_fail(call, rc));
 	}
 	call->rc_result = json_pack("{s:s,s:s,s:i,s:I,s:I,s:I,"
-	    "s:{s:I,s:I,s:I,s:I,s:I},s:o}",
+	    "s:{s:I,s:I,s:I,s:I,s:I,s:I},s:o}",
 	    "server", PROTO_SERVER_NAME, "version", PROTO_SERVER_VERSION,
 	    "protocol", PROTO_VERSION,
 	    "uptime", (json_int_t)(time(NULL) - srv->srv_started),
@@ -1422,6 +1422,7 @@ run_status(struct rpc_call *call)
 	    "last_seq", (json_int_t)ss.ss_last_seq,
 	    "versions", (json_int_t)ss.ss_versions,
 	    "changes", (json_int_t)ss.ss_changes,
+	    "trimmed_seq", (json_int_t)ss.ss_trimmed_seq,
 	    "sync", sc.sc_targets);
 	if (call->rc_result == NULL)
 		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));

@@ -1595,7 +1595,9 @@ store_stat(struct store *store, MDB_txn *txn, struct store_stat *ss)
 	if ((rc = mdb_stat(txn, store->s_changes, &ms)) != 0)
 		return store_mdb_code(rc, "stat changes");
 	ss->ss_changes = ms.ms_entries;
-	if ((rc = store_last_seq(store, txn, &ss->ss_last_seq)) != STORE_OK)
+	if ((rc = store_last_seq(store, txn, &ss->ss_last_seq)) != STORE_OK ||
+	    (rc = store_feed_trimmed(store, txn, &ss->ss_trimmed_seq)) !=
+	    STORE_OK)
 		return rc;
 	if ((rc = mdb_env_info(store->s_env, &info)) != 0)
 		return store_mdb_code(rc, "env info");

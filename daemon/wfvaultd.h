@@ -236,6 +236,7 @@ struct store_stat {
 	uint64_t	 ss_versions;
 	uint64_t	 ss_changes;
 	uint64_t	 ss_last_seq;
+	uint64_t	 ss_trimmed_seq;	/* store_feed_trimmed */
 	uint64_t	 ss_map_size;
 	uint64_t	 ss_used_bytes;
 };

@@ -399,6 +399,7 @@ teardown() {
 		sleep 0.1
 	done
 	[ "$(wfv status --json | jq .store.changes)" = 1 ]
+	[ "$(wfv status --json | jq .store.trimmed_seq)" = 2999 ]
 	run tp call changes '{"since":2998}'
 	[ "$(jq -r .error.data.kind <<<"$output")" = feed_trimmed ]
 	run tp call changes '{"since":2999}'
