@@ -106,10 +106,11 @@ run_once(struct sync_ctx *ctx)
 		    (unsigned long long)rep.sr_seq);
 	else
 		printf("up to date at seq %llu (%llu written, %llu deleted, "
-		    "%llu requests%s)\n", (unsigned long long)rep.sr_seq,
+		    "%llu requests%s%s)\n", (unsigned long long)rep.sr_seq,
 		    (unsigned long long)rep.sr_written,
 		    (unsigned long long)rep.sr_deleted,
 		    (unsigned long long)rep.sr_requests,
+		    rep.sr_full ? "; a full pass, the feed was trimmed" : "",
 		    rep.sr_repushed > 0 ? "; some written again after "
 		    "settle_time" : "");
 	return 0;

@@ -349,12 +349,14 @@ struct sync_report {
 	uint64_t	sr_kv_keys;
 	uint64_t	sr_stale;
 	uint64_t	sr_repushed;	/* again after settle_time */
+	int		sr_full;	/* a full pass: the feed was trimmed */
 };
 
 /* Return codes of the engine. */
 #define SYNC_E_FAIL	(-1)	/* KV or the daemon refused; err says why */
 #define SYNC_E_DAEMON	(-2)	/* wfvaultd unreachable or connection lost */
 #define SYNC_E_STOP	(-3)	/* a signal asked us to stop */
+#define SYNC_E_TRIMMED	(-4)	/* internal: the feed is trimmed past us */
 
 /* SIGTERM, SIGINT: stop; SIGPIPE ignored.  Returns 0 or -1 (errno). */
 int	sync_signals_init(void);
@@ -369,7 +371,11 @@ int	sync_connect(struct sync_ctx *, char *err, size_t errlen);
 void	sync_disconnect(struct sync_ctx *);
 /*
  * Pushes everything the feed holds past the target's acknowledged seq,
- * then acknowledges it (not in dry-run).  Returns 0 or SYNC_E_*.
+ * then acknowledges it (not in dry-run).  When the daemon has trimmed
+ * the feed past that seq, first a full pass: every live tenant's config
+ * is written, and KV keys the vault wrote (a version in their metadata)
+ * whose tenant is gone are deleted; then the feed's last seq at its
+ * start is acknowledged.  Returns 0 or SYNC_E_*.
  */
 int	sync_engine_run(struct sync_ctx *, struct sync_report *, char *err,
 	    size_t errlen);

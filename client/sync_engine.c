@@ -27,6 +27,13 @@
 #define SYNC_CHANGES_LIMIT	10000	/* the most the daemon sends at once */
 #define SYNC_LIST_LIMIT		1000
 
+/* What sync_repair does with keys of tenants the vault does not have. */
+#define SYNC_REPAIR_RECONCILE	0	/* report; delete with --prune */
+#define SYNC_REPAIR_RESYNC	1	/* delete those the vault wrote */
+
+static int	sync_repair(struct sync_ctx *, struct sync_report *, int,
+		    char *, size_t);
+
 /* Signals: a flag, and a pipe so waits in poll() wake up at once. */
 static volatile sig_atomic_t	sync_stop_flag;
 static int			sync_wake[2] = { -1, -1 };
@@ -486,6 +493,8 @@ sync_page_read(struct sync_ctx *ctx, uint64_t since, struct sync_page *sp,
 	rc = sync_call(ctx, "changes", json_pack("{s:I,s:i}", "since",
 	    (json_int_t)since, "limit", SYNC_CHANGES_LIMIT), &res, &pe, err,
 	    errlen);
+	if (rc == SYNC_E_FAIL && pe.pe_code == PROTO_E_TRIMMED)
+		return SYNC_E_TRIMMED;
 	if (rc != 0)
 		return rc;
 	changes = json_object_get(res, "changes");
@@ -681,30 +690,77 @@ sync_settle(struct sync_ctx *ctx, struct sync_report *rep, char *err,
 	return 0;
 }
 
-int
-sync_engine_run(struct sync_ctx *ctx, struct sync_report *rep, char *err,
+/* Records that KV holds everything of the feed up to seq. */
+static int
+sync_ack(struct sync_ctx *ctx, uint64_t seq, char *err, size_t errlen)
+{
+	struct proto_error	 pe;
+	json_t			*res;
+	int			 rc;
+
+	rc = sync_call(ctx, "sync_ack", json_pack("{s:s,s:I}", "target",
+	    ctx->sx_conf->sc_target, "seq", (json_int_t)seq), &res, &pe, err,
+	    errlen);
+	if (rc == 0)
+		json_decref(res);
+	return rc;
+}
+
+/* The target's acknowledged seq and the feed's last. */
+static int
+sync_state(struct sync_ctx *ctx, uint64_t *acked, uint64_t *last, char *err,
     size_t errlen)
 {
 	struct proto_error	 pe;
-	struct sync_page	 sp;
 	json_t			*res;
-	uint64_t		 acked, last, since, requests0;
-	int			 rc, more;
+	int			 rc;
 
-	memset(rep, 0, sizeof(*rep));
-	requests0 = ctx->sx_kv != NULL ? ctx->sx_kv->kc_requests : 0;
 	rc = sync_call(ctx, "sync_state", json_pack("{s:s}", "target",
 	    ctx->sx_conf->sc_target), &res, &pe, err, errlen);
 	if (rc != 0)
 		return rc;
-	if (sync_get_uint(res, "acked_seq", &acked) == -1 ||
-	    sync_get_uint(res, "last_seq", &last) == -1) {
+	if (sync_get_uint(res, "acked_seq", acked) == -1 ||
+	    sync_get_uint(res, "last_seq", last) == -1) {
 		json_decref(res);
 		snprintf(err, errlen, "wfvaultd sent a malformed reply to "
 		    "sync_state");
 		return SYNC_E_FAIL;
 	}
 	json_decref(res);
+	return 0;
+}
+
+/*
+ * The full pass after the feed was trimmed past the target: the feed's
+ * last seq first (*upto), so every change after the listings below is
+ * still in the feed after it; then KV and the vault are compared as
+ * --reconcile does, and keys the vault wrote whose tenant is gone (its
+ * delete was among the trimmed changes) are deleted.
+ */
+static int
+sync_resync(struct sync_ctx *ctx, struct sync_report *rep, uint64_t *upto,
+    char *err, size_t errlen)
+{
+	uint64_t	 acked;
+	int		 rc;
+
+	if ((rc = sync_state(ctx, &acked, upto, err, errlen)) != 0)
+		return rc;
+	return sync_repair(ctx, rep, SYNC_REPAIR_RESYNC, err, errlen);
+}
+
+int
+sync_engine_run(struct sync_ctx *ctx, struct sync_report *rep, char *err,
+    size_t errlen)
+{
+	struct sync_page	 sp;
+	uint64_t		 acked, last, since, requests0;
+	int			 rc, more;
+
+	memset(rep, 0, sizeof(*rep));
+	requests0 = ctx->sx_kv != NULL ? ctx->sx_kv->kc_requests : 0;
+	if ((rc = sync_state(ctx, &acked, &last, err, errlen)) != 0)
+		return rc;
 	since = acked;
 	rep->sr_seq = acked;
 	if (acked >= last) {
@@ -721,7 +777,23 @@ sync_engine_run(struct sync_ctx *ctx, struct sync_report *rep, char *err,
 	 * values at a time, and a restart repeats at most one page.
 	 */
 	for (;;) {
-		if ((rc = sync_page_read(ctx, since, &sp, err, errlen)) != 0)
+		rc = sync_page_read(ctx, since, &sp, err, errlen);
+		if (rc == SYNC_E_TRIMMED) {
+			log_info("the change feed was trimmed past target "
+			    "'%s' (at seq %llu): a full pass over every "
+			    "tenant", ctx->sx_conf->sc_target,
+			    (unsigned long long)since);
+			if ((rc = sync_resync(ctx, rep, &since, err,
+			    errlen)) != 0)
+				return rc;
+			rep->sr_full = 1;
+			if (!ctx->sx_dry_run && (rc = sync_ack(ctx, since, err,
+			    errlen)) != 0)
+				return rc;
+			rep->sr_seq = since;
+			continue;
+		}
+		if (rc != 0)
 			return rc;
 		log_debug("%s: changes after %llu: %zu tenants, up to %llu",
 		    __func__, (unsigned long long)since, sp.sp_n,
@@ -735,14 +807,9 @@ sync_engine_run(struct sync_ctx *ctx, struct sync_report *rep, char *err,
 		if (!ctx->sx_dry_run &&
 		    (rc = sync_settle(ctx, rep, err, errlen)) != 0)
 			return rc;
-		if (!ctx->sx_dry_run && since > rep->sr_seq) {
-			rc = sync_call(ctx, "sync_ack", json_pack("{s:s,s:I}",
-			    "target", ctx->sx_conf->sc_target, "seq",
-			    (json_int_t)since), &res, &pe, err, errlen);
-			if (rc != 0)
-				return rc;
-			json_decref(res);
-		}
+		if (!ctx->sx_dry_run && since > rep->sr_seq &&
+		    (rc = sync_ack(ctx, since, err, errlen)) != 0)
+			return rc;
 		rep->sr_seq = since;
 		if (!more)
 			break;
@@ -826,19 +893,37 @@ int
 sync_engine_reconcile(struct sync_ctx *ctx, struct sync_report *rep,
     char *err, size_t errlen)
 {
+	uint64_t	 requests0;
+	int		 rc;
+
+	memset(rep, 0, sizeof(*rep));
+	requests0 = ctx->sx_kv->kc_requests;
+	rc = sync_repair(ctx, rep, SYNC_REPAIR_RECONCILE, err, errlen);
+	rep->sr_requests = ctx->sx_kv->kc_requests - requests0;
+	return rc;
+}
+
+/*
+ * Lists KV and the vault, writes what is missing or at another version
+ * in KV, and deals with keys of tenants the vault does not have: reported
+ * (deleted with --prune) in a reconcile, deleted in a resync when the
+ * vault wrote them (a version in their metadata), left alone otherwise.
+ */
+static int
+sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
+    char *err, size_t errlen)
+{
 	const struct sync_conf	*sc = ctx->sx_conf;
 	struct kv_items		 puts = KV_ITEMS_INIT, dels = KV_ITEMS_INIT;
 	json_t			*kvkeys, *vault, *v, *kvv, *fields;
 	const char		*tenant, *key, *prefix;
 	char			 k[KV_KEY_MAX + 1];
-	uint64_t		 requests0, version;
+	uint64_t		 version;
 	size_t			 plen;
 	int			 rc, r;
 
-	memset(rep, 0, sizeof(*rep));
 	prefix = sc->sc_key_prefix != NULL ? sc->sc_key_prefix : "";
 	plen = strlen(prefix);
-	requests0 = ctx->sx_kv->kc_requests;
 	kvkeys = json_object();
 	vault = json_object();
 	if (kvkeys == NULL || vault == NULL) {
@@ -900,6 +985,22 @@ sync_engine_reconcile(struct sync_ctx *ctx, struct sync_report *rep,
 		    proto_tenant_valid(key + plen, NULL, 0) == 0 &&
 		    json_object_get(vault, key + plen) != NULL)
 			continue;
+		if (mode == SYNC_REPAIR_RESYNC) {
+			/*
+			 * Only what the vault wrote: a tenant's key with its
+			 * version.  Anything else is not ours to delete.
+			 */
+			if (strncmp(key, prefix, plen) != 0 ||
+			    proto_tenant_valid(key + plen, NULL, 0) == -1 ||
+			    !json_is_integer(v))
+				continue;
+			log_debug("%s: %s: tenant gone from the vault",
+			    __func__, key);
+			if ((rc = sync_add_delete(ctx, &dels, key, rep, err,
+			    errlen)) != 0)
+				goto done;
+			continue;
+		}
 		rep->sr_stale++;
 		fputs("stale ", ctx->sx_out);
 		sync_print_key(ctx->sx_out, key);
@@ -917,7 +1018,6 @@ done:
 	kv_items_release(&dels);
 	json_decref(kvkeys);
 	json_decref(vault);
-	rep->sr_requests = ctx->sx_kv->kc_requests - requests0;
 	return rc;
 }
 

@@ -64,6 +64,8 @@ static const struct conf_keyword daemon_conf_keywords[] = {
 	    3600, CONF_ONCE, NULL },
 	{ "keep_versions", CONF_UINT, DC_OFF(dc_keep_versions), 1, 1000,
 	    CONF_ONCE, NULL },
+	{ "feed_retain", CONF_UINT, DC_OFF(dc_feed_retain), 1, 1000000000,
+	    CONF_ONCE, NULL },
 	{ "audit_log", CONF_CUSTOM, 0, 0, 0, CONF_ONCE, dc_set_audit_log },
 	{ "allow", CONF_CUSTOM, 0, 0, 0, 0, dc_add_allow },
 	{ NULL, 0, 0, 0, 0, 0, NULL }
@@ -186,6 +188,7 @@ dc_defaults(struct daemon_conf *conf, const char *name, char *err,
 	conf->dc_idle_timeout = 300;
 	conf->dc_message_timeout = 10;
 	conf->dc_keep_versions = 10;
+	conf->dc_feed_retain = 100000;
 	if ((conf->dc_socket = strdup(PROTO_DEFAULT_SOCKET)) == NULL ||
 	    (conf->dc_data_dir = strdup(DC_DEFAULT_DATA_DIR)) == NULL) {
 		snprintf(err, errlen, "%s: %s", name, strerror(errno));

@@ -15,6 +15,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <sodium.h>
 
 #include "wfvaultd.h"
@@ -23,6 +24,11 @@
 #define LIST_MAX_LIMIT		1000
 #define CHANGES_DEFAULT_LIMIT	1000
 #define CHANGES_MAX_LIMIT	10000
+/* Feed entries one group commit trims at least, and per write in it. */
+#define TRIM_PER_COMMIT		1000
+#define TRIM_PER_WRITE		2
+/* A longer backlog goes on in transactions of its own, this far apart. */
+#define TRIM_AGAIN_MS		10
 
 /* The checked params of a request; strings are borrowed from its params. */
 struct rpc_args {
@@ -56,6 +62,7 @@ struct rpc_call {
 	int				 rc_code;
 	char				 rc_msg[512];
 	uint64_t			 rc_seq;	/* change appended */
+	uint64_t			 rc_first_seq;	/* feed_trimmed */
 	unsigned char			*rc_newkey;	/* rotate_master_key */
 };
 
@@ -113,6 +120,8 @@ static void	rpc_call_release(struct rpc_call *);
 static void	rpc_write_free(struct rpc_write *);
 static void	rpc_run_write(struct server *, MDB_txn *, struct rpc_write *);
 static uint64_t	rpc_last_seq(struct server *);
+static void	rpc_feed_trim(struct server *, MDB_txn *, size_t);
+static void	rpc_trim_cb(evutil_socket_t, short, void *);
 
 static const struct rpc_handler rpc_handlers[PM__COUNT] = {
 	[PM_HELLO] = { args_none, run_hello, 0 },
@@ -295,6 +304,7 @@ rpc_commit_txn(struct server *srv, struct rpc_write_list *batch,
 	struct rpc_write_list	 txw;
 	struct rpc_write	*w;
 	MDB_txn			*txn = NULL;
+	size_t			 n;
 	int			 rc, alone;
 
 	TAILQ_INIT(&txw);
@@ -309,12 +319,16 @@ rpc_commit_txn(struct server *srv, struct rpc_write_list *batch,
 	}
 
 	rc = store_txn_begin(srv->srv_store, NULL, 1, &txn);
+	n = 0;
 	TAILQ_FOREACH(w, &txw, w_entry) {
 		if (rc != STORE_OK)
 			rpc_store_fail(&w->w_call, rc);
 		else
 			rpc_run_write(srv, txn, w);
+		n++;
 	}
+	if (rc == STORE_OK)
+		rpc_feed_trim(srv, txn, n);
 	if (rc == STORE_OK && (rc = store_txn_commit(txn)) != STORE_OK) {
 		log_warnx("group commit failed: %s", store_strerror(rc));
 		TAILQ_FOREACH(w, &txw, w_entry) {
@@ -349,6 +363,68 @@ rpc_commit_txn(struct server *srv, struct rpc_write_list *batch,
 		}
 	}
 	TAILQ_CONCAT(done, &txw, w_entry);
+}
+
+/*
+ * Trims the change feed a little in every group commit (its own nested
+ * transaction, so a failure costs the writes nothing): at most a fixed
+ * number of entries plus a few per write, so the feed shrinks faster
+ * than writes grow it and no commit walks all of it.
+ */
+static void
+rpc_feed_trim(struct server *srv, MDB_txn *parent, size_t nwrites)
+{
+	MDB_txn	*txn;
+	size_t	 count;
+	int	 rc;
+
+	if (store_txn_begin(srv->srv_store, parent, 1, &txn) != STORE_OK)
+		return;
+	rc = store_feed_trim(srv->srv_store, txn, srv->srv_conf->dc_feed_retain,
+	    TRIM_PER_COMMIT + TRIM_PER_WRITE * nwrites, &count);
+	if (rc == STORE_OK)
+		rc = store_txn_commit(txn);
+	else
+		store_txn_abort(txn);
+	if (rc != STORE_OK) {
+		log_warnx("trimming the change feed failed: %s",
+		    store_strerror(rc));
+		return;
+	}
+	if (count > 0)
+		log_debug("%s: %zu feed entries trimmed", __func__, count);
+	/*
+	 * More to trim (a target caught up, an upgraded store): the rest
+	 * goes in small transactions between loop turns, never holding up
+	 * clients for long.
+	 */
+	if (count == TRIM_PER_COMMIT + TRIM_PER_WRITE * nwrites &&
+	    !srv->srv_stopping) {
+		struct timeval	 tv = { 0, TRIM_AGAIN_MS * 1000 };
+
+		if (srv->srv_trim_ev == NULL)
+			srv->srv_trim_ev = evtimer_new(srv->srv_base,
+			    rpc_trim_cb, srv);
+		if (srv->srv_trim_ev != NULL &&
+		    !evtimer_pending(srv->srv_trim_ev, NULL))
+			evtimer_add(srv->srv_trim_ev, &tv);
+	}
+}
+
+static void
+rpc_trim_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct server	*srv = arg;
+	MDB_txn		*txn;
+	int		 rc;
+
+	if (srv->srv_stopping ||
+	    store_txn_begin(srv->srv_store, NULL, 1, &txn) != STORE_OK)
+		return;
+	rpc_feed_trim(srv, txn, 0);
+	if ((rc = store_txn_commit(txn)) != STORE_OK)
+		log_warnx("trimming the change feed failed: %s",
+		    store_strerror(rc));
 }
 
 static void
@@ -553,6 +629,9 @@ rpc_reply(struct conn *conn, json_t *id, struct rpc_call *call)
 		return;
 	}
 	data = json_pack("{s:s}", "kind", proto_err_kind(call->rc_code));
+	if (data != NULL && call->rc_code == PROTO_E_TRIMMED)
+		json_object_set_new(data, "first_seq",
+		    json_integer((json_int_t)call->rc_first_seq));
 	server_send(conn, proto_reply_error(id, call->rc_code, call->rc_msg,
 	    data));
 }
@@ -940,14 +1019,25 @@ static int
 run_put(struct rpc_call *call)
 {
 	struct rpc_args	*a = &call->rc_args;
-	json_t		*config = NULL, *value, *old;
+	json_t		*config = NULL, *current = NULL, *value, *old;
 	const char	*key;
 	uint64_t	 version;
-	int		 ret = -1, changed = 0;
+	int		 ret = -1, changed = 0, may_read;
 
-	if (rpc_current(call, a->ra_replace ? NULL : &config, &version) == -1)
+	/*
+	 * "No new version when nothing changes" tells the caller whether its
+	 * values equal the stored ones, so it is kept for callers who may
+	 * read them anyway: for a write-only caller every put is a new
+	 * version, whatever is stored.
+	 */
+	may_read = (acl_perms(&call->rc_srv->srv_conf->dc_acl, &call->rc_peer,
+	    a->ra_tenant) & PERM_READ) != 0;
+	if (rpc_current(call, !a->ra_replace || may_read ? &current : NULL,
+	    &version) == -1)
 		goto out;
-	if (config == NULL && (config = json_object()) == NULL) {
+	if (!a->ra_replace && current != NULL)
+		config = json_incref(current);
+	else if ((config = json_object()) == NULL) {
 		rpc_fail(call, PROTO_E_INTERNAL, "out of memory");
 		goto out;
 	}
@@ -973,11 +1063,14 @@ run_put(struct rpc_call *call)
 		    a->ra_tenant);
 		goto out;
 	}
+	/* A replace changes something when the result is another config. */
+	if (a->ra_replace)
+		changed = current == NULL || !json_equal(config, current);
 	/*
-	 * A merge that changes nothing is not a new version: no write, no
+	 * A put that changes nothing is not a new version: no write, no
 	 * change for the sync agent to push again.
 	 */
-	if (!a->ra_replace && version != 0 && !changed) {
+	if (may_read && version != 0 && !changed) {
 		call->rc_result = json_pack("{s:s,s:I}", "tenant",
 		    a->ra_tenant, "version", (json_int_t)version);
 		if (call->rc_result == NULL)
@@ -989,6 +1082,7 @@ run_put(struct rpc_call *call)
 	ret = rpc_store_config(call, config);
 out:
 	json_decref(config);
+	json_decref(current);
 	return (ret);
 }
 
@@ -1192,9 +1286,21 @@ static int
 run_changes(struct rpc_call *call)
 {
 	json_t		*changes;
-	uint64_t	 last;
+	uint64_t	 last, trimmed;
 	int		 rc;
 
+	/* A reader that missed trimmed changes cannot go on from here. */
+	if ((rc = store_feed_trimmed(call->rc_srv->srv_store, call->rc_txn,
+	    &trimmed)) != STORE_OK)
+		return (rpc_store_fail(call, rc));
+	if (call->rc_args.ra_since < trimmed) {
+		call->rc_first_seq = trimmed + 1;
+		return (rpc_fail(call, PROTO_E_TRIMMED, "the change feed "
+		    "before seq %llu was trimmed (since %llu); push every "
+		    "tenant's current config, then go on from last_seq",
+		    (unsigned long long)trimmed + 1,
+		    (unsigned long long)call->rc_args.ra_since));
+	}
 	if ((changes = json_array()) == NULL)
 		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));
 	rc = store_changes(call->rc_srv->srv_store, call->rc_txn,
@@ -1305,7 +1411,7 @@ run_status(struct rpc_call *call)
 		return (rpc_store_fail(call, rc));
 	}
 	call->rc_result = json_pack("{s:s,s:s,s:i,s:I,s:I,s:I,"
-	    "s:{s:I,s:I,s:I,s:I,s:I},s:o}",
+	    "s:{s:I,s:I,s:I,s:I,s:I,s:I},s:o}",
 	    "server", PROTO_SERVER_NAME, "version", PROTO_SERVER_VERSION,
 	    "protocol", PROTO_VERSION,
 	    "uptime", (json_int_t)(time(NULL) - srv->srv_started),
@@ -1316,6 +1422,7 @@ run_status(struct rpc_call *call)
 	    "last_seq", (json_int_t)ss.ss_last_seq,
 	    "versions", (json_int_t)ss.ss_versions,
 	    "changes", (json_int_t)ss.ss_changes,
+	    "trimmed_seq", (json_int_t)ss.ss_trimmed_seq,
 	    "sync", sc.sc_targets);
 	if (call->rc_result == NULL)
 		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));

@@ -287,6 +287,9 @@ server_release(struct server *srv)
 		event_free(srv->srv_listen_retry);
 	if (srv->srv_stop_timer != NULL)
 		event_free(srv->srv_stop_timer);
+	if (srv->srv_trim_ev != NULL)
+		event_free(srv->srv_trim_ev);
+	srv->srv_trim_ev = NULL;
 	memset(srv->srv_sigs, 0, sizeof(srv->srv_sigs));
 	srv->srv_commit_ev = srv->srv_listen_retry = srv->srv_stop_timer = NULL;
 }

@@ -16,8 +16,14 @@
 
 #include "wfvaultd.h"
 
-#define STORE_FORMAT		1	/* meta "format" */
-#define STORE_MAX_DBS		8
+/*
+ * meta "format".  Format 2 adds the feed index and the live-tenant
+ * counter; a format 1 store is moved to 2 when opened for writing, and an
+ * older wfvaultd, which would not keep them, then refuses it.
+ */
+#define STORE_FORMAT		2
+#define STORE_FORMAT_OLDEST	1
+#define STORE_MAX_DBS		10
 #define STORE_DEFAULT_READERS	126
 
 /*
@@ -35,6 +41,16 @@
 /* changes value: op byte, version u64 BE, tenant. */
 #define STORE_CHANGE_HEAD	(1 + 8)
 
+/*
+ * feed_tenants (dupsort): tenant -> seq u64 BE of each of its changes, so
+ * a purge finds them without walking the feed.  Meta keeps
+ * "live_tenants", the count of live tenants (so status walks nothing;
+ * absent means 0 in a store of format 2), and "feed_trimmed", the highest
+ * seq trimmed from the feed.
+ */
+#define STORE_META_LIVE		"live_tenants"
+#define STORE_META_TRIMMED	"feed_trimmed"
+
 struct store {
 	MDB_env			*s_env;
 	MDB_dbi			 s_meta;
@@ -42,6 +58,8 @@ struct store {
 	MDB_dbi			 s_versions;
 	MDB_dbi			 s_changes;
 	MDB_dbi			 s_sync;
+	MDB_dbi			 s_feedidx;	/* see STORE_META_LIVE */
+	int			 s_has_index;	/* 0: a read-only format 1 */
 	const unsigned char	*s_mk;		/* borrowed, or s_mk_own */
 	unsigned char		*s_mk_own;	/* from store_master_key_set */
 	unsigned char		*s_dek;		/* scratch data key, guarded */
@@ -86,7 +104,7 @@ static int	store_change_append(struct store *, MDB_txn *, int, uint64_t,
 static int	store_keys_cmp(const void *, const void *);
 static int	store_config_keys(json_t *, const char ***, size_t *);
 static int	store_meta_check(struct store *, MDB_txn *, int,
-		    const char *, const char *, char *, size_t);
+		    const char *, const char *, uint32_t *, char *, size_t);
 static struct store *store_alloc(const unsigned char *, uint64_t);
 static void	store_free(struct store *);
 static int	store_setup(struct store *, const char *, const char *,
@@ -95,12 +113,23 @@ static int	store_rec_rewrite(struct store *, MDB_txn *, const char *,
 		    size_t, const unsigned char *);
 static int	store_versions_list(struct store *, MDB_txn *, const char *,
 		    size_t, uint64_t **, size_t *);
+static int	store_fields_match(const struct store_rec *, json_t *);
 static int	store_verify_tenant(struct store *, MDB_txn *, const char *,
 		    size_t, const MDB_val *, struct store_verify *, char *,
 		    size_t);
 static int	store_verify_orphans(struct store *, MDB_txn *,
 		    struct store_verify *, char *, size_t);
 static int	store_verify_nop(void *, const struct store_change *);
+static int	store_verify_counts(struct store *, MDB_txn *,
+		    struct store_verify *, char *, size_t);
+static int	store_meta_u64(struct store *, MDB_txn *, const char *,
+		    uint64_t *);
+static int	store_meta_u64_put(struct store *, MDB_txn *, const char *,
+		    uint64_t);
+static int	store_live_add(struct store *, MDB_txn *, int);
+static int	store_index_build(struct store *, MDB_txn *, char *, size_t);
+static int	store_change_tenant(const MDB_val *, const MDB_val *,
+		    uint64_t *, const char **, size_t *);
 static int	store_verify_nop_sync(void *, const char *, uint64_t);
 
 const char *
@@ -415,9 +444,158 @@ store_change_append(struct store *store, MDB_txn *txn, int op,
 	rc = mdb_put(txn, store->s_changes, &key, &val, MDB_APPEND);
 	if (rc != 0)
 		return store_mdb_code(rc, "append change");
+	key.mv_data = (void *)tenant;
+	key.mv_size = tlen;
+	val.mv_data = kbuf;
+	val.mv_size = sizeof(kbuf);
+	if ((rc = mdb_put(txn, store->s_feedidx, &key, &val, 0)) != 0)
+		return store_mdb_code(rc, "index change");
 	if (seq != NULL)
 		*seq = last + 1;
 	return STORE_OK;
+}
+
+/* A u64 kept in meta under name; STORE_E_NOT_FOUND when absent. */
+static int
+store_meta_u64(struct store *store, MDB_txn *txn, const char *name,
+    uint64_t *v)
+{
+	MDB_val	 key, val;
+	int	 mrc;
+
+	*v = 0;
+	key.mv_data = (void *)name;
+	key.mv_size = strlen(name);
+	if ((mrc = mdb_get(txn, store->s_meta, &key, &val)) != 0)
+		return mrc == MDB_NOTFOUND ? STORE_E_NOT_FOUND :
+		    store_mdb_code(mrc, "get meta");
+	if (val.mv_size != 8)
+		return STORE_E_INTEGRITY;
+	*v = store_be64_get(val.mv_data);
+	return STORE_OK;
+}
+
+static int
+store_meta_u64_put(struct store *store, MDB_txn *txn, const char *name,
+    uint64_t v)
+{
+	unsigned char	 vbuf[8];
+	MDB_val		 key, val;
+
+	store_be64_put(vbuf, v);
+	key.mv_data = (void *)name;
+	key.mv_size = strlen(name);
+	val.mv_data = vbuf;
+	val.mv_size = sizeof(vbuf);
+	return store_mdb_code(mdb_put(txn, store->s_meta, &key, &val, 0),
+	    "put meta");
+}
+
+/* Counts a tenant coming to life (+1) or going (-1), in txn. */
+static int
+store_live_add(struct store *store, MDB_txn *txn, int delta)
+{
+	uint64_t	 n;
+	int		 rc;
+
+	rc = store_meta_u64(store, txn, STORE_META_LIVE, &n);
+	if (rc != STORE_OK && rc != STORE_E_NOT_FOUND)
+		return rc;
+	if (delta < 0 && n == 0)
+		return STORE_E_INTEGRITY;
+	return store_meta_u64_put(store, txn, STORE_META_LIVE,
+	    delta < 0 ? n - 1 : n + 1);
+}
+
+/* A feed entry's seq and tenant (pointing into val); -1 if malformed. */
+static int
+store_change_tenant(const MDB_val *key, const MDB_val *val, uint64_t *seq,
+    const char **tenant, size_t *tlen)
+{
+	if (key->mv_size != 8 || val->mv_size <= STORE_CHANGE_HEAD ||
+	    val->mv_size > STORE_CHANGE_HEAD + PROTO_TENANT_MAX)
+		return -1;
+	*seq = store_be64_get(key->mv_data);
+	*tenant = (const char *)val->mv_data + STORE_CHANGE_HEAD;
+	*tlen = val->mv_size - STORE_CHANGE_HEAD;
+	return 0;
+}
+
+/*
+ * Moves a format 1 store to format 2 in the transaction that opens it:
+ * builds feed_tenants and live_tenants with one walk of the feed and the
+ * tenants, once.
+ */
+static int
+store_index_build(struct store *store, MDB_txn *txn, char *err,
+    size_t errlen)
+{
+	struct store_rec	 rec;
+	const char		*tenant;
+	unsigned char		 kbuf[8], fbuf[4];
+	MDB_cursor		*cur;
+	MDB_val			 key, val, ikey, ival;
+	MDB_cursor_op		 op;
+	uint64_t		 seq, live = 0;
+	size_t			 tlen;
+	int			 rc = STORE_OK, mrc;
+
+	if ((mrc = mdb_cursor_open(txn, store->s_changes, &cur)) != 0)
+		goto mdbfail;
+	for (op = MDB_FIRST; (mrc = mdb_cursor_get(cur, &key, &val,
+	    op)) == 0; op = MDB_NEXT) {
+		if (store_change_tenant(&key, &val, &seq, &tenant,
+		    &tlen) == -1) {
+			rc = STORE_E_INTEGRITY;
+			break;
+		}
+		store_be64_put(kbuf, seq);
+		ikey.mv_data = (void *)tenant;
+		ikey.mv_size = tlen;
+		ival.mv_data = kbuf;
+		ival.mv_size = sizeof(kbuf);
+		if ((mrc = mdb_put(txn, store->s_feedidx, &ikey, &ival,
+		    0)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (rc != STORE_OK) {
+		snprintf(err, errlen, "the change feed holds a malformed "
+		    "entry");
+		return rc;
+	}
+	if (mrc != MDB_NOTFOUND)
+		goto mdbfail;
+	if ((mrc = mdb_cursor_open(txn, store->s_tenants, &cur)) != 0)
+		goto mdbfail;
+	for (op = MDB_FIRST; (mrc = mdb_cursor_get(cur, &key, &val,
+	    op)) == 0; op = MDB_NEXT) {
+		if (store_rec_parse(&val, &rec) == STORE_OK &&
+		    !rec.sr_deleted)
+			live++;
+	}
+	mdb_cursor_close(cur);
+	if (mrc != MDB_NOTFOUND)
+		goto mdbfail;
+	fbuf[0] = fbuf[1] = fbuf[2] = 0;
+	fbuf[3] = STORE_FORMAT;
+	key.mv_data = (void *)"format";
+	key.mv_size = strlen("format");
+	val.mv_data = fbuf;
+	val.mv_size = sizeof(fbuf);
+	if ((rc = store_meta_u64_put(store, txn, STORE_META_LIVE,
+	    live)) != STORE_OK ||
+	    (rc = store_mdb_code(mdb_put(txn, store->s_meta, &key, &val, 0),
+	    "put format")) != STORE_OK) {
+		snprintf(err, errlen, "cannot index the change feed: %s",
+		    store_strerror(rc));
+		return rc;
+	}
+	return STORE_OK;
+mdbfail:
+	snprintf(err, errlen, "cannot index the change feed: %s",
+	    mdb_strerror(mrc));
+	return store_mdb_code(mrc, "index feed");
 }
 
 static int
@@ -457,11 +635,12 @@ store_config_keys(json_t *config, const char ***keysp, size_t *np)
  */
 static int
 store_meta_check(struct store *store, MDB_txn *txn, int create,
-    const char *what, const char *dir, char *err, size_t errlen)
+    const char *what, const char *dir, uint32_t *formatp, char *err,
+    size_t errlen)
 {
 	unsigned char	 check[CRYPTO_CHECK_BYTES], fbuf[4];
 	MDB_val		 key, val, ckey, cval;
-	uint32_t	 format;
+	uint32_t	 format = 0;
 	int		 rc, crc;
 
 	crypto_key_check(store->s_mk, check);
@@ -487,6 +666,7 @@ store_meta_check(struct store *store, MDB_txn *txn, int create,
 			    "%s: %s", dir, mdb_strerror(rc));
 			return store_mdb_code(rc, "stamp meta");
 		}
+		*formatp = STORE_FORMAT;
 		return STORE_OK;
 	}
 	if (rc != 0 && rc != MDB_NOTFOUND) {
@@ -507,11 +687,13 @@ store_meta_check(struct store *store, MDB_txn *txn, int create,
 	memcpy(fbuf, val.mv_data, sizeof(fbuf));
 	format = (uint32_t)fbuf[0] << 24 | (uint32_t)fbuf[1] << 16 |
 	    (uint32_t)fbuf[2] << 8 | fbuf[3];
-	if (format != STORE_FORMAT) {
+	if (format < STORE_FORMAT_OLDEST || format > STORE_FORMAT) {
 		snprintf(err, errlen, "%s holds store format %u; this "
-		    "wfvaultd knows %u", what, (unsigned)format, STORE_FORMAT);
+		    "wfvaultd knows %u to %u", what, (unsigned)format,
+		    STORE_FORMAT_OLDEST, STORE_FORMAT);
 		return STORE_E_FORMAT;
 	}
+	*formatp = format;
 	if (crc == MDB_NOTFOUND || cval.mv_size != sizeof(check)) {
 		snprintf(err, errlen, "%s %s holds no master key check "
 		    "value", what, dir);
@@ -591,6 +773,7 @@ store_setup(struct store *store, const char *path, const char *what,
 {
 	MDB_txn		*txn = NULL;
 	unsigned	 dbflags;
+	uint32_t	 format = 0;
 	int		 rc, mrc, dead, rdonly = (flags & MDB_RDONLY) != 0;
 
 	if ((mrc = mdb_env_create(&store->s_env)) != 0) {
@@ -656,7 +839,26 @@ store_setup(struct store *store, const char *path, const char *what,
 		}
 		goto mdbfail;
 	}
-	if ((rc = store_meta_check(store, txn, !rdonly, what, path, err,
+	if ((rc = store_meta_check(store, txn, !rdonly, what, path, &format,
+	    err, errlen)) != STORE_OK) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	/* A read-only format 1 store (an old backup) goes without. */
+	if (!rdonly || format >= 2) {
+		if ((mrc = mdb_dbi_open(txn, "feed_tenants", dbflags |
+		    MDB_DUPSORT | MDB_DUPFIXED, &store->s_feedidx)) != 0) {
+			if (mrc == MDB_NOTFOUND) {
+				snprintf(err, errlen, "%s %s lacks its change "
+				    "feed index", what, path);
+				mdb_txn_abort(txn);
+				return STORE_E_FORMAT;
+			}
+			goto mdbfail;
+		}
+		store->s_has_index = 1;
+	}
+	if (!rdonly && format < 2 && (rc = store_index_build(store, txn, err,
 	    errlen)) != STORE_OK) {
 		mdb_txn_abort(txn);
 		return rc;
@@ -917,6 +1119,8 @@ store_config_put(struct store *store, MDB_txn *txn, const char *tenant,
 			rc = STORE_E_IO;
 			goto done;
 		}
+		if ((rc = store_live_add(store, txn, 1)) != STORE_OK)
+			goto done;
 	} else
 		goto done;
 	if (version == UINT64_MAX) {
@@ -1018,6 +1222,8 @@ store_tenant_delete(struct store *store, MDB_txn *txn, const char *tenant,
 	/* Without its wrapped data key the tenant's old records are gone. */
 	if ((rc = store_rec_put(store, txn, tenant, tlen, &nrec, NULL, NULL,
 	    0)) != STORE_OK)
+		return rc;
+	if ((rc = store_live_add(store, txn, -1)) != STORE_OK)
 		return rc;
 	if ((rc = store_change_append(store, txn, STORE_OP_DELETE,
 	    nrec.sr_version, tenant, tlen, seq)) != STORE_OK)
@@ -1247,6 +1453,112 @@ store_sync_list(struct store *store, MDB_txn *txn,
 	return rc;
 }
 
+struct store_trim_ctx {
+	uint64_t	tc_min;
+	int		tc_any;
+};
+
+static int
+store_trim_target(void *arg, const char *target, uint64_t seq)
+{
+	struct store_trim_ctx	*tc = arg;
+
+	if (!tc->tc_any || seq < tc->tc_min)
+		tc->tc_min = seq;
+	tc->tc_any = 1;
+	return 0;
+}
+
+int
+store_feed_trim_point(struct store *store, MDB_txn *txn, uint64_t retain,
+    uint64_t *upto)
+{
+	struct store_trim_ctx	 tc;
+	uint64_t		 last, point;
+	int			 rc;
+
+	*upto = 0;
+	memset(&tc, 0, sizeof(tc));
+	if ((rc = store_last_seq(store, txn, &last)) != STORE_OK ||
+	    (rc = store_sync_list(store, txn, store_trim_target,
+	    &tc)) != STORE_OK)
+		return rc;
+	if (last == 0)
+		return STORE_OK;
+	point = last > retain ? last - retain : 0;
+	if (tc.tc_any && tc.tc_min > point)
+		point = tc.tc_min;
+	/* The newest entry stays: it is what last_seq is read from. */
+	*upto = point < last ? point : last - 1;
+	return STORE_OK;
+}
+
+int
+store_feed_trim(struct store *store, MDB_txn *txn, uint64_t retain,
+    size_t max, size_t *count)
+{
+	const char	*tenant;
+	unsigned char	 kbuf[8];
+	MDB_cursor	*cur;
+	MDB_val		 key, val, ikey, ival;
+	uint64_t	 upto, trimmed, seq, done = 0;
+	size_t		 tlen;
+	int		 rc, mrc;
+
+	*count = 0;
+	if ((rc = store_feed_trim_point(store, txn, retain, &upto)) !=
+	    STORE_OK)
+		return rc;
+	if ((rc = store_meta_u64(store, txn, STORE_META_TRIMMED,
+	    &trimmed)) != STORE_OK && rc != STORE_E_NOT_FOUND)
+		return rc;
+	rc = STORE_OK;
+	if ((mrc = mdb_cursor_open(txn, store->s_changes, &cur)) != 0)
+		return store_mdb_code(mrc, "open changes cursor");
+	/* From the oldest entry on, so each call does at most max deletes. */
+	while (*count < max &&
+	    (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST)) == 0) {
+		if (store_change_tenant(&key, &val, &seq, &tenant,
+		    &tlen) == -1) {
+			rc = STORE_E_INTEGRITY;
+			break;
+		}
+		if (seq > upto)
+			break;
+		store_be64_put(kbuf, seq);
+		ikey.mv_data = (void *)tenant;
+		ikey.mv_size = tlen;
+		ival.mv_data = kbuf;
+		ival.mv_size = sizeof(kbuf);
+		if ((mrc = mdb_del(txn, store->s_feedidx, &ikey, &ival)) != 0 &&
+		    mrc != MDB_NOTFOUND) {
+			rc = store_mdb_code(mrc, "delete feed index");
+			break;
+		}
+		if ((mrc = mdb_cursor_del(cur, 0)) != 0) {
+			rc = store_mdb_code(mrc, "trim change");
+			break;
+		}
+		done = seq;
+		(*count)++;
+	}
+	if (rc == STORE_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+		rc = store_mdb_code(mrc, "walk changes");
+	mdb_cursor_close(cur);
+	if (rc == STORE_OK && done > trimmed)
+		rc = store_meta_u64_put(store, txn, STORE_META_TRIMMED, done);
+	return rc;
+}
+
+int
+store_feed_trimmed(struct store *store, MDB_txn *txn, uint64_t *seq)
+{
+	int	 rc;
+
+	rc = store_meta_u64(store, txn, STORE_META_TRIMMED, seq);
+	return rc == STORE_E_NOT_FOUND ? STORE_OK : rc;
+}
+
 int
 store_stat(struct store *store, MDB_txn *txn, struct store_stat *ss)
 {
@@ -1259,17 +1571,23 @@ store_stat(struct store *store, MDB_txn *txn, struct store_stat *ss)
 	int			 rc;
 
 	memset(ss, 0, sizeof(*ss));
-	if ((rc = mdb_cursor_open(txn, store->s_tenants, &cur)) != 0)
-		return store_mdb_code(rc, "open tenants cursor");
-	for (; (rc = mdb_cursor_get(cur, &key, &val, op)) == 0;
-	    op = MDB_NEXT) {
-		if (store_rec_parse(&val, &rec) == STORE_OK &&
-		    !rec.sr_deleted)
-			ss->ss_tenants++;
+	/* The counter; a read-only store from before it is counted. */
+	rc = store_meta_u64(store, txn, STORE_META_LIVE, &ss->ss_tenants);
+	if (rc != STORE_OK && rc != STORE_E_NOT_FOUND)
+		return rc;
+	if (rc == STORE_E_NOT_FOUND) {
+		if ((rc = mdb_cursor_open(txn, store->s_tenants, &cur)) != 0)
+			return store_mdb_code(rc, "open tenants cursor");
+		for (; (rc = mdb_cursor_get(cur, &key, &val, op)) == 0;
+		    op = MDB_NEXT) {
+			if (store_rec_parse(&val, &rec) == STORE_OK &&
+			    !rec.sr_deleted)
+				ss->ss_tenants++;
+		}
+		mdb_cursor_close(cur);
+		if (rc != MDB_NOTFOUND)
+			return store_mdb_code(rc, "walk tenants");
 	}
-	mdb_cursor_close(cur);
-	if (rc != MDB_NOTFOUND)
-		return store_mdb_code(rc, "walk tenants");
 
 	if ((rc = mdb_stat(txn, store->s_versions, &ms)) != 0)
 		return store_mdb_code(rc, "stat versions");
@@ -1277,7 +1595,9 @@ store_stat(struct store *store, MDB_txn *txn, struct store_stat *ss)
 	if ((rc = mdb_stat(txn, store->s_changes, &ms)) != 0)
 		return store_mdb_code(rc, "stat changes");
 	ss->ss_changes = ms.ms_entries;
-	if ((rc = store_last_seq(store, txn, &ss->ss_last_seq)) != STORE_OK)
+	if ((rc = store_last_seq(store, txn, &ss->ss_last_seq)) != STORE_OK ||
+	    (rc = store_feed_trimmed(store, txn, &ss->ss_trimmed_seq)) !=
+	    STORE_OK)
 		return rc;
 	if ((rc = mdb_env_info(store->s_env, &info)) != 0)
 		return store_mdb_code(rc, "env info");
@@ -1565,44 +1885,51 @@ done:
 	return rc;
 }
 
-/* Deletes every change of tenant whose seq is below before. */
+/*
+ * Deletes every change of tenant whose seq is below before, found through
+ * feed_tenants: the work grows with the tenant's own changes only.
+ */
 static int
 store_changes_forget(struct store *store, MDB_txn *txn, const char *tenant,
     size_t tlen, uint64_t before)
 {
-	unsigned char	 kbuf[8];
 	MDB_cursor	*cur;
-	MDB_val		 key, val;
-	MDB_cursor_op	 op = MDB_FIRST;
+	MDB_val		 key, val, ckey;
+	MDB_cursor_op	 op = MDB_SET_KEY;
+	unsigned char	 kbuf[8];
 	uint64_t	 seq;
 	int		 rc = STORE_OK, mrc;
 
-	if ((mrc = mdb_cursor_open(txn, store->s_changes, &cur)) != 0)
-		return store_mdb_code(mrc, "open changes cursor");
+	if ((mrc = mdb_cursor_open(txn, store->s_feedidx, &cur)) != 0)
+		return store_mdb_code(mrc, "open feed index cursor");
+	key.mv_data = (void *)tenant;
+	key.mv_size = tlen;
+	/* Always the first of its seqs left: each one is deleted in turn. */
 	while ((mrc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
-		if (key.mv_size != 8) {
+		if (val.mv_size != 8) {
 			rc = STORE_E_INTEGRITY;
 			break;
 		}
-		if ((seq = store_be64_get(key.mv_data)) >= before)
+		if ((seq = store_be64_get(val.mv_data)) >= before)
 			break;
-		op = MDB_NEXT;
-		if (val.mv_size != STORE_CHANGE_HEAD + tlen ||
-		    memcmp((unsigned char *)val.mv_data + STORE_CHANGE_HEAD,
-		    tenant, tlen) != 0)
-			continue;
-		if ((mrc = mdb_cursor_del(cur, 0)) != 0) {
+		store_be64_put(kbuf, seq);
+		ckey.mv_data = kbuf;
+		ckey.mv_size = sizeof(kbuf);
+		if ((mrc = mdb_del(txn, store->s_changes, &ckey, NULL)) != 0 &&
+		    mrc != MDB_NOTFOUND) {
 			rc = store_mdb_code(mrc, "delete change");
 			break;
 		}
-		/* Seek past it again rather than rely on the deleted cursor. */
-		store_be64_put(kbuf, seq + 1);
-		key.mv_data = kbuf;
-		key.mv_size = sizeof(kbuf);
-		op = MDB_SET_RANGE;
+		if ((mrc = mdb_cursor_del(cur, 0)) != 0) {
+			rc = store_mdb_code(mrc, "delete feed index");
+			break;
+		}
+		key.mv_data = (void *)tenant;
+		key.mv_size = tlen;
+		op = MDB_SET_KEY;
 	}
 	if (rc == STORE_OK && mrc != 0 && mrc != MDB_NOTFOUND)
-		rc = store_mdb_code(mrc, "walk changes");
+		rc = store_mdb_code(mrc, "walk feed index");
 	mdb_cursor_close(cur);
 	return rc;
 }
@@ -1624,6 +1951,9 @@ store_tenant_purge(struct store *store, MDB_txn *txn, const char *tenant,
 	if (rec.sr_version == UINT64_MAX)
 		return STORE_E_FULL;
 	version = rec.sr_version + 1;
+	if (!rec.sr_deleted && (rc = store_live_add(store, txn, -1)) !=
+	    STORE_OK)
+		return rc;
 
 	if ((rc = store_versions_prune(store, txn, tenant, tlen,
 	    UINT64_MAX)) != STORE_OK)
@@ -1648,6 +1978,30 @@ store_tenant_purge(struct store *store, MDB_txn *txn, const char *tenant,
 	if (seq != NULL)
 		*seq = last;
 	return STORE_OK;
+}
+
+/* 1 if the record names exactly config's keys, in byte order. */
+static int
+store_fields_match(const struct store_rec *rec, json_t *config)
+{
+	const char	**keys = NULL;
+	size_t		  nkeys, i, off = 0, n;
+	int		  ok = 0;
+
+	if (store_config_keys(config, &keys, &nkeys) != STORE_OK)
+		return 0;
+	for (i = 0; i < nkeys; i++) {
+		if (off >= rec->sr_fieldslen)
+			goto done;
+		n = strlen(rec->sr_fields + off);
+		if (strcmp(rec->sr_fields + off, keys[i]) != 0)
+			goto done;
+		off += n + 1;
+	}
+	ok = off == rec->sr_fieldslen;
+done:
+	free(keys);
+	return ok;
 }
 
 /* One tenant's record and versions; name is its id, val its record. */
@@ -1735,6 +2089,19 @@ store_verify_tenant(struct store *store, MDB_txn *txn, const char *name,
 			json_decref(obj);
 			goto bad;
 		}
+		/*
+		 * The names in the record are not sealed: they must be the
+		 * current config's, or fields and get would disagree.
+		 */
+		if (vers[i] == rec.sr_version &&
+		    !store_fields_match(&rec, obj)) {
+			json_decref(obj);
+			snprintf(err, errlen, "the field names in the record "
+			    "of tenant '%s' are not those of its current "
+			    "config (tampered with)", name);
+			rc = STORE_E_INTEGRITY;
+			goto done;
+		}
 		json_decref(obj);
 		sv->sv_versions++;
 	}
@@ -1813,6 +2180,45 @@ store_verify_orphans(struct store *store, MDB_txn *txn,
 	return rc;
 }
 
+/*
+ * The live-tenant counter and the feed index agree with what they count
+ * (a store from before them has neither, and is not checked for them).
+ */
+static int
+store_verify_counts(struct store *store, MDB_txn *txn,
+    struct store_verify *sv, char *err, size_t errlen)
+{
+	MDB_stat	 fs, is;
+	uint64_t	 live;
+	int		 rc, mrc;
+
+	rc = store_meta_u64(store, txn, STORE_META_LIVE, &live);
+	if (rc == STORE_OK && live != sv->sv_tenants) {
+		snprintf(err, errlen, "the store counts %llu live tenants "
+		    "but holds %llu", (unsigned long long)live,
+		    (unsigned long long)sv->sv_tenants);
+		return STORE_E_INTEGRITY;
+	}
+	if (rc != STORE_OK && rc != STORE_E_NOT_FOUND) {
+		snprintf(err, errlen, "the live tenant count is malformed");
+		return rc;
+	}
+	if (!store->s_has_index)
+		return STORE_OK;
+	if ((mrc = mdb_stat(txn, store->s_changes, &fs)) != 0 ||
+	    (mrc = mdb_stat(txn, store->s_feedidx, &is)) != 0) {
+		snprintf(err, errlen, "cannot read the change feed: %s",
+		    mdb_strerror(mrc));
+		return store_mdb_code(mrc, "stat feed");
+	}
+	if (fs.ms_entries != is.ms_entries) {
+		snprintf(err, errlen, "the change feed holds %zu entries but "
+		    "its tenant index %zu", fs.ms_entries, is.ms_entries);
+		return STORE_E_INTEGRITY;
+	}
+	return STORE_OK;
+}
+
 static int
 store_verify_nop(void *arg, const struct store_change *sc)
 {
@@ -1881,6 +2287,9 @@ store_verify(struct store *store, MDB_txn *txn, struct store_verify *sv,
 		    "entry");
 		return rc;
 	}
+	if ((rc = store_verify_counts(store, txn, sv, err, errlen)) !=
+	    STORE_OK)
+		return rc;
 	if ((rc = store_sync_list(store, txn, store_verify_nop_sync,
 	    NULL)) != STORE_OK) {
 		snprintf(err, errlen, "the sync positions hold a malformed "

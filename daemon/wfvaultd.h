@@ -115,6 +115,7 @@ struct daemon_conf {
 	uint64_t	 dc_idle_timeout;	/* seconds */
 	uint64_t	 dc_message_timeout;	/* seconds for one whole line */
 	uint64_t	 dc_keep_versions;
+	uint64_t	 dc_feed_retain;	/* change feed entries kept */
 	char		*dc_audit_log;
 	struct acl	 dc_acl;
 };
@@ -231,10 +232,11 @@ struct store_change {
 };
 
 struct store_stat {
-	uint64_t	 ss_tenants;	/* live (not deleted) */
+	uint64_t	 ss_tenants;	/* live (not deleted), from a counter */
 	uint64_t	 ss_versions;
 	uint64_t	 ss_changes;
 	uint64_t	 ss_last_seq;
+	uint64_t	 ss_trimmed_seq;	/* store_feed_trimmed */
 	uint64_t	 ss_map_size;
 	uint64_t	 ss_used_bytes;
 };
@@ -319,6 +321,24 @@ int	store_sync_get(struct store *store, MDB_txn *txn, const char *target,
 int	store_sync_list(struct store *store, MDB_txn *txn,
 	    int (*cb)(void *, const char *, uint64_t), void *arg);
 
+/*
+ * Change feed trimming.  Entries with seq <= the trim point may go: the
+ * point is the lowest seq every sync target acknowledged, raised to
+ * last_seq - retain when that is higher (no target, or one more than
+ * retain behind), and always below last_seq (the newest entry stays).
+ * store_feed_trim deletes at most max of them, oldest first, and records
+ * the highest in meta; *count gets how many.
+ */
+int	store_feed_trim_point(struct store *store, MDB_txn *txn,
+	    uint64_t retain, uint64_t *upto);
+int	store_feed_trim(struct store *store, MDB_txn *txn, uint64_t retain,
+	    size_t max, size_t *count);
+/*
+ * The highest seq trimmed from the feed (0: none): a reader whose
+ * position is below it has missed changes and must resync in full.
+ */
+int	store_feed_trimmed(struct store *store, MDB_txn *txn, uint64_t *seq);
+
 int	store_stat(struct store *store, MDB_txn *txn, struct store_stat *ss);
 
 /*
@@ -338,8 +358,9 @@ struct store_verify {
 
 /*
  * Checks that every record opens: each live tenant's data key unwraps,
- * each kept version decrypts to a JSON object, the current one is there,
- * no version belongs to a missing tenant, the feed and sync records parse.
+ * each kept version decrypts to a JSON object, the current one is there
+ * and holds exactly the field names the record lists, no version belongs
+ * to a missing tenant, the feed and sync records parse.
  * STORE_OK, or a STORE_E_* code with the first failing tenant (if any) in
  * sv_tenant and a message in err.  Values are wiped, never reported.
  */
@@ -460,6 +481,7 @@ struct server {
 	/* The master key main loaded; wiped once a rotation replaces it. */
 	unsigned char		*srv_boot_mk;
 	struct backup		*srv_backup;	/* the running one (backup.c) */
+	struct event		*srv_trim_ev;	/* more feed to trim (rpc.c) */
 };
 
 /*

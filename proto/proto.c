@@ -43,6 +43,7 @@ static const struct {
 	{ PROTO_E_TOO_LARGE,		"too_large" },
 	{ PROTO_E_UNAVAILABLE,		"unavailable" },
 	{ PROTO_E_INTEGRITY,		"integrity" },
+	{ PROTO_E_TRIMMED,		"feed_trimmed" },
 };
 
 static const struct {

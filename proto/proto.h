@@ -38,6 +38,8 @@
 #define PROTO_E_TOO_LARGE	(-32004)
 #define PROTO_E_UNAVAILABLE	(-32005)
 #define PROTO_E_INTEGRITY	(-32006)
+/* changes: the feed before the reader's position was trimmed; resync. */
+#define PROTO_E_TRIMMED		(-32007)
 
 /* Permission bits; the method table names the one each method needs. */
 #define PERM_READ	0x01

@@ -138,6 +138,28 @@ teardown() {
 	[ "$status" -eq 4 ]
 }
 
+@test "write without read cannot tell a right guess of a value from a wrong one" {
+	v0=$(wfv get acme --json | jq .version)
+	# The right value and a wrong one: both make a new version.
+	run wfv_as 4246 4246 put acme f <<<'acme-value'
+	[ "$status" -eq 0 ]
+	v1=$(wfv get acme --json | jq .version)
+	[ "$v1" = "$((v0 + 1))" ]
+	run wfv_as 4246 4246 put acme f <<<'a-wrong-guess'
+	[ "$status" -eq 0 ]
+	[ "$(wfv get acme --json | jq .version)" = "$((v1 + 1))" ]
+	put_value acme f acme-value
+	v2=$(wfv get acme --json | jq .version)
+	printf '{"f":"acme-value"}' | wfv_as 4246 4246 put acme --json \
+	    --replace >/dev/null
+	[ "$(wfv get acme --json | jq .version)" = "$((v2 + 1))" ]
+	# A reader still gets the shortcut.
+	put_value acme f acme-value
+	[ "$(wfv get acme --json | jq .version)" = "$((v2 + 1))" ]
+	run wfv get acme f
+	[ "$output" = "acme-value" ]
+}
+
 @test "admin may do everything, including status" {
 	run wfv_as 4247 4247 status
 	[ "$status" -eq 0 ]

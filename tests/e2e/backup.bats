@@ -223,6 +223,34 @@ flip_byte() {
 	[ "$(wfv get acme zz_marker_field)" = one ]
 }
 
+@test "restore refuses a backup whose field names were altered" {
+	write_conf "backup_dir $BACKUPS"
+	start_daemon
+	put_value acme zz_marker_field one
+	put_value acme a_key two
+	wfv backup good.mdb 2>/dev/null
+	stop_daemon
+	local before off
+	before=$(sha256sum "$DATA/data.mdb" | cut -d' ' -f1)
+
+	# zz_marker_field becomes zz_marker_fiele: still a sorted, valid
+	# name, but not the one the sealed config holds.
+	cp "$BACKUPS/good.mdb" "$T/bad.mdb"
+	off=$(grep -obUa zz_marker_field "$T/bad.mdb" | head -n1 | cut -d: -f1)
+	[ -n "$off" ]
+	[ "$(grep -cobUa zz_marker_field "$T/bad.mdb")" -eq 1 ]
+	flip_byte "$T/bad.mdb" $((off + 14))
+	grep -qa zz_marker_fiele "$T/bad.mdb"
+
+	run "$WFVAULTD" -c "$CONF" --restore "$T/bad.mdb"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"failed verification"* ]]
+	[[ "$output" == *"tenant 'acme'"* ]]
+	[[ "$output" == *"field names"* ]]
+	[ "$(sha256sum "$DATA/data.mdb" | cut -d' ' -f1)" = "$before" ]
+}
+
 @test "restore refuses while wfvaultd runs, and onto a fresh data_dir works" {
 	write_conf "backup_dir $BACKUPS"
 	start_daemon

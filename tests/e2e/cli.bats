@@ -358,3 +358,52 @@ teardown() {
 	run wfv get ghost_tenant
 	[ "$status" -eq 3 ]
 }
+
+@test "put --replace with the current config makes no new version, no change" {
+	printf '{"a_key":"one","b_key":"two"}' | wfv put acme --json >/dev/null
+	v1=$(wfv get acme --json | jq .version)
+	seq1=$(wfv status --json | jq .store.last_seq)
+	printf '{"b_key":"two","a_key":"one"}' | wfv put acme --json --replace \
+	    >/dev/null
+	[ "$(wfv get acme --json | jq .version)" = "$v1" ]
+	[ "$(wfv status --json | jq .store.last_seq)" = "$seq1" ]
+	# A null in a replace stores nothing, so it changes nothing either.
+	printf '{"b_key":"two","a_key":"one","c_key":null}' |
+	    wfv put acme --json --replace >/dev/null
+	[ "$(wfv get acme --json | jq .version)" = "$v1" ]
+	# A replace that drops a field is a change.
+	printf '{"a_key":"one"}' | wfv put acme --json --replace >/dev/null
+	[ "$(wfv get acme --json | jq .version)" = "$((v1 + 1))" ]
+	[ "$(wfv fields acme)" = "a_key" ]
+}
+
+@test "status counts live tenants through puts, deletes and purges" {
+	load_tenants 30
+	wfv rm t-1 >/dev/null
+	wfv rm t-2 --purge >/dev/null
+	wfv rm t-1 --purge >/dev/null
+	put_value t-3 k again
+	put_value t-1 k back
+	[ "$(wfv status --json | jq .tenants)" = 29 ]
+	restart_daemon
+	[ "$(wfv status --json | jq .tenants)" = 29 ]
+}
+
+@test "the feed is trimmed up to what every target acknowledged, a long backlog too" {
+	load_tenants 3000
+	[ "$(wfv status --json | jq .store.changes)" = 3000 ]
+	run tp call sync_ack '{"target":"kv","seq":3000}'
+	[ "$(jq -c .result <<<"$output")" = '{}' ]
+	# One commit trims a bounded part; the rest follows in the background.
+	for _ in $(seq 200); do
+		[ "$(wfv status --json | jq .store.changes)" = 1 ] && break
+		sleep 0.1
+	done
+	[ "$(wfv status --json | jq .store.changes)" = 1 ]
+	[ "$(wfv status --json | jq .store.trimmed_seq)" = 2999 ]
+	run tp call changes '{"since":2998}'
+	[ "$(jq -r .error.data.kind <<<"$output")" = feed_trimmed ]
+	run tp call changes '{"since":2999}'
+	[ "$(jq -c '[.result.changes[].seq]' <<<"$output")" = '[3000]' ]
+	check_tenants 3000
+}

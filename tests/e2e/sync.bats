@@ -350,6 +350,55 @@ load_tenants() {
 	[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-r1 ]
 }
 
+@test "a target behind the trimmed feed gets a full pass, deletions included" {
+	stop_daemon
+	write_conf "feed_retain 3"
+	start_daemon
+	write_sync_conf "kv_key_prefix v/"
+	put_value acme k a1
+	put_value gone k g1
+	put_value keep k k1
+	run sync_once
+	[ "$status" -eq 0 ]
+	[ "$(acked_seq)" = 3 ]
+	api="$HURL/client/v4/accounts/$ACCOUNT/storage/kv/namespaces/$NAMESPACE"
+	# Under the prefix but not written by the vault (no version): kept.
+	curl -sS -X PUT -H 'Authorization: Bearer test-token' \
+	    -H 'Content-Type: application/json' \
+	    --data-binary '[{"key":"v/foreign","value":"{}"}]' \
+	    "$api/bulk" >/dev/null
+	wfv rm gone >/dev/null			# seq 4
+	put_value acme k a2			# 5
+	put_value newcomer k n1			# 6
+	put_value acme k a3			# 7
+	# last 7, retain 3: seq 4 and before are trimmed, the delete too.
+	[ "$(wfv status --json | jq .store.changes)" = 3 ]
+	run tp call changes '{"since":3}'
+	[ "$(jq -r .error.data.kind <<<"$output")" = feed_trimmed ]
+	[ "$(jq -r .error.code <<<"$output")" = -32007 ]
+	[ "$(jq -r .error.data.first_seq <<<"$output")" = 5 ]
+	run tp call changes '{"since":4}'
+	[ "$(jq -r '.result.changes | length' <<<"$output")" = 3 ]
+
+	run sync_once
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"full pass"* ]]
+	[ "$(acked_seq)" = 7 ]
+	export PREFIX=v/
+	[ "$(worker_get gone | jq -r .config)" = null ]
+	[ "$(worker_get acme k | jq -r .value)" = a3 ]
+	[ "$(worker_get keep k | jq -r .value)" = k1 ]
+	[ "$(worker_get newcomer k | jq -r .value)" = n1 ]
+	[ "$(worker_get foreign | jq -r .config)" != null ]
+	# And incrementally from there.
+	put_value keep k k2
+	run sync_once
+	[ "$status" -eq 0 ]
+	[[ "$output" != *"full pass"* ]]
+	[ "$(worker_get keep k | jq -r .value)" = k2 ]
+}
+
 @test "kv_key_prefix puts every key behind the prefix" {
 	write_sync_conf "kv_key_prefix tenants/"
 	put_value acme openai_api_key sk-prefixed

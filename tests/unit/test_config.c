@@ -472,6 +472,7 @@ test_daemon_defaults(void **state)
 	assert_int_equal(dc.dc_idle_timeout, 300);
 	assert_int_equal(dc.dc_message_timeout, 10);
 	assert_int_equal(dc.dc_keep_versions, 10);
+	assert_int_equal(dc.dc_feed_retain, 100000);
 	assert_null(dc.dc_audit_log);
 	assert_int_equal(dc.dc_acl.acl_nrules, 0);
 	assert_int_equal(dc.dc_acl.acl_self, geteuid());
@@ -501,6 +502,7 @@ test_daemon_all_keywords(void **state)
 	    "idle_timeout 1d\n"
 	    "message_timeout 1h\n"
 	    "keep_versions 1000\n"
+	    "feed_retain 5\n"
 	    "audit_log /var/log/wfvault/audit.log\n"
 	    "allow uid:1000 read,list acme,beta-*\n"
 	    "allow gid:2000 admin *\n"
@@ -521,6 +523,7 @@ test_daemon_all_keywords(void **state)
 	assert_int_equal(dc.dc_idle_timeout, 86400);
 	assert_int_equal(dc.dc_message_timeout, 3600);
 	assert_int_equal(dc.dc_keep_versions, 1000);
+	assert_int_equal(dc.dc_feed_retain, 5);
 	assert_string_equal(dc.dc_audit_log, "/var/log/wfvault/audit.log");
 	assert_int_equal(dc.dc_acl.acl_nrules, 3);
 	assert_int_equal(dc.dc_acl.acl_rules[0].ar_kind, ACL_USER);
@@ -585,6 +588,9 @@ test_daemon_errors(void **state)
 	dload_fails("master_key_file /k\nmessage_timeout 2h\n",
 	    "d.conf:2: message_timeout: 2h is out of range "
 	    "(1s\xe2\x80\x93" "1h)");
+	dload_fails("master_key_file /k\nfeed_retain 0\n",
+	    "d.conf:2: feed_retain: 0 is out of range "
+	    "(1\xe2\x80\x93" "1000000000)");
 	dload_fails("master_key_file /k\nkeep_versions 1001\n",
 	    "d.conf:2: keep_versions: 1001 is out of range "
 	    "(1\xe2\x80\x93" "1000)");

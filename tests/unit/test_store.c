@@ -316,19 +316,19 @@ test_format(void **state)
 	struct ts_state	*ts = *state;
 	struct ts_raw	 raw;
 	struct store	*other = NULL;
-	const unsigned char two[4] = { 0, 0, 0, 2 };
+	const unsigned char three[4] = { 0, 0, 0, 3 };
 	char		 err[512];
 
 	ts_raw_open(ts, "meta", &raw);
-	ts_raw_put(&raw, "format", 6, two, sizeof(two));
+	ts_raw_put(&raw, "format", 6, three, sizeof(three));
 	assert_int_equal(mdb_txn_commit(raw.tr_txn), 0);
 	mdb_env_close(raw.tr_env);
 
 	assert_int_equal(store_open(&other, &ts->ts_params, ts->ts_mk, err,
 	    sizeof(err)), STORE_E_FORMAT);
 	assert_null(other);
-	assert_string_equal(err, "data_dir holds store format 2; this "
-	    "wfvaultd knows 1");
+	assert_string_equal(err, "data_dir holds store format 3; this "
+	    "wfvaultd knows 1 to 2");
 	assert_string_equal(store_strerror(STORE_E_FORMAT),
 	    "unknown store format");
 }
@@ -1188,6 +1188,212 @@ test_strerror(void **state)
 	assert_string_equal(store_strerror(12345), "unknown store error");
 }
 
+static int
+ts_verify(struct ts_state *ts)
+{
+	struct store_verify	 sv;
+	MDB_txn			*txn;
+	char			 err[512];
+	int			 rc;
+
+	assert_int_equal(store_txn_begin(ts->ts_store, NULL, 0, &txn),
+	    STORE_OK);
+	rc = store_verify(ts->ts_store, txn, &sv, err, sizeof(err));
+	store_txn_abort(txn);
+	return rc;
+}
+
+/* Trims the feed with retain, at most max entries; returns how many. */
+static size_t
+ts_trim(struct ts_state *ts, uint64_t retain, size_t max)
+{
+	MDB_txn	*txn;
+	size_t	 count = 0;
+
+	assert_int_equal(store_txn_begin(ts->ts_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_feed_trim(ts->ts_store, txn, retain, max,
+	    &count), STORE_OK);
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+	return count;
+}
+
+static uint64_t
+ts_trimmed(struct ts_state *ts)
+{
+	MDB_txn		*txn;
+	uint64_t	 seq = 99;
+
+	assert_int_equal(store_txn_begin(ts->ts_store, NULL, 0, &txn),
+	    STORE_OK);
+	assert_int_equal(store_feed_trimmed(ts->ts_store, txn, &seq),
+	    STORE_OK);
+	store_txn_abort(txn);
+	return seq;
+}
+
+static void
+ts_ack(struct ts_state *ts, const char *target, uint64_t seq)
+{
+	MDB_txn	*txn;
+
+	assert_int_equal(store_txn_begin(ts->ts_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_sync_ack(ts->ts_store, txn, target, seq),
+	    STORE_OK);
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+}
+
+static void
+ts_stat(struct ts_state *ts, struct store_stat *ss)
+{
+	MDB_txn	*txn;
+
+	assert_int_equal(store_txn_begin(ts->ts_store, NULL, 0, &txn),
+	    STORE_OK);
+	assert_int_equal(store_stat(ts->ts_store, txn, ss), STORE_OK);
+	store_txn_abort(txn);
+}
+
+static void
+ts_purge(struct ts_state *ts, const char *tenant)
+{
+	MDB_txn		*txn;
+	uint64_t	 version, seq;
+
+	assert_int_equal(store_txn_begin(ts->ts_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_tenant_purge(ts->ts_store, txn, tenant,
+	    &version, &seq), STORE_OK);
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+}
+
+static void
+test_feed_trim(void **state)
+{
+	struct ts_state		*ts = *state;
+	struct ts_changes	 tcs;
+	struct store_stat	 ss;
+	int			 i;
+
+	memset(&tcs, 0, sizeof(tcs));
+	/* seq 1..10: acme at the odd ones, beta at the even ones. */
+	for (i = 0; i < 5; i++) {
+		assert_int_equal(ts_put(ts, "acme", i % 2 ? "{\"a\":\"1\"}" :
+		    "{\"a\":\"2\"}", NULL), STORE_OK);
+		assert_int_equal(ts_put(ts, "beta", i % 2 ? "{\"b\":\"1\"}" :
+		    "{\"b\":\"2\"}", NULL), STORE_OK);
+	}
+	assert_int_equal(ts_trimmed(ts), 0);
+
+	/* No target: the newest 4 stay, at most max go per call. */
+	assert_int_equal(ts_trim(ts, 4, 2), 2);
+	assert_int_equal(ts_trimmed(ts), 2);
+	assert_int_equal(ts_trim(ts, 4, 100), 4);
+	assert_int_equal(ts_trim(ts, 4, 100), 0);
+	assert_int_equal(ts_trimmed(ts), 6);
+	ts_stat(ts, &ss);
+	assert_int_equal(ss.ss_changes, 4);
+	assert_int_equal(ss.ss_last_seq, 10);
+	ts_changes(ts, 6, 100, &tcs, STORE_OK);
+	assert_int_equal(tcs.tcs_n, 4);
+	assert_int_equal(tcs.tcs_c[0].tc_seq, 7);
+
+	/* A target: what it acknowledged goes, the newest entry stays. */
+	ts_ack(ts, "kv", 8);
+	assert_int_equal(ts_trim(ts, 4, 100), 2);
+	assert_int_equal(ts_trimmed(ts), 8);
+	ts_ack(ts, "kv", 10);
+	assert_int_equal(ts_trim(ts, 4, 100), 1);
+	assert_int_equal(ts_trimmed(ts), 9);
+	ts_stat(ts, &ss);
+	assert_int_equal(ss.ss_changes, 1);
+	assert_int_equal(ss.ss_last_seq, 10);
+
+	/* A second target far behind holds the feed back to retain only. */
+	ts_ack(ts, "stale", 0);
+	for (i = 0; i < 5; i++) {
+		assert_int_equal(ts_put(ts, "gamma", i % 2 ?
+		    "{\"g\":\"1\"}" : "{\"g\":\"2\"}", NULL), STORE_OK);
+		assert_int_equal(ts_put(ts, "acme", i % 2 ?
+		    "{\"a\":\"1\"}" : "{\"a\":\"2\"}", NULL), STORE_OK);
+	}
+	assert_int_equal(ts_trim(ts, 4, 100), 7);
+	assert_int_equal(ts_trimmed(ts), 16);
+	ts_stat(ts, &ss);
+	assert_int_equal(ss.ss_changes, 4);
+	assert_int_equal(ss.ss_tenants, 3);
+
+	/* A purge finds acme's entries through the index, nothing else. */
+	ts_purge(ts, "acme");
+	ts_changes(ts, 16, 100, &tcs, STORE_OK);
+	assert_int_equal(tcs.tcs_n, 3);
+	ts_expect_change(&tcs.tcs_c[0], 17, "gamma", 4, STORE_OP_PUT);
+	ts_expect_change(&tcs.tcs_c[1], 19, "gamma", 5, STORE_OP_PUT);
+	ts_expect_change(&tcs.tcs_c[2], 21, "acme", 11, STORE_OP_DELETE);
+	ts_stat(ts, &ss);
+	assert_int_equal(ss.ss_tenants, 2);
+	assert_int_equal(ss.ss_changes, 3);
+	/* Trimming what the purge already took is fine. */
+	assert_int_equal(ts_trim(ts, 1, 100), 2);
+	assert_int_equal(ts_trimmed(ts), 19);
+	assert_int_equal(ts_verify(ts), STORE_OK);
+}
+
+/* A store from before the feed index and the tenant counter. */
+static void
+test_feed_migrate(void **state)
+{
+	struct ts_state		*ts = *state;
+	struct ts_changes	 tcs;
+	struct store_stat	 ss;
+	struct ts_raw		 raw;
+	MDB_dbi			 idx;
+	MDB_val			 key;
+
+	memset(&tcs, 0, sizeof(tcs));
+	assert_int_equal(ts_put(ts, "acme", "{\"a\":\"1\"}", NULL), STORE_OK);
+	assert_int_equal(ts_put(ts, "beta", "{\"b\":\"1\"}", NULL), STORE_OK);
+	assert_int_equal(ts_put(ts, "gone", "{\"c\":\"1\"}", NULL), STORE_OK);
+	assert_int_equal(ts_put(ts, "acme", "{\"a\":\"2\"}", NULL), STORE_OK);
+	assert_int_equal(ts_delete(ts, "gone", NULL), STORE_OK);
+
+	ts_raw_open(ts, "meta", &raw);
+	assert_int_equal(mdb_dbi_open(raw.tr_txn, "feed_tenants", 0, &idx), 0);
+	assert_int_equal(mdb_drop(raw.tr_txn, idx, 1), 0);
+	ts_raw_put(&raw, "format", 6, "\0\0\0\1", 4);
+	key.mv_data = (void *)"live_tenants";
+	key.mv_size = strlen("live_tenants");
+	assert_int_equal(mdb_del(raw.tr_txn, raw.tr_dbi, &key, NULL), 0);
+	ts_raw_close(ts, &raw);		/* reopens: builds both */
+
+	ts_stat(ts, &ss);
+	assert_int_equal(ss.ss_tenants, 2);
+	assert_int_equal(ss.ss_changes, 5);
+	ts_purge(ts, "acme");
+	ts_changes(ts, 0, 100, &tcs, STORE_OK);
+	assert_int_equal(tcs.tcs_n, 4);
+	ts_expect_change(&tcs.tcs_c[0], 2, "beta", 1, STORE_OP_PUT);
+	ts_expect_change(&tcs.tcs_c[3], 6, "acme", 3, STORE_OP_DELETE);
+	ts_stat(ts, &ss);
+	assert_int_equal(ss.ss_tenants, 1);
+	/* Opened again, nothing is built twice. */
+	ts_reopen(ts);
+	ts_stat(ts, &ss);
+	assert_int_equal(ss.ss_tenants, 1);
+	assert_int_equal(ss.ss_changes, 4);
+	assert_int_equal(ts_verify(ts), STORE_OK);
+
+	/* A counter that disagrees with the records fails verification. */
+	ts_raw_open(ts, "meta", &raw);
+	key.mv_data = (void *)"live_tenants";
+	key.mv_size = strlen("live_tenants");
+	ts_raw_put(&raw, key.mv_data, key.mv_size,
+	    "\0\0\0\0\0\0\0\7", 8);
+	ts_raw_close(ts, &raw);
+	assert_int_equal(ts_verify(ts), STORE_E_INTEGRITY);
+}
+
 #define TS_TEST(f) cmocka_unit_test_setup_teardown(f, ts_setup, ts_teardown)
 
 int
@@ -1212,6 +1418,8 @@ main(void)
 		TS_TEST(test_tamper_move),
 		TS_TEST(test_tamper_version),
 		TS_TEST(test_canary),
+		TS_TEST(test_feed_trim),
+		TS_TEST(test_feed_migrate),
 		cmocka_unit_test(test_strerror),
 	};
 
