@@ -27,6 +27,13 @@
  */
 #define STORE_REC_FORMAT	1
 #define STORE_REC_DELETED	0x01
+/*
+ * The parity of the master key generation the data key is wrapped under
+ * (meta "key_gen" counts completed rotations): during a rotation the
+ * records not yet re-wrapped have the current parity, the others the
+ * next one, so a finished rotation needs no second pass to clear them.
+ */
+#define STORE_REC_KEYGEN	0x02
 #define STORE_REC_HEAD		(1 + 1 + 8 + 8 + 8)
 
 /* versions key: tenant, NUL, version u64 BE. */
@@ -47,6 +54,29 @@ struct store {
 	unsigned char		*s_dek;		/* scratch data key, guarded */
 	unsigned char		*s_dek2;	/* the new one in a rekey */
 	uint64_t		 s_keep;
+	uint64_t		 s_gen;		/* meta "key_gen" of s_mk */
+	/*
+	 * A master key rotation under way (meta "key_next_check"): the key
+	 * it moves to, NULL until store_rotate_next_set gave it.
+	 */
+	int			 s_rotating;
+	unsigned char		 s_next_check[CRYPTO_CHECK_BYTES];
+	const unsigned char	*s_next;
+	unsigned char		*s_next_own;
+};
+
+/* A tenant key rotation in steps (store_rekey_*). */
+struct store_rekey {
+	char			 rk_tenant[PROTO_TENANT_MAX + 1];
+	size_t			 rk_tlen;
+	uint64_t		 rk_version;	/* the record's, when begun */
+	unsigned char		*rk_old;	/* guarded */
+	unsigned char		*rk_new;	/* guarded */
+	uint64_t		*rk_vers;
+	unsigned char		**rk_sealed;	/* resealed so far */
+	size_t			*rk_lens;
+	size_t			 rk_n;
+	size_t			 rk_done;
 };
 
 /*
@@ -55,6 +85,7 @@ struct store {
  */
 struct store_rec {
 	int			 sr_deleted;
+	int			 sr_keygen;	/* STORE_REC_KEYGEN set */
 	uint64_t		 sr_version;
 	uint64_t		 sr_created;
 	uint64_t		 sr_updated;
@@ -77,6 +108,15 @@ static int	store_rec_get(struct store *, MDB_txn *, const char *, size_t,
 static int	store_rec_put(struct store *, MDB_txn *, const char *, size_t,
 		    const struct store_rec *, const unsigned char *,
 		    const char **, size_t);
+static const unsigned char *store_wrap_key(const struct store *);
+static unsigned	store_wrap_gen(const struct store *);
+static int	store_dek_open(const struct store *, const char *,
+		    const struct store_rec *, unsigned char *);
+static int	store_dek_rewrap(const struct store *, const char *,
+		    const struct store_rec *, unsigned char *, unsigned char *);
+static int	store_meta_rotation(struct store *, MDB_txn *);
+static int	store_rewrap_batch(struct store *, MDB_txn *,
+		    const unsigned char *, char *, size_t, uint64_t *, int *);
 static json_t	*store_fields_json(const struct store_rec *);
 static size_t	store_vkey(const char *, size_t, uint64_t, unsigned char *);
 static int	store_versions_prune(struct store *, MDB_txn *, const char *,
@@ -217,9 +257,10 @@ store_rec_parse(const MDB_val *val, struct store_rec *rec)
 
 	memset(rec, 0, sizeof(*rec));
 	if (val->mv_size < STORE_REC_HEAD || p[0] != STORE_REC_FORMAT ||
-	    (p[1] & ~STORE_REC_DELETED) != 0)
+	    (p[1] & ~(STORE_REC_DELETED | STORE_REC_KEYGEN)) != 0)
 		return STORE_E_INTEGRITY;
 	rec->sr_deleted = (p[1] & STORE_REC_DELETED) != 0;
+	rec->sr_keygen = (p[1] & STORE_REC_KEYGEN) != 0;
 	rec->sr_version = store_be64_get(p + 2);
 	rec->sr_created = store_be64_get(p + 10);
 	rec->sr_updated = store_be64_get(p + 18);
@@ -253,9 +294,69 @@ store_rec_get(struct store *store, MDB_txn *txn, const char *tenant,
 	return store_rec_parse(&val, rec);
 }
 
+/* The key new data keys are wrapped under: the next one in a rotation. */
+static const unsigned char *
+store_wrap_key(const struct store *store)
+{
+	return store->s_next != NULL ? store->s_next : store->s_mk;
+}
+
+/* The record flag that goes with store_wrap_key. */
+static unsigned
+store_wrap_gen(const struct store *store)
+{
+	uint64_t	gen = store->s_gen + (store->s_next != NULL ? 1 : 0);
+
+	return (gen & 1) ? STORE_REC_KEYGEN : 0;
+}
+
+/*
+ * Unwraps the live record's data key into dek with whichever master key
+ * the record says it is under.  STORE_E_INTEGRITY when it does not open,
+ * or is under the next key and the store was not given that one.
+ */
+static int
+store_dek_open(const struct store *store, const char *tenant,
+    const struct store_rec *rec, unsigned char *dek)
+{
+	const unsigned char	*mk;
+
+	if (rec->sr_wrapped == NULL)
+		return STORE_E_INTEGRITY;
+	mk = rec->sr_keygen == (int)(store->s_gen & 1) ? store->s_mk :
+	    store->s_next;
+	if (mk == NULL || crypto_dek_unwrap(mk, tenant, rec->sr_wrapped,
+	    CRYPTO_WRAPPED_BYTES, dek) != CRYPTO_OK)
+		return STORE_E_INTEGRITY;
+	return STORE_OK;
+}
+
+/*
+ * store_dek_open, and wrapped gets the data key wrapped under
+ * store_wrap_key (the record's own bytes when it is under that already),
+ * for a record about to be written again.
+ */
+static int
+store_dek_rewrap(const struct store *store, const char *tenant,
+    const struct store_rec *rec, unsigned char *dek, unsigned char *wrapped)
+{
+	int	rc;
+
+	if ((rc = store_dek_open(store, tenant, rec, dek)) != STORE_OK)
+		return rc;
+	if ((rec->sr_keygen ? STORE_REC_KEYGEN : 0) == store_wrap_gen(store)) {
+		memcpy(wrapped, rec->sr_wrapped, CRYPTO_WRAPPED_BYTES);
+		return STORE_OK;
+	}
+	if (crypto_dek_wrap(store_wrap_key(store), tenant, dek,
+	    wrapped) != CRYPTO_OK)
+		return STORE_E_IO;
+	return STORE_OK;
+}
+
 /*
  * Writes the tenant's record from rec's numbers, wrapped (NULL for a
- * deleted tenant) and the sorted names.
+ * deleted tenant; else made under store_wrap_key) and the sorted names.
  */
 static int
 store_rec_put(struct store *store, MDB_txn *txn, const char *tenant,
@@ -274,7 +375,8 @@ store_rec_put(struct store *store, MDB_txn *txn, const char *tenant,
 		return STORE_E_NOMEM;
 	p = buf;
 	*p++ = STORE_REC_FORMAT;
-	*p++ = rec->sr_deleted ? STORE_REC_DELETED : 0;
+	*p++ = rec->sr_deleted ? STORE_REC_DELETED : wrapped != NULL ?
+	    store_wrap_gen(store) : 0;
 	store_be64_put(p, rec->sr_version);
 	store_be64_put(p + 8, rec->sr_created);
 	store_be64_put(p + 16, rec->sr_updated);
@@ -525,6 +627,39 @@ store_meta_check(struct store *store, MDB_txn *txn, int create,
 	return STORE_OK;
 }
 
+/*
+ * Reads the master key generation and whether a rotation is under way
+ * (and to which key) from meta.
+ */
+static int
+store_meta_rotation(struct store *store, MDB_txn *txn)
+{
+	MDB_val	 key, val;
+	int	 rc;
+
+	store->s_gen = 0;
+	store->s_rotating = 0;
+	key.mv_data = (void *)"key_gen";
+	key.mv_size = strlen("key_gen");
+	/* Stores made before rotations counted generations are at 0. */
+	if ((rc = mdb_get(txn, store->s_meta, &key, &val)) == 0) {
+		if (val.mv_size != 8)
+			return STORE_E_FORMAT;
+		store->s_gen = store_be64_get(val.mv_data);
+	} else if (rc != MDB_NOTFOUND)
+		return store_mdb_code(rc, "get key_gen");
+	key.mv_data = (void *)"key_next_check";
+	key.mv_size = strlen("key_next_check");
+	if ((rc = mdb_get(txn, store->s_meta, &key, &val)) == 0) {
+		if (val.mv_size != CRYPTO_CHECK_BYTES)
+			return STORE_E_FORMAT;
+		memcpy(store->s_next_check, val.mv_data, CRYPTO_CHECK_BYTES);
+		store->s_rotating = 1;
+	} else if (rc != MDB_NOTFOUND)
+		return store_mdb_code(rc, "get key_next_check");
+	return STORE_OK;
+}
+
 static struct store *
 store_alloc(const unsigned char *mk, uint64_t keep)
 {
@@ -552,6 +687,7 @@ store_free(struct store *store)
 	crypto_key_free(store->s_dek);
 	crypto_key_free(store->s_dek2);
 	crypto_key_free(store->s_mk_own);
+	crypto_key_free(store->s_next_own);
 	free(store);
 }
 
@@ -657,7 +793,11 @@ store_setup(struct store *store, const char *path, const char *what,
 		goto mdbfail;
 	}
 	if ((rc = store_meta_check(store, txn, !rdonly, what, path, err,
-	    errlen)) != STORE_OK) {
+	    errlen)) != STORE_OK ||
+	    (rc = store_meta_rotation(store, txn)) != STORE_OK) {
+		if (rc != STORE_E_KEY && rc != STORE_E_FORMAT)
+			snprintf(err, errlen, "cannot read the key state of "
+			    "%s %s: %s", what, path, store_strerror(rc));
 		mdb_txn_abort(txn);
 		return rc;
 	}
@@ -832,11 +972,8 @@ store_config_get(struct store *store, MDB_txn *txn, const char *tenant,
 	else if (version > rec.sr_version)
 		return STORE_E_NOT_FOUND;
 
-	if (crypto_dek_unwrap(store->s_mk, tenant, rec.sr_wrapped,
-	    CRYPTO_WRAPPED_BYTES, dek) != CRYPTO_OK) {
-		rc = STORE_E_INTEGRITY;
+	if ((rc = store_dek_open(store, tenant, &rec, dek)) != STORE_OK)
 		goto done;
-	}
 	if ((rc = store_sealed_get(store, txn, tenant, tlen, version,
 	    &val)) != STORE_OK)
 		goto done;
@@ -899,12 +1036,10 @@ store_config_put(struct store *store, MDB_txn *txn, const char *tenant,
 
 	rc = store_rec_get(store, txn, tenant, tlen, &rec);
 	if (rc == STORE_OK && !rec.sr_deleted) {
-		memcpy(wrapped, rec.sr_wrapped, sizeof(wrapped));
-		if (crypto_dek_unwrap(store->s_mk, tenant, wrapped,
-		    sizeof(wrapped), dek) != CRYPTO_OK) {
-			rc = STORE_E_INTEGRITY;
+		/* Mid-rotation, a record written again moves to the next key. */
+		if ((rc = store_dek_rewrap(store, tenant, &rec, dek,
+		    wrapped)) != STORE_OK)
 			goto done;
-		}
 		version = rec.sr_version;
 		created = rec.sr_created;
 	} else if (rc == STORE_OK || rc == STORE_E_NOT_FOUND) {
@@ -912,7 +1047,7 @@ store_config_put(struct store *store, MDB_txn *txn, const char *tenant,
 		version = rc == STORE_OK ? rec.sr_version : 0;
 		created = now;
 		crypto_dek_new(dek);
-		if (crypto_dek_wrap(store->s_mk, tenant, dek,
+		if (crypto_dek_wrap(store_wrap_key(store), tenant, dek,
 		    wrapped) != CRYPTO_OK) {
 			rc = STORE_E_IO;
 			goto done;
@@ -1308,62 +1443,113 @@ store_master_key_set(struct store *store, unsigned char *mk)
 
 	store->s_mk = mk;
 	store->s_mk_own = mk;
+	/* The rotation that committed moved meta to the next generation. */
+	store->s_gen++;
+	store->s_rotating = 0;
+	store->s_next = NULL;
+	if (store->s_next_own != mk)
+		crypto_key_free(store->s_next_own);
+	store->s_next_own = NULL;
 	/* A key the store was given by a previous rotation goes now. */
 	if (old != mk)
 		crypto_key_free(old);
 }
 
-/*
- * Replaces the wrapped data key in the live tenant's record, leaving its
- * numbers and names as they are.
- */
-static int
-store_rec_rewrite(struct store *store, MDB_txn *txn, const char *tenant,
-    size_t tlen, const unsigned char *wrapped)
+int
+store_rotating(struct store *store)
 {
-	struct store_rec	 rec;
-	unsigned char		*buf;
-	MDB_val			 key, val;
-	int			 rc;
+	return store->s_rotating;
+}
 
-	key.mv_data = (void *)tenant;
-	key.mv_size = tlen;
-	if ((rc = mdb_get(txn, store->s_tenants, &key, &val)) != 0)
-		return store_mdb_code(rc, "get tenant");
-	if ((rc = store_rec_parse(&val, &rec)) != STORE_OK)
-		return rc;
-	if (rec.sr_deleted)
-		return STORE_E_NOT_FOUND;
-	/* val points into a page the put below may replace. */
-	if ((buf = malloc(val.mv_size)) == NULL)
-		return STORE_E_NOMEM;
-	memcpy(buf, val.mv_data, val.mv_size);
-	memcpy(buf + STORE_REC_HEAD, wrapped, CRYPTO_WRAPPED_BYTES);
-	val.mv_data = buf;
-	rc = store_mdb_code(mdb_put(txn, store->s_tenants, &key, &val, 0),
-	    "put tenant");
-	free(buf);
-	return rc;
+const unsigned char *
+store_next_key(struct store *store)
+{
+	return store->s_next;
 }
 
 int
-store_rewrap(struct store *store, MDB_txn *txn, const unsigned char *newmk,
-    uint64_t *count)
+store_rotate_begin(struct store *store, MDB_txn *txn,
+    const unsigned char *newmk)
+{
+	unsigned char	 check[CRYPTO_CHECK_BYTES];
+	MDB_val		 key, val;
+
+	crypto_key_check(newmk, check);
+	if (store->s_rotating)
+		return sodium_memcmp(check, store->s_next_check,
+		    sizeof(check)) == 0 ? STORE_OK : STORE_E_KEY;
+	key.mv_data = (void *)"key_next_check";
+	key.mv_size = strlen("key_next_check");
+	val.mv_data = check;
+	val.mv_size = sizeof(check);
+	return store_mdb_code(mdb_put(txn, store->s_meta, &key, &val, 0),
+	    "put key_next_check");
+}
+
+int
+store_rotate_next_set(struct store *store, unsigned char *newmk)
+{
+	unsigned char	check[CRYPTO_CHECK_BYTES];
+
+	crypto_key_check(newmk, check);
+	if (store->s_rotating && sodium_memcmp(check, store->s_next_check,
+	    sizeof(check)) != 0)
+		return STORE_E_KEY;
+	memcpy(store->s_next_check, check, sizeof(check));
+	store->s_rotating = 1;
+	if (store->s_next_own != newmk)
+		crypto_key_free(store->s_next_own);
+	store->s_next = newmk;
+	store->s_next_own = newmk;
+	return STORE_OK;
+}
+
+int
+store_rotate_step(struct store *store, MDB_txn *txn,
+    char pos[PROTO_TENANT_MAX + 1], size_t limit, uint64_t *count,
+    int *finished)
+{
+	if (store->s_next == NULL)
+		return STORE_E_KEY;
+	return store_rewrap_batch(store, txn, store->s_next, pos, limit,
+	    count, finished);
+}
+
+/*
+ * Re-wraps under newmk the data keys of up to limit tenant records from
+ * pos on (pos: the first name to look at, "" from the start; the name to
+ * go on from afterwards) that are still under the current key; *count
+ * grows by the live records looked at.  Past the last record, meta moves
+ * to newmk and its generation (*finished = 1): every record written since
+ * the rotation began is under newmk already.
+ */
+static int
+store_rewrap_batch(struct store *store, MDB_txn *txn,
+    const unsigned char *newmk, char *pos, size_t limit, uint64_t *count,
+    int *finished)
 {
 	struct store_rec	 rec;
-	unsigned char		 check[CRYPTO_CHECK_BYTES];
+	unsigned char		 check[CRYPTO_CHECK_BYTES], gbuf[8];
 	unsigned char		 wrapped[CRYPTO_WRAPPED_BYTES];
 	char			 tenant[PROTO_TENANT_MAX + 1];
 	unsigned char		*dek = store->s_dek, *buf = NULL;
-	size_t			 cap = 0;
+	unsigned		 newgen;
+	size_t			 cap = 0, seen = 0;
 	MDB_cursor		*cur;
 	MDB_val			 key, val, nkey, nval;
-	MDB_cursor_op		 op = MDB_FIRST;
+	MDB_cursor_op		 op;
 	int			 rc = STORE_OK, mrc;
 
-	*count = 0;
+	*finished = 0;
+	newgen = ((store->s_gen + 1) & 1) ? STORE_REC_KEYGEN : 0;
 	if ((mrc = mdb_cursor_open(txn, store->s_tenants, &cur)) != 0)
 		return store_mdb_code(mrc, "open tenants cursor");
+	if (pos[0] != '\0') {
+		key.mv_data = pos;
+		key.mv_size = strlen(pos);
+		op = MDB_SET_RANGE;
+	} else
+		op = MDB_FIRST;
 	for (; (mrc = mdb_cursor_get(cur, &key, &val, op)) == 0;
 	    op = MDB_NEXT) {
 		if (store_key_name(&key, tenant) == -1 ||
@@ -1371,7 +1557,15 @@ store_rewrap(struct store *store, MDB_txn *txn, const unsigned char *newmk,
 			rc = STORE_E_INTEGRITY;
 			break;
 		}
+		if (seen++ == limit) {
+			/* The next batch starts here. */
+			memcpy(pos, tenant, key.mv_size + 1);
+			break;
+		}
 		if (rec.sr_deleted)
+			continue;
+		(*count)++;
+		if ((rec.sr_keygen ? STORE_REC_KEYGEN : 0) == newgen)
 			continue;
 		if (crypto_dek_unwrap(store->s_mk, tenant, rec.sr_wrapped,
 		    CRYPTO_WRAPPED_BYTES, dek) != CRYPTO_OK) {
@@ -1394,6 +1588,7 @@ store_rewrap(struct store *store, MDB_txn *txn, const unsigned char *newmk,
 			}
 		}
 		memcpy(buf, val.mv_data, val.mv_size);
+		buf[1] = (buf[1] & ~STORE_REC_KEYGEN) | newgen;
 		memcpy(buf + STORE_REC_HEAD, wrapped, sizeof(wrapped));
 		nkey.mv_data = tenant;
 		nkey.mv_size = key.mv_size;
@@ -1405,23 +1600,51 @@ store_rewrap(struct store *store, MDB_txn *txn, const unsigned char *newmk,
 			rc = store_mdb_code(mrc, "rewrap tenant");
 			break;
 		}
-		(*count)++;
 	}
-	if (rc == STORE_OK && mrc != MDB_NOTFOUND)
+	if (rc == STORE_OK && mrc != 0 && mrc != MDB_NOTFOUND)
 		rc = store_mdb_code(mrc, "walk tenants");
 	mdb_cursor_close(cur);
 	sodium_memzero(dek, CRYPTO_KEY_BYTES);
 	free(buf);
-	if (rc != STORE_OK)
+	if (rc != STORE_OK || mrc == 0)
 		return rc;
 
+	/* Past the last record: the rotation is complete with this txn. */
 	crypto_key_check(newmk, check);
 	key.mv_data = (void *)"key_check";
 	key.mv_size = strlen("key_check");
 	val.mv_data = check;
 	val.mv_size = sizeof(check);
-	return store_mdb_code(mdb_put(txn, store->s_meta, &key, &val, 0),
-	    "put key_check");
+	if ((mrc = mdb_put(txn, store->s_meta, &key, &val, 0)) != 0)
+		return store_mdb_code(mrc, "put key_check");
+	store_be64_put(gbuf, store->s_gen + 1);
+	key.mv_data = (void *)"key_gen";
+	key.mv_size = strlen("key_gen");
+	val.mv_data = gbuf;
+	val.mv_size = sizeof(gbuf);
+	if ((mrc = mdb_put(txn, store->s_meta, &key, &val, 0)) != 0)
+		return store_mdb_code(mrc, "put key_gen");
+	key.mv_data = (void *)"key_next_check";
+	key.mv_size = strlen("key_next_check");
+	mrc = mdb_del(txn, store->s_meta, &key, NULL);
+	if (mrc != 0 && mrc != MDB_NOTFOUND)
+		return store_mdb_code(mrc, "delete key_next_check");
+	*finished = 1;
+	return STORE_OK;
+}
+
+int
+store_rewrap(struct store *store, MDB_txn *txn, const unsigned char *newmk,
+    uint64_t *count)
+{
+	char	pos[PROTO_TENANT_MAX + 1] = "";
+	int	rc, finished;
+
+	*count = 0;
+	if ((rc = store_rotate_begin(store, txn, newmk)) != STORE_OK)
+		return rc;
+	return store_rewrap_batch(store, txn, newmk, pos, SIZE_MAX, count,
+	    &finished);
 }
 
 /* The numbers of the tenant's stored versions, ascending, in a new array. */
@@ -1473,95 +1696,252 @@ store_versions_list(struct store *store, MDB_txn *txn, const char *tenant,
 	return STORE_OK;
 }
 
-int
-store_tenant_rekey(struct store *store, MDB_txn *txn, const char *tenant,
-    uint64_t *count)
+/*
+ * Replaces the wrapped data key (made under store_wrap_key) in the live
+ * tenant's record, leaving its numbers and names as they are.
+ */
+static int
+store_rec_rewrite(struct store *store, MDB_txn *txn, const char *tenant,
+    size_t tlen, const unsigned char *wrapped)
 {
 	struct store_rec	 rec;
-	unsigned char		*old = store->s_dek, *dek = store->s_dek2;
-	unsigned char		 wrapped[CRYPTO_WRAPPED_BYTES];
-	unsigned char		 kbuf[STORE_VKEY_MAX];
-	unsigned char		*sealed = NULL, *plain = NULL;
-	uint64_t		*vers = NULL;
-	size_t			 tlen, n = 0, i, slen, plen, pcap = 0;
+	unsigned char		*buf;
 	MDB_val			 key, val;
-	int			 rc, mrc;
+	int			 rc;
 
-	*count = 0;
+	key.mv_data = (void *)tenant;
+	key.mv_size = tlen;
+	if ((rc = mdb_get(txn, store->s_tenants, &key, &val)) != 0)
+		return store_mdb_code(rc, "get tenant");
+	if ((rc = store_rec_parse(&val, &rec)) != STORE_OK)
+		return rc;
+	if (rec.sr_deleted)
+		return STORE_E_NOT_FOUND;
+	/* val points into a page the put below may replace. */
+	if ((buf = malloc(val.mv_size)) == NULL)
+		return STORE_E_NOMEM;
+	memcpy(buf, val.mv_data, val.mv_size);
+	buf[1] = (buf[1] & ~STORE_REC_KEYGEN) | store_wrap_gen(store);
+	memcpy(buf + STORE_REC_HEAD, wrapped, CRYPTO_WRAPPED_BYTES);
+	val.mv_data = buf;
+	rc = store_mdb_code(mdb_put(txn, store->s_tenants, &key, &val, 0),
+	    "put tenant");
+	free(buf);
+	return rc;
+}
+
+/*
+ * 1 when the tenant's record is still the one rk began from: the same
+ * version (every put and delete moves it) and the same data key (a purge
+ * and a new put, or another rekey, change it).  0 when it changed,
+ * STORE_E_* on a failure other than "gone".
+ */
+static int
+store_rekey_same(struct store *store, MDB_txn *txn,
+    const struct store_rekey *rk)
+{
+	struct store_rec	 rec;
+	int			 rc, same;
+
+	rc = store_rec_get(store, txn, rk->rk_tenant, rk->rk_tlen, &rec);
+	if (rc == STORE_E_NOT_FOUND)
+		return 0;
+	if (rc != STORE_OK)
+		return rc;
+	if (rec.sr_deleted || rec.sr_version != rk->rk_version)
+		return 0;
+	if ((rc = store_dek_open(store, rk->rk_tenant, &rec,
+	    store->s_dek)) != STORE_OK)
+		return rc;
+	same = sodium_memcmp(store->s_dek, rk->rk_old, CRYPTO_KEY_BYTES) == 0;
+	sodium_memzero(store->s_dek, CRYPTO_KEY_BYTES);
+	return same;
+}
+
+int
+store_rekey_begin(struct store *store, MDB_txn *txn, const char *tenant,
+    struct store_rekey **rkp)
+{
+	struct store_rekey	*rk;
+	struct store_rec	 rec;
+	size_t			 tlen;
+	int			 rc;
+
+	*rkp = NULL;
 	if (store_name_len(tenant, &tlen) == -1)
 		return STORE_E_NOT_FOUND;
 	if ((rc = store_rec_get(store, txn, tenant, tlen, &rec)) != STORE_OK)
 		return rc;
 	if (rec.sr_deleted)
 		return STORE_E_NOT_FOUND;
-	if (crypto_dek_unwrap(store->s_mk, tenant, rec.sr_wrapped,
-	    CRYPTO_WRAPPED_BYTES, old) != CRYPTO_OK) {
-		rc = STORE_E_INTEGRITY;
-		goto done;
+	if ((rk = calloc(1, sizeof(*rk))) == NULL)
+		return STORE_E_NOMEM;
+	memcpy(rk->rk_tenant, tenant, tlen + 1);
+	rk->rk_tlen = tlen;
+	rk->rk_version = rec.sr_version;
+	if ((rk->rk_old = crypto_key_alloc()) == NULL ||
+	    (rk->rk_new = crypto_key_alloc()) == NULL) {
+		rc = STORE_E_NOMEM;
+		goto fail;
 	}
-	crypto_dek_new(dek);
-	if (crypto_dek_wrap(store->s_mk, tenant, dek, wrapped) != CRYPTO_OK) {
-		rc = STORE_E_IO;
-		goto done;
+	if ((rc = store_dek_open(store, tenant, &rec, rk->rk_old)) != STORE_OK)
+		goto fail;
+	crypto_dek_new(rk->rk_new);
+	if ((rc = store_versions_list(store, txn, tenant, tlen, &rk->rk_vers,
+	    &rk->rk_n)) != STORE_OK)
+		goto fail;
+	if (rk->rk_n > 0 &&
+	    ((rk->rk_sealed = calloc(rk->rk_n, sizeof(*rk->rk_sealed))) ==
+	    NULL || (rk->rk_lens = calloc(rk->rk_n,
+	    sizeof(*rk->rk_lens))) == NULL)) {
+		rc = STORE_E_NOMEM;
+		goto fail;
 	}
-	if ((rc = store_versions_list(store, txn, tenant, tlen, &vers,
-	    &n)) != STORE_OK)
-		goto done;
+	*rkp = rk;
+	return STORE_OK;
+fail:
+	store_rekey_free(rk);
+	return rc;
+}
 
-	for (i = 0; i < n; i++) {
-		if ((rc = store_sealed_get(store, txn, tenant, tlen, vers[i],
-		    &val)) != STORE_OK)
-			goto done;
+int
+store_rekey_step(struct store *store, MDB_txn *txn, struct store_rekey *rk,
+    size_t limit, int *done)
+{
+	unsigned char	*plain = NULL, *sealed;
+	size_t		 i, slen, plen, pcap = 0;
+	MDB_val		 val;
+	int		 rc = STORE_OK;
+
+	*done = 0;
+	if ((rc = store_rekey_same(store, txn, rk)) != 1)
+		return rc == 0 ? STORE_E_NOT_FOUND : rc;
+	for (i = 0; i < limit && rk->rk_done < rk->rk_n; i++) {
+		if ((rc = store_sealed_get(store, txn, rk->rk_tenant,
+		    rk->rk_tlen, rk->rk_vers[rk->rk_done], &val)) != STORE_OK)
+			break;
 		slen = val.mv_size;
 		if (slen - CRYPTO_SEAL_OVERHEAD + 1 > pcap) {
 			if (plain != NULL) {
 				sodium_memzero(plain, pcap);
 				free(plain);
 			}
-			free(sealed);
 			pcap = slen - CRYPTO_SEAL_OVERHEAD + 1;
-			plain = malloc(pcap);
-			sealed = malloc(slen);
-			if (plain == NULL || sealed == NULL) {
+			if ((plain = malloc(pcap)) == NULL) {
 				rc = STORE_E_NOMEM;
-				goto done;
+				break;
 			}
 		}
-		if (crypto_open(old, tenant, vers[i], val.mv_data, slen, plain,
-		    &plen) != CRYPTO_OK) {
-			rc = STORE_E_INTEGRITY;
-			goto done;
+		if ((sealed = malloc(slen)) == NULL) {
+			rc = STORE_E_NOMEM;
+			break;
 		}
-		if (crypto_seal(dek, tenant, vers[i], plain, plen,
+		if (crypto_open(rk->rk_old, rk->rk_tenant,
+		    rk->rk_vers[rk->rk_done], val.mv_data, slen, plain,
+		    &plen) != CRYPTO_OK) {
+			free(sealed);
+			rc = STORE_E_INTEGRITY;
+			break;
+		}
+		if (crypto_seal(rk->rk_new, rk->rk_tenant,
+		    rk->rk_vers[rk->rk_done], plain, plen,
 		    sealed) != CRYPTO_OK) {
+			free(sealed);
 			rc = STORE_E_IO;
-			goto done;
+			break;
 		}
 		sodium_memzero(plain, plen);
-		key.mv_size = store_vkey(tenant, tlen, vers[i], kbuf);
-		key.mv_data = kbuf;
-		val.mv_data = sealed;
-		val.mv_size = plen + CRYPTO_SEAL_OVERHEAD;
-		if ((mrc = mdb_put(txn, store->s_versions, &key, &val,
-		    0)) != 0) {
-			rc = store_mdb_code(mrc, "put version");
-			goto done;
-		}
+		rk->rk_sealed[rk->rk_done] = sealed;
+		rk->rk_lens[rk->rk_done] = plen + CRYPTO_SEAL_OVERHEAD;
+		rk->rk_done++;
 	}
-	/* The old wrapped key goes with this write: nothing opens with it. */
-	if ((rc = store_rec_rewrite(store, txn, tenant, tlen,
-	    wrapped)) != STORE_OK)
-		goto done;
-	*count = n;
-done:
-	sodium_memzero(old, CRYPTO_KEY_BYTES);
-	sodium_memzero(dek, CRYPTO_KEY_BYTES);
 	if (plain != NULL) {
 		sodium_memzero(plain, pcap);
 		free(plain);
 	}
-	free(sealed);
-	free(vers);
+	if (rc == STORE_OK)
+		*done = rk->rk_done == rk->rk_n;
+	return rc;
+}
+
+int
+store_rekey_apply(struct store *store, MDB_txn *txn, struct store_rekey *rk,
+    uint64_t *count, int *changed)
+{
+	unsigned char	 wrapped[CRYPTO_WRAPPED_BYTES];
+	unsigned char	 kbuf[STORE_VKEY_MAX];
+	MDB_val		 key, val;
+	size_t		 i;
+	int		 rc;
+
+	*count = 0;
+	*changed = 0;
+	if (rk->rk_done != rk->rk_n)
+		return STORE_E_IO;
+	if ((rc = store_rekey_same(store, txn, rk)) != 1) {
+		if (rc != 0)
+			return rc;
+		*changed = 1;
+		return STORE_OK;
+	}
+	/* Wrapped now: a master key rotation may have begun meanwhile. */
+	if (crypto_dek_wrap(store_wrap_key(store), rk->rk_tenant, rk->rk_new,
+	    wrapped) != CRYPTO_OK)
+		return STORE_E_IO;
+	for (i = 0; i < rk->rk_n; i++) {
+		key.mv_size = store_vkey(rk->rk_tenant, rk->rk_tlen,
+		    rk->rk_vers[i], kbuf);
+		key.mv_data = kbuf;
+		val.mv_data = rk->rk_sealed[i];
+		val.mv_size = rk->rk_lens[i];
+		if ((rc = mdb_put(txn, store->s_versions, &key, &val, 0)) != 0)
+			return store_mdb_code(rc, "put version");
+	}
+	/* The old wrapped key goes with this write: nothing opens with it. */
+	if ((rc = store_rec_rewrite(store, txn, rk->rk_tenant, rk->rk_tlen,
+	    wrapped)) != STORE_OK)
+		return rc;
+	*count = rk->rk_n;
+	return STORE_OK;
+}
+
+void
+store_rekey_free(struct store_rekey *rk)
+{
+	size_t	i;
+
+	if (rk == NULL)
+		return;
+	crypto_key_free(rk->rk_old);
+	crypto_key_free(rk->rk_new);
+	for (i = 0; rk->rk_sealed != NULL && i < rk->rk_n; i++)
+		free(rk->rk_sealed[i]);
+	free(rk->rk_sealed);
+	free(rk->rk_lens);
+	free(rk->rk_vers);
+	free(rk);
+}
+
+const char *
+store_rekey_tenant(const struct store_rekey *rk)
+{
+	return rk->rk_tenant;
+}
+
+int
+store_tenant_rekey(struct store *store, MDB_txn *txn, const char *tenant,
+    uint64_t *count)
+{
+	struct store_rekey	*rk;
+	int			 rc, done, changed;
+
+	*count = 0;
+	if ((rc = store_rekey_begin(store, txn, tenant, &rk)) != STORE_OK)
+		return rc;
+	if ((rc = store_rekey_step(store, txn, rk, SIZE_MAX,
+	    &done)) == STORE_OK)
+		rc = store_rekey_apply(store, txn, rk, count, &changed);
+	store_rekey_free(rk);
 	return rc;
 }
 
@@ -1675,8 +2055,7 @@ store_verify_tenant(struct store *store, MDB_txn *txn, const char *name,
 	/* A deleted tenant keeps no versions; store_verify_orphans checks. */
 	if (rec.sr_deleted)
 		return STORE_OK;
-	if (crypto_dek_unwrap(store->s_mk, name, rec.sr_wrapped,
-	    CRYPTO_WRAPPED_BYTES, dek) != CRYPTO_OK) {
+	if (store_dek_open(store, name, &rec, dek) != STORE_OK) {
 		snprintf(err, errlen, "the data key of tenant '%s' does not "
 		    "open with this master key (tampered with, or another "
 		    "key)", name);
