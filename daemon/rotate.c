@@ -252,6 +252,7 @@ rotate_tenant_start(struct server *srv, const char *tenant,
 	j->j_done = done;
 	j->j_arg = arg;
 	TAILQ_INSERT_TAIL(&r->r_jobs, j, j_entry);
+	log_info("tenant '%s': data key rotation started", j->j_tenant);
 	rotate_schedule(r, 0);
 	return STORE_OK;
 }
