@@ -52,7 +52,6 @@ struct store {
 	const unsigned char	*s_mk;		/* borrowed, or s_mk_own */
 	unsigned char		*s_mk_own;	/* from store_master_key_set */
 	unsigned char		*s_dek;		/* scratch data key, guarded */
-	unsigned char		*s_dek2;	/* the new one in a rekey */
 	uint64_t		 s_keep;
 	uint64_t		 s_gen;		/* meta "key_gen" of s_mk */
 	/*
@@ -669,9 +668,7 @@ store_alloc(const unsigned char *mk, uint64_t keep)
 		return NULL;
 	store->s_mk = mk;
 	/* Unwrapped data keys live only here, in guarded, locked memory. */
-	if ((store->s_dek = crypto_key_alloc()) == NULL ||
-	    (store->s_dek2 = crypto_key_alloc()) == NULL) {
-		crypto_key_free(store->s_dek);
+	if ((store->s_dek = crypto_key_alloc()) == NULL) {
 		free(store);
 		return NULL;
 	}
@@ -685,7 +682,6 @@ store_free(struct store *store)
 	if (store->s_env != NULL)
 		mdb_env_close(store->s_env);
 	crypto_key_free(store->s_dek);
-	crypto_key_free(store->s_dek2);
 	crypto_key_free(store->s_mk_own);
 	crypto_key_free(store->s_next_own);
 	free(store);

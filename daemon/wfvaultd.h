@@ -394,7 +394,10 @@ int	store_rotate_next_set(struct store *store, unsigned char *newmk);
 int	store_rotate_step(struct store *store, MDB_txn *txn,
 	    char pos[PROTO_TENANT_MAX + 1], size_t limit, uint64_t *count,
 	    int *finished);
-/* 1 while a master key rotation is under way (meta says so). */
+/*
+ * 1 while a master key rotation is under way: meta said so at open, or
+ * store_rotate_next_set was called; 0 again after store_master_key_set.
+ */
 int	store_rotating(struct store *store);
 /* The key a rotation moves to (borrowed), NULL when none was given. */
 const unsigned char *store_next_key(struct store *store);
