@@ -46,7 +46,7 @@ struct rotate {
 	struct rotate_jobs	 r_jobs;
 	size_t			 r_master_batch;
 	size_t			 r_tenant_batch;
-	const char		*r_hold;	/* tests: wait while it exists */
+	const char		*r_hold;	/* tests: wait while it is */
 };
 
 static struct rotate *rotate_get(struct server *);

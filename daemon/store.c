@@ -1032,7 +1032,7 @@ store_config_put(struct store *store, MDB_txn *txn, const char *tenant,
 
 	rc = store_rec_get(store, txn, tenant, tlen, &rec);
 	if (rc == STORE_OK && !rec.sr_deleted) {
-		/* Mid-rotation, a record written again moves to the next key. */
+		/* Mid-rotation, a record written again goes to the next key. */
 		if ((rc = store_dek_rewrap(store, tenant, &rec, dek,
 		    wrapped)) != STORE_OK)
 			goto done;

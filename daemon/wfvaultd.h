@@ -356,8 +356,10 @@ int	store_copy_fd(struct store *store, int fd);
 
 /*
  * Re-wraps every live tenant's data key under newmk and replaces the
- * key-check value in meta, in txn; *count gets the number of keys.  The
- * store goes on using its current key until store_master_key_set.
+ * key-check value in meta, in txn (the offline rotation: all in one go,
+ * also finishing one a daemon left under way, which must then be to
+ * newmk); *count gets the number of live tenants.  The store goes on
+ * using its current key until store_master_key_set.
  */
 int	store_rewrap(struct store *store, MDB_txn *txn,
 	    const unsigned char *newmk, uint64_t *count);
@@ -634,7 +636,7 @@ struct rotate_result {
 	int		 rr_store;	/* STORE_OK or a STORE_E_* code */
 	int		 rr_busy;	/* the tenant kept changing: gave up */
 	int		 rr_stopped;	/* wfvaultd stops first */
-	uint64_t	 rr_count;	/* data keys re-wrapped, versions resealed */
+	uint64_t	 rr_count;	/* keys re-wrapped, versions resealed */
 };
 
 /*

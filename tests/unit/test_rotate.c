@@ -2,8 +2,9 @@
  * Unit tests of the store's maintenance operations against real LMDB
  * environments in temporary directories: master key re-wrapping (at once
  * and in steps, across a crash), tenant data key rotation (at once and in
- * steps), rotate.c's steps on an event loop, purging, the online backup copy and its verification,
- * the offline-mode lock, and the configuration keywords they use.
+ * steps), rotate.c's steps on an event loop, purging, the online backup
+ * copy and its verification, the offline-mode lock, and the configuration
+ * keywords they use.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1163,7 +1164,7 @@ test_rotate_steps(void **state)
 			want[500] = want[10] = NULL;
 		}
 		if (step == 4) {
-			/* Recreated behind the walk: a new key, the next one. */
+			/* Recreated behind the walk: under the next key. */
 			rt_put(rt, "t-0010", "{\"k\":\"again\"}");
 			want[10] = strdup("again");
 			assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1,
