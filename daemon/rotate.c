@@ -1,9 +1,9 @@
 /*
  * Key rotations in the background of the event loop: a master key
  * rotation re-wraps a bounded batch of tenants' data keys per loop turn,
- * each batch in its own transaction, and a tenant key rotation re-seals a
- * bounded number of versions per turn into memory and writes them all in
- * one transaction at the end, so no client waits longer than one batch.
+ * and a tenant key rotation re-seals a bounded number of versions per
+ * turn, each batch in its own transaction, so no client waits longer than
+ * one batch.
  */
 #include <sys/stat.h>
 
@@ -20,7 +20,6 @@
 
 #define ROTATE_MASTER_BATCH	1000	/* tenant records per step */
 #define ROTATE_TENANT_BATCH	16	/* versions per step */
-#define ROTATE_TENANT_TRIES	100	/* restarts after concurrent writes */
 /* How often a held rotation (tests only) looks at its hold file again. */
 #define ROTATE_HOLD_USEC	20000
 
@@ -34,9 +33,7 @@ struct rotate_job {
 	char			 j_pos[PROTO_TENANT_MAX + 1];
 	uint64_t		 j_count;
 	/* tenant */
-	char			 j_tenant[PROTO_TENANT_MAX + 1];
 	struct store_rekey	*j_rk;
-	int			 j_tries;
 };
 TAILQ_HEAD(rotate_jobs, rotate_job);
 
@@ -233,26 +230,25 @@ rotate_tenant_start(struct server *srv, const char *tenant,
 	if ((r = rotate_get(srv)) == NULL ||
 	    (j = calloc(1, sizeof(*j))) == NULL)
 		return STORE_E_NOMEM;
-	if (strlen(tenant) >= sizeof(j->j_tenant)) {
-		free(j);
-		return STORE_E_NOT_FOUND;
-	}
-	memcpy(j->j_tenant, tenant, strlen(tenant) + 1);
-	if ((rc = store_txn_begin(srv->srv_store, NULL, 0,
+	if ((rc = store_txn_begin(srv->srv_store, NULL, 1,
 	    &txn)) != STORE_OK) {
 		free(j);
 		return rc;
 	}
-	rc = store_rekey_begin(srv->srv_store, txn, tenant, &j->j_rk);
-	store_txn_abort(txn);
+	if ((rc = store_rekey_begin(srv->srv_store, txn, tenant,
+	    &j->j_rk)) == STORE_OK)
+		rc = store_txn_commit(txn);
+	else
+		store_txn_abort(txn);
 	if (rc != STORE_OK) {
-		free(j);
+		rotate_job_free(j);
 		return rc;
 	}
 	j->j_done = done;
 	j->j_arg = arg;
 	TAILQ_INSERT_TAIL(&r->r_jobs, j, j_entry);
-	log_info("tenant '%s': data key rotation started", j->j_tenant);
+	log_info("tenant '%s': data key rotation started",
+	    store_rekey_tenant(j->j_rk));
 	rotate_schedule(r, 0);
 	return STORE_OK;
 }
@@ -340,52 +336,23 @@ rotate_tenant_step(struct rotate *r, struct rotate_job *j,
 {
 	struct store	*store = r->r_srv->srv_store;
 	MDB_txn		*txn;
-	uint64_t	 count;
-	int		 rc, done = 0, changed = 0;
+	int		 rc, done = 0;
 
-	res->rr_count = 0;
-	if ((rc = store_txn_begin(store, NULL, 0, &txn)) != STORE_OK) {
-		res->rr_store = rc;
-		return 1;
-	}
-	if (j->j_rk == NULL)
-		rc = store_rekey_begin(store, txn, j->j_tenant, &j->j_rk);
-	else if ((rc = store_rekey_step(store, txn, j->j_rk,
-	    r->r_tenant_batch, &done)) == STORE_E_NOT_FOUND) {
-		/* Written meanwhile: begin again from what it is now. */
-		store_rekey_free(j->j_rk);
-		j->j_rk = NULL;
-		changed = 1;
-		rc = store_rekey_begin(store, txn, j->j_tenant, &j->j_rk);
-	}
-	store_txn_abort(txn);
-	if (rc == STORE_OK && done) {
-		if ((rc = store_txn_begin(store, NULL, 1, &txn)) == STORE_OK &&
-		    (rc = store_rekey_apply(store, txn, j->j_rk, &count,
-		    &changed)) == STORE_OK && !changed)
-			rc = store_txn_commit(txn);
-		else
-			store_txn_abort(txn);
-		if (rc == STORE_OK && !changed) {
-			res->rr_store = STORE_OK;
-			res->rr_count = count;
-			return 1;
-		}
-		if (rc == STORE_OK) {
-			store_rekey_free(j->j_rk);
-			j->j_rk = NULL;
-		}
-	}
-	if (rc != STORE_OK) {
-		res->rr_store = rc;
-		return 1;
-	}
-	if (changed && ++j->j_tries > ROTATE_TENANT_TRIES) {
-		res->rr_store = STORE_OK;
-		res->rr_busy = 1;
-		return 1;
-	}
-	return 0;
+	if ((rc = store_txn_begin(store, NULL, 1, &txn)) == STORE_OK &&
+	    (rc = store_rekey_step(store, txn, j->j_rk, r->r_tenant_batch,
+	    &done)) == STORE_OK)
+		rc = store_txn_commit(txn);
+	else
+		store_txn_abort(txn);
+	if (rc == STORE_OK && !done)
+		return 0;
+	/*
+	 * A failed step leaves every version readable under one of the two
+	 * keys; the next rotate_tenant_key goes on from there.
+	 */
+	res->rr_store = rc;
+	res->rr_count = store_rekey_count(j->j_rk);
+	return 1;
 }
 
 static void

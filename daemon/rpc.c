@@ -1461,11 +1461,7 @@ rpc_rotate_done(struct server *srv, void *arg,
 	if (res->rr_stopped)
 		rpc_fail(call, PROTO_E_UNAVAILABLE, "wfvaultd is shutting "
 		    "down; %s", master ? "the rotation resumes when it starts "
-		    "again" : "nothing was changed; try again when it is back");
-	else if (res->rr_busy)
-		rpc_fail(call, PROTO_E_UNAVAILABLE, "tenant '%s' kept "
-		    "changing while its key was rotated; nothing was changed; "
-		    "try again", call->rc_args.ra_tenant);
+		    "again" : "run it again to finish it when it is back");
 	else if (res->rr_store == STORE_E_INTEGRITY && master)
 		rpc_fail(call, PROTO_E_INTEGRITY, "a tenant's data key failed "
 		    "authentication (see wfvaultd's log); the rotation stopped "

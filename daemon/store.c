@@ -22,8 +22,9 @@
 
 /*
  * Tenant record: format byte, flags byte, version, created, updated (three
- * u64 BE), then for a live tenant the wrapped data key, then each field
- * name followed by a NUL, in byte order.
+ * u64 BE), then for a live tenant the wrapped data key (and, while its
+ * data key is being rotated, the new one), then each field name followed
+ * by a NUL, in byte order.
  */
 #define STORE_REC_FORMAT	1
 #define STORE_REC_DELETED	0x01
@@ -34,6 +35,12 @@
  * next one, so a finished rotation needs no second pass to clear them.
  */
 #define STORE_REC_KEYGEN	0x02
+/*
+ * The tenant's data key is being rotated: a second wrapped key follows the
+ * first, and each version is sealed under one of the two until the last
+ * one is re-sealed and the new key replaces the old.
+ */
+#define STORE_REC_REKEY		0x04
 #define STORE_REC_HEAD		(1 + 1 + 8 + 8 + 8)
 
 /* versions key: tenant, NUL, version u64 BE. */
@@ -68,14 +75,12 @@ struct store {
 struct store_rekey {
 	char			 rk_tenant[PROTO_TENANT_MAX + 1];
 	size_t			 rk_tlen;
-	uint64_t		 rk_version;	/* the record's, when begun */
 	unsigned char		*rk_old;	/* guarded */
 	unsigned char		*rk_new;	/* guarded */
-	uint64_t		*rk_vers;
-	unsigned char		**rk_sealed;	/* resealed so far */
-	size_t			*rk_lens;
+	uint64_t		*rk_vers;	/* the versions when begun */
 	size_t			 rk_n;
-	size_t			 rk_done;
+	size_t			 rk_done;	/* of rk_vers, looked at */
+	uint64_t		 rk_count;	/* re-sealed by this rotation */
 };
 
 /*
@@ -89,6 +94,7 @@ struct store_rec {
 	uint64_t		 sr_created;
 	uint64_t		 sr_updated;
 	const unsigned char	*sr_wrapped;	/* NULL when deleted */
+	const unsigned char	*sr_pending;	/* the new key in a rekey */
 	const char		*sr_fields;
 	size_t			 sr_fieldslen;
 };
@@ -106,13 +112,23 @@ static int	store_rec_get(struct store *, MDB_txn *, const char *, size_t,
 		    struct store_rec *);
 static int	store_rec_put(struct store *, MDB_txn *, const char *, size_t,
 		    const struct store_rec *, const unsigned char *,
-		    const char **, size_t);
+		    const unsigned char *, const char **, size_t);
 static const unsigned char *store_wrap_key(const struct store *);
 static unsigned	store_wrap_gen(const struct store *);
 static int	store_dek_open(const struct store *, const char *,
 		    const struct store_rec *, unsigned char *);
+static int	store_wrapped_open(const struct store *, const char *,
+		    const struct store_rec *, const unsigned char *,
+		    unsigned char *);
+static int	store_wrapped_move(const struct store *, const char *,
+		    const struct store_rec *, const unsigned char *,
+		    const unsigned char *, unsigned char *);
 static int	store_dek_rewrap(const struct store *, const char *,
-		    const struct store_rec *, unsigned char *, unsigned char *);
+		    const struct store_rec *, unsigned char *, unsigned char *,
+		    unsigned char *, int *);
+static int	store_version_open(struct store *, const char *,
+		    const struct store_rec *, uint64_t, const MDB_val *,
+		    unsigned char *, size_t *);
 static int	store_meta_rotation(struct store *, MDB_txn *);
 static int	store_rewrap_batch(struct store *, MDB_txn *,
 		    const unsigned char *, char *, size_t, uint64_t *, int *);
@@ -131,7 +147,7 @@ static void	store_free(struct store *);
 static int	store_setup(struct store *, const char *, const char *,
 		    unsigned, uint64_t, uint64_t, char *, size_t);
 static int	store_rec_rewrite(struct store *, MDB_txn *, const char *,
-		    size_t, const unsigned char *);
+		    size_t, const unsigned char *, const unsigned char *);
 static int	store_versions_list(struct store *, MDB_txn *, const char *,
 		    size_t, uint64_t **, size_t *);
 static int	store_verify_tenant(struct store *, MDB_txn *, const char *,
@@ -256,7 +272,9 @@ store_rec_parse(const MDB_val *val, struct store_rec *rec)
 
 	memset(rec, 0, sizeof(*rec));
 	if (val->mv_size < STORE_REC_HEAD || p[0] != STORE_REC_FORMAT ||
-	    (p[1] & ~(STORE_REC_DELETED | STORE_REC_KEYGEN)) != 0)
+	    (p[1] & ~(STORE_REC_DELETED | STORE_REC_KEYGEN |
+	    STORE_REC_REKEY)) != 0 || (p[1] & STORE_REC_DELETED &&
+	    p[1] & STORE_REC_REKEY))
 		return STORE_E_INTEGRITY;
 	rec->sr_deleted = (p[1] & STORE_REC_DELETED) != 0;
 	rec->sr_keygen = (p[1] & STORE_REC_KEYGEN) != 0;
@@ -269,6 +287,12 @@ store_rec_parse(const MDB_val *val, struct store_rec *rec)
 			return STORE_E_INTEGRITY;
 		rec->sr_wrapped = p + off;
 		off += CRYPTO_WRAPPED_BYTES;
+		if (p[1] & STORE_REC_REKEY) {
+			if (val->mv_size - off < CRYPTO_WRAPPED_BYTES)
+				return STORE_E_INTEGRITY;
+			rec->sr_pending = p + off;
+			off += CRYPTO_WRAPPED_BYTES;
+		}
 	}
 	rec->sr_fields = (const char *)p + off;
 	rec->sr_fieldslen = val->mv_size - off;
@@ -310,64 +334,130 @@ store_wrap_gen(const struct store *store)
 }
 
 /*
- * Unwraps the live record's data key into dek with whichever master key
- * the record says it is under.  STORE_E_INTEGRITY when it does not open,
- * or is under the next key and the store was not given that one.
+ * Unwraps w, one of the live record's wrapped data keys, into dek with
+ * whichever master key the record says it is under.  STORE_E_INTEGRITY
+ * when it does not open, or is under the next key and the store was not
+ * given that one.
  */
 static int
-store_dek_open(const struct store *store, const char *tenant,
-    const struct store_rec *rec, unsigned char *dek)
+store_wrapped_open(const struct store *store, const char *tenant,
+    const struct store_rec *rec, const unsigned char *w, unsigned char *dek)
 {
 	const unsigned char	*mk;
 
-	if (rec->sr_wrapped == NULL)
+	if (w == NULL)
 		return STORE_E_INTEGRITY;
 	mk = rec->sr_keygen == (int)(store->s_gen & 1) ? store->s_mk :
 	    store->s_next;
-	if (mk == NULL || crypto_dek_unwrap(mk, tenant, rec->sr_wrapped,
+	if (mk == NULL || crypto_dek_unwrap(mk, tenant, w,
 	    CRYPTO_WRAPPED_BYTES, dek) != CRYPTO_OK)
 		return STORE_E_INTEGRITY;
 	return STORE_OK;
 }
 
+/* The record's (current) data key into dek. */
+static int
+store_dek_open(const struct store *store, const char *tenant,
+    const struct store_rec *rec, unsigned char *dek)
+{
+	return store_wrapped_open(store, tenant, rec, rec->sr_wrapped, dek);
+}
+
 /*
- * store_dek_open, and wrapped gets the data key wrapped under
- * store_wrap_key (the record's own bytes when it is under that already),
- * for a record about to be written again.
+ * out gets dek, which w of rec wraps, wrapped under store_wrap_key (w's
+ * own bytes when it is under that key already), for a record about to be
+ * written again.
  */
 static int
-store_dek_rewrap(const struct store *store, const char *tenant,
-    const struct store_rec *rec, unsigned char *dek, unsigned char *wrapped)
+store_wrapped_move(const struct store *store, const char *tenant,
+    const struct store_rec *rec, const unsigned char *w,
+    const unsigned char *dek, unsigned char *out)
 {
-	int	rc;
-
-	if ((rc = store_dek_open(store, tenant, rec, dek)) != STORE_OK)
-		return rc;
 	if ((rec->sr_keygen ? STORE_REC_KEYGEN : 0) == store_wrap_gen(store)) {
-		memcpy(wrapped, rec->sr_wrapped, CRYPTO_WRAPPED_BYTES);
+		memcpy(out, w, CRYPTO_WRAPPED_BYTES);
 		return STORE_OK;
 	}
 	if (crypto_dek_wrap(store_wrap_key(store), tenant, dek,
-	    wrapped) != CRYPTO_OK)
+	    out) != CRYPTO_OK)
 		return STORE_E_IO;
 	return STORE_OK;
 }
 
 /*
+ * For a put on the live record: wrapped gets its data key moved under
+ * store_wrap_key (mid-rotation, a record written again goes to the next
+ * master key) and dek the key to seal the new version with: the record's
+ * own, or while its data key is being rotated the new one, whose wrapped
+ * form goes to pending (*rekeying = 1).
+ */
+static int
+store_dek_rewrap(const struct store *store, const char *tenant,
+    const struct store_rec *rec, unsigned char *dek, unsigned char *wrapped,
+    unsigned char *pending, int *rekeying)
+{
+	int	rc;
+
+	*rekeying = 0;
+	if ((rc = store_dek_open(store, tenant, rec, dek)) != STORE_OK ||
+	    (rc = store_wrapped_move(store, tenant, rec, rec->sr_wrapped, dek,
+	    wrapped)) != STORE_OK)
+		return rc;
+	if (rec->sr_pending == NULL)
+		return STORE_OK;
+	if ((rc = store_wrapped_open(store, tenant, rec, rec->sr_pending,
+	    dek)) != STORE_OK || (rc = store_wrapped_move(store, tenant, rec,
+	    rec->sr_pending, dek, pending)) != STORE_OK)
+		return rc;
+	*rekeying = 1;
+	return STORE_OK;
+}
+
+/*
+ * Opens the sealed version val of the live record into plain (*plen set):
+ * under its data key, or while that is being rotated under the new one.
+ * Uses store->s_dek.  STORE_E_INTEGRITY when neither opens it.
+ */
+static int
+store_version_open(struct store *store, const char *tenant,
+    const struct store_rec *rec, uint64_t version, const MDB_val *val,
+    unsigned char *plain, size_t *plen)
+{
+	unsigned char	*dek = store->s_dek;
+	int		 rc = STORE_E_INTEGRITY;
+
+	if (store_dek_open(store, tenant, rec, dek) == STORE_OK &&
+	    crypto_open(dek, tenant, version, val->mv_data, val->mv_size,
+	    plain, plen) == CRYPTO_OK)
+		rc = STORE_OK;
+	else if (rec->sr_pending != NULL && store_wrapped_open(store, tenant,
+	    rec, rec->sr_pending, dek) == STORE_OK &&
+	    crypto_open(dek, tenant, version, val->mv_data, val->mv_size,
+	    plain, plen) == CRYPTO_OK)
+		rc = STORE_OK;
+	sodium_memzero(dek, CRYPTO_KEY_BYTES);
+	return rc;
+}
+
+/*
  * Writes the tenant's record from rec's numbers, wrapped (NULL for a
- * deleted tenant; else made under store_wrap_key) and the sorted names.
+ * deleted tenant; else made under store_wrap_key), pending (NULL, or the
+ * new data key of a rotation under way, under the same key) and the
+ * sorted names.
  */
 static int
 store_rec_put(struct store *store, MDB_txn *txn, const char *tenant,
     size_t tlen, const struct store_rec *rec, const unsigned char *wrapped,
-    const char **names, size_t nnames)
+    const unsigned char *pending, const char **names, size_t nnames)
 {
 	unsigned char	*buf, *p;
 	MDB_val		 key, val;
 	size_t		 len, i, n;
 	int		 rc;
 
-	len = STORE_REC_HEAD + (wrapped != NULL ? CRYPTO_WRAPPED_BYTES : 0);
+	if (wrapped == NULL)
+		pending = NULL;
+	len = STORE_REC_HEAD + (wrapped != NULL ? CRYPTO_WRAPPED_BYTES : 0) +
+	    (pending != NULL ? CRYPTO_WRAPPED_BYTES : 0);
 	for (i = 0; i < nnames; i++)
 		len += strlen(names[i]) + 1;
 	if ((buf = malloc(len)) == NULL)
@@ -375,13 +465,18 @@ store_rec_put(struct store *store, MDB_txn *txn, const char *tenant,
 	p = buf;
 	*p++ = STORE_REC_FORMAT;
 	*p++ = rec->sr_deleted ? STORE_REC_DELETED : wrapped != NULL ?
-	    store_wrap_gen(store) : 0;
+	    store_wrap_gen(store) | (pending != NULL ? STORE_REC_REKEY : 0) :
+	    0;
 	store_be64_put(p, rec->sr_version);
 	store_be64_put(p + 8, rec->sr_created);
 	store_be64_put(p + 16, rec->sr_updated);
 	p += 24;
 	if (wrapped != NULL) {
 		memcpy(p, wrapped, CRYPTO_WRAPPED_BYTES);
+		p += CRYPTO_WRAPPED_BYTES;
+	}
+	if (pending != NULL) {
+		memcpy(p, pending, CRYPTO_WRAPPED_BYTES);
 		p += CRYPTO_WRAPPED_BYTES;
 	}
 	for (i = 0; i < nnames; i++) {
@@ -979,11 +1074,10 @@ store_config_get(struct store *store, MDB_txn *txn, const char *tenant,
 		rc = STORE_E_NOMEM;
 		goto done;
 	}
-	if (crypto_open(dek, tenant, version, val.mv_data, val.mv_size, plain,
-	    &plen) != CRYPTO_OK) {
-		rc = STORE_E_INTEGRITY;
+	/* Under the tenant's data key, or the new one in a key rotation. */
+	if ((rc = store_version_open(store, tenant, &rec, version, &val, plain,
+	    &plen)) != STORE_OK)
 		goto done;
-	}
 	obj = json_loadb((const char *)plain, plen, JSON_REJECT_DUPLICATES,
 	    &jerr);
 	if (obj == NULL) {
@@ -1018,6 +1112,7 @@ store_config_put(struct store *store, MDB_txn *txn, const char *tenant,
 	struct store_rec	 rec;
 	unsigned char		*dek = store->s_dek;
 	unsigned char		 wrapped[CRYPTO_WRAPPED_BYTES];
+	unsigned char		 pending[CRYPTO_WRAPPED_BYTES];
 	unsigned char		 kbuf[STORE_VKEY_MAX];
 	const char		**keys = NULL;
 	unsigned char		*sealed = NULL;
@@ -1025,7 +1120,7 @@ store_config_put(struct store *store, MDB_txn *txn, const char *tenant,
 	size_t			 tlen, plen = 0, nkeys = 0;
 	uint64_t		 version, created, now = store_now();
 	MDB_val			 key, val;
-	int			 rc;
+	int			 rc, rekeying = 0;
 
 	if (store_name_len(tenant, &tlen) == -1 || !json_is_object(config))
 		return STORE_E_IO;
@@ -1033,8 +1128,8 @@ store_config_put(struct store *store, MDB_txn *txn, const char *tenant,
 	rc = store_rec_get(store, txn, tenant, tlen, &rec);
 	if (rc == STORE_OK && !rec.sr_deleted) {
 		/* Mid-rotation, a record written again goes to the next key. */
-		if ((rc = store_dek_rewrap(store, tenant, &rec, dek,
-		    wrapped)) != STORE_OK)
+		if ((rc = store_dek_rewrap(store, tenant, &rec, dek, wrapped,
+		    pending, &rekeying)) != STORE_OK)
 			goto done;
 		version = rec.sr_version;
 		created = rec.sr_created;
@@ -1100,8 +1195,8 @@ store_config_put(struct store *store, MDB_txn *txn, const char *tenant,
 	rec.sr_version = version;
 	rec.sr_created = created;
 	rec.sr_updated = now;
-	if ((rc = store_rec_put(store, txn, tenant, tlen, &rec, wrapped, keys,
-	    nkeys)) != STORE_OK)
+	if ((rc = store_rec_put(store, txn, tenant, tlen, &rec, wrapped,
+	    rekeying ? pending : NULL, keys, nkeys)) != STORE_OK)
 		goto done;
 	if ((rc = store_change_append(store, txn, STORE_OP_PUT, version,
 	    tenant, tlen, seq)) != STORE_OK)
@@ -1148,7 +1243,7 @@ store_tenant_delete(struct store *store, MDB_txn *txn, const char *tenant,
 		return rc;
 	/* Without its wrapped data key the tenant's old records are gone. */
 	if ((rc = store_rec_put(store, txn, tenant, tlen, &nrec, NULL, NULL,
-	    0)) != STORE_OK)
+	    NULL, 0)) != STORE_OK)
 		return rc;
 	if ((rc = store_change_append(store, txn, STORE_OP_DELETE,
 	    nrec.sr_version, tenant, tlen, seq)) != STORE_OK)
@@ -1586,6 +1681,16 @@ store_rewrap_batch(struct store *store, MDB_txn *txn,
 		memcpy(buf, val.mv_data, val.mv_size);
 		buf[1] = (buf[1] & ~STORE_REC_KEYGEN) | newgen;
 		memcpy(buf + STORE_REC_HEAD, wrapped, sizeof(wrapped));
+		/* A tenant key rotation's new key moves along. */
+		if (rec.sr_pending != NULL && (crypto_dek_unwrap(store->s_mk,
+		    tenant, rec.sr_pending, CRYPTO_WRAPPED_BYTES, dek) !=
+		    CRYPTO_OK || crypto_dek_wrap(newmk, tenant, dek,
+		    buf + STORE_REC_HEAD + CRYPTO_WRAPPED_BYTES) != CRYPTO_OK)) {
+			log_warnx("store: the new data key of tenant '%s' "
+			    "does not open with the master key", tenant);
+			rc = STORE_E_INTEGRITY;
+			break;
+		}
 		nkey.mv_data = tenant;
 		nkey.mv_size = key.mv_size;
 		nval.mv_data = buf;
@@ -1693,16 +1798,18 @@ store_versions_list(struct store *store, MDB_txn *txn, const char *tenant,
 }
 
 /*
- * Replaces the wrapped data key (made under store_wrap_key) in the live
- * tenant's record, leaving its numbers and names as they are.
+ * Replaces the wrapped data keys (made under store_wrap_key; pending NULL
+ * for none) in the live tenant's record, leaving its numbers and names as
+ * they are.
  */
 static int
 store_rec_rewrite(struct store *store, MDB_txn *txn, const char *tenant,
-    size_t tlen, const unsigned char *wrapped)
+    size_t tlen, const unsigned char *wrapped, const unsigned char *pending)
 {
 	struct store_rec	 rec;
-	unsigned char		*buf;
+	unsigned char		*buf, *p;
 	MDB_val			 key, val;
+	size_t			 len;
 	int			 rc;
 
 	key.mv_data = (void *)tenant;
@@ -1714,44 +1821,27 @@ store_rec_rewrite(struct store *store, MDB_txn *txn, const char *tenant,
 	if (rec.sr_deleted)
 		return STORE_E_NOT_FOUND;
 	/* val points into a page the put below may replace. */
-	if ((buf = malloc(val.mv_size)) == NULL)
+	len = STORE_REC_HEAD + CRYPTO_WRAPPED_BYTES + (pending != NULL ?
+	    CRYPTO_WRAPPED_BYTES : 0) + rec.sr_fieldslen;
+	if ((buf = malloc(len)) == NULL)
 		return STORE_E_NOMEM;
-	memcpy(buf, val.mv_data, val.mv_size);
-	buf[1] = (buf[1] & ~STORE_REC_KEYGEN) | store_wrap_gen(store);
-	memcpy(buf + STORE_REC_HEAD, wrapped, CRYPTO_WRAPPED_BYTES);
+	memcpy(buf, val.mv_data, STORE_REC_HEAD);
+	buf[1] = (buf[1] & ~(STORE_REC_KEYGEN | STORE_REC_REKEY)) |
+	    store_wrap_gen(store) | (pending != NULL ? STORE_REC_REKEY : 0);
+	p = buf + STORE_REC_HEAD;
+	memcpy(p, wrapped, CRYPTO_WRAPPED_BYTES);
+	p += CRYPTO_WRAPPED_BYTES;
+	if (pending != NULL) {
+		memcpy(p, pending, CRYPTO_WRAPPED_BYTES);
+		p += CRYPTO_WRAPPED_BYTES;
+	}
+	memcpy(p, rec.sr_fields, rec.sr_fieldslen);
 	val.mv_data = buf;
+	val.mv_size = len;
 	rc = store_mdb_code(mdb_put(txn, store->s_tenants, &key, &val, 0),
 	    "put tenant");
 	free(buf);
 	return rc;
-}
-
-/*
- * 1 when the tenant's record is still the one rk began from: the same
- * version (every put and delete moves it) and the same data key (a purge
- * and a new put, or another rekey, change it).  0 when it changed,
- * STORE_E_* on a failure other than "gone".
- */
-static int
-store_rekey_same(struct store *store, MDB_txn *txn,
-    const struct store_rekey *rk)
-{
-	struct store_rec	 rec;
-	int			 rc, same;
-
-	rc = store_rec_get(store, txn, rk->rk_tenant, rk->rk_tlen, &rec);
-	if (rc == STORE_E_NOT_FOUND)
-		return 0;
-	if (rc != STORE_OK)
-		return rc;
-	if (rec.sr_deleted || rec.sr_version != rk->rk_version)
-		return 0;
-	if ((rc = store_dek_open(store, rk->rk_tenant, &rec,
-	    store->s_dek)) != STORE_OK)
-		return rc;
-	same = sodium_memcmp(store->s_dek, rk->rk_old, CRYPTO_KEY_BYTES) == 0;
-	sodium_memzero(store->s_dek, CRYPTO_KEY_BYTES);
-	return same;
 }
 
 int
@@ -1760,6 +1850,8 @@ store_rekey_begin(struct store *store, MDB_txn *txn, const char *tenant,
 {
 	struct store_rekey	*rk;
 	struct store_rec	 rec;
+	unsigned char		 wrapped[CRYPTO_WRAPPED_BYTES];
+	unsigned char		 pending[CRYPTO_WRAPPED_BYTES];
 	size_t			 tlen;
 	int			 rc;
 
@@ -1774,25 +1866,37 @@ store_rekey_begin(struct store *store, MDB_txn *txn, const char *tenant,
 		return STORE_E_NOMEM;
 	memcpy(rk->rk_tenant, tenant, tlen + 1);
 	rk->rk_tlen = tlen;
-	rk->rk_version = rec.sr_version;
 	if ((rk->rk_old = crypto_key_alloc()) == NULL ||
 	    (rk->rk_new = crypto_key_alloc()) == NULL) {
 		rc = STORE_E_NOMEM;
 		goto fail;
 	}
-	if ((rc = store_dek_open(store, tenant, &rec, rk->rk_old)) != STORE_OK)
-		goto fail;
-	crypto_dek_new(rk->rk_new);
+	if (rec.sr_pending != NULL) {
+		/* One under way (a crash, another request): go on with it. */
+		if ((rc = store_wrapped_open(store, tenant, &rec,
+		    rec.sr_pending, rk->rk_new)) != STORE_OK)
+			goto fail;
+	} else {
+		if ((rc = store_dek_open(store, tenant, &rec,
+		    rk->rk_old)) != STORE_OK ||
+		    (rc = store_wrapped_move(store, tenant, &rec,
+		    rec.sr_wrapped, rk->rk_old, wrapped)) != STORE_OK)
+			goto fail;
+		crypto_dek_new(rk->rk_new);
+		if (crypto_dek_wrap(store_wrap_key(store), tenant, rk->rk_new,
+		    pending) != CRYPTO_OK) {
+			rc = STORE_E_IO;
+			goto fail;
+		}
+		/* From now on puts seal under the new key, reads try both. */
+		if ((rc = store_rec_rewrite(store, txn, tenant, tlen, wrapped,
+		    pending)) != STORE_OK)
+			goto fail;
+	}
 	if ((rc = store_versions_list(store, txn, tenant, tlen, &rk->rk_vers,
 	    &rk->rk_n)) != STORE_OK)
 		goto fail;
-	if (rk->rk_n > 0 &&
-	    ((rk->rk_sealed = calloc(rk->rk_n, sizeof(*rk->rk_sealed))) ==
-	    NULL || (rk->rk_lens = calloc(rk->rk_n,
-	    sizeof(*rk->rk_lens))) == NULL)) {
-		rc = STORE_E_NOMEM;
-		goto fail;
-	}
+	sodium_memzero(rk->rk_old, CRYPTO_KEY_BYTES);
 	*rkp = rk;
 	return STORE_OK;
 fail:
@@ -1800,120 +1904,149 @@ fail:
 	return rc;
 }
 
-int
-store_rekey_step(struct store *store, MDB_txn *txn, struct store_rekey *rk,
-    size_t limit, int *done)
+/*
+ * Re-seals under the new key the version of rk's tenant unless it is gone
+ * (pruned) or sealed under the new key already (a put, or a step before a
+ * crash).  *resealed says whether it did.
+ */
+static int
+store_rekey_one(struct store *store, MDB_txn *txn, struct store_rekey *rk,
+    uint64_t version, int *resealed)
 {
-	unsigned char	*plain = NULL, *sealed;
-	size_t		 i, slen, plen, pcap = 0;
-	MDB_val		 val;
-	int		 rc = STORE_OK;
+	unsigned char	 kbuf[STORE_VKEY_MAX];
+	unsigned char	*plain = NULL, *sealed = NULL;
+	size_t		 slen, plen;
+	MDB_val		 key, val;
+	int		 rc;
 
-	*done = 0;
-	if ((rc = store_rekey_same(store, txn, rk)) != 1)
-		return rc == 0 ? STORE_E_NOT_FOUND : rc;
-	for (i = 0; i < limit && rk->rk_done < rk->rk_n; i++) {
-		if ((rc = store_sealed_get(store, txn, rk->rk_tenant,
-		    rk->rk_tlen, rk->rk_vers[rk->rk_done], &val)) != STORE_OK)
-			break;
-		slen = val.mv_size;
-		if (slen - CRYPTO_SEAL_OVERHEAD + 1 > pcap) {
-			if (plain != NULL) {
-				sodium_memzero(plain, pcap);
-				free(plain);
-			}
-			pcap = slen - CRYPTO_SEAL_OVERHEAD + 1;
-			if ((plain = malloc(pcap)) == NULL) {
-				rc = STORE_E_NOMEM;
-				break;
-			}
-		}
-		if ((sealed = malloc(slen)) == NULL) {
-			rc = STORE_E_NOMEM;
-			break;
-		}
-		if (crypto_open(rk->rk_old, rk->rk_tenant,
-		    rk->rk_vers[rk->rk_done], val.mv_data, slen, plain,
-		    &plen) != CRYPTO_OK) {
-			free(sealed);
-			rc = STORE_E_INTEGRITY;
-			break;
-		}
-		if (crypto_seal(rk->rk_new, rk->rk_tenant,
-		    rk->rk_vers[rk->rk_done], plain, plen,
-		    sealed) != CRYPTO_OK) {
-			free(sealed);
-			rc = STORE_E_IO;
-			break;
-		}
-		sodium_memzero(plain, plen);
-		rk->rk_sealed[rk->rk_done] = sealed;
-		rk->rk_lens[rk->rk_done] = plen + CRYPTO_SEAL_OVERHEAD;
-		rk->rk_done++;
+	*resealed = 0;
+	rc = store_sealed_get(store, txn, rk->rk_tenant, rk->rk_tlen, version,
+	    &val);
+	if (rc == STORE_E_NOT_FOUND)
+		return STORE_OK;
+	if (rc != STORE_OK)
+		return rc;
+	slen = val.mv_size;
+	if ((plain = malloc(slen - CRYPTO_SEAL_OVERHEAD + 1)) == NULL ||
+	    (sealed = malloc(slen)) == NULL) {
+		rc = STORE_E_NOMEM;
+		goto done;
 	}
+	if (crypto_open(rk->rk_old, rk->rk_tenant, version, val.mv_data, slen,
+	    plain, &plen) != CRYPTO_OK) {
+		sodium_memzero(plain, slen - CRYPTO_SEAL_OVERHEAD + 1);
+		rc = crypto_open(rk->rk_new, rk->rk_tenant, version,
+		    val.mv_data, slen, plain, &plen) == CRYPTO_OK ? STORE_OK :
+		    STORE_E_INTEGRITY;
+		goto done;
+	}
+	if (crypto_seal(rk->rk_new, rk->rk_tenant, version, plain, plen,
+	    sealed) != CRYPTO_OK) {
+		rc = STORE_E_IO;
+		goto done;
+	}
+	key.mv_size = store_vkey(rk->rk_tenant, rk->rk_tlen, version, kbuf);
+	key.mv_data = kbuf;
+	val.mv_data = sealed;
+	val.mv_size = plen + CRYPTO_SEAL_OVERHEAD;
+	if ((rc = mdb_put(txn, store->s_versions, &key, &val, 0)) != 0) {
+		rc = store_mdb_code(rc, "put version");
+		goto done;
+	}
+	*resealed = 1;
+	rc = STORE_OK;
+done:
 	if (plain != NULL) {
-		sodium_memzero(plain, pcap);
+		sodium_memzero(plain, slen - CRYPTO_SEAL_OVERHEAD + 1);
 		free(plain);
 	}
-	if (rc == STORE_OK)
-		*done = rk->rk_done == rk->rk_n;
+	free(sealed);
 	return rc;
 }
 
 int
-store_rekey_apply(struct store *store, MDB_txn *txn, struct store_rekey *rk,
-    uint64_t *count, int *changed)
+store_rekey_step(struct store *store, MDB_txn *txn, struct store_rekey *rk,
+    size_t limit, int *done)
 {
-	unsigned char	 wrapped[CRYPTO_WRAPPED_BYTES];
-	unsigned char	 kbuf[STORE_VKEY_MAX];
-	MDB_val		 key, val;
-	size_t		 i;
-	int		 rc;
+	struct store_rec	 rec;
+	unsigned char		 wrapped[CRYPTO_WRAPPED_BYTES];
+	size_t			 i;
+	int			 rc, same, resealed;
 
-	*count = 0;
-	*changed = 0;
-	if (rk->rk_done != rk->rk_n)
-		return STORE_E_IO;
-	if ((rc = store_rekey_same(store, txn, rk)) != 1) {
-		if (rc != 0)
+	*done = 0;
+	if ((rc = store_rec_get(store, txn, rk->rk_tenant, rk->rk_tlen,
+	    &rec)) != STORE_OK)
+		return rc;
+	if (rec.sr_deleted)
+		return STORE_E_NOT_FOUND;
+	if (rec.sr_pending == NULL) {
+		/* Another request finished this rotation: done too. */
+		if ((rc = store_dek_open(store, rk->rk_tenant, &rec,
+		    rk->rk_old)) != STORE_OK)
 			return rc;
-		*changed = 1;
+		same = sodium_memcmp(rk->rk_old, rk->rk_new,
+		    CRYPTO_KEY_BYTES) == 0;
+		sodium_memzero(rk->rk_old, CRYPTO_KEY_BYTES);
+		if (!same)
+			return STORE_E_NOT_FOUND;
+		*done = 1;
 		return STORE_OK;
 	}
-	/* Wrapped now: a master key rotation may have begun meanwhile. */
-	if (crypto_dek_wrap(store_wrap_key(store), rk->rk_tenant, rk->rk_new,
-	    wrapped) != CRYPTO_OK)
-		return STORE_E_IO;
-	for (i = 0; i < rk->rk_n; i++) {
-		key.mv_size = store_vkey(rk->rk_tenant, rk->rk_tlen,
-		    rk->rk_vers[i], kbuf);
-		key.mv_data = kbuf;
-		val.mv_data = rk->rk_sealed[i];
-		val.mv_size = rk->rk_lens[i];
-		if ((rc = mdb_put(txn, store->s_versions, &key, &val, 0)) != 0)
-			return store_mdb_code(rc, "put version");
-	}
-	/* The old wrapped key goes with this write: nothing opens with it. */
-	if ((rc = store_rec_rewrite(store, txn, rk->rk_tenant, rk->rk_tlen,
-	    wrapped)) != STORE_OK)
+	if ((rc = store_dek_open(store, rk->rk_tenant, &rec,
+	    rk->rk_old)) != STORE_OK)
 		return rc;
-	*count = rk->rk_n;
-	return STORE_OK;
+	/* Recreated with a rotation of its own since: not ours. */
+	if ((rc = store_wrapped_open(store, rk->rk_tenant, &rec,
+	    rec.sr_pending, store->s_dek)) != STORE_OK)
+		goto done;
+	same = sodium_memcmp(store->s_dek, rk->rk_new, CRYPTO_KEY_BYTES) == 0;
+	sodium_memzero(store->s_dek, CRYPTO_KEY_BYTES);
+	if (!same) {
+		rc = STORE_E_NOT_FOUND;
+		goto done;
+	}
+	/* rec points into pages the puts below may move: no use after. */
+	for (i = 0; i < limit && rk->rk_done < rk->rk_n; i++) {
+		if ((rc = store_rekey_one(store, txn, rk,
+		    rk->rk_vers[rk->rk_done], &resealed)) != STORE_OK)
+			goto done;
+		rk->rk_done++;
+		rk->rk_count += resealed;
+	}
+	if (rk->rk_done < rk->rk_n) {
+		rc = STORE_OK;
+		goto done;
+	}
+	/*
+	 * Every version is under the new key (those written meanwhile were
+	 * sealed with it): it replaces the old one, which goes.
+	 */
+	if ((rc = store_rec_get(store, txn, rk->rk_tenant, rk->rk_tlen,
+	    &rec)) != STORE_OK ||
+	    (rc = store_wrapped_move(store, rk->rk_tenant, &rec,
+	    rec.sr_pending, rk->rk_new, wrapped)) != STORE_OK ||
+	    (rc = store_rec_rewrite(store, txn, rk->rk_tenant, rk->rk_tlen,
+	    wrapped, NULL)) != STORE_OK)
+		goto done;
+	*done = 1;
+done:
+	sodium_memzero(rk->rk_old, CRYPTO_KEY_BYTES);
+	return rc;
+}
+
+uint64_t
+store_rekey_count(const struct store_rekey *rk)
+{
+	return rk->rk_count;
 }
 
 void
 store_rekey_free(struct store_rekey *rk)
 {
-	size_t	i;
-
 	if (rk == NULL)
 		return;
 	crypto_key_free(rk->rk_old);
 	crypto_key_free(rk->rk_new);
-	for (i = 0; rk->rk_sealed != NULL && i < rk->rk_n; i++)
-		free(rk->rk_sealed[i]);
-	free(rk->rk_sealed);
-	free(rk->rk_lens);
 	free(rk->rk_vers);
 	free(rk);
 }
@@ -1929,14 +2062,14 @@ store_tenant_rekey(struct store *store, MDB_txn *txn, const char *tenant,
     uint64_t *count)
 {
 	struct store_rekey	*rk;
-	int			 rc, done, changed;
+	int			 rc, done;
 
 	*count = 0;
 	if ((rc = store_rekey_begin(store, txn, tenant, &rk)) != STORE_OK)
 		return rc;
 	if ((rc = store_rekey_step(store, txn, rk, SIZE_MAX,
 	    &done)) == STORE_OK)
-		rc = store_rekey_apply(store, txn, rk, count, &changed);
+		*count = rk->rk_count;
 	store_rekey_free(rk);
 	return rc;
 }
@@ -2099,8 +2232,8 @@ store_verify_tenant(struct store *store, MDB_txn *txn, const char *name,
 				goto done;
 			}
 		}
-		if (crypto_open(dek, name, vers[i], vval.mv_data,
-		    vval.mv_size, plain, &plen) != CRYPTO_OK)
+		if (store_version_open(store, name, &rec, vers[i], &vval,
+		    plain, &plen) != STORE_OK)
 			goto bad;
 		obj = json_loadb((const char *)plain, plen,
 		    JSON_REJECT_DUPLICATES, &jerr);

@@ -409,27 +409,31 @@ const unsigned char *store_next_key(struct store *store);
  * version under it (same version numbers and additional data); the record
  * keeps its version and no change is appended.  *count gets the number of
  * versions re-sealed.  STORE_E_NOT_FOUND for a missing or deleted tenant.
+ * Finishes a rotation of the tenant's key left under way.
  */
 int	store_tenant_rekey(struct store *store, MDB_txn *txn,
 	    const char *tenant, uint64_t *count);
 
 /*
- * The same in steps: store_rekey_begin takes the tenant's record as it is
- * in txn (*rkp: free with store_rekey_free); store_rekey_step re-seals up
- * to limit more versions into memory from txn (a read transaction will
- * do), *done once all are; store_rekey_apply writes them and the new data
- * key in a write txn, unless the tenant was written, deleted or rekeyed
- * since store_rekey_begin: then *changed is set, nothing is written and the
- * caller begins again.  store_rekey_step gives STORE_E_NOT_FOUND when the
- * tenant changed.  Nothing is written before store_rekey_apply.
+ * The same in steps, each in a write transaction of its own (or all in
+ * one).  store_rekey_begin puts a new data key into the tenant's record
+ * next to the current one (or takes the one of a rotation left under way)
+ * and notes the versions there are (*rkp: free with store_rekey_free):
+ * from then on puts seal under the new key and reads open a version under
+ * either.  store_rekey_step re-seals up to limit more of those versions
+ * (skipping those pruned or sealed under the new key meanwhile); with the
+ * last one the new key replaces the old in the record (*done).  A crash in
+ * between leaves every version readable, and the next store_rekey_begin
+ * goes on with the same new key.  STORE_E_NOT_FOUND when the tenant was
+ * deleted (or purged and made again) meanwhile.
  */
 struct store_rekey;
 int	store_rekey_begin(struct store *store, MDB_txn *txn,
 	    const char *tenant, struct store_rekey **rkp);
 int	store_rekey_step(struct store *store, MDB_txn *txn,
 	    struct store_rekey *rk, size_t limit, int *done);
-int	store_rekey_apply(struct store *store, MDB_txn *txn,
-	    struct store_rekey *rk, uint64_t *count, int *changed);
+/* The versions rk's steps re-sealed so far. */
+uint64_t store_rekey_count(const struct store_rekey *rk);
 void	store_rekey_free(struct store_rekey *rk);
 /* The tenant rk rekeys (borrowed from rk). */
 const char *store_rekey_tenant(const struct store_rekey *rk);
@@ -634,7 +638,6 @@ struct rotate;
 /* How a rotation ended, for the rpc layer. */
 struct rotate_result {
 	int		 rr_store;	/* STORE_OK or a STORE_E_* code */
-	int		 rr_busy;	/* the tenant kept changing: gave up */
 	int		 rr_stopped;	/* wfvaultd stops first */
 	uint64_t	 rr_count;	/* keys re-wrapped, versions resealed */
 };
@@ -651,10 +654,9 @@ int	rotate_master_start(struct server *srv, unsigned char *next,
 	    void (*done)(struct server *, void *, const struct rotate_result *),
 	    void *arg, char *err, size_t errlen);
 /*
- * Starts rotating tenant's data key in steps, its versions resealed in
- * memory and written in one transaction at the end (begun again if the
- * tenant is written meanwhile).  STORE_OK, or a STORE_E_* code (done is
- * then not called).
+ * Starts rotating tenant's data key in steps (store_rekey_begin now, in
+ * its own transaction).  STORE_OK, or a STORE_E_* code (done is then not
+ * called).
  */
 int	rotate_tenant_start(struct server *srv, const char *tenant,
 	    void (*done)(struct server *, void *, const struct rotate_result *),

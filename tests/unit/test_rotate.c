@@ -1397,82 +1397,130 @@ test_rotate_keys_conf(void **state)
 	assert_int_equal(rt_reopen(rt, NULL), STORE_OK);
 }
 
+/* One step of rk, committed; its done flag. */
+static int
+rt_rekey_step(struct rt_state *rt, struct store_rekey *rk, size_t limit)
+{
+	MDB_txn	*txn;
+	int	 done;
+
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_rekey_step(rt->rt_store, txn, rk, limit,
+	    &done), STORE_OK);
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+	return done;
+}
+
+static struct store_rekey *
+rt_rekey_begin(struct rt_state *rt, const char *tenant)
+{
+	struct store_rekey	*rk;
+	MDB_txn			*txn;
+
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_rekey_begin(rt->rt_store, txn, tenant, &rk),
+	    STORE_OK);
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+	assert_string_equal(store_rekey_tenant(rk), tenant);
+	return rk;
+}
+
 /*
- * A tenant key rotation in steps: a put between steps makes it begin
- * again, a put between the last step and the write makes the write
- * refuse (nothing written); otherwise every version reads after it.
+ * A tenant key rotation in steps, each committed: every version reads
+ * between the steps (under the old key or the new), puts meanwhile seal
+ * under the new key, a crash leaves it resumable, and at the end the old
+ * data key opens nothing.
  */
 static void
 test_rekey_steps(void **state)
 {
 	struct rt_state		*rt = *state;
-	struct store_rekey	*rk;
+	struct rt_raw		 raw;
+	struct store_rekey	*rk, *rk2;
+	unsigned char		 oldrec[512], newrec[512], ct[256], key[160];
+	unsigned char		 dek[CRYPTO_KEY_BYTES], plain[256];
 	MDB_txn			*txn;
-	uint64_t		 count;
-	int			 done, changed;
+	uint64_t		 v, seq;
+	size_t			 oldlen, newlen, klen, ctlen, plen;
+	int			 done;
 
 	rt_put(rt, "acme", "{\"k\":\"1\"}");
 	rt_put(rt, "acme", "{\"k\":\"2\"}");
 	rt_put(rt, "acme", "{\"k\":\"3\"}");
-	rt_put(rt, "acme", "{\"k\":\"4\"}");
+	rt_put(rt, "acme", "{\"k\":\"4\"}");	/* 1 pruned: 2, 3, 4 kept */
+	rt_raw_open(rt, &raw);
+	oldlen = rt_raw_get(&raw, "tenants", "acme", 4, oldrec,
+	    sizeof(oldrec));
+	rt_raw_close(rt, &raw);
 
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 0, &txn),
-	    STORE_OK);
-	assert_int_equal(store_rekey_begin(rt->rt_store, txn, "acme", &rk),
-	    STORE_OK);
-	assert_int_equal(store_rekey_step(rt->rt_store, txn, rk, 1, &done),
-	    STORE_OK);
-	assert_false(done);
-	store_txn_abort(txn);
-	rt_put(rt, "acme", "{\"k\":\"5\"}");
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 0, &txn),
-	    STORE_OK);
-	assert_int_equal(store_rekey_step(rt->rt_store, txn, rk, 1, &done),
-	    STORE_E_NOT_FOUND);
-	store_rekey_free(rk);
-	assert_int_equal(store_rekey_begin(rt->rt_store, txn, "acme", &rk),
-	    STORE_OK);
-	do {
-		assert_int_equal(store_rekey_step(rt->rt_store, txn, rk, 1,
-		    &done), STORE_OK);
-	} while (!done);
-	store_txn_abort(txn);
-
-	/* Written after the last step: the write refuses. */
-	rt_put(rt, "acme", "{\"k\":\"6\"}");
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
-	    STORE_OK);
-	assert_int_equal(store_rekey_apply(rt->rt_store, txn, rk, &count,
-	    &changed), STORE_OK);
-	assert_true(changed);
-	assert_int_equal(count, 0);
-	assert_int_equal(store_txn_commit(txn), STORE_OK);
-	store_rekey_free(rk);
+	rk = rt_rekey_begin(rt, "acme");
+	assert_false(rt_rekey_step(rt, rk, 1));
+	/* Version 2 under the new key, 3 and 4 under the old. */
+	assert_int_equal(rt_get(rt, "acme", 2, "{\"k\":\"2\"}"), STORE_OK);
+	assert_int_equal(rt_get(rt, "acme", 3, "{\"k\":\"3\"}"), STORE_OK);
 	assert_int_equal(rt_get(rt, "acme", 4, "{\"k\":\"4\"}"), STORE_OK);
-	assert_int_equal(rt_get(rt, "acme", 6, "{\"k\":\"6\"}"), STORE_OK);
+	rt_verify_all(rt);
+	/* A put meanwhile: sealed under the new key, 2 pruned. */
+	rt_put(rt, "acme", "{\"k\":\"5\"}");
+	assert_int_equal(rt_get(rt, "acme", 5, "{\"k\":\"5\"}"), STORE_OK);
+	assert_int_equal(rt_get(rt, "acme", 2, NULL), STORE_E_NOT_FOUND);
 
-	/* Left alone: done, every kept version reads. */
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 0, &txn),
-	    STORE_OK);
-	assert_int_equal(store_rekey_begin(rt->rt_store, txn, "acme", &rk),
-	    STORE_OK);
-	assert_string_equal(store_rekey_tenant(rk), "acme");
-	do {
-		assert_int_equal(store_rekey_step(rt->rt_store, txn, rk, 2,
-		    &done), STORE_OK);
-	} while (!done);
-	store_txn_abort(txn);
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
-	    STORE_OK);
-	assert_int_equal(store_rekey_apply(rt->rt_store, txn, rk, &count,
-	    &changed), STORE_OK);
-	assert_false(changed);
-	assert_int_equal(count, RT_KEEP);
-	assert_int_equal(store_txn_commit(txn), STORE_OK);
+	/* "Crash": the rotation is left under way, every version reads. */
 	store_rekey_free(rk);
+	assert_int_equal(rt_reopen(rt, NULL), STORE_OK);
+	assert_int_equal(rt_get(rt, "acme", 3, "{\"k\":\"3\"}"), STORE_OK);
+	assert_int_equal(rt_get(rt, "acme", 5, "{\"k\":\"5\"}"), STORE_OK);
+	rt_verify_all(rt);
+
+	/* Begun again: the same new key; two requests at once both end. */
+	rk = rt_rekey_begin(rt, "acme");
+	rk2 = rt_rekey_begin(rt, "acme");
+	while (!rt_rekey_step(rt, rk, 1))
+		assert_int_equal(rt_get(rt, "acme", 4, "{\"k\":\"4\"}"),
+		    STORE_OK);
+	/* 3 and 4 (5 was sealed under the new key by its put). */
+	assert_int_equal(store_rekey_count(rk), 2);
+	assert_true(rt_rekey_step(rt, rk2, 1));
+	assert_int_equal(store_rekey_count(rk2), 0);
+	store_rekey_free(rk);
+	store_rekey_free(rk2);
+	assert_int_equal(rt_get(rt, "acme", 3, "{\"k\":\"3\"}"), STORE_OK);
 	assert_int_equal(rt_get(rt, "acme", 4, "{\"k\":\"4\"}"), STORE_OK);
 	assert_int_equal(rt_get(rt, "acme", 5, "{\"k\":\"5\"}"), STORE_OK);
-	assert_int_equal(rt_get(rt, "acme", 6, "{\"k\":\"6\"}"), STORE_OK);
+	rt_verify_all(rt);
+
+	/* One key in the record again; the old one opens no version. */
+	rt_raw_open(rt, &raw);
+	newlen = rt_raw_get(&raw, "tenants", "acme", 4, newrec,
+	    sizeof(newrec));
+	klen = rt_vkey("acme", 3, key);
+	ctlen = rt_raw_get(&raw, "versions", key, klen, ct, sizeof(ct));
+	rt_raw_close(rt, &raw);
+	assert_int_equal(newlen, oldlen);
+	assert_int_equal(newrec[1], oldrec[1]);
+	assert_int_equal(crypto_dek_unwrap(rt->rt_mk, "acme",
+	    oldrec + RT_REC_HEAD, CRYPTO_WRAPPED_BYTES, dek), CRYPTO_OK);
+	assert_int_equal(crypto_open(dek, "acme", 3, ct, ctlen, plain, &plen),
+	    CRYPTO_INTEGRITY);
+	assert_int_equal(crypto_dek_unwrap(rt->rt_mk, "acme",
+	    newrec + RT_REC_HEAD, CRYPTO_WRAPPED_BYTES, dek), CRYPTO_OK);
+	assert_int_equal(crypto_open(dek, "acme", 3, ct, ctlen, plain, &plen),
+	    CRYPTO_OK);
+	sodium_memzero(dek, sizeof(dek));
+
+	/* Deleted meanwhile: the rotation ends with not found. */
+	rt_put(rt, "beta", "{\"b\":\"1\"}");
+	rk = rt_rekey_begin(rt, "beta");
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_tenant_delete(rt->rt_store, txn, "beta", &v,
+	    &seq), STORE_OK);
+	assert_int_equal(store_rekey_step(rt->rt_store, txn, rk, 1, &done),
+	    STORE_E_NOT_FOUND);
+	store_txn_abort(txn);
+	store_rekey_free(rk);
 	rt_verify_all(rt);
 }
 
@@ -1494,7 +1542,7 @@ rt_rotate_done(struct server *srv, void *arg, const struct rotate_result *res)
  * rotate.c's steps on a real event loop: with 10 tenants a step, a
  * rotation of 300 takes at least 30 loop turns, and between them every
  * tenant reads and new ones are written; a tenant key rotation interleaves
- * and begins again when its tenant is written.
+ * with writes to its tenant.
  */
 static void
 test_rotate_loop(void **state)
@@ -1533,7 +1581,7 @@ test_rotate_loop(void **state)
 		assert_int_equal(event_base_loop(srv.srv_base, EVLOOP_ONCE),
 		    0);
 		turns++;
-		/* Between steps: the tenant being rekeyed written, twice. */
+		/* Between steps: the tenant being rekeyed written. */
 		if (turns <= 2) {
 			snprintf(want[5], 32, "w%d", turns);
 			snprintf(text, sizeof(text), "{\"k\":\"%s\"}",
@@ -1550,8 +1598,8 @@ test_rotate_loop(void **state)
 	assert_true(master.rr_res.rr_count >= (uint64_t)nt);
 	assert_int_equal(tenant.rr_calls, 1);
 	assert_int_equal(tenant.rr_res.rr_store, STORE_OK);
-	assert_false(tenant.rr_res.rr_busy);
-	assert_int_equal(tenant.rr_res.rr_count, 3);
+	/* Version 1; those put meanwhile were sealed under the new key. */
+	assert_int_equal(tenant.rr_res.rr_count, 1);
 	assert_false(rotate_running(&srv));
 	assert_false(store_rotating(rt->rt_store));
 	rt_check(rt, want, nt);
