@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <sodium.h>
@@ -29,6 +30,8 @@ struct rotate_job {
 	void			(*j_done)(struct server *, void *,
 				    const struct rotate_result *);
 	void			*j_arg;		/* NULL: nobody waits */
+	uint64_t		 j_steps;
+	uint64_t		 j_longest;	/* usec, the longest step */
 	/* master */
 	char			 j_pos[PROTO_TENANT_MAX + 1];
 	uint64_t		 j_count;
@@ -261,6 +264,8 @@ rotate_cb(evutil_socket_t fd, short ev, void *arg)
 	struct rotate_job	*j;
 	struct rotate_result	 res;
 	struct stat		 st;
+	struct timespec		 t0, t1;
+	uint64_t		 usec;
 	int			 end;
 
 	if ((j = TAILQ_FIRST(&r->r_jobs)) == NULL)
@@ -270,8 +275,22 @@ rotate_cb(evutil_socket_t fd, short ev, void *arg)
 		return;
 	}
 	memset(&res, 0, sizeof(res));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	end = j->j_master ? rotate_master_step(r, j, &res) :
 	    rotate_tenant_step(r, j, &res);
+	/* What the other clients waited at most, for the log. */
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	usec = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000 +
+	    (uint64_t)(t1.tv_nsec / 1000) - (uint64_t)(t0.tv_nsec / 1000);
+	j->j_steps++;
+	if (usec > j->j_longest)
+		j->j_longest = usec;
+	if (end)
+		log_info("%s: %llu steps, the longest %llu.%03llu ms",
+		    j->j_master ? "master key rotation" : "tenant key rotation",
+		    (unsigned long long)j->j_steps,
+		    (unsigned long long)(j->j_longest / 1000),
+		    (unsigned long long)(j->j_longest % 1000));
 	TAILQ_REMOVE(&r->r_jobs, j, j_entry);
 	if (end)
 		rotate_job_end(r, j, &res);
