@@ -1440,9 +1440,10 @@ test_rekey_steps(void **state)
 	struct rt_raw		 raw;
 	struct store_rekey	*rk, *rk2;
 	unsigned char		 oldrec[512], newrec[512], ct[256], key[160];
-	unsigned char		 dek[CRYPTO_KEY_BYTES], plain[256];
+	unsigned char		 dek[CRYPTO_KEY_BYTES], plain[256], *mk2;
+	char			 pos[PROTO_TENANT_MAX + 1] = "";
 	MDB_txn			*txn;
-	uint64_t		 v, seq;
+	uint64_t		 v, seq, count = 0;
 	size_t			 oldlen, newlen, klen, ctlen, plen;
 	int			 done;
 
@@ -1522,6 +1523,29 @@ test_rekey_steps(void **state)
 	store_txn_abort(txn);
 	store_rekey_free(rk);
 	rt_verify_all(rt);
+
+	/*
+	 * A master key rotation over a tenant key rotation under way: both
+	 * of the record's data keys move to the new master key.
+	 */
+	rt_put(rt, "gamma", "{\"g\":\"1\"}");
+	rt_put(rt, "gamma", "{\"g\":\"2\"}");
+	rk = rt_rekey_begin(rt, "gamma");
+	assert_false(rt_rekey_step(rt, rk, 1));
+	rt_put(rt, "gamma", "{\"g\":\"3\"}");
+	mk2 = rt_key_new();
+	rt_rotate_begin(rt, mk2);
+	while (!rt_step(rt, pos, 1, &count))
+		assert_int_equal(rt_get(rt, "gamma", 1, "{\"g\":\"1\"}"),
+		    STORE_OK);
+	assert_true(rt_rekey_step(rt, rk, 10));
+	store_rekey_free(rk);
+	rt_rotate_end(rt, mk2);
+	assert_int_equal(rt_get(rt, "gamma", 2, "{\"g\":\"2\"}"), STORE_OK);
+	assert_int_equal(rt_get(rt, "gamma", 3, "{\"g\":\"3\"}"), STORE_OK);
+	assert_int_equal(rt_get(rt, "acme", 5, "{\"k\":\"5\"}"), STORE_OK);
+	rt_verify_all(rt);
+	crypto_key_free(mk2);
 }
 
 struct rt_rot {
