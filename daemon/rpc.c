@@ -264,8 +264,9 @@ blocked:
  * The group commit: every write queued in this loop turn runs in its own
  * nested transaction inside one parent, so a write that fails (a conflict,
  * a full map) is undone alone, and the parent commits once, with one
- * fsync, before any of them is answered.  A write that must be alone (a
- * master key rotation) gets a transaction of its own between the others.
+ * fsync, before any of them is answered.  A write that must be alone
+ * (rh_alone; none is now that key rotations run in rotate.c's steps) would
+ * get a transaction of its own between the others.
  */
 void
 rpc_commit(struct server *srv)
