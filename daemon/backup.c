@@ -517,7 +517,7 @@ backup_restore(const struct daemon_conf *conf, const char *src)
 	char			 tmp[BACKUP_PATH_MAX], cur[BACKUP_PATH_MAX];
 	char			 old[BACKUP_PATH_MAX + 64];
 	int			 lockfd = -1, dirfd = -1, copied = 0, rc, n;
-	int			 status = 1;
+	int			 status = 1, rotating = 0;
 
 	old[0] = '\0';
 	if (crypto_init(err, sizeof(err)) == -1 ||
@@ -572,6 +572,12 @@ backup_restore(const struct daemon_conf *conf, const char *src)
 	if (rc != STORE_OK) {
 		snprintf(err, sizeof(err), "%s is refused: %s; nothing was "
 		    "changed", src, verr);
+		goto fail;
+	}
+	/* Taken mid-rotation: its records are under both keys. */
+	rotating = store_rotating(store);
+	if (keys_store_resume(store, src, conf, verr, sizeof(verr)) == -1) {
+		snprintf(err, sizeof(err), "%s; nothing was changed", verr);
 		goto fail;
 	}
 	if ((rc = store_txn_begin(store, NULL, 0, &txn)) != STORE_OK) {
@@ -648,6 +654,10 @@ backup_restore(const struct daemon_conf *conf, const char *src)
 	if (key == next)
 		printf("the backup is sealed with the next master key: install "
 		    "it as the master key\n");
+	if (rotating)
+		printf("the backup was taken during a master key rotation: "
+		    "wfvaultd finishes it when it starts (keep both keys "
+		    "configured until it logs that it did)\n");
 	status = 0;
 	goto done;
 fail:

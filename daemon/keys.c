@@ -96,6 +96,13 @@ keys_store_open(struct store **sp, const struct store_params *params,
 		return STORE_E_KEY;
 	rc = store_open(sp, params, mk, err, errlen);
 	if (rc == STORE_OK) {
+		if (keys_store_resume(*sp, params->sp_dir, conf, err,
+		    errlen) == -1) {
+			store_close(*sp);
+			*sp = NULL;
+			crypto_key_free(mk);
+			return STORE_E_KEY;
+		}
 		*mkp = mk;
 		return STORE_OK;
 	}
@@ -122,11 +129,58 @@ keys_store_open(struct store **sp, const struct store_params *params,
 			    params->sp_dir);
 		return nrc;
 	}
+	if (store_rotating(*sp)) {
+		/* Only the key after next could go on with it. */
+		store_close(*sp);
+		*sp = NULL;
+		crypto_key_free(next);
+		snprintf(err, errlen, "the store in %s is sealed with %s and "
+		    "being rotated to yet another key; name the key it is "
+		    "sealed with as %s and the one it moves to as %s",
+		    params->sp_dir, keys_name(conf, KEYS_NEXT),
+		    keys_name(conf, KEYS_CURRENT), keys_name(conf, KEYS_NEXT));
+		return STORE_E_KEY;
+	}
 	log_warnx("the store is sealed with %s: the rotation completed; "
 	    "install that key as %s", keys_name(conf, KEYS_NEXT),
 	    keys_name(conf, KEYS_CURRENT));
 	*mkp = next;
 	return STORE_OK;
+}
+
+int
+keys_store_resume(struct store *store, const char *where,
+    const struct daemon_conf *conf, char *err, size_t errlen)
+{
+	unsigned char	*next;
+	char		 nerr[512];
+
+	if (!store_rotating(store))
+		return 0;
+	if (!keys_configured(conf, KEYS_NEXT)) {
+		snprintf(err, errlen, "a master key rotation is under way in "
+		    "%s and its data keys are under two keys: set "
+		    "master_key_next_file (or master_key_next_credential) to "
+		    "the key it rotates to; wfvaultd then finishes it (or run "
+		    "wfvaultd --rotate-master-key)", where);
+		return -1;
+	}
+	if (keys_load(conf, KEYS_NEXT, &next, nerr, sizeof(nerr)) == -1) {
+		snprintf(err, errlen, "a master key rotation is under way in "
+		    "%s: %s", where, nerr);
+		return -1;
+	}
+	if (store_rotate_next_set(store, next) != STORE_OK) {
+		crypto_key_free(next);
+		snprintf(err, errlen, "a master key rotation is under way in "
+		    "%s to another key than %s names; set it to the key the "
+		    "rotation was started with", where,
+		    keys_name(conf, KEYS_NEXT));
+		return -1;
+	}
+	log_info("a master key rotation to %s is under way in %s",
+	    keys_name(conf, KEYS_NEXT), where);
+	return 0;
 }
 
 int
@@ -171,7 +225,10 @@ keys_rotate_offline(const struct daemon_conf *conf)
 		status = 0;
 		goto done;
 	}
-	/* One transaction: a crash leaves the old key or the new, never both. */
+	/*
+	 * One transaction (finishing one a daemon left under way): a crash
+	 * leaves the store as it was.
+	 */
 	if ((rc = store_txn_begin(store, NULL, 1, &txn)) != STORE_OK ||
 	    (rc = store_rewrap(store, txn, next, &count)) != STORE_OK) {
 		snprintf(err, sizeof(err), "cannot re-wrap the data keys in "

@@ -261,6 +261,10 @@ main(int argc, char *argv[])
 	log_info("listening on %s (data in %s)", srv.srv_bound ?
 	    conf.dc_socket : "the socket systemd passed", conf.dc_data_dir);
 	srv.srv_boot_mk = mk;
+	/* A rotation a stop or crash interrupted goes on where it was. */
+	if (store_rotating(store) && rotate_master_start(&srv, NULL, NULL,
+	    NULL, err, sizeof(err)) == -1)
+		fatalx("cannot resume the master key rotation: %s", err);
 	if (notify_start(base, &srv) == -1)
 		fatalx("cannot start the systemd watchdog timer");
 	notify_send("READY=1");
@@ -273,6 +277,7 @@ main(int argc, char *argv[])
 	server_release(&srv);
 	/* A backup's thread still copying needs the store open. */
 	backup_release(&srv);
+	rotate_release(&srv);
 	event_base_free(base);
 	store_close(store);
 	audit_close(audit);

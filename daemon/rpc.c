@@ -63,7 +63,6 @@ struct rpc_call {
 	char				 rc_msg[512];
 	uint64_t			 rc_seq;	/* change appended */
 	uint64_t			 rc_first_seq;	/* feed_trimmed */
-	unsigned char			*rc_newkey;	/* rotate_master_key */
 };
 
 /* A write waiting for the group commit. */
@@ -101,8 +100,18 @@ static int	args_sync_state(json_t *, struct rpc_args *, char *, size_t);
 static int	run_sync_state(struct rpc_call *);
 static int	args_backup(json_t *, struct rpc_args *, char *, size_t);
 static int	args_tenant_only(json_t *, struct rpc_args *, char *, size_t);
-static int	run_rotate_master_key(struct rpc_call *);
-static int	run_rotate_tenant_key(struct rpc_call *);
+static int	rpc_rotate_begin(struct server *, struct conn *, json_t *,
+		    json_t *, struct rpc_call *);
+static void	rpc_rotate_done(struct server *, void *,
+		    const struct rotate_result *);
+static int	rpc_rotate_waits(struct server *, struct conn *);
+/* Which connection rpc_rotate_match looks for, and whether it found it. */
+struct rpc_rotate_find {
+	struct conn	*rf_conn;
+	int		 rf_found;
+};
+static void	rpc_rotate_match(void *, void *);
+static void	rpc_rotate_forget(void *, void *);
 static int	rpc_backup_begin(struct server *, struct conn *, json_t *,
 		    json_t *, struct rpc_call *);
 static void	rpc_backup_done(struct server *, void *,
@@ -137,12 +146,11 @@ static const struct rpc_handler rpc_handlers[PM__COUNT] = {
 	/* Not run here: rpc_handle_line starts it, rpc_backup_done answers. */
 	[PM_BACKUP] = { args_backup, NULL, 0 },
 	/*
-	 * Alone: the writes after it in the same loop turn must see the new
-	 * key, which the store takes only once the rewrap has committed.
+	 * Not run in the group commit either: rpc_rotate_begin starts them
+	 * in rotate.c's steps, rpc_rotate_done answers.
 	 */
-	[PM_ROTATE_MASTER_KEY] = { args_none, run_rotate_master_key, 1 },
-	[PM_ROTATE_TENANT_KEY] = { args_tenant_only, run_rotate_tenant_key,
-	    0 },
+	[PM_ROTATE_MASTER_KEY] = { args_none, NULL, 0 },
+	[PM_ROTATE_TENANT_KEY] = { args_tenant_only, NULL, 0 },
 };
 
 int
@@ -161,6 +169,9 @@ rpc_handle_line(struct server *srv, struct conn *conn, const char *line,
 	call.rc_peer = conn->c_peer;
 	/* Its backup's reply comes first; everything else waits for it. */
 	if ((w = backup_pending(srv)) != NULL && w->w_call.rc_conn == conn)
+		return (RPC_BLOCKED);
+	/* So does its key rotation's. */
+	if (rpc_rotate_waits(srv, conn))
 		return (RPC_BLOCKED);
 	w = NULL;
 	code = proto_request_parse(line, len, &req, call.rc_msg,
@@ -192,6 +203,15 @@ rpc_handle_line(struct server *srv, struct conn *conn, const char *line,
 	if (!rpc_allowed(&call))
 		goto answer;
 
+	if (req.pr_method->pm_id == PM_ROTATE_MASTER_KEY ||
+	    req.pr_method->pm_id == PM_ROTATE_TENANT_KEY) {
+		if (conn->c_waiting > 0)
+			goto blocked;
+		if (rpc_rotate_begin(srv, conn, req.pr_id, req.pr_params,
+		    &call) == 0)
+			goto done;
+		goto answer;
+	}
 	if (req.pr_method->pm_write) {
 		if ((w = calloc(1, sizeof(*w))) == NULL) {
 			rpc_fail(&call, PROTO_E_INTERNAL, "out of memory");
@@ -253,8 +273,9 @@ blocked:
  * The group commit: every write queued in this loop turn runs in its own
  * nested transaction inside one parent, so a write that fails (a conflict,
  * a full map) is undone alone, and the parent commits once, with one
- * fsync, before any of them is answered.  A write that must be alone (a
- * master key rotation) gets a transaction of its own between the others.
+ * fsync, before any of them is answered.  A write that must be alone
+ * (rh_alone; none is now that key rotations run in rotate.c's steps) would
+ * get a transaction of its own between the others.
  */
 void
 rpc_commit(struct server *srv)
@@ -337,29 +358,6 @@ rpc_commit_txn(struct server *srv, struct rpc_write_list *batch,
 				w->w_call.rc_result = NULL;
 				rpc_store_fail(&w->w_call, rc);
 			}
-		}
-	}
-	/* Committed: from now on the store is sealed with the new key. */
-	TAILQ_FOREACH(w, &txw, w_entry) {
-		if (w->w_call.rc_code == 0 && w->w_call.rc_newkey != NULL) {
-			store_master_key_set(srv->srv_store,
-			    w->w_call.rc_newkey);
-			w->w_call.rc_newkey = NULL;
-			/*
-			 * The old key opens nothing current any more, and a
-			 * rotation is often done because it may have leaked:
-			 * wiped now, its page freed by main at exit.
-			 */
-			if (srv->srv_boot_mk != NULL) {
-				sodium_mprotect_readwrite(srv->srv_boot_mk);
-				sodium_memzero(srv->srv_boot_mk,
-				    CRYPTO_KEY_BYTES);
-				sodium_mprotect_noaccess(srv->srv_boot_mk);
-				srv->srv_boot_mk = NULL;
-			}
-			log_info("master key rotated: the store is sealed with "
-			    "the next master key now; install it as the "
-			    "master key");
 		}
 	}
 	TAILQ_CONCAT(done, &txw, w_entry);
@@ -470,6 +468,7 @@ rpc_conn_gone(struct server *srv, struct conn *conn)
 		w->w_call.rc_peer.p_groups = NULL;
 		w->w_call.rc_peer.p_ngroups = 0;
 	}
+	rotate_foreach(srv, rpc_rotate_forget, conn);
 	conn->c_waiting = 0;
 }
 
@@ -642,9 +641,6 @@ rpc_call_release(struct rpc_call *call)
 	json_decref(call->rc_result);
 	json_decref(call->rc_names);
 	call->rc_result = call->rc_names = NULL;
-	/* A rotation that did not commit: its key goes. */
-	crypto_key_free(call->rc_newkey);
-	call->rc_newkey = NULL;
 }
 
 static void
@@ -1483,73 +1479,152 @@ rpc_backup_done(struct server *srv, void *arg,
 }
 
 /*
- * Re-wraps every data key under the next master key, named by the
- * configuration file as it is now (so naming it needs no restart).  The
- * store takes the key once this write's transaction, its own, committed.
+ * Starts a key rotation for call: the master key's, to the next master key
+ * named by the configuration file as it is now (so naming it needs no
+ * restart), or a tenant's.  Its reply (and the connection's next lines)
+ * wait for rpc_rotate_done; other connections are served meanwhile.  0
+ * when started, else -1 with call's error.
  */
 static int
-run_rotate_master_key(struct rpc_call *call)
+rpc_rotate_begin(struct server *srv, struct conn *conn, json_t *id,
+    json_t *params, struct rpc_call *call)
 {
-	struct server		*srv = call->rc_srv;
 	struct daemon_conf	 fresh;
+	struct rpc_write	*w;
 	unsigned char		*next = NULL;
-	uint64_t		 count;
 	char			 err[512];
 	int			 rc;
 
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));
+	w->w_id = id != NULL ? json_incref(id) : NULL;
+	/* ra_tenant borrows from params. */
+	w->w_params = json_incref(params);
+	w->w_call = *call;
+	if (call->rc_method->pm_id == PM_ROTATE_TENANT_KEY) {
+		if ((rc = rotate_tenant_start(srv, call->rc_args.ra_tenant,
+		    rpc_rotate_done, w)) != STORE_OK) {
+			rpc_store_fail(call, rc);
+			goto fail;
+		}
+		goto started;
+	}
+
 	memset(&fresh, 0, sizeof(fresh));
 	if (daemon_conf_load(srv->srv_conf_path, &fresh, err,
-	    sizeof(err)) == -1)
-		return (rpc_fail(call, PROTO_E_UNAVAILABLE, "cannot re-read "
-		    "the configuration: %s", err));
+	    sizeof(err)) == -1) {
+		rpc_fail(call, PROTO_E_UNAVAILABLE, "cannot re-read the "
+		    "configuration: %s", err);
+		goto fail;
+	}
 	if (!keys_configured(&fresh, KEYS_NEXT)) {
 		daemon_conf_release(&fresh);
-		return (rpc_fail(call, PROTO_E_UNAVAILABLE, "set "
-		    "master_key_next_file (or master_key_next_credential) in "
-		    "%s to a new key (wfvaultd --gen-key PATH) first",
-		    srv->srv_conf_path));
+		rpc_fail(call, PROTO_E_UNAVAILABLE, "set master_key_next_file "
+		    "(or master_key_next_credential) in %s to a new key "
+		    "(wfvaultd --gen-key PATH) first", srv->srv_conf_path);
+		goto fail;
 	}
 	rc = keys_load(&fresh, KEYS_NEXT, &next, err, sizeof(err));
 	daemon_conf_release(&fresh);
-	if (rc == -1)
-		return (rpc_fail(call, PROTO_E_UNAVAILABLE, "%s", err));
+	if (rc == -1) {
+		rpc_fail(call, PROTO_E_UNAVAILABLE, "%s", err);
+		goto fail;
+	}
 	if (sodium_memcmp(next, store_master_key(srv->srv_store),
 	    CRYPTO_KEY_BYTES) == 0) {
 		crypto_key_free(next);
-		return (rpc_fail(call, PROTO_E_UNAVAILABLE, "the next master "
-		    "key is the one the store is sealed with already; put a "
-		    "new key there (wfvaultd --gen-key PATH)"));
+		rpc_fail(call, PROTO_E_UNAVAILABLE, "the next master key is "
+		    "the one the store is sealed with already; put a new key "
+		    "there (wfvaultd --gen-key PATH)");
+		goto fail;
 	}
-	if ((rc = store_rewrap(srv->srv_store, call->rc_txn, next,
-	    &count)) != STORE_OK) {
-		crypto_key_free(next);
-		if (rc == STORE_E_INTEGRITY)
-			return (rpc_fail(call, PROTO_E_INTEGRITY, "a tenant's "
-			    "data key failed authentication (see wfvaultd's "
-			    "log); nothing was rotated"));
-		return (rpc_store_fail(call, rc));
+	/* next is rotate.c's from here, whatever happens. */
+	if (rotate_master_start(srv, next, rpc_rotate_done, w, err,
+	    sizeof(err)) == -1) {
+		rpc_fail(call, PROTO_E_UNAVAILABLE, "%s", err);
+		goto fail;
 	}
-	call->rc_newkey = next;
-	call->rc_result = json_pack("{s:I}", "rewrapped", (json_int_t)count);
-	if (call->rc_result == NULL)
-		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));
+started:
+	call->rc_names = NULL;	/* now the rotation's */
+	conn->c_waiting++;
 	return (0);
+fail:
+	json_decref(w->w_id);
+	json_decref(w->w_params);
+	free(w);
+	return (-1);
 }
 
-/* A new data key for one tenant; its values and versions stay. */
-static int
-run_rotate_tenant_key(struct rpc_call *call)
+/* A key rotation ended: audit and answer it. */
+static void
+rpc_rotate_done(struct server *srv, void *arg,
+    const struct rotate_result *res)
 {
-	uint64_t	count;
-	int		rc;
+	struct rpc_write	*w = arg;
+	struct rpc_call		*call = &w->w_call;
+	struct conn		*conn = call->rc_conn;
+	int			 master;
 
-	rc = store_tenant_rekey(call->rc_srv->srv_store, call->rc_txn,
-	    call->rc_args.ra_tenant, &count);
-	if (rc != STORE_OK)
-		return (rpc_store_fail(call, rc));
-	call->rc_result = json_pack("{s:s,s:I}", "tenant",
-	    call->rc_args.ra_tenant, "resealed", (json_int_t)count);
-	if (call->rc_result == NULL)
-		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));
-	return (0);
+	master = call->rc_method->pm_id == PM_ROTATE_MASTER_KEY;
+	if (res->rr_stopped)
+		rpc_fail(call, PROTO_E_UNAVAILABLE, "wfvaultd is shutting "
+		    "down; %s", master ? "the rotation resumes when it starts "
+		    "again" : "run it again to finish it when it is back");
+	else if (res->rr_store == STORE_E_INTEGRITY && master)
+		rpc_fail(call, PROTO_E_INTEGRITY, "a tenant's data key failed "
+		    "authentication (see wfvaultd's log); the rotation stopped "
+		    "there and resumes with the next rotate_master_key");
+	else if (res->rr_store != STORE_OK)
+		rpc_store_fail(call, res->rr_store);
+	else if (master)
+		call->rc_result = json_pack("{s:I}", "rewrapped",
+		    (json_int_t)res->rr_count);
+	else
+		call->rc_result = json_pack("{s:s,s:I}", "tenant",
+		    call->rc_args.ra_tenant, "resealed",
+		    (json_int_t)res->rr_count);
+	if (call->rc_code == 0 && call->rc_result == NULL)
+		rpc_fail(call, PROTO_E_INTERNAL, "out of memory");
+	rpc_audit(call, call->rc_method->pm_name);
+	if (conn != NULL) {
+		rpc_reply(conn, w->w_id, call);
+		conn->c_waiting--;
+	}
+	rpc_write_free(w);
+	if (conn != NULL && conn->c_waiting == 0 && conn->c_blocked)
+		server_conn_resume(conn);
+}
+
+/* 1 when one of conn's rotations is still running. */
+static int
+rpc_rotate_waits(struct server *srv, struct conn *conn)
+{
+	struct rpc_rotate_find	 f = { conn, 0 };
+
+	rotate_foreach(srv, rpc_rotate_match, &f);
+	return (f.rf_found);
+}
+
+static void
+rpc_rotate_match(void *arg, void *ctx)
+{
+	struct rpc_write	*w = arg;
+	struct rpc_rotate_find	*f = ctx;
+
+	if (w->w_call.rc_conn == f->rf_conn)
+		f->rf_found = 1;
+}
+
+/* conn is going away: its rotation goes on, unanswered. */
+static void
+rpc_rotate_forget(void *arg, void *ctx)
+{
+	struct rpc_write	*w = arg;
+
+	if (w->w_call.rc_conn == ctx) {
+		w->w_call.rc_conn = NULL;
+		/* The audit line outlives the connection's groups. */
+		w->w_call.rc_peer.p_groups = NULL;
+		w->w_call.rc_peer.p_ngroups = 0;
+	}
 }

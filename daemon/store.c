@@ -28,11 +28,25 @@
 
 /*
  * Tenant record: format byte, flags byte, version, created, updated (three
- * u64 BE), then for a live tenant the wrapped data key, then each field
- * name followed by a NUL, in byte order.
+ * u64 BE), then for a live tenant the wrapped data key (and, while its
+ * data key is being rotated, the new one), then each field name followed
+ * by a NUL, in byte order.
  */
 #define STORE_REC_FORMAT	1
 #define STORE_REC_DELETED	0x01
+/*
+ * The parity of the master key generation the data key is wrapped under
+ * (meta "key_gen" counts completed rotations): during a rotation the
+ * records not yet re-wrapped have the current parity, the others the
+ * next one, so a finished rotation needs no second pass to clear them.
+ */
+#define STORE_REC_KEYGEN	0x02
+/*
+ * The tenant's data key is being rotated: a second wrapped key follows the
+ * first, and each version is sealed under one of the two until the last
+ * one is re-sealed and the new key replaces the old.
+ */
+#define STORE_REC_REKEY		0x04
 #define STORE_REC_HEAD		(1 + 1 + 8 + 8 + 8)
 
 /* versions key: tenant, NUL, version u64 BE. */
@@ -63,8 +77,28 @@ struct store {
 	const unsigned char	*s_mk;		/* borrowed, or s_mk_own */
 	unsigned char		*s_mk_own;	/* from store_master_key_set */
 	unsigned char		*s_dek;		/* scratch data key, guarded */
-	unsigned char		*s_dek2;	/* the new one in a rekey */
 	uint64_t		 s_keep;
+	uint64_t		 s_gen;		/* meta "key_gen" of s_mk */
+	/*
+	 * A master key rotation under way (meta "key_next_check"): the key
+	 * it moves to, NULL until store_rotate_next_set gave it.
+	 */
+	int			 s_rotating;
+	unsigned char		 s_next_check[CRYPTO_CHECK_BYTES];
+	const unsigned char	*s_next;
+	unsigned char		*s_next_own;
+};
+
+/* A tenant key rotation in steps (store_rekey_*). */
+struct store_rekey {
+	char			 rk_tenant[PROTO_TENANT_MAX + 1];
+	size_t			 rk_tlen;
+	unsigned char		*rk_old;	/* guarded */
+	unsigned char		*rk_new;	/* guarded */
+	uint64_t		*rk_vers;	/* the versions when begun */
+	size_t			 rk_n;
+	size_t			 rk_done;	/* of rk_vers, looked at */
+	uint64_t		 rk_count;	/* re-sealed by this rotation */
 };
 
 /*
@@ -73,10 +107,12 @@ struct store {
  */
 struct store_rec {
 	int			 sr_deleted;
+	int			 sr_keygen;	/* STORE_REC_KEYGEN set */
 	uint64_t		 sr_version;
 	uint64_t		 sr_created;
 	uint64_t		 sr_updated;
 	const unsigned char	*sr_wrapped;	/* NULL when deleted */
+	const unsigned char	*sr_pending;	/* the new key in a rekey */
 	const char		*sr_fields;
 	size_t			 sr_fieldslen;
 };
@@ -94,7 +130,26 @@ static int	store_rec_get(struct store *, MDB_txn *, const char *, size_t,
 		    struct store_rec *);
 static int	store_rec_put(struct store *, MDB_txn *, const char *, size_t,
 		    const struct store_rec *, const unsigned char *,
-		    const char **, size_t);
+		    const unsigned char *, const char **, size_t);
+static const unsigned char *store_wrap_key(const struct store *);
+static unsigned	store_wrap_gen(const struct store *);
+static int	store_dek_open(const struct store *, const char *,
+		    const struct store_rec *, unsigned char *);
+static int	store_wrapped_open(const struct store *, const char *,
+		    const struct store_rec *, const unsigned char *,
+		    unsigned char *);
+static int	store_wrapped_move(const struct store *, const char *,
+		    const struct store_rec *, const unsigned char *,
+		    const unsigned char *, unsigned char *);
+static int	store_dek_rewrap(const struct store *, const char *,
+		    const struct store_rec *, unsigned char *, unsigned char *,
+		    unsigned char *, int *);
+static int	store_version_open(struct store *, const char *,
+		    const struct store_rec *, uint64_t, const MDB_val *,
+		    unsigned char *, size_t *);
+static int	store_meta_rotation(struct store *, MDB_txn *);
+static int	store_rewrap_batch(struct store *, MDB_txn *,
+		    const unsigned char *, char *, size_t, uint64_t *, int *);
 static json_t	*store_fields_json(const struct store_rec *);
 static size_t	store_vkey(const char *, size_t, uint64_t, unsigned char *);
 static int	store_versions_prune(struct store *, MDB_txn *, const char *,
@@ -110,7 +165,7 @@ static void	store_free(struct store *);
 static int	store_setup(struct store *, const char *, const char *,
 		    unsigned, uint64_t, uint64_t, char *, size_t);
 static int	store_rec_rewrite(struct store *, MDB_txn *, const char *,
-		    size_t, const unsigned char *);
+		    size_t, const unsigned char *, const unsigned char *);
 static int	store_versions_list(struct store *, MDB_txn *, const char *,
 		    size_t, uint64_t **, size_t *);
 static int	store_fields_match(const struct store_rec *, json_t *);
@@ -246,9 +301,12 @@ store_rec_parse(const MDB_val *val, struct store_rec *rec)
 
 	memset(rec, 0, sizeof(*rec));
 	if (val->mv_size < STORE_REC_HEAD || p[0] != STORE_REC_FORMAT ||
-	    (p[1] & ~STORE_REC_DELETED) != 0)
+	    (p[1] & ~(STORE_REC_DELETED | STORE_REC_KEYGEN |
+	    STORE_REC_REKEY)) != 0 || (p[1] & STORE_REC_DELETED &&
+	    p[1] & STORE_REC_REKEY))
 		return STORE_E_INTEGRITY;
 	rec->sr_deleted = (p[1] & STORE_REC_DELETED) != 0;
+	rec->sr_keygen = (p[1] & STORE_REC_KEYGEN) != 0;
 	rec->sr_version = store_be64_get(p + 2);
 	rec->sr_created = store_be64_get(p + 10);
 	rec->sr_updated = store_be64_get(p + 18);
@@ -258,6 +316,12 @@ store_rec_parse(const MDB_val *val, struct store_rec *rec)
 			return STORE_E_INTEGRITY;
 		rec->sr_wrapped = p + off;
 		off += CRYPTO_WRAPPED_BYTES;
+		if (p[1] & STORE_REC_REKEY) {
+			if (val->mv_size - off < CRYPTO_WRAPPED_BYTES)
+				return STORE_E_INTEGRITY;
+			rec->sr_pending = p + off;
+			off += CRYPTO_WRAPPED_BYTES;
+		}
 	}
 	rec->sr_fields = (const char *)p + off;
 	rec->sr_fieldslen = val->mv_size - off;
@@ -282,34 +346,166 @@ store_rec_get(struct store *store, MDB_txn *txn, const char *tenant,
 	return store_rec_parse(&val, rec);
 }
 
+/* The key new data keys are wrapped under: the next one in a rotation. */
+static const unsigned char *
+store_wrap_key(const struct store *store)
+{
+	return store->s_next != NULL ? store->s_next : store->s_mk;
+}
+
+/* The record flag that goes with store_wrap_key. */
+static unsigned
+store_wrap_gen(const struct store *store)
+{
+	uint64_t	gen = store->s_gen + (store->s_next != NULL ? 1 : 0);
+
+	return (gen & 1) ? STORE_REC_KEYGEN : 0;
+}
+
+/*
+ * Unwraps w, one of the live record's wrapped data keys, into dek with
+ * whichever master key the record says it is under.  STORE_E_INTEGRITY
+ * when it does not open, or is under the next key and the store was not
+ * given that one.
+ */
+static int
+store_wrapped_open(const struct store *store, const char *tenant,
+    const struct store_rec *rec, const unsigned char *w, unsigned char *dek)
+{
+	const unsigned char	*mk;
+
+	if (w == NULL)
+		return STORE_E_INTEGRITY;
+	mk = rec->sr_keygen == (int)(store->s_gen & 1) ? store->s_mk :
+	    store->s_next;
+	if (mk == NULL || crypto_dek_unwrap(mk, tenant, w,
+	    CRYPTO_WRAPPED_BYTES, dek) != CRYPTO_OK)
+		return STORE_E_INTEGRITY;
+	return STORE_OK;
+}
+
+/* The record's (current) data key into dek. */
+static int
+store_dek_open(const struct store *store, const char *tenant,
+    const struct store_rec *rec, unsigned char *dek)
+{
+	return store_wrapped_open(store, tenant, rec, rec->sr_wrapped, dek);
+}
+
+/*
+ * out gets dek, which w of rec wraps, wrapped under store_wrap_key (w's
+ * own bytes when it is under that key already), for a record about to be
+ * written again.
+ */
+static int
+store_wrapped_move(const struct store *store, const char *tenant,
+    const struct store_rec *rec, const unsigned char *w,
+    const unsigned char *dek, unsigned char *out)
+{
+	if ((rec->sr_keygen ? STORE_REC_KEYGEN : 0) == store_wrap_gen(store)) {
+		memcpy(out, w, CRYPTO_WRAPPED_BYTES);
+		return STORE_OK;
+	}
+	if (crypto_dek_wrap(store_wrap_key(store), tenant, dek,
+	    out) != CRYPTO_OK)
+		return STORE_E_IO;
+	return STORE_OK;
+}
+
+/*
+ * For a put on the live record: wrapped gets its data key moved under
+ * store_wrap_key (mid-rotation, a record written again goes to the next
+ * master key) and dek the key to seal the new version with: the record's
+ * own, or while its data key is being rotated the new one, whose wrapped
+ * form goes to pending (*rekeying = 1).
+ */
+static int
+store_dek_rewrap(const struct store *store, const char *tenant,
+    const struct store_rec *rec, unsigned char *dek, unsigned char *wrapped,
+    unsigned char *pending, int *rekeying)
+{
+	int	rc;
+
+	*rekeying = 0;
+	if ((rc = store_dek_open(store, tenant, rec, dek)) != STORE_OK ||
+	    (rc = store_wrapped_move(store, tenant, rec, rec->sr_wrapped, dek,
+	    wrapped)) != STORE_OK)
+		return rc;
+	if (rec->sr_pending == NULL)
+		return STORE_OK;
+	if ((rc = store_wrapped_open(store, tenant, rec, rec->sr_pending,
+	    dek)) != STORE_OK || (rc = store_wrapped_move(store, tenant, rec,
+	    rec->sr_pending, dek, pending)) != STORE_OK)
+		return rc;
+	*rekeying = 1;
+	return STORE_OK;
+}
+
+/*
+ * Opens the sealed version val of the live record into plain (*plen set):
+ * under its data key, or while that is being rotated under the new one.
+ * Uses store->s_dek.  STORE_E_INTEGRITY when neither opens it.
+ */
+static int
+store_version_open(struct store *store, const char *tenant,
+    const struct store_rec *rec, uint64_t version, const MDB_val *val,
+    unsigned char *plain, size_t *plen)
+{
+	unsigned char	*dek = store->s_dek;
+	int		 rc = STORE_E_INTEGRITY;
+
+	if (store_dek_open(store, tenant, rec, dek) == STORE_OK &&
+	    crypto_open(dek, tenant, version, val->mv_data, val->mv_size,
+	    plain, plen) == CRYPTO_OK)
+		rc = STORE_OK;
+	else if (rec->sr_pending != NULL && store_wrapped_open(store, tenant,
+	    rec, rec->sr_pending, dek) == STORE_OK &&
+	    crypto_open(dek, tenant, version, val->mv_data, val->mv_size,
+	    plain, plen) == CRYPTO_OK)
+		rc = STORE_OK;
+	sodium_memzero(dek, CRYPTO_KEY_BYTES);
+	return rc;
+}
+
 /*
  * Writes the tenant's record from rec's numbers, wrapped (NULL for a
- * deleted tenant) and the sorted names.
+ * deleted tenant; else made under store_wrap_key), pending (NULL, or the
+ * new data key of a rotation under way, under the same key) and the
+ * sorted names.
  */
 static int
 store_rec_put(struct store *store, MDB_txn *txn, const char *tenant,
     size_t tlen, const struct store_rec *rec, const unsigned char *wrapped,
-    const char **names, size_t nnames)
+    const unsigned char *pending, const char **names, size_t nnames)
 {
 	unsigned char	*buf, *p;
 	MDB_val		 key, val;
 	size_t		 len, i, n;
 	int		 rc;
 
-	len = STORE_REC_HEAD + (wrapped != NULL ? CRYPTO_WRAPPED_BYTES : 0);
+	if (wrapped == NULL)
+		pending = NULL;
+	len = STORE_REC_HEAD + (wrapped != NULL ? CRYPTO_WRAPPED_BYTES : 0) +
+	    (pending != NULL ? CRYPTO_WRAPPED_BYTES : 0);
 	for (i = 0; i < nnames; i++)
 		len += strlen(names[i]) + 1;
 	if ((buf = malloc(len)) == NULL)
 		return STORE_E_NOMEM;
 	p = buf;
 	*p++ = STORE_REC_FORMAT;
-	*p++ = rec->sr_deleted ? STORE_REC_DELETED : 0;
+	*p++ = rec->sr_deleted ? STORE_REC_DELETED : wrapped != NULL ?
+	    store_wrap_gen(store) | (pending != NULL ? STORE_REC_REKEY : 0) :
+	    0;
 	store_be64_put(p, rec->sr_version);
 	store_be64_put(p + 8, rec->sr_created);
 	store_be64_put(p + 16, rec->sr_updated);
 	p += 24;
 	if (wrapped != NULL) {
 		memcpy(p, wrapped, CRYPTO_WRAPPED_BYTES);
+		p += CRYPTO_WRAPPED_BYTES;
+	}
+	if (pending != NULL) {
+		memcpy(p, pending, CRYPTO_WRAPPED_BYTES);
 		p += CRYPTO_WRAPPED_BYTES;
 	}
 	for (i = 0; i < nnames; i++) {
@@ -707,6 +903,39 @@ store_meta_check(struct store *store, MDB_txn *txn, int create,
 	return STORE_OK;
 }
 
+/*
+ * Reads the master key generation and whether a rotation is under way
+ * (and to which key) from meta.
+ */
+static int
+store_meta_rotation(struct store *store, MDB_txn *txn)
+{
+	MDB_val	 key, val;
+	int	 rc;
+
+	store->s_gen = 0;
+	store->s_rotating = 0;
+	key.mv_data = (void *)"key_gen";
+	key.mv_size = strlen("key_gen");
+	/* Stores made before rotations counted generations are at 0. */
+	if ((rc = mdb_get(txn, store->s_meta, &key, &val)) == 0) {
+		if (val.mv_size != 8)
+			return STORE_E_FORMAT;
+		store->s_gen = store_be64_get(val.mv_data);
+	} else if (rc != MDB_NOTFOUND)
+		return store_mdb_code(rc, "get key_gen");
+	key.mv_data = (void *)"key_next_check";
+	key.mv_size = strlen("key_next_check");
+	if ((rc = mdb_get(txn, store->s_meta, &key, &val)) == 0) {
+		if (val.mv_size != CRYPTO_CHECK_BYTES)
+			return STORE_E_FORMAT;
+		memcpy(store->s_next_check, val.mv_data, CRYPTO_CHECK_BYTES);
+		store->s_rotating = 1;
+	} else if (rc != MDB_NOTFOUND)
+		return store_mdb_code(rc, "get key_next_check");
+	return STORE_OK;
+}
+
 static struct store *
 store_alloc(const unsigned char *mk, uint64_t keep)
 {
@@ -716,9 +945,7 @@ store_alloc(const unsigned char *mk, uint64_t keep)
 		return NULL;
 	store->s_mk = mk;
 	/* Unwrapped data keys live only here, in guarded, locked memory. */
-	if ((store->s_dek = crypto_key_alloc()) == NULL ||
-	    (store->s_dek2 = crypto_key_alloc()) == NULL) {
-		crypto_key_free(store->s_dek);
+	if ((store->s_dek = crypto_key_alloc()) == NULL) {
 		free(store);
 		return NULL;
 	}
@@ -732,8 +959,8 @@ store_free(struct store *store)
 	if (store->s_env != NULL)
 		mdb_env_close(store->s_env);
 	crypto_key_free(store->s_dek);
-	crypto_key_free(store->s_dek2);
 	crypto_key_free(store->s_mk_own);
+	crypto_key_free(store->s_next_own);
 	free(store);
 }
 
@@ -840,7 +1067,11 @@ store_setup(struct store *store, const char *path, const char *what,
 		goto mdbfail;
 	}
 	if ((rc = store_meta_check(store, txn, !rdonly, what, path, &format,
-	    err, errlen)) != STORE_OK) {
+	    err, errlen)) != STORE_OK ||
+	    (rc = store_meta_rotation(store, txn)) != STORE_OK) {
+		if (rc != STORE_E_KEY && rc != STORE_E_FORMAT)
+			snprintf(err, errlen, "cannot read the key state of "
+			    "%s %s: %s", what, path, store_strerror(rc));
 		mdb_txn_abort(txn);
 		return rc;
 	}
@@ -1034,11 +1265,8 @@ store_config_get(struct store *store, MDB_txn *txn, const char *tenant,
 	else if (version > rec.sr_version)
 		return STORE_E_NOT_FOUND;
 
-	if (crypto_dek_unwrap(store->s_mk, tenant, rec.sr_wrapped,
-	    CRYPTO_WRAPPED_BYTES, dek) != CRYPTO_OK) {
-		rc = STORE_E_INTEGRITY;
+	if ((rc = store_dek_open(store, tenant, &rec, dek)) != STORE_OK)
 		goto done;
-	}
 	if ((rc = store_sealed_get(store, txn, tenant, tlen, version,
 	    &val)) != STORE_OK)
 		goto done;
@@ -1048,11 +1276,10 @@ store_config_get(struct store *store, MDB_txn *txn, const char *tenant,
 		rc = STORE_E_NOMEM;
 		goto done;
 	}
-	if (crypto_open(dek, tenant, version, val.mv_data, val.mv_size, plain,
-	    &plen) != CRYPTO_OK) {
-		rc = STORE_E_INTEGRITY;
+	/* Under the tenant's data key, or the new one in a key rotation. */
+	if ((rc = store_version_open(store, tenant, &rec, version, &val, plain,
+	    &plen)) != STORE_OK)
 		goto done;
-	}
 	obj = json_loadb((const char *)plain, plen, JSON_REJECT_DUPLICATES,
 	    &jerr);
 	if (obj == NULL) {
@@ -1087,6 +1314,7 @@ store_config_put(struct store *store, MDB_txn *txn, const char *tenant,
 	struct store_rec	 rec;
 	unsigned char		*dek = store->s_dek;
 	unsigned char		 wrapped[CRYPTO_WRAPPED_BYTES];
+	unsigned char		 pending[CRYPTO_WRAPPED_BYTES];
 	unsigned char		 kbuf[STORE_VKEY_MAX];
 	const char		**keys = NULL;
 	unsigned char		*sealed = NULL;
@@ -1094,19 +1322,17 @@ store_config_put(struct store *store, MDB_txn *txn, const char *tenant,
 	size_t			 tlen, plen = 0, nkeys = 0;
 	uint64_t		 version, created, now = store_now();
 	MDB_val			 key, val;
-	int			 rc;
+	int			 rc, rekeying = 0;
 
 	if (store_name_len(tenant, &tlen) == -1 || !json_is_object(config))
 		return STORE_E_IO;
 
 	rc = store_rec_get(store, txn, tenant, tlen, &rec);
 	if (rc == STORE_OK && !rec.sr_deleted) {
-		memcpy(wrapped, rec.sr_wrapped, sizeof(wrapped));
-		if (crypto_dek_unwrap(store->s_mk, tenant, wrapped,
-		    sizeof(wrapped), dek) != CRYPTO_OK) {
-			rc = STORE_E_INTEGRITY;
+		/* Mid-rotation, a record written again goes to the next key. */
+		if ((rc = store_dek_rewrap(store, tenant, &rec, dek, wrapped,
+		    pending, &rekeying)) != STORE_OK)
 			goto done;
-		}
 		version = rec.sr_version;
 		created = rec.sr_created;
 	} else if (rc == STORE_OK || rc == STORE_E_NOT_FOUND) {
@@ -1114,7 +1340,7 @@ store_config_put(struct store *store, MDB_txn *txn, const char *tenant,
 		version = rc == STORE_OK ? rec.sr_version : 0;
 		created = now;
 		crypto_dek_new(dek);
-		if (crypto_dek_wrap(store->s_mk, tenant, dek,
+		if (crypto_dek_wrap(store_wrap_key(store), tenant, dek,
 		    wrapped) != CRYPTO_OK) {
 			rc = STORE_E_IO;
 			goto done;
@@ -1173,8 +1399,8 @@ store_config_put(struct store *store, MDB_txn *txn, const char *tenant,
 	rec.sr_version = version;
 	rec.sr_created = created;
 	rec.sr_updated = now;
-	if ((rc = store_rec_put(store, txn, tenant, tlen, &rec, wrapped, keys,
-	    nkeys)) != STORE_OK)
+	if ((rc = store_rec_put(store, txn, tenant, tlen, &rec, wrapped,
+	    rekeying ? pending : NULL, keys, nkeys)) != STORE_OK)
 		goto done;
 	if ((rc = store_change_append(store, txn, STORE_OP_PUT, version,
 	    tenant, tlen, seq)) != STORE_OK)
@@ -1221,7 +1447,7 @@ store_tenant_delete(struct store *store, MDB_txn *txn, const char *tenant,
 		return rc;
 	/* Without its wrapped data key the tenant's old records are gone. */
 	if ((rc = store_rec_put(store, txn, tenant, tlen, &nrec, NULL, NULL,
-	    0)) != STORE_OK)
+	    NULL, 0)) != STORE_OK)
 		return rc;
 	if ((rc = store_live_add(store, txn, -1)) != STORE_OK)
 		return rc;
@@ -1628,62 +1854,113 @@ store_master_key_set(struct store *store, unsigned char *mk)
 
 	store->s_mk = mk;
 	store->s_mk_own = mk;
+	/* The rotation that committed moved meta to the next generation. */
+	store->s_gen++;
+	store->s_rotating = 0;
+	store->s_next = NULL;
+	if (store->s_next_own != mk)
+		crypto_key_free(store->s_next_own);
+	store->s_next_own = NULL;
 	/* A key the store was given by a previous rotation goes now. */
 	if (old != mk)
 		crypto_key_free(old);
 }
 
-/*
- * Replaces the wrapped data key in the live tenant's record, leaving its
- * numbers and names as they are.
- */
-static int
-store_rec_rewrite(struct store *store, MDB_txn *txn, const char *tenant,
-    size_t tlen, const unsigned char *wrapped)
+int
+store_rotating(struct store *store)
 {
-	struct store_rec	 rec;
-	unsigned char		*buf;
-	MDB_val			 key, val;
-	int			 rc;
+	return store->s_rotating;
+}
 
-	key.mv_data = (void *)tenant;
-	key.mv_size = tlen;
-	if ((rc = mdb_get(txn, store->s_tenants, &key, &val)) != 0)
-		return store_mdb_code(rc, "get tenant");
-	if ((rc = store_rec_parse(&val, &rec)) != STORE_OK)
-		return rc;
-	if (rec.sr_deleted)
-		return STORE_E_NOT_FOUND;
-	/* val points into a page the put below may replace. */
-	if ((buf = malloc(val.mv_size)) == NULL)
-		return STORE_E_NOMEM;
-	memcpy(buf, val.mv_data, val.mv_size);
-	memcpy(buf + STORE_REC_HEAD, wrapped, CRYPTO_WRAPPED_BYTES);
-	val.mv_data = buf;
-	rc = store_mdb_code(mdb_put(txn, store->s_tenants, &key, &val, 0),
-	    "put tenant");
-	free(buf);
-	return rc;
+const unsigned char *
+store_next_key(struct store *store)
+{
+	return store->s_next;
 }
 
 int
-store_rewrap(struct store *store, MDB_txn *txn, const unsigned char *newmk,
-    uint64_t *count)
+store_rotate_begin(struct store *store, MDB_txn *txn,
+    const unsigned char *newmk)
+{
+	unsigned char	 check[CRYPTO_CHECK_BYTES];
+	MDB_val		 key, val;
+
+	crypto_key_check(newmk, check);
+	if (store->s_rotating)
+		return sodium_memcmp(check, store->s_next_check,
+		    sizeof(check)) == 0 ? STORE_OK : STORE_E_KEY;
+	key.mv_data = (void *)"key_next_check";
+	key.mv_size = strlen("key_next_check");
+	val.mv_data = check;
+	val.mv_size = sizeof(check);
+	return store_mdb_code(mdb_put(txn, store->s_meta, &key, &val, 0),
+	    "put key_next_check");
+}
+
+int
+store_rotate_next_set(struct store *store, unsigned char *newmk)
+{
+	unsigned char	check[CRYPTO_CHECK_BYTES];
+
+	crypto_key_check(newmk, check);
+	if (store->s_rotating && sodium_memcmp(check, store->s_next_check,
+	    sizeof(check)) != 0)
+		return STORE_E_KEY;
+	memcpy(store->s_next_check, check, sizeof(check));
+	store->s_rotating = 1;
+	if (store->s_next_own != newmk)
+		crypto_key_free(store->s_next_own);
+	store->s_next = newmk;
+	store->s_next_own = newmk;
+	return STORE_OK;
+}
+
+int
+store_rotate_step(struct store *store, MDB_txn *txn,
+    char pos[PROTO_TENANT_MAX + 1], size_t limit, uint64_t *count,
+    int *finished)
+{
+	if (store->s_next == NULL)
+		return STORE_E_KEY;
+	return store_rewrap_batch(store, txn, store->s_next, pos, limit,
+	    count, finished);
+}
+
+/*
+ * Re-wraps under newmk the data keys of up to limit tenant records from
+ * pos on (pos: the first name to look at, "" from the start; the name to
+ * go on from afterwards) that are still under the current key; *count
+ * grows by the live records looked at.  Past the last record, meta moves
+ * to newmk and its generation (*finished = 1): every record written since
+ * the rotation began is under newmk already.
+ */
+static int
+store_rewrap_batch(struct store *store, MDB_txn *txn,
+    const unsigned char *newmk, char *pos, size_t limit, uint64_t *count,
+    int *finished)
 {
 	struct store_rec	 rec;
-	unsigned char		 check[CRYPTO_CHECK_BYTES];
+	unsigned char		 check[CRYPTO_CHECK_BYTES], gbuf[8];
 	unsigned char		 wrapped[CRYPTO_WRAPPED_BYTES];
 	char			 tenant[PROTO_TENANT_MAX + 1];
 	unsigned char		*dek = store->s_dek, *buf = NULL;
-	size_t			 cap = 0;
+	unsigned		 newgen;
+	size_t			 cap = 0, seen = 0;
 	MDB_cursor		*cur;
 	MDB_val			 key, val, nkey, nval;
-	MDB_cursor_op		 op = MDB_FIRST;
+	MDB_cursor_op		 op;
 	int			 rc = STORE_OK, mrc;
 
-	*count = 0;
+	*finished = 0;
+	newgen = ((store->s_gen + 1) & 1) ? STORE_REC_KEYGEN : 0;
 	if ((mrc = mdb_cursor_open(txn, store->s_tenants, &cur)) != 0)
 		return store_mdb_code(mrc, "open tenants cursor");
+	if (pos[0] != '\0') {
+		key.mv_data = pos;
+		key.mv_size = strlen(pos);
+		op = MDB_SET_RANGE;
+	} else
+		op = MDB_FIRST;
 	for (; (mrc = mdb_cursor_get(cur, &key, &val, op)) == 0;
 	    op = MDB_NEXT) {
 		if (store_key_name(&key, tenant) == -1 ||
@@ -1691,7 +1968,15 @@ store_rewrap(struct store *store, MDB_txn *txn, const unsigned char *newmk,
 			rc = STORE_E_INTEGRITY;
 			break;
 		}
+		if (seen++ == limit) {
+			/* The next batch starts here. */
+			memcpy(pos, tenant, key.mv_size + 1);
+			break;
+		}
 		if (rec.sr_deleted)
+			continue;
+		(*count)++;
+		if ((rec.sr_keygen ? STORE_REC_KEYGEN : 0) == newgen)
 			continue;
 		if (crypto_dek_unwrap(store->s_mk, tenant, rec.sr_wrapped,
 		    CRYPTO_WRAPPED_BYTES, dek) != CRYPTO_OK) {
@@ -1714,7 +1999,18 @@ store_rewrap(struct store *store, MDB_txn *txn, const unsigned char *newmk,
 			}
 		}
 		memcpy(buf, val.mv_data, val.mv_size);
+		buf[1] = (buf[1] & ~STORE_REC_KEYGEN) | newgen;
 		memcpy(buf + STORE_REC_HEAD, wrapped, sizeof(wrapped));
+		/* A tenant key rotation's new key moves along. */
+		if (rec.sr_pending != NULL && (crypto_dek_unwrap(store->s_mk,
+		    tenant, rec.sr_pending, CRYPTO_WRAPPED_BYTES, dek) !=
+		    CRYPTO_OK || crypto_dek_wrap(newmk, tenant, dek,
+		    buf + STORE_REC_HEAD + CRYPTO_WRAPPED_BYTES) != CRYPTO_OK)) {
+			log_warnx("store: the new data key of tenant '%s' "
+			    "does not open with the master key", tenant);
+			rc = STORE_E_INTEGRITY;
+			break;
+		}
 		nkey.mv_data = tenant;
 		nkey.mv_size = key.mv_size;
 		nval.mv_data = buf;
@@ -1725,23 +2021,51 @@ store_rewrap(struct store *store, MDB_txn *txn, const unsigned char *newmk,
 			rc = store_mdb_code(mrc, "rewrap tenant");
 			break;
 		}
-		(*count)++;
 	}
-	if (rc == STORE_OK && mrc != MDB_NOTFOUND)
+	if (rc == STORE_OK && mrc != 0 && mrc != MDB_NOTFOUND)
 		rc = store_mdb_code(mrc, "walk tenants");
 	mdb_cursor_close(cur);
 	sodium_memzero(dek, CRYPTO_KEY_BYTES);
 	free(buf);
-	if (rc != STORE_OK)
+	if (rc != STORE_OK || mrc == 0)
 		return rc;
 
+	/* Past the last record: the rotation is complete with this txn. */
 	crypto_key_check(newmk, check);
 	key.mv_data = (void *)"key_check";
 	key.mv_size = strlen("key_check");
 	val.mv_data = check;
 	val.mv_size = sizeof(check);
-	return store_mdb_code(mdb_put(txn, store->s_meta, &key, &val, 0),
-	    "put key_check");
+	if ((mrc = mdb_put(txn, store->s_meta, &key, &val, 0)) != 0)
+		return store_mdb_code(mrc, "put key_check");
+	store_be64_put(gbuf, store->s_gen + 1);
+	key.mv_data = (void *)"key_gen";
+	key.mv_size = strlen("key_gen");
+	val.mv_data = gbuf;
+	val.mv_size = sizeof(gbuf);
+	if ((mrc = mdb_put(txn, store->s_meta, &key, &val, 0)) != 0)
+		return store_mdb_code(mrc, "put key_gen");
+	key.mv_data = (void *)"key_next_check";
+	key.mv_size = strlen("key_next_check");
+	mrc = mdb_del(txn, store->s_meta, &key, NULL);
+	if (mrc != 0 && mrc != MDB_NOTFOUND)
+		return store_mdb_code(mrc, "delete key_next_check");
+	*finished = 1;
+	return STORE_OK;
+}
+
+int
+store_rewrap(struct store *store, MDB_txn *txn, const unsigned char *newmk,
+    uint64_t *count)
+{
+	char	pos[PROTO_TENANT_MAX + 1] = "";
+	int	rc, finished;
+
+	*count = 0;
+	if ((rc = store_rotate_begin(store, txn, newmk)) != STORE_OK)
+		return rc;
+	return store_rewrap_batch(store, txn, newmk, pos, SIZE_MAX, count,
+	    &finished);
 }
 
 /* The numbers of the tenant's stored versions, ascending, in a new array. */
@@ -1793,95 +2117,280 @@ store_versions_list(struct store *store, MDB_txn *txn, const char *tenant,
 	return STORE_OK;
 }
 
-int
-store_tenant_rekey(struct store *store, MDB_txn *txn, const char *tenant,
-    uint64_t *count)
+/*
+ * Replaces the wrapped data keys (made under store_wrap_key; pending NULL
+ * for none) in the live tenant's record, leaving its numbers and names as
+ * they are.
+ */
+static int
+store_rec_rewrite(struct store *store, MDB_txn *txn, const char *tenant,
+    size_t tlen, const unsigned char *wrapped, const unsigned char *pending)
 {
 	struct store_rec	 rec;
-	unsigned char		*old = store->s_dek, *dek = store->s_dek2;
-	unsigned char		 wrapped[CRYPTO_WRAPPED_BYTES];
-	unsigned char		 kbuf[STORE_VKEY_MAX];
-	unsigned char		*sealed = NULL, *plain = NULL;
-	uint64_t		*vers = NULL;
-	size_t			 tlen, n = 0, i, slen, plen, pcap = 0;
+	unsigned char		*buf, *p;
 	MDB_val			 key, val;
-	int			 rc, mrc;
+	size_t			 len;
+	int			 rc;
 
-	*count = 0;
+	key.mv_data = (void *)tenant;
+	key.mv_size = tlen;
+	if ((rc = mdb_get(txn, store->s_tenants, &key, &val)) != 0)
+		return store_mdb_code(rc, "get tenant");
+	if ((rc = store_rec_parse(&val, &rec)) != STORE_OK)
+		return rc;
+	if (rec.sr_deleted)
+		return STORE_E_NOT_FOUND;
+	/* val points into a page the put below may replace. */
+	len = STORE_REC_HEAD + CRYPTO_WRAPPED_BYTES + (pending != NULL ?
+	    CRYPTO_WRAPPED_BYTES : 0) + rec.sr_fieldslen;
+	if ((buf = malloc(len)) == NULL)
+		return STORE_E_NOMEM;
+	memcpy(buf, val.mv_data, STORE_REC_HEAD);
+	buf[1] = (buf[1] & ~(STORE_REC_KEYGEN | STORE_REC_REKEY)) |
+	    store_wrap_gen(store) | (pending != NULL ? STORE_REC_REKEY : 0);
+	p = buf + STORE_REC_HEAD;
+	memcpy(p, wrapped, CRYPTO_WRAPPED_BYTES);
+	p += CRYPTO_WRAPPED_BYTES;
+	if (pending != NULL) {
+		memcpy(p, pending, CRYPTO_WRAPPED_BYTES);
+		p += CRYPTO_WRAPPED_BYTES;
+	}
+	memcpy(p, rec.sr_fields, rec.sr_fieldslen);
+	val.mv_data = buf;
+	val.mv_size = len;
+	rc = store_mdb_code(mdb_put(txn, store->s_tenants, &key, &val, 0),
+	    "put tenant");
+	free(buf);
+	return rc;
+}
+
+int
+store_rekey_begin(struct store *store, MDB_txn *txn, const char *tenant,
+    struct store_rekey **rkp)
+{
+	struct store_rekey	*rk;
+	struct store_rec	 rec;
+	unsigned char		 wrapped[CRYPTO_WRAPPED_BYTES];
+	unsigned char		 pending[CRYPTO_WRAPPED_BYTES];
+	size_t			 tlen;
+	int			 rc;
+
+	*rkp = NULL;
 	if (store_name_len(tenant, &tlen) == -1)
 		return STORE_E_NOT_FOUND;
 	if ((rc = store_rec_get(store, txn, tenant, tlen, &rec)) != STORE_OK)
 		return rc;
 	if (rec.sr_deleted)
 		return STORE_E_NOT_FOUND;
-	if (crypto_dek_unwrap(store->s_mk, tenant, rec.sr_wrapped,
-	    CRYPTO_WRAPPED_BYTES, old) != CRYPTO_OK) {
-		rc = STORE_E_INTEGRITY;
+	if ((rk = calloc(1, sizeof(*rk))) == NULL)
+		return STORE_E_NOMEM;
+	memcpy(rk->rk_tenant, tenant, tlen + 1);
+	rk->rk_tlen = tlen;
+	if ((rk->rk_old = crypto_key_alloc()) == NULL ||
+	    (rk->rk_new = crypto_key_alloc()) == NULL) {
+		rc = STORE_E_NOMEM;
+		goto fail;
+	}
+	if (rec.sr_pending != NULL) {
+		/* One under way (a crash, another request): go on with it. */
+		if ((rc = store_wrapped_open(store, tenant, &rec,
+		    rec.sr_pending, rk->rk_new)) != STORE_OK)
+			goto fail;
+	} else {
+		if ((rc = store_dek_open(store, tenant, &rec,
+		    rk->rk_old)) != STORE_OK ||
+		    (rc = store_wrapped_move(store, tenant, &rec,
+		    rec.sr_wrapped, rk->rk_old, wrapped)) != STORE_OK)
+			goto fail;
+		crypto_dek_new(rk->rk_new);
+		if (crypto_dek_wrap(store_wrap_key(store), tenant, rk->rk_new,
+		    pending) != CRYPTO_OK) {
+			rc = STORE_E_IO;
+			goto fail;
+		}
+		/* From now on puts seal under the new key, reads try both. */
+		if ((rc = store_rec_rewrite(store, txn, tenant, tlen, wrapped,
+		    pending)) != STORE_OK)
+			goto fail;
+	}
+	if ((rc = store_versions_list(store, txn, tenant, tlen, &rk->rk_vers,
+	    &rk->rk_n)) != STORE_OK)
+		goto fail;
+	sodium_memzero(rk->rk_old, CRYPTO_KEY_BYTES);
+	*rkp = rk;
+	return STORE_OK;
+fail:
+	store_rekey_free(rk);
+	return rc;
+}
+
+/*
+ * Re-seals under the new key the version of rk's tenant unless it is gone
+ * (pruned) or sealed under the new key already (a put, or a step before a
+ * crash).  *resealed says whether it did.
+ */
+static int
+store_rekey_one(struct store *store, MDB_txn *txn, struct store_rekey *rk,
+    uint64_t version, int *resealed)
+{
+	unsigned char	 kbuf[STORE_VKEY_MAX];
+	unsigned char	*plain = NULL, *sealed = NULL;
+	size_t		 slen, plen;
+	MDB_val		 key, val;
+	int		 rc;
+
+	*resealed = 0;
+	rc = store_sealed_get(store, txn, rk->rk_tenant, rk->rk_tlen, version,
+	    &val);
+	if (rc == STORE_E_NOT_FOUND)
+		return STORE_OK;
+	if (rc != STORE_OK)
+		return rc;
+	slen = val.mv_size;
+	if ((plain = malloc(slen - CRYPTO_SEAL_OVERHEAD + 1)) == NULL ||
+	    (sealed = malloc(slen)) == NULL) {
+		rc = STORE_E_NOMEM;
 		goto done;
 	}
-	crypto_dek_new(dek);
-	if (crypto_dek_wrap(store->s_mk, tenant, dek, wrapped) != CRYPTO_OK) {
+	if (crypto_open(rk->rk_old, rk->rk_tenant, version, val.mv_data, slen,
+	    plain, &plen) != CRYPTO_OK) {
+		sodium_memzero(plain, slen - CRYPTO_SEAL_OVERHEAD + 1);
+		rc = crypto_open(rk->rk_new, rk->rk_tenant, version,
+		    val.mv_data, slen, plain, &plen) == CRYPTO_OK ? STORE_OK :
+		    STORE_E_INTEGRITY;
+		goto done;
+	}
+	if (crypto_seal(rk->rk_new, rk->rk_tenant, version, plain, plen,
+	    sealed) != CRYPTO_OK) {
 		rc = STORE_E_IO;
 		goto done;
 	}
-	if ((rc = store_versions_list(store, txn, tenant, tlen, &vers,
-	    &n)) != STORE_OK)
+	key.mv_size = store_vkey(rk->rk_tenant, rk->rk_tlen, version, kbuf);
+	key.mv_data = kbuf;
+	val.mv_data = sealed;
+	val.mv_size = plen + CRYPTO_SEAL_OVERHEAD;
+	if ((rc = mdb_put(txn, store->s_versions, &key, &val, 0)) != 0) {
+		rc = store_mdb_code(rc, "put version");
 		goto done;
-
-	for (i = 0; i < n; i++) {
-		if ((rc = store_sealed_get(store, txn, tenant, tlen, vers[i],
-		    &val)) != STORE_OK)
-			goto done;
-		slen = val.mv_size;
-		if (slen - CRYPTO_SEAL_OVERHEAD + 1 > pcap) {
-			if (plain != NULL) {
-				sodium_memzero(plain, pcap);
-				free(plain);
-			}
-			free(sealed);
-			pcap = slen - CRYPTO_SEAL_OVERHEAD + 1;
-			plain = malloc(pcap);
-			sealed = malloc(slen);
-			if (plain == NULL || sealed == NULL) {
-				rc = STORE_E_NOMEM;
-				goto done;
-			}
-		}
-		if (crypto_open(old, tenant, vers[i], val.mv_data, slen, plain,
-		    &plen) != CRYPTO_OK) {
-			rc = STORE_E_INTEGRITY;
-			goto done;
-		}
-		if (crypto_seal(dek, tenant, vers[i], plain, plen,
-		    sealed) != CRYPTO_OK) {
-			rc = STORE_E_IO;
-			goto done;
-		}
-		sodium_memzero(plain, plen);
-		key.mv_size = store_vkey(tenant, tlen, vers[i], kbuf);
-		key.mv_data = kbuf;
-		val.mv_data = sealed;
-		val.mv_size = plen + CRYPTO_SEAL_OVERHEAD;
-		if ((mrc = mdb_put(txn, store->s_versions, &key, &val,
-		    0)) != 0) {
-			rc = store_mdb_code(mrc, "put version");
-			goto done;
-		}
 	}
-	/* The old wrapped key goes with this write: nothing opens with it. */
-	if ((rc = store_rec_rewrite(store, txn, tenant, tlen,
-	    wrapped)) != STORE_OK)
-		goto done;
-	*count = n;
+	*resealed = 1;
+	rc = STORE_OK;
 done:
-	sodium_memzero(old, CRYPTO_KEY_BYTES);
-	sodium_memzero(dek, CRYPTO_KEY_BYTES);
 	if (plain != NULL) {
-		sodium_memzero(plain, pcap);
+		sodium_memzero(plain, slen - CRYPTO_SEAL_OVERHEAD + 1);
 		free(plain);
 	}
 	free(sealed);
-	free(vers);
+	return rc;
+}
+
+int
+store_rekey_step(struct store *store, MDB_txn *txn, struct store_rekey *rk,
+    size_t limit, int *done)
+{
+	struct store_rec	 rec;
+	unsigned char		 wrapped[CRYPTO_WRAPPED_BYTES];
+	size_t			 i;
+	int			 rc, same, resealed;
+
+	*done = 0;
+	if ((rc = store_rec_get(store, txn, rk->rk_tenant, rk->rk_tlen,
+	    &rec)) != STORE_OK)
+		return rc;
+	if (rec.sr_deleted)
+		return STORE_E_NOT_FOUND;
+	if (rec.sr_pending == NULL) {
+		/* Another request finished this rotation: done too. */
+		if ((rc = store_dek_open(store, rk->rk_tenant, &rec,
+		    rk->rk_old)) != STORE_OK)
+			return rc;
+		same = sodium_memcmp(rk->rk_old, rk->rk_new,
+		    CRYPTO_KEY_BYTES) == 0;
+		sodium_memzero(rk->rk_old, CRYPTO_KEY_BYTES);
+		if (!same)
+			return STORE_E_NOT_FOUND;
+		*done = 1;
+		return STORE_OK;
+	}
+	if ((rc = store_dek_open(store, rk->rk_tenant, &rec,
+	    rk->rk_old)) != STORE_OK)
+		return rc;
+	/* Recreated with a rotation of its own since: not ours. */
+	if ((rc = store_wrapped_open(store, rk->rk_tenant, &rec,
+	    rec.sr_pending, store->s_dek)) != STORE_OK)
+		goto done;
+	same = sodium_memcmp(store->s_dek, rk->rk_new, CRYPTO_KEY_BYTES) == 0;
+	sodium_memzero(store->s_dek, CRYPTO_KEY_BYTES);
+	if (!same) {
+		rc = STORE_E_NOT_FOUND;
+		goto done;
+	}
+	/* rec points into pages the puts below may move: no use after. */
+	for (i = 0; i < limit && rk->rk_done < rk->rk_n; i++) {
+		if ((rc = store_rekey_one(store, txn, rk,
+		    rk->rk_vers[rk->rk_done], &resealed)) != STORE_OK)
+			goto done;
+		rk->rk_done++;
+		rk->rk_count += resealed;
+	}
+	if (rk->rk_done < rk->rk_n) {
+		rc = STORE_OK;
+		goto done;
+	}
+	/*
+	 * Every version is under the new key (those written meanwhile were
+	 * sealed with it): it replaces the old one, which goes.
+	 */
+	if ((rc = store_rec_get(store, txn, rk->rk_tenant, rk->rk_tlen,
+	    &rec)) != STORE_OK ||
+	    (rc = store_wrapped_move(store, rk->rk_tenant, &rec,
+	    rec.sr_pending, rk->rk_new, wrapped)) != STORE_OK ||
+	    (rc = store_rec_rewrite(store, txn, rk->rk_tenant, rk->rk_tlen,
+	    wrapped, NULL)) != STORE_OK)
+		goto done;
+	*done = 1;
+done:
+	sodium_memzero(rk->rk_old, CRYPTO_KEY_BYTES);
+	return rc;
+}
+
+uint64_t
+store_rekey_count(const struct store_rekey *rk)
+{
+	return rk->rk_count;
+}
+
+void
+store_rekey_free(struct store_rekey *rk)
+{
+	if (rk == NULL)
+		return;
+	crypto_key_free(rk->rk_old);
+	crypto_key_free(rk->rk_new);
+	free(rk->rk_vers);
+	free(rk);
+}
+
+const char *
+store_rekey_tenant(const struct store_rekey *rk)
+{
+	return rk->rk_tenant;
+}
+
+int
+store_tenant_rekey(struct store *store, MDB_txn *txn, const char *tenant,
+    uint64_t *count)
+{
+	struct store_rekey	*rk;
+	int			 rc, done;
+
+	*count = 0;
+	if ((rc = store_rekey_begin(store, txn, tenant, &rk)) != STORE_OK)
+		return rc;
+	if ((rc = store_rekey_step(store, txn, rk, SIZE_MAX,
+	    &done)) == STORE_OK)
+		*count = rk->rk_count;
+	store_rekey_free(rk);
 	return rc;
 }
 
@@ -2029,8 +2538,7 @@ store_verify_tenant(struct store *store, MDB_txn *txn, const char *name,
 	/* A deleted tenant keeps no versions; store_verify_orphans checks. */
 	if (rec.sr_deleted)
 		return STORE_OK;
-	if (crypto_dek_unwrap(store->s_mk, name, rec.sr_wrapped,
-	    CRYPTO_WRAPPED_BYTES, dek) != CRYPTO_OK) {
+	if (store_dek_open(store, name, &rec, dek) != STORE_OK) {
 		snprintf(err, errlen, "the data key of tenant '%s' does not "
 		    "open with this master key (tampered with, or another "
 		    "key)", name);
@@ -2078,8 +2586,8 @@ store_verify_tenant(struct store *store, MDB_txn *txn, const char *name,
 				goto done;
 			}
 		}
-		if (crypto_open(dek, name, vers[i], vval.mv_data,
-		    vval.mv_size, plain, &plen) != CRYPTO_OK)
+		if (store_version_open(store, name, &rec, vers[i], &vval,
+		    plain, &plen) != STORE_OK)
 			goto bad;
 		obj = json_loadb((const char *)plain, plen,
 		    JSON_REJECT_DUPLICATES, &jerr);

@@ -377,8 +377,10 @@ int	store_copy_fd(struct store *store, int fd);
 
 /*
  * Re-wraps every live tenant's data key under newmk and replaces the
- * key-check value in meta, in txn; *count gets the number of keys.  The
- * store goes on using its current key until store_master_key_set.
+ * key-check value in meta, in txn (the offline rotation: all in one go,
+ * also finishing one a daemon left under way, which must then be to
+ * newmk); *count gets the number of live tenants.  The store goes on
+ * using its current key until store_master_key_set.
  */
 int	store_rewrap(struct store *store, MDB_txn *txn,
 	    const unsigned char *newmk, uint64_t *count);
@@ -393,13 +395,69 @@ const unsigned char *store_master_key(struct store *store);
 void	store_master_key_set(struct store *store, unsigned char *mk);
 
 /*
+ * A master key rotation in steps, so the loop serves clients between them.
+ * store_rotate_begin records in meta (in txn) that the store moves to
+ * newmk (borrowed); nothing when that rotation is under way already,
+ * STORE_E_KEY when one to another key is.  Once that committed (or at
+ * open, when store_rotating says a rotation was left under way),
+ * store_rotate_next_set hands the store newmk (it owns it from then on;
+ * STORE_E_KEY, and the key stays the caller's, when it is not the key the
+ * rotation moves to).  From then on new and rewritten records wrap their
+ * data key under newmk and each record says which key it is under.
+ * store_rotate_step re-wraps up to limit tenant records from pos (""
+ * at first; updated to where the next step starts) in txn, adding the live
+ * ones it saw to *count; with the last record it makes newmk the key of
+ * meta (*finished = 1), after whose commit store_master_key_set(store,
+ * the key) ends the rotation.  A crash in between leaves a store that
+ * opens with the current key and resumes with the next one.
+ */
+int	store_rotate_begin(struct store *store, MDB_txn *txn,
+	    const unsigned char *newmk);
+int	store_rotate_next_set(struct store *store, unsigned char *newmk);
+int	store_rotate_step(struct store *store, MDB_txn *txn,
+	    char pos[PROTO_TENANT_MAX + 1], size_t limit, uint64_t *count,
+	    int *finished);
+/*
+ * 1 while a master key rotation is under way: meta said so at open, or
+ * store_rotate_next_set was called; 0 again after store_master_key_set.
+ */
+int	store_rotating(struct store *store);
+/* The key a rotation moves to (borrowed), NULL when none was given. */
+const unsigned char *store_next_key(struct store *store);
+
+/*
  * Gives the live tenant a new random data key and re-seals every kept
  * version under it (same version numbers and additional data); the record
  * keeps its version and no change is appended.  *count gets the number of
  * versions re-sealed.  STORE_E_NOT_FOUND for a missing or deleted tenant.
+ * Finishes a rotation of the tenant's key left under way.
  */
 int	store_tenant_rekey(struct store *store, MDB_txn *txn,
 	    const char *tenant, uint64_t *count);
+
+/*
+ * The same in steps, each in a write transaction of its own (or all in
+ * one).  store_rekey_begin puts a new data key into the tenant's record
+ * next to the current one (or takes the one of a rotation left under way)
+ * and notes the versions there are (*rkp: free with store_rekey_free):
+ * from then on puts seal under the new key and reads open a version under
+ * either.  store_rekey_step re-seals up to limit more of those versions
+ * (skipping those pruned or sealed under the new key meanwhile); with the
+ * last one the new key replaces the old in the record (*done).  A crash in
+ * between leaves every version readable, and the next store_rekey_begin
+ * goes on with the same new key.  STORE_E_NOT_FOUND when the tenant was
+ * deleted (or purged and made again) meanwhile.
+ */
+struct store_rekey;
+int	store_rekey_begin(struct store *store, MDB_txn *txn,
+	    const char *tenant, struct store_rekey **rkp);
+int	store_rekey_step(struct store *store, MDB_txn *txn,
+	    struct store_rekey *rk, size_t limit, int *done);
+/* The versions rk's steps re-sealed so far. */
+uint64_t store_rekey_count(const struct store_rekey *rk);
+void	store_rekey_free(struct store_rekey *rk);
+/* The tenant rk rekeys (borrowed from rk). */
+const char *store_rekey_tenant(const struct store_rekey *rk);
 
 /*
  * Removes every trace of the tenant the store keeps: its versions, its
@@ -482,6 +540,7 @@ struct server {
 	unsigned char		*srv_boot_mk;
 	struct backup		*srv_backup;	/* the running one (backup.c) */
 	struct event		*srv_trim_ev;	/* more feed to trim (rpc.c) */
+	struct rotate		*srv_rotate;	/* key rotations (rotate.c) */
 };
 
 /*
@@ -537,6 +596,14 @@ int	keys_store_open(struct store **sp, const struct store_params *params,
 	    const struct daemon_conf *conf, unsigned char **mkp, char *err,
 	    size_t errlen);
 /*
+ * A store left in the middle of a master key rotation (store_rotating)
+ * holds data keys under both keys: loads the next key and hands it to the
+ * store.  0 (also when no rotation is under way), or -1 with err saying
+ * what to configure; where names the store in messages.
+ */
+int	keys_store_resume(struct store *store, const char *where,
+	    const struct daemon_conf *conf, char *err, size_t errlen);
+/*
  * wfvaultd --rotate-master-key: with no daemon using the store, re-wraps
  * every data key under the next key in one transaction.  Prints what it
  * did; returns the exit status (0 or 1).
@@ -586,6 +653,46 @@ void	backup_exclusive_end(int lockfd);
  * (keeping the old one).  Prints what it did; returns the exit status.
  */
 int	backup_restore(const struct daemon_conf *conf, const char *path);
+
+/* rotate.c */
+struct rotate;
+
+/* How a rotation ended, for the rpc layer. */
+struct rotate_result {
+	int		 rr_store;	/* STORE_OK or a STORE_E_* code */
+	int		 rr_stopped;	/* wfvaultd stops first */
+	uint64_t	 rr_count;	/* keys re-wrapped, versions resealed */
+};
+
+/*
+ * Starts rotating the master key to next (the store owns it from now; NULL
+ * resumes the rotation the store was opened in), in steps between which
+ * the loop serves clients; done(srv, arg, result) runs from the loop when
+ * it ended (done may be NULL).  A request while a rotation resumed at
+ * start-up runs, naming the same key, waits for that one.  0, or -1 with
+ * err filled (next freed) when it could not start.
+ */
+int	rotate_master_start(struct server *srv, unsigned char *next,
+	    void (*done)(struct server *, void *, const struct rotate_result *),
+	    void *arg, char *err, size_t errlen);
+/*
+ * Starts rotating tenant's data key in steps (store_rekey_begin now, in
+ * its own transaction).  STORE_OK, or a STORE_E_* code (done is then not
+ * called).
+ */
+int	rotate_tenant_start(struct server *srv, const char *tenant,
+	    void (*done)(struct server *, void *, const struct rotate_result *),
+	    void *arg);
+/* Calls cb(arg, ctx) with the arg of every running rotation that has one. */
+void	rotate_foreach(struct server *srv, void (*cb)(void *, void *),
+	    void *ctx);
+/* 1 while a rotation runs. */
+int	rotate_running(struct server *srv);
+/*
+ * At exit: ends every rotation (done sees rr_stopped); a master key
+ * rotation resumes at the next start.
+ */
+void	rotate_release(struct server *srv);
 
 /* rpc.c */
 #define RPC_DONE	0	/* the line was handled */

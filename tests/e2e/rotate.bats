@@ -244,3 +244,158 @@ install_next_key() {
 	echo "$output" | jq -e '.error.data.kind == "invalid_params"'
 	[ "$(wfv get gamma g_key)" = y ]
 }
+
+# WFVAULTD_TEST_ROTATE_HOLD (tests only) makes a rotation wait between its
+# steps while that file exists, so "served while it runs" needs no timing:
+# the rotation cannot have finished while the file is there.
+@test "other clients are served while a master-key rotation runs" {
+	write_conf "master_key_next_file $NEXT"
+	export WFVAULTD_TEST_ROTATE_BATCH=50 WFVAULTD_TEST_ROTATE_HOLD=$T/hold
+	start_daemon
+	load_tenants 1000
+	touch "$T/hold"
+	bg wfv rotate-master-key >"$T/rot.out" 2>&1
+	local rotpid=$BG_PID
+	wait_for_line "$LOG" 100 "master key rotation started"
+
+	# On other connections: reads, writes, new and deleted tenants.
+	[ "$(wfv get t-7 k)" = v-7 ]
+	put_value t-8 k v-8b
+	put_value newbie k n
+	put_value gone k g
+	wfv rm gone
+	[ "$(wfv get newbie k)" = n ]
+	run wfv rotate-master-key
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"already running"* ]]
+	# ... answered while the rotation's own reply is still due.
+	pid_alive "$rotpid"
+	[ ! -s "$T/rot.out" ]
+
+	rm -f "$T/hold"
+	wait "$rotpid"
+	cat "$T/rot.out"
+	# Every live tenant: the 1000, newbie (made under the new key).
+	grep -q "re-wrapped 1001 tenant data keys" "$T/rot.out"
+	grep -q "master key rotated" "$LOG"
+	put_value t-8 k v-8
+	check_tenants 1000
+	[ "$(wfv get newbie k)" = n ]
+
+	# The store is sealed with the next key alone now.
+	stop_daemon
+	install_next_key
+	write_conf
+	start_daemon
+	check_tenants 1000
+	[ "$(wfv get newbie k)" = n ]
+}
+
+@test "a daemon killed mid-rotation needs both keys, then finishes it" {
+	mkdir -m 700 "$T/backups"
+	write_conf "master_key_next_file $NEXT" "backup_dir $T/backups"
+	export WFVAULTD_TEST_ROTATE_BATCH=50 WFVAULTD_TEST_ROTATE_HOLD=$T/hold
+	start_daemon
+	load_tenants 500
+	touch "$T/hold"
+	printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"rotate_master_key","params":{}}' |
+	    tp fire
+	wait_for_line "$LOG" 100 "master key rotation started"
+	put_value newbie k n
+	# A backup taken now holds data keys under both keys.
+	wfv backup mid.mdb
+	kill -KILL "$DAEMON_PID"
+	wait "$DAEMON_PID" 2>/dev/null || true
+	DAEMON_PID=
+	rm -f "$T/hold"
+
+	# With the current key alone it refuses, naming what to set.
+	write_conf
+	run timeout 10 "$WFVAULTD" -c "$CONF"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"master key rotation is under way"* ]]
+	[[ "$output" == *"set master_key_next_file"* ]]
+	# So does restoring the backup.
+	run "$WFVAULTD" -c "$CONF" --restore "$T/backups/mid.mdb"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"set master_key_next_file"* ]]
+	[[ "$output" == *"nothing was changed"* ]]
+	write_conf "master_key_next_file $NEXT"
+	run "$WFVAULTD" -c "$CONF" --restore "$T/backups/mid.mdb"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"taken during a master key rotation"* ]]
+
+	# With both it resumes and finishes on its own.
+	: >"$LOG"
+	start_daemon
+	check_tenants 500
+	[ "$(wfv get newbie k)" = n ]
+	wait_for_line "$LOG" 100 "master key rotated"
+	grep -q "master key rotation resumed" "$LOG"
+	check_tenants 500
+	stop_daemon
+	install_next_key
+	write_conf
+	start_daemon
+	check_tenants 500
+	[ "$(wfv get newbie k)" = n ]
+}
+
+@test "other clients are served while a tenant key rotation runs" {
+	write_conf "keep_versions 5"
+	export WFVAULTD_TEST_ROTATE_BATCH=1 WFVAULTD_TEST_ROTATE_HOLD=$T/hold
+	start_daemon
+	local i
+	for i in 1 2 3 4 5; do
+		put_value acme a_key "v$i"
+	done
+	touch "$T/hold"
+	bg wfv rotate-key acme >"$T/rot.out" 2>&1
+	local rotpid=$BG_PID
+	wait_for_line "$LOG" 100 "tenant 'acme': data key rotation started"
+	# Its reply waits; another connection reads and writes that tenant
+	# (v6 is sealed under the new key at once, v1 pruned).
+	[ "$(wfv get acme a_key)" = v5 ]
+	[ "$(wfv get acme a_key --version 1)" = v1 ]
+	put_value acme a_key v6
+	[ "$(wfv get acme a_key)" = v6 ]
+	pid_alive "$rotpid"
+	[ ! -s "$T/rot.out" ]
+	rm -f "$T/hold"
+	wait "$rotpid"
+	cat "$T/rot.out"
+	# v2..v5; v6 was sealed under the new key by its put.
+	grep -q "acme: new data key, 4 versions re-sealed" "$T/rot.out"
+	for i in 2 3 4 5 6; do
+		[ "$(wfv get acme a_key --version $i)" = "v$i" ]
+	done
+	restart_daemon
+	[ "$(wfv get acme a_key --version 2)" = v2 ]
+	[ "$(wfv get acme a_key)" = v6 ]
+
+	# Killed in the middle: every version still reads, and asking again
+	# finishes it.
+	touch "$T/hold"
+	: >"$LOG"
+	bg wfv rotate-key acme >"$T/rot2.out" 2>&1
+	wait_for_line "$LOG" 100 "tenant 'acme': data key rotation started"
+	put_value acme a_key v7
+	kill -KILL "$DAEMON_PID"
+	wait "$DAEMON_PID" 2>/dev/null || true
+	DAEMON_PID=
+	rm -f "$T/hold"
+	start_daemon
+	for i in 3 4 5 6 7; do
+		[ "$(wfv get acme a_key --version $i)" = "v$i" ]
+	done
+	run wfv rotate-key acme
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"acme: new data key, 4 versions re-sealed"* ]]
+	for i in 3 4 5 6 7; do
+		[ "$(wfv get acme a_key --version $i)" = "v$i" ]
+	done
+}

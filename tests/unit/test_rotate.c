@@ -1,8 +1,10 @@
 /*
  * Unit tests of the store's maintenance operations against real LMDB
- * environments in temporary directories: master key re-wrapping, tenant
- * data key rotation, purging, the online backup copy and its verification,
- * the offline-mode lock, and the configuration keywords they use.
+ * environments in temporary directories: master key re-wrapping (at once
+ * and in steps, across a crash), tenant data key rotation (at once and in
+ * steps), rotate.c's steps on an event loop, purging, the online backup
+ * copy and its verification, the offline-mode lock, and the configuration
+ * keywords they use.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -985,6 +987,660 @@ test_backup_names(void **state)
 	    0);
 }
 
+/* Stores tenants t-0000.. (field k = "v-I") in one transaction. */
+static void
+rt_load(struct rt_state *rt, int n)
+{
+	json_t	*config;
+	MDB_txn	*txn;
+	uint64_t v, seq;
+	char	 name[32], val[32];
+	int	 i;
+
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	for (i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "t-%04d", i);
+		snprintf(val, sizeof(val), "v-%d", i);
+		config = json_pack("{s:s}", "k", val);
+		assert_non_null(config);
+		assert_int_equal(store_config_put(rt->rt_store, txn, name,
+		    config, &v, &seq), STORE_OK);
+		json_decref(config);
+	}
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+}
+
+/* Every tenant t-I of want (NULL: deleted) reads its value. */
+static void
+rt_check(struct rt_state *rt, char **want, int n)
+{
+	char	name[32], text[64];
+	int	i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "t-%04d", i);
+		if (want[i] == NULL) {
+			assert_int_equal(rt_get(rt, name, 0, NULL),
+			    STORE_E_NOT_FOUND);
+			continue;
+		}
+		snprintf(text, sizeof(text), "{\"k\":\"%s\"}", want[i]);
+		assert_int_equal(rt_get(rt, name, 0, text), STORE_OK);
+	}
+}
+
+static char **
+rt_want(int n)
+{
+	char	**want;
+	int	  i;
+
+	want = calloc(n, sizeof(*want));
+	assert_non_null(want);
+	for (i = 0; i < n; i++) {
+		want[i] = malloc(32);
+		assert_non_null(want[i]);
+		snprintf(want[i], 32, "v-%d", i);
+	}
+	return want;
+}
+
+static void
+rt_want_free(char **want, int n)
+{
+	int	i;
+
+	for (i = 0; i < n; i++)
+		free(want[i]);
+	free(want);
+}
+
+/* One step of the rotation, committed; 1 when it was the last. */
+static int
+rt_step(struct rt_state *rt, char *pos, size_t limit, uint64_t *count)
+{
+	MDB_txn	*txn;
+	int	 finished;
+
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_rotate_step(rt->rt_store, txn, pos, limit,
+	    count, &finished), STORE_OK);
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+	return finished;
+}
+
+/* Begins a rotation to a copy of mk (the store's from then on). */
+static void
+rt_rotate_begin(struct rt_state *rt, const unsigned char *mk)
+{
+	unsigned char	*copy = rt_key_new();
+	MDB_txn		*txn;
+
+	memcpy(copy, mk, CRYPTO_KEY_BYTES);
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_rotate_begin(rt->rt_store, txn, copy),
+	    STORE_OK);
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+	assert_int_equal(store_rotate_next_set(rt->rt_store, copy), STORE_OK);
+	assert_true(store_rotating(rt->rt_store));
+}
+
+/* The rotation finished: the store switches keys, the test follows. */
+static void
+rt_rotate_end(struct rt_state *rt, const unsigned char *mk)
+{
+	store_master_key_set(rt->rt_store,
+	    (unsigned char *)store_next_key(rt->rt_store));
+	assert_false(store_rotating(rt->rt_store));
+	assert_null(store_next_key(rt->rt_store));
+	/* The old key no longer opens the store, the new one does. */
+	assert_int_equal(rt_reopen(rt, NULL), STORE_E_KEY);
+	memcpy(rt->rt_mk, mk, CRYPTO_KEY_BYTES);
+	assert_int_equal(rt_reopen(rt, NULL), STORE_OK);
+	assert_false(store_rotating(rt->rt_store));
+}
+
+static void
+rt_verify_all(struct rt_state *rt)
+{
+	struct store_verify	 sv;
+	MDB_txn			*txn;
+	char			 err[512];
+
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 0, &txn),
+	    STORE_OK);
+	assert_int_equal(store_verify(rt->rt_store, txn, &sv, err,
+	    sizeof(err)), STORE_OK);
+	store_txn_abort(txn);
+}
+
+/*
+ * A rotation of many tenants in steps, with puts, deletes, new tenants and
+ * a tenant key rotation between the steps: every tenant opens throughout.
+ */
+static void
+test_rotate_steps(void **state)
+{
+	struct rt_state	*rt = *state;
+	char		**want, pos[PROTO_TENANT_MAX + 1] = "", name[32];
+	char		 text[64];
+	unsigned char	*mk2;
+	MDB_txn		*txn;
+	uint64_t	 count = 0, v, seq, n;
+	int		 nt = 1000, step = 0, i, finished;
+
+	rt_load(rt, nt);
+	want = rt_want(nt);
+	mk2 = rt_key_new();
+	rt_rotate_begin(rt, mk2);
+	rt_check(rt, want, nt);
+
+	do {
+		finished = rt_step(rt, pos, 64, &count);
+		step++;
+		/* Ahead of the walk and behind it, under either key. */
+		for (i = 0; i < nt; i += 97) {
+			if (want[i] == NULL)
+				continue;
+			snprintf(name, sizeof(name), "t-%04d", i);
+			snprintf(want[i], 32, "s%d-%d", step, i);
+			snprintf(text, sizeof(text), "{\"k\":\"%s\"}",
+			    want[i]);
+			rt_put(rt, name, text);
+		}
+		if (step == 3) {
+			assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1,
+			    &txn), STORE_OK);
+			assert_int_equal(store_tenant_delete(rt->rt_store, txn,
+			    "t-0500", &v, &seq), STORE_OK);
+			assert_int_equal(store_tenant_delete(rt->rt_store, txn,
+			    "t-0010", &v, &seq), STORE_OK);
+			assert_int_equal(store_txn_commit(txn), STORE_OK);
+			free(want[500]);
+			free(want[10]);
+			want[500] = want[10] = NULL;
+		}
+		if (step == 4) {
+			/* Recreated behind the walk: under the next key. */
+			rt_put(rt, "t-0010", "{\"k\":\"again\"}");
+			want[10] = strdup("again");
+			assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1,
+			    &txn), STORE_OK);
+			assert_int_equal(store_tenant_rekey(rt->rt_store, txn,
+			    "t-0998", &n), STORE_OK);
+			assert_int_equal(store_tenant_rekey(rt->rt_store, txn,
+			    "t-0001", &n), STORE_OK);
+			assert_int_equal(store_txn_commit(txn), STORE_OK);
+		}
+		/* New tenants on both sides of the walk. */
+		snprintf(name, sizeof(name), "a-%d", step);
+		rt_put(rt, name, "{\"n\":\"a\"}");
+		snprintf(name, sizeof(name), "z-%d", step);
+		rt_put(rt, name, "{\"n\":\"z\"}");
+		rt_check(rt, want, nt);
+		rt_verify_all(rt);
+	} while (!finished);
+	/* 1000 records and the new ones, 64 a step. */
+	assert_true(step >= nt / 64);
+	assert_true(count >= (uint64_t)nt - 1);
+
+	rt_rotate_end(rt, mk2);
+	rt_check(rt, want, nt);
+	for (i = 1; i <= step; i++) {
+		snprintf(name, sizeof(name), "a-%d", i);
+		assert_int_equal(rt_get(rt, name, 0, "{\"n\":\"a\"}"),
+		    STORE_OK);
+		snprintf(name, sizeof(name), "z-%d", i);
+		assert_int_equal(rt_get(rt, name, 0, "{\"n\":\"z\"}"),
+		    STORE_OK);
+	}
+	/* Older versions too. */
+	assert_int_equal(rt_get(rt, "t-0001", 1, "{\"k\":\"v-1\"}"),
+	    STORE_OK);
+	rt_verify_all(rt);
+
+	/* A second rotation flips every record back: no clean-up pass. */
+	memcpy(pos, "", 1);
+	randombytes_buf(mk2, CRYPTO_KEY_BYTES);
+	rt_rotate_begin(rt, mk2);
+	count = 0;
+	while (!rt_step(rt, pos, 300, &count))
+		rt_check(rt, want, nt);
+	rt_rotate_end(rt, mk2);
+	rt_check(rt, want, nt);
+	rt_verify_all(rt);
+	crypto_key_free(mk2);
+	rt_want_free(want, nt);
+}
+
+/*
+ * The store closed in the middle of a rotation (a crash): it opens with
+ * the current key, needs the next one for what was re-wrapped, refuses
+ * any other, and the rotation finishes after the restart.
+ */
+static void
+test_rotate_crash(void **state)
+{
+	struct rt_state	*rt = *state;
+	char		**want, pos[PROTO_TENANT_MAX + 1] = "";
+	unsigned char	*mk2, *other, *copy;
+	MDB_txn		*txn;
+	uint64_t	 count = 0;
+	int		 nt = 300;
+
+	rt_load(rt, nt);
+	want = rt_want(nt);
+	mk2 = rt_key_new();
+	rt_rotate_begin(rt, mk2);
+	assert_false(rt_step(rt, pos, 50, &count));
+	assert_false(rt_step(rt, pos, 50, &count));
+	rt_put(rt, "new", "{\"n\":\"1\"}");
+
+	/* "Crash": what is committed is all there is. */
+	assert_int_equal(rt_reopen(rt, NULL), STORE_OK);
+	assert_true(store_rotating(rt->rt_store));
+	assert_null(store_next_key(rt->rt_store));
+	/* Without the next key, what was re-wrapped does not open. */
+	assert_int_equal(rt_get(rt, "t-0000", 0, NULL), STORE_E_INTEGRITY);
+	assert_int_equal(rt_get(rt, "new", 0, NULL), STORE_E_INTEGRITY);
+	assert_int_equal(rt_get(rt, "t-0299", 0, "{\"k\":\"v-299\"}"),
+	    STORE_OK);
+	/* Nor does a rotation to another key start over it. */
+	other = rt_key_new();
+	assert_int_equal(store_rotate_next_set(rt->rt_store, other),
+	    STORE_E_KEY);
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_rotate_begin(rt->rt_store, txn, other),
+	    STORE_E_KEY);
+	store_txn_abort(txn);
+	crypto_key_free(other);
+	/* The next key opens everything again. */
+	copy = rt_key_new();
+	memcpy(copy, mk2, CRYPTO_KEY_BYTES);
+	assert_int_equal(store_rotate_next_set(rt->rt_store, copy), STORE_OK);
+	rt_check(rt, want, nt);
+	assert_int_equal(rt_get(rt, "new", 0, "{\"n\":\"1\"}"), STORE_OK);
+	rt_verify_all(rt);
+
+	/* Resumed from the start, it skips what is done and finishes. */
+	memcpy(pos, "", 1);
+	count = 0;
+	while (!rt_step(rt, pos, 64, &count))
+		rt_check(rt, want, nt);
+	assert_int_equal(count, nt + 1);
+	rt_rotate_end(rt, mk2);
+	rt_check(rt, want, nt);
+	assert_int_equal(rt_get(rt, "new", 0, "{\"n\":\"1\"}"), STORE_OK);
+
+	/* Crashed before the first step, or just after the last: fine. */
+	randombytes_buf(mk2, CRYPTO_KEY_BYTES);
+	rt_rotate_begin(rt, mk2);
+	assert_int_equal(rt_reopen(rt, NULL), STORE_OK);
+	assert_true(store_rotating(rt->rt_store));
+	rt_check(rt, want, nt);
+	crypto_key_free(mk2);
+	rt_want_free(want, nt);
+}
+
+/*
+ * keys_store_open on a store left mid-rotation: refused with only the
+ * current key configured (the message says what to set), opened with
+ * both, refused when the next key is another one; the offline mode
+ * finishes it.
+ */
+static void
+test_rotate_keys_conf(void **state)
+{
+	struct rt_state		*rt = *state;
+	struct daemon_conf	 conf;
+	struct store_params	 sp;
+	struct store		*store = NULL;
+	unsigned char		*k1, *k2;
+	char			 f1[1100], f2[1100], f3[1100], dir[1100];
+	char			 sock[1100];
+	char			 err[1024], pos[PROTO_TENANT_MAX + 1] = "";
+	MDB_txn			*txn;
+	uint64_t		 count = 0;
+	int			 finished;
+
+	snprintf(f1, sizeof(f1), "%s/k1", rt->rt_tmp);
+	snprintf(f2, sizeof(f2), "%s/k2", rt->rt_tmp);
+	snprintf(f3, sizeof(f3), "%s/k3", rt->rt_tmp);
+	snprintf(dir, sizeof(dir), "%s/kdata", rt->rt_tmp);
+	assert_int_equal(crypto_key_generate_file(f1, err, sizeof(err)), 0);
+	assert_int_equal(crypto_key_generate_file(f2, err, sizeof(err)), 0);
+	assert_int_equal(crypto_key_generate_file(f3, err, sizeof(err)), 0);
+	memset(&conf, 0, sizeof(conf));
+	snprintf(sock, sizeof(sock), "%s/nobody.sock", rt->rt_tmp);
+	conf.dc_socket = sock;
+	conf.dc_data_dir = dir;
+	conf.dc_master_key_file = f1;
+	conf.dc_map_size = RT_MAP_SIZE;
+	conf.dc_keep_versions = RT_KEEP;
+	memset(&sp, 0, sizeof(sp));
+	sp.sp_dir = dir;
+	sp.sp_map_size = RT_MAP_SIZE;
+	sp.sp_keep_versions = RT_KEEP;
+
+	/* A store with tenants, left with a rotation to k2 half done. */
+	assert_int_equal(keys_store_open(&store, &sp, &conf, &k1, err,
+	    sizeof(err)), STORE_OK);
+	store_close(rt->rt_store);
+	rt->rt_store = store;
+	rt_load(rt, 100);
+	assert_int_equal(keys_load(&conf, KEYS_CURRENT, &k2, err,
+	    sizeof(err)), 0);
+	crypto_key_free(k2);
+	conf.dc_master_key_next_file = f2;
+	assert_int_equal(keys_load(&conf, KEYS_NEXT, &k2, err, sizeof(err)),
+	    0);
+	assert_int_equal(store_txn_begin(store, NULL, 1, &txn), STORE_OK);
+	assert_int_equal(store_rotate_begin(store, txn, k2), STORE_OK);
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+	assert_int_equal(store_rotate_next_set(store, k2), STORE_OK);
+	assert_int_equal(store_txn_begin(store, NULL, 1, &txn), STORE_OK);
+	assert_int_equal(store_rotate_step(store, txn, pos, 40, &count,
+	    &finished), STORE_OK);
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+	assert_false(finished);
+	store_close(store);
+	rt->rt_store = store = NULL;
+	crypto_key_free(k1);
+
+	/* Only the current key: refused, naming what to configure. */
+	conf.dc_master_key_next_file = NULL;
+	assert_int_equal(keys_store_open(&store, &sp, &conf, &k1, err,
+	    sizeof(err)), STORE_E_KEY);
+	assert_null(store);
+	assert_non_null(strstr(err, "rotation is under way"));
+	assert_non_null(strstr(err, "master_key_next_file"));
+	/* Another next key: refused too. */
+	conf.dc_master_key_next_file = f3;
+	assert_int_equal(keys_store_open(&store, &sp, &conf, &k1, err,
+	    sizeof(err)), STORE_E_KEY);
+	assert_non_null(strstr(err, "another key"));
+	/* Both: every tenant opens. */
+	conf.dc_master_key_next_file = f2;
+	assert_int_equal(keys_store_open(&store, &sp, &conf, &k1, err,
+	    sizeof(err)), STORE_OK);
+	assert_true(store_rotating(store));
+	assert_non_null(store_next_key(store));
+	rt->rt_store = store;
+	assert_int_equal(rt_get(rt, "t-0000", 0, "{\"k\":\"v-0\"}"),
+	    STORE_OK);
+	assert_int_equal(rt_get(rt, "t-0099", 0, "{\"k\":\"v-99\"}"),
+	    STORE_OK);
+	store_close(store);
+	rt->rt_store = store = NULL;
+	crypto_key_free(k1);
+
+	/* The offline mode finishes it. */
+	assert_int_equal(keys_rotate_offline(&conf), 0);
+	conf.dc_master_key_file = f2;
+	conf.dc_master_key_next_file = NULL;
+	assert_int_equal(keys_store_open(&store, &sp, &conf, &k1, err,
+	    sizeof(err)), STORE_OK);
+	assert_false(store_rotating(store));
+	rt->rt_store = store;
+	assert_int_equal(rt_get(rt, "t-0000", 0, "{\"k\":\"v-0\"}"),
+	    STORE_OK);
+	assert_int_equal(rt_get(rt, "t-0099", 0, "{\"k\":\"v-99\"}"),
+	    STORE_OK);
+	rt_verify_all(rt);
+	store_close(store);
+	rt->rt_store = NULL;
+	crypto_key_free(k1);
+	assert_int_equal(rt_reopen(rt, NULL), STORE_OK);
+}
+
+/* One step of rk, committed; its done flag. */
+static int
+rt_rekey_step(struct rt_state *rt, struct store_rekey *rk, size_t limit)
+{
+	MDB_txn	*txn;
+	int	 done;
+
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_rekey_step(rt->rt_store, txn, rk, limit,
+	    &done), STORE_OK);
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+	return done;
+}
+
+static struct store_rekey *
+rt_rekey_begin(struct rt_state *rt, const char *tenant)
+{
+	struct store_rekey	*rk;
+	MDB_txn			*txn;
+
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_rekey_begin(rt->rt_store, txn, tenant, &rk),
+	    STORE_OK);
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+	assert_string_equal(store_rekey_tenant(rk), tenant);
+	return rk;
+}
+
+/*
+ * A tenant key rotation in steps, each committed: every version reads
+ * between the steps (under the old key or the new), puts meanwhile seal
+ * under the new key, a crash leaves it resumable, and at the end the old
+ * data key opens nothing.
+ */
+static void
+test_rekey_steps(void **state)
+{
+	struct rt_state		*rt = *state;
+	struct rt_raw		 raw;
+	struct store_rekey	*rk, *rk2;
+	unsigned char		 oldrec[512], newrec[512], ct[256], key[160];
+	unsigned char		 dek[CRYPTO_KEY_BYTES], plain[256], *mk2;
+	char			 pos[PROTO_TENANT_MAX + 1] = "";
+	MDB_txn			*txn;
+	uint64_t		 v, seq, count = 0;
+	size_t			 oldlen, newlen, klen, ctlen, plen;
+	int			 done;
+
+	rt_put(rt, "acme", "{\"k\":\"1\"}");
+	rt_put(rt, "acme", "{\"k\":\"2\"}");
+	rt_put(rt, "acme", "{\"k\":\"3\"}");
+	rt_put(rt, "acme", "{\"k\":\"4\"}");	/* 1 pruned: 2, 3, 4 kept */
+	rt_raw_open(rt, &raw);
+	oldlen = rt_raw_get(&raw, "tenants", "acme", 4, oldrec,
+	    sizeof(oldrec));
+	rt_raw_close(rt, &raw);
+
+	rk = rt_rekey_begin(rt, "acme");
+	assert_false(rt_rekey_step(rt, rk, 1));
+	/* Version 2 under the new key, 3 and 4 under the old. */
+	assert_int_equal(rt_get(rt, "acme", 2, "{\"k\":\"2\"}"), STORE_OK);
+	assert_int_equal(rt_get(rt, "acme", 3, "{\"k\":\"3\"}"), STORE_OK);
+	assert_int_equal(rt_get(rt, "acme", 4, "{\"k\":\"4\"}"), STORE_OK);
+	rt_verify_all(rt);
+	/* A put meanwhile: sealed under the new key, 2 pruned. */
+	rt_put(rt, "acme", "{\"k\":\"5\"}");
+	assert_int_equal(rt_get(rt, "acme", 5, "{\"k\":\"5\"}"), STORE_OK);
+	assert_int_equal(rt_get(rt, "acme", 2, NULL), STORE_E_NOT_FOUND);
+
+	/* "Crash": the rotation is left under way, every version reads. */
+	store_rekey_free(rk);
+	assert_int_equal(rt_reopen(rt, NULL), STORE_OK);
+	assert_int_equal(rt_get(rt, "acme", 3, "{\"k\":\"3\"}"), STORE_OK);
+	assert_int_equal(rt_get(rt, "acme", 5, "{\"k\":\"5\"}"), STORE_OK);
+	rt_verify_all(rt);
+
+	/* Begun again: the same new key; two requests at once both end. */
+	rk = rt_rekey_begin(rt, "acme");
+	rk2 = rt_rekey_begin(rt, "acme");
+	while (!rt_rekey_step(rt, rk, 1))
+		assert_int_equal(rt_get(rt, "acme", 4, "{\"k\":\"4\"}"),
+		    STORE_OK);
+	/* 3 and 4 (5 was sealed under the new key by its put). */
+	assert_int_equal(store_rekey_count(rk), 2);
+	assert_true(rt_rekey_step(rt, rk2, 1));
+	assert_int_equal(store_rekey_count(rk2), 0);
+	store_rekey_free(rk);
+	store_rekey_free(rk2);
+	assert_int_equal(rt_get(rt, "acme", 3, "{\"k\":\"3\"}"), STORE_OK);
+	assert_int_equal(rt_get(rt, "acme", 4, "{\"k\":\"4\"}"), STORE_OK);
+	assert_int_equal(rt_get(rt, "acme", 5, "{\"k\":\"5\"}"), STORE_OK);
+	rt_verify_all(rt);
+
+	/* One key in the record again; the old one opens no version. */
+	rt_raw_open(rt, &raw);
+	newlen = rt_raw_get(&raw, "tenants", "acme", 4, newrec,
+	    sizeof(newrec));
+	klen = rt_vkey("acme", 3, key);
+	ctlen = rt_raw_get(&raw, "versions", key, klen, ct, sizeof(ct));
+	rt_raw_close(rt, &raw);
+	assert_int_equal(newlen, oldlen);
+	assert_int_equal(newrec[1], oldrec[1]);
+	assert_int_equal(crypto_dek_unwrap(rt->rt_mk, "acme",
+	    oldrec + RT_REC_HEAD, CRYPTO_WRAPPED_BYTES, dek), CRYPTO_OK);
+	assert_int_equal(crypto_open(dek, "acme", 3, ct, ctlen, plain, &plen),
+	    CRYPTO_INTEGRITY);
+	assert_int_equal(crypto_dek_unwrap(rt->rt_mk, "acme",
+	    newrec + RT_REC_HEAD, CRYPTO_WRAPPED_BYTES, dek), CRYPTO_OK);
+	assert_int_equal(crypto_open(dek, "acme", 3, ct, ctlen, plain, &plen),
+	    CRYPTO_OK);
+	sodium_memzero(dek, sizeof(dek));
+
+	/* Deleted meanwhile: the rotation ends with not found. */
+	rt_put(rt, "beta", "{\"b\":\"1\"}");
+	rk = rt_rekey_begin(rt, "beta");
+	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_tenant_delete(rt->rt_store, txn, "beta", &v,
+	    &seq), STORE_OK);
+	assert_int_equal(store_rekey_step(rt->rt_store, txn, rk, 1, &done),
+	    STORE_E_NOT_FOUND);
+	store_txn_abort(txn);
+	store_rekey_free(rk);
+	rt_verify_all(rt);
+
+	/*
+	 * A master key rotation over a tenant key rotation under way: both
+	 * of the record's data keys move to the new master key.
+	 */
+	rt_put(rt, "gamma", "{\"g\":\"1\"}");
+	rt_put(rt, "gamma", "{\"g\":\"2\"}");
+	rk = rt_rekey_begin(rt, "gamma");
+	assert_false(rt_rekey_step(rt, rk, 1));
+	rt_put(rt, "gamma", "{\"g\":\"3\"}");
+	mk2 = rt_key_new();
+	rt_rotate_begin(rt, mk2);
+	while (!rt_step(rt, pos, 1, &count))
+		assert_int_equal(rt_get(rt, "gamma", 1, "{\"g\":\"1\"}"),
+		    STORE_OK);
+	assert_true(rt_rekey_step(rt, rk, 10));
+	store_rekey_free(rk);
+	rt_rotate_end(rt, mk2);
+	assert_int_equal(rt_get(rt, "gamma", 2, "{\"g\":\"2\"}"), STORE_OK);
+	assert_int_equal(rt_get(rt, "gamma", 3, "{\"g\":\"3\"}"), STORE_OK);
+	assert_int_equal(rt_get(rt, "acme", 5, "{\"k\":\"5\"}"), STORE_OK);
+	rt_verify_all(rt);
+	crypto_key_free(mk2);
+}
+
+struct rt_rot {
+	struct rotate_result	rr_res;
+	int			rr_calls;
+};
+
+static void
+rt_rotate_done(struct server *srv, void *arg, const struct rotate_result *res)
+{
+	struct rt_rot	*rr = arg;
+
+	rr->rr_res = *res;
+	rr->rr_calls++;
+}
+
+/*
+ * rotate.c's steps on a real event loop: with 10 tenants a step, a
+ * rotation of 300 takes at least 30 loop turns, and between them every
+ * tenant reads and new ones are written; a tenant key rotation interleaves
+ * with writes to its tenant.
+ */
+static void
+test_rotate_loop(void **state)
+{
+	struct rt_state	*rt = *state;
+	struct server	 srv;
+	struct rt_rot	 master, tenant;
+	char		**want, err[512], name[32], text[64];
+	unsigned char	*mk2, *copy;
+	int		 nt = 300, turns = 0;
+
+	rt_load(rt, nt);
+	want = rt_want(nt);
+	memset(&srv, 0, sizeof(srv));
+	memset(&master, 0, sizeof(master));
+	memset(&tenant, 0, sizeof(tenant));
+	srv.srv_store = rt->rt_store;
+	srv.srv_base = event_base_new();
+	assert_non_null(srv.srv_base);
+	setenv("WFVAULTD_TEST_ROTATE_BATCH", "10", 1);
+
+	/* No rotation was left under way: nothing to resume. */
+	assert_int_equal(rotate_master_start(&srv, NULL, rt_rotate_done,
+	    &master, err, sizeof(err)), -1);
+	mk2 = rt_key_new();
+	copy = rt_key_new();
+	memcpy(copy, mk2, CRYPTO_KEY_BYTES);
+	assert_int_equal(rotate_master_start(&srv, copy, rt_rotate_done,
+	    &master, err, sizeof(err)), 0);
+	assert_true(rotate_running(&srv));
+	assert_int_equal(rotate_tenant_start(&srv, "t-0005", rt_rotate_done,
+	    &tenant), STORE_OK);
+	assert_int_equal(rotate_tenant_start(&srv, "nobody", rt_rotate_done,
+	    &tenant), STORE_E_NOT_FOUND);
+	while (master.rr_calls == 0 || tenant.rr_calls == 0) {
+		assert_int_equal(event_base_loop(srv.srv_base, EVLOOP_ONCE),
+		    0);
+		turns++;
+		/* Between steps: the tenant being rekeyed written. */
+		if (turns <= 2) {
+			snprintf(want[5], 32, "w%d", turns);
+			snprintf(text, sizeof(text), "{\"k\":\"%s\"}",
+			    want[5]);
+			rt_put(rt, "t-0005", text);
+		}
+		snprintf(name, sizeof(name), "n-%d", turns);
+		rt_put(rt, name, "{\"n\":\"1\"}");
+		rt_check(rt, want, nt);
+	}
+	assert_true(turns >= nt / 10);
+	assert_int_equal(master.rr_calls, 1);
+	assert_int_equal(master.rr_res.rr_store, STORE_OK);
+	assert_true(master.rr_res.rr_count >= (uint64_t)nt);
+	assert_int_equal(tenant.rr_calls, 1);
+	assert_int_equal(tenant.rr_res.rr_store, STORE_OK);
+	/* Version 1; those put meanwhile were sealed under the new key. */
+	assert_int_equal(tenant.rr_res.rr_count, 1);
+	assert_false(rotate_running(&srv));
+	assert_false(store_rotating(rt->rt_store));
+	rt_check(rt, want, nt);
+	rotate_release(&srv);
+	event_base_free(srv.srv_base);
+	unsetenv("WFVAULTD_TEST_ROTATE_BATCH");
+
+	/* The store is sealed with mk2 now. */
+	assert_int_equal(rt_reopen(rt, NULL), STORE_E_KEY);
+	memcpy(rt->rt_mk, mk2, CRYPTO_KEY_BYTES);
+	assert_int_equal(rt_reopen(rt, NULL), STORE_OK);
+	rt_check(rt, want, nt);
+	rt_verify_all(rt);
+	crypto_key_free(mk2);
+	rt_want_free(want, nt);
+}
+
 #define RT_TEST(f) cmocka_unit_test_setup_teardown(f, rt_setup, rt_teardown)
 
 int
@@ -999,6 +1655,11 @@ main(void)
 		RT_TEST(test_verify_orphan),
 		RT_TEST(test_backup_thread),
 		RT_TEST(test_exclusive),
+		RT_TEST(test_rotate_steps),
+		RT_TEST(test_rotate_crash),
+		RT_TEST(test_rotate_keys_conf),
+		RT_TEST(test_rekey_steps),
+		RT_TEST(test_rotate_loop),
 		cmocka_unit_test(test_conf),
 		cmocka_unit_test(test_backup_names),
 	};
