@@ -98,6 +98,32 @@ flip_byte() {
 	grep -q '"method":"backup"' "$AUDIT"
 }
 
+@test "default-named backups in the same second get different names" {
+	write_conf "backup_dir $BACKUPS"
+	start_daemon
+	put_value acme a_key one
+	# Back to back: both succeed, under different names.
+	local a b
+	a=$(wfv backup 2>/dev/null)
+	b=$(wfv backup 2>/dev/null)
+	[ -f "$a" ] && [ -f "$b" ] && [ "$a" != "$b" ]
+	# The same second for certain: every second of the next minute is
+	# already taken (one as a copy cut short), so the name gets a suffix.
+	local i stamp
+	for i in $(seq 0 60); do
+		stamp=$(date -u -d "@$(($(date +%s) + i))" +%Y%m%dT%H%M%SZ)
+		: >"$BACKUPS/wfvault-$stamp.mdb"
+		: >"$BACKUPS/.wfvault-${stamp}_2.mdb.partial"
+	done
+	local c
+	c=$(wfv backup 2>/dev/null)
+	[[ "$c" == "$BACKUPS"/wfvault-*Z_3.mdb ]]
+	[ -s "$c" ]
+	# A name the client chose is still never changed: taken is a conflict.
+	run wfv backup "$(basename "$a")"
+	[ "$status" -eq 5 ]
+}
+
 @test "a backup while clients keep writing restores to a consistent state" {
 	write_conf "backup_dir $BACKUPS"
 	start_daemon
