@@ -98,8 +98,11 @@ int	sync_api_base_check(const char *url, int *plain_http, char *err,
 	    size_t errlen);
 /*
  * Reads the API token from cf_api_token_file or the systemd credential.
- * On 0, *token is a new NUL-terminated buffer the caller releases with
- * sync_token_free (which wipes it).  The token never appears in err.
+ * Refuses a symbolic link, a file owned by anyone but root or the
+ * effective uid, and a token file group or others may access (for a
+ * credential: others).  On 0, *token is a new NUL-terminated buffer the
+ * caller releases with sync_token_free (which wipes it).  The token never
+ * appears in err.
  */
 int	sync_token_load(const struct sync_conf *, char **token, char *err,
 	    size_t errlen);

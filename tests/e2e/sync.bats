@@ -398,6 +398,23 @@ load_tenants() {
 	[ "$status" -ne 0 ]
 }
 
+@test "wfvault-sync -n refuses a token file others can read, or a link to one" {
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" -n
+	[ "$status" -eq 0 ]
+	chmod 0644 "$T/token"
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" -n
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"$T/token"*"mode 0644"*"chmod 600 $T/token"* ]]
+	[[ "$output" != *test-token* ]]
+	chmod 0600 "$T/token"
+	ln -s "$T/token" "$T/token.link"
+	sed -i "s|^cf_api_token_file .*|cf_api_token_file $T/token.link|" \
+	    "$T/sync.conf"
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" -n
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"$T/token.link is a symbolic link"* ]]
+}
+
 @test "the API token never shows in the agent's output, argv or environment" {
 	printf 'tok-%s\n' "$(random_token)" >"$T/token.new"
 	tok=$(cat "$T/token.new")
