@@ -675,8 +675,9 @@ cmd_backup(struct cli_args *args, struct cli_error *err)
 	else if ((rv = out_puts(json_string_value(path), err)) == 0)
 		rv = out_write("\n", 1, err);
 	json_decref(result);
+	/* On stderr, so stdout is only the path; "wfvault:" marks errors. */
 	if (rv == 0)
-		fprintf(stderr, "wfvault: this backup is useless without the "
+		fprintf(stderr, "note: this backup is useless without the "
 		    "master key; keep a copy of the key, separately from the "
 		    "backup\n");
 	return rv;

@@ -1218,12 +1218,19 @@ kv_list_keys(struct kv_client *kc, const char *prefix, json_t *keys,
 {
 	struct kv_envelope	 env;
 	struct kv_decision	 d;
-	json_t			*bad;
+	json_t			*bad, *seen;
 	char			*url = NULL, *cursor = NULL, *next;
+	size_t			 keys0, pages = 0;
 	unsigned		 attempt;
 	CURLcode		 cc;
 	int			 rc = KV_E_FAIL;
 
+	/* Every cursor handed out so far: one seen again is a cycle. */
+	if ((seen = json_object()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return KV_E_FAIL;
+	}
+	keys0 = json_object_size(keys);
 	for (;;) {
 		if ((url = kv_list_url(kc, prefix, cursor)) == NULL) {
 			snprintf(err, errlen, "out of memory");
@@ -1264,16 +1271,33 @@ kv_list_keys(struct kv_client *kc, const char *prefix, json_t *keys,
 		url = NULL;
 		/*
 		 * An empty page with a cursor is not the end (KV has them);
-		 * only no cursor is.  The cursor we asked with coming back
-		 * would loop for ever.
+		 * only no cursor is.  A cursor handed out before would loop
+		 * for ever, and so would fresh cursors on pages that bring
+		 * no new keys: pages are bounded by the keys they brought.
 		 */
+		pages++;
 		if (next == NULL)
 			break;
-		if (cursor != NULL && strcmp(cursor, next) == 0) {
+		if (json_object_get(seen, next) != NULL) {
 			free(next);
 			snprintf(err, errlen, "listing KV keys: the API "
-			    "returned the same cursor twice in a row; giving "
-			    "up");
+			    "returned a cursor it had returned before (page "
+			    "%zu), so the listing would never end; giving up",
+			    pages);
+			goto done;
+		}
+		if (pages > (json_object_size(keys) - keys0) / KV_LIST_LIMIT +
+		    KV_LIST_SLACK_PAGES) {
+			free(next);
+			snprintf(err, errlen, "listing KV keys: %zu pages "
+			    "brought only %zu keys, so the listing would never "
+			    "end; giving up", pages,
+			    json_object_size(keys) - keys0);
+			goto done;
+		}
+		if (json_object_set_new(seen, next, json_true()) == -1) {
+			free(next);
+			snprintf(err, errlen, "out of memory");
 			goto done;
 		}
 		free(cursor);
@@ -1283,5 +1307,6 @@ kv_list_keys(struct kv_client *kc, const char *prefix, json_t *keys,
 done:
 	free(url);
 	free(cursor);
+	json_decref(seen);
 	return rc;
 }

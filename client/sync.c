@@ -29,15 +29,17 @@
 #define SYNC_RECONNECT_MIN_MS	100
 #define SYNC_RECONNECT_MAX_MS	5000
 
-static void	usage(void) __attribute__((__noreturn__));
+static void	usage(int) __attribute__((__noreturn__));
 static void	usage_error(const char *) __attribute__((__noreturn__));
 
+/* Help asked for goes to stdout and exits 0; a usage error, stderr and 2. */
 static void
-usage(void)
+usage(int status)
 {
-	fprintf(stderr,
+	fprintf(status == 0 ? stdout : stderr,
 	    "usage: wfvault-sync -c FILE [-n] [-d] [--once] [--dry-run] "
 	    "[--reconcile [--prune]]\n"
+	    "       wfvault-sync -h | --help | --version\n"
 	    "  -c FILE       configuration file\n"
 	    "  -n            check the configuration and the token, then "
 	    "exit\n"
@@ -49,17 +51,19 @@ usage(void)
 	    "  --reconcile   compare KV with the vault and repair drift\n"
 	    "  --prune       with --reconcile: delete KV keys the vault does "
 	    "not have\n"
+	    "  -h, --help    show this help\n"
+	    "  --version     print the version\n"
 	    "Without --once, --dry-run or --reconcile it follows the vault "
 	    "until SIGTERM.  --dry-run also goes with --reconcile [--prune] "
 	    "(report only).\n");
-	exit(EXIT_USAGE);
+	exit(status);
 }
 
 static void
 usage_error(const char *why)
 {
 	fprintf(stderr, "%s: %s\n", SYNC_PROG, why);
-	usage();
+	usage(EXIT_USAGE);
 }
 
 /* No core dumps and no ptrace by other users: the heap holds secrets. */
@@ -272,13 +276,17 @@ lost:
 int
 main(int argc, char *argv[])
 {
-	enum { OPT_ONCE = 256, OPT_DRY_RUN, OPT_RECONCILE, OPT_PRUNE };
+	enum {
+		OPT_ONCE = 256, OPT_DRY_RUN, OPT_RECONCILE, OPT_PRUNE,
+		OPT_VERSION
+	};
 	static const struct option longopts[] = {
 		{ "once", no_argument, NULL, OPT_ONCE },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "reconcile", no_argument, NULL, OPT_RECONCILE },
 		{ "prune", no_argument, NULL, OPT_PRUNE },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct sync_conf	 conf;
@@ -314,12 +322,17 @@ main(int argc, char *argv[])
 		case OPT_PRUNE:
 			prune = 1;
 			break;
+		case 'h':
+			usage(0);
+		case OPT_VERSION:
+			printf("%s %s\n", SYNC_PROG, PROTO_SERVER_VERSION);
+			return 0;
 		default:
-			usage();
+			usage(EXIT_USAGE);
 		}
 	}
 	if (optind != argc || conf_path == NULL)
-		usage();
+		usage(EXIT_USAGE);
 	/* Options that would be ignored are refused, not guessed at. */
 	if (check && (once || dry_run || reconcile || prune))
 		usage_error("-n only checks the configuration and the token; "

@@ -38,6 +38,11 @@
 #define KV_LOW_SPEED_TIME	30L	/* seconds below 1 byte/s */
 #define KV_SLOW_MIN_ITEMS	100	/* 524s and timeouts shrink to here */
 #define KV_GROW_AFTER		10	/* successes before the limit doubles */
+/*
+ * Pages a listing may take beyond one per KV_LIST_LIMIT keys it brought:
+ * KV hands out short and empty pages (expired keys), but not endlessly.
+ */
+#define KV_LIST_SLACK_PAGES	1000
 
 /* Retry timing (milliseconds). */
 #define KV_BACKOFF_BASE_MS	500
@@ -93,8 +98,11 @@ int	sync_api_base_check(const char *url, int *plain_http, char *err,
 	    size_t errlen);
 /*
  * Reads the API token from cf_api_token_file or the systemd credential.
- * On 0, *token is a new NUL-terminated buffer the caller releases with
- * sync_token_free (which wipes it).  The token never appears in err.
+ * Refuses a symbolic link, a file owned by anyone but root or the
+ * effective uid, and a token file group or others may access (for a
+ * credential: others).  On 0, *token is a new NUL-terminated buffer the
+ * caller releases with sync_token_free (which wipes it).  The token never
+ * appears in err.
  */
 int	sync_token_load(const struct sync_conf *, char **token, char *err,
 	    size_t errlen);
@@ -316,8 +324,9 @@ int	kv_fate_note(json_t *fates, const char *key, json_int_t wrote,
 /*
  * Lists every key under prefix (NULL: all) into keys: name -> the
  * metadata's version as an integer, or null.  Follows the cursor, past
- * empty pages too, and fails only when a page hands back the cursor it
- * was asked for.  Returns 0, KV_E_FAIL or KV_E_STOP.
+ * empty pages too, and fails when a page hands back a cursor seen before
+ * or the pages outnumber what the keys they brought explain (see
+ * KV_LIST_SLACK_PAGES).  Returns 0, KV_E_FAIL or KV_E_STOP.
  */
 int	kv_list_keys(struct kv_client *, const char *prefix, json_t *keys,
 	    char *err, size_t errlen);

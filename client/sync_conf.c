@@ -28,6 +28,8 @@ static int	sync_conf_api_base(void *, const char *, char *, size_t);
 static int	sync_conf_account_id(void *, const char *, char *, size_t);
 static int	sync_conf_namespace_id(void *, const char *, char *, size_t);
 static int	sync_conf_token_file(void *, const char *, char *, size_t);
+static int	sync_token_check(const struct stat *, const char *, int, char *,
+		    size_t);
 static int	sync_conf_token_credential(void *, const char *, char *,
 		    size_t);
 static int	sync_conf_key_prefix(void *, const char *, char *, size_t);
@@ -412,6 +414,39 @@ sync_token_free(char *token)
 	proto_wipe_free(token);
 }
 
+/*
+ * Whose the token file is and who else may touch it, judged as the daemon
+ * judges its master key.  A systemd credential is 0400 and owned by root
+ * with an ACL for the service's user (the ACL shows in the group bits) or
+ * owned by that user, so there only others' bits count.
+ */
+static int
+sync_token_check(const struct stat *st, const char *path, int credential,
+    char *err, size_t errlen)
+{
+	mode_t	mask = credential ? 007 : 077;
+
+	if (st->st_uid != geteuid() && st->st_uid != 0) {
+		snprintf(err, errlen, "the API token %s belongs to uid %u, "
+		    "neither root nor the user wfvault-sync runs as (uid %u): "
+		    "chown it to that user", path, (unsigned)st->st_uid,
+		    (unsigned)geteuid());
+		return -1;
+	}
+	if ((st->st_mode & mask) == 0)
+		return 0;
+	if (credential)
+		snprintf(err, errlen, "the API token credential %s is open to "
+		    "others (mode %04o), which systemd never does: check "
+		    "$CREDENTIALS_DIRECTORY", path,
+		    (unsigned)(st->st_mode & 07777));
+	else
+		snprintf(err, errlen, "the API token %s can be read or "
+		    "written by group or others (mode %04o): chmod 600 %s",
+		    path, (unsigned)(st->st_mode & 07777), path);
+	return -1;
+}
+
 int
 sync_token_load(const struct sync_conf *sc, char **token, char *err,
     size_t errlen)
@@ -452,9 +487,15 @@ sync_token_load(const struct sync_conf *sc, char **token, char *err,
 		return -1;
 	}
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
-		snprintf(err, errlen, "cannot open the API token %s: %s", path,
-		    strerror(errno));
+	/* No link (the file it points to is not the one checked), no FIFO. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW |
+	    O_NONBLOCK)) == -1) {
+		if (errno == ELOOP)
+			snprintf(err, errlen, "the API token %s is a symbolic "
+			    "link: name the file itself", path);
+		else
+			snprintf(err, errlen, "cannot open the API token %s: "
+			    "%s", path, strerror(errno));
 		goto done;
 	}
 	if (fstat(fd, &st) == -1) {
@@ -471,10 +512,9 @@ sync_token_load(const struct sync_conf *sc, char **token, char *err,
 		    "bytes: is it the right file?", path, KV_TOKEN_MAX);
 		goto done;
 	}
-	if (sc->sc_token_file != NULL && (st.st_mode & (S_IRGRP | S_IROTH)))
-		log_warnx("warning: the API token %s can be read by group "
-		    "or others (mode %04o): chmod 0600 it", path,
-		    (unsigned)(st.st_mode & 07777));
+	if (sync_token_check(&st, path, sc->sc_token_file == NULL, err,
+	    errlen) == -1)
+		goto done;
 	if ((buf = malloc(KV_TOKEN_MAX + 2)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto done;

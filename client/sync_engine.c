@@ -868,9 +868,22 @@ sync_vault_list(struct sync_ctx *ctx, json_t *vault, char *err,
 			json_decref(res);
 			break;
 		}
-		if (!json_is_string(c) || (cursor != NULL &&
-		    strcmp(cursor, json_string_value(c)) == 0))
+		if (!json_is_string(c))
 			goto bad;
+		/*
+		 * The daemon lists in key order and the cursor is the last
+		 * tenant sent, so each one sorts after the one before; any
+		 * other would start a cycle.
+		 */
+		if (cursor != NULL && strcmp(json_string_value(c), cursor) <=
+		    0) {
+			json_decref(res);
+			free(cursor);
+			snprintf(err, errlen, "wfvaultd's list cursor did not "
+			    "move forward, so the listing would never end; "
+			    "giving up");
+			return SYNC_E_FAIL;
+		}
 		free(cursor);
 		if ((cursor = strdup(json_string_value(c))) == NULL) {
 			json_decref(res);

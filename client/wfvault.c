@@ -113,6 +113,8 @@ static const char help_tail[] =
     "  --version N        get: read version N instead of the current one\n"
     "  --purge            rm: remove every trace of the tenant\n"
     "  -h, --help         show this help\n"
+    "  --version          (alone, without a command) print wfvault's\n"
+    "                     version\n"
     "\n"
     "Values are read from stdin, a file or the terminal, never from the\n"
     "command line.\n"
@@ -188,12 +190,17 @@ bad:
 	    "%s needs a version number (a non-negative integer)", opt);
 }
 
+/* What main does instead of a command (-h, --help, --version). */
+#define WANT_HELP	0x01
+#define WANT_VERSION	0x02
+
 /*
  * One option at argv[*i].  Long options take their value as "--opt=value"
- * or as the next word.  Sets *help for -h/--help.
+ * or as the next word.  Sets WANT_HELP in *want for -h/--help, and
+ * WANT_VERSION for a --version with nothing after it.
  */
 static int
-option_parse(int argc, char **argv, int *i, struct cli_args *args, int *help,
+option_parse(int argc, char **argv, int *i, struct cli_args *args, int *want,
     struct cli_error *err)
 {
 	const struct cli_option	*o;
@@ -224,12 +231,17 @@ option_parse(int argc, char **argv, int *i, struct cli_args *args, int *help,
 	bit = o->co_bit;
 	takes_value = o->co_value;
 	if (strcmp(o->co_name, "-h") == 0 || strcmp(o->co_name, "--help") == 0)
-		*help = 1;
+		*want |= WANT_HELP;
 
 	if (!takes_value && value != NULL)
 		return cli_fail(err, CLI_EXIT_USAGE, "%.*s takes no value",
 		    (int)namelen, name);
 	if (takes_value && value == NULL) {
+		/* Whether it is get's or the program's is known at the end. */
+		if (*i + 1 >= argc && bit == CLI_OPT_VERSION) {
+			*want |= WANT_VERSION;
+			return 0;
+		}
 		if (*i + 1 >= argc)
 			return cli_fail(err, CLI_EXIT_USAGE,
 			    "%.*s needs a value", (int)namelen, name);
@@ -291,7 +303,7 @@ operand_add(char *arg, struct cli_args *args, int *nextra)
 
 /* Options may come before or after the command and its operands. */
 static int
-args_parse(int argc, char **argv, struct cli_args *args, int *help,
+args_parse(int argc, char **argv, struct cli_args *args, int *want,
     struct cli_error *err)
 {
 	const struct cli_command	*cmd;
@@ -308,7 +320,7 @@ args_parse(int argc, char **argv, struct cli_args *args, int *help,
 		}
 		if (!dashdash && arg[0] == '-' && arg[1] != '\0') {
 			/* Keep looking for -h after an error. */
-			if (option_parse(argc, argv, &i, args, help,
+			if (option_parse(argc, argv, &i, args, want,
 			    failed ? &later : &first) == -1)
 				failed = 1;
 			continue;
@@ -331,11 +343,17 @@ args_parse(int argc, char **argv, struct cli_args *args, int *help,
 		}
 		operand_add(arg, args, &nextra);
 	}
-	if (*help)
+	if (*want & WANT_HELP)
 		return 0;
 	if (failed) {
 		*err = first;
 		return -1;
+	}
+	/* "wfvault --version" alone; after a command it is get's option. */
+	if (*want & WANT_VERSION) {
+		if (args->ca_cmd == NULL)
+			return 0;
+		return cli_fail(err, CLI_EXIT_USAGE, "--version needs a value");
 	}
 
 	if ((cmd = args->ca_cmd) == NULL)
@@ -419,18 +437,22 @@ main(int argc, char **argv)
 	struct cli_args		 args;
 	struct cli_error	 err = { CLI_EXIT_OK, "" };
 	const char		*env;
-	int			 help = 0;
+	int			 want = 0;
 
 	proto_json_init();
 	harden();
 	memset(&args, 0, sizeof(args));
 
-	if (args_parse(argc, argv, &args, &help, &err) == -1)
+	if (args_parse(argc, argv, &args, &want, &err) == -1)
 		goto done;
-	if (help) {
+	if (want & WANT_HELP) {
 		if (help_print(args.ca_cmd == NULL ||
 		    strcmp(args.ca_cmd->cc_name, "help") == 0 ? NULL :
 		    args.ca_cmd, &err) == -1)
+			goto done;
+	} else if (want & WANT_VERSION) {
+		if (out_printf(&err, "wfvault %s\n", PROTO_SERVER_VERSION) ==
+		    -1)
 			goto done;
 	} else {
 		if (args.ca_socket == NULL) {

@@ -27,6 +27,8 @@
 
 #define BACKUP_PATH_MAX		4096
 #define BACKUP_COPY_CHUNK	(256 * 1024)
+/* Default names tried in one second: STAMP.mdb, then STAMP_2.mdb, ... */
+#define BACKUP_DEFAULT_TRIES	100
 
 /* The running backup.  The loop owns it; the thread writes b_rc only. */
 struct backup {
@@ -58,6 +60,8 @@ static void	backup_give(int, const struct stat *);
 static int	backup_copy_file(const char *, const char *,
 		    const struct stat *, char *, size_t);
 static int	backup_path(char *, size_t, const char *, const char *);
+static int	backup_name_set(struct backup *, const char *, const char *,
+		    struct backup_result *);
 
 static int
 backup_fail(struct backup_result *res, int code, const char *fmt, ...)
@@ -69,6 +73,21 @@ backup_fail(struct backup_result *res, int code, const char *fmt, ...)
 	vsnprintf(res->br_msg, sizeof(res->br_msg), fmt, ap);
 	va_end(ap);
 	return -1;
+}
+
+/* b's file names and path (and res's path) for name in dir. */
+static int
+backup_name_set(struct backup *b, const char *dir, const char *name,
+    struct backup_result *res)
+{
+	if (backup_path(res->br_path, sizeof(res->br_path), dir, name) == -1)
+		return backup_fail(res, PROTO_E_PARAMS, "backup_dir/NAME is "
+		    "too long a path");
+	snprintf(b->b_name, sizeof(b->b_name), "%s", name);
+	/* Client names never start with '.', so this cannot be one. */
+	snprintf(b->b_part, sizeof(b->b_part), ".%s.partial", name);
+	snprintf(b->b_path, sizeof(b->b_path), "%s", res->br_path);
+	return 0;
 }
 
 /* dir/name into buf; -1 when it does not fit. */
@@ -92,8 +111,8 @@ backup_start(struct server *srv, const char *name,
 	sigset_t		 all, old;
 	struct tm		 tm;
 	time_t			 now;
-	char			 defname[64], msg[256];
-	int			 rc, created = 0;
+	char			 stamp[64], defname[80], msg[256];
+	int			 rc, created = 0, n;
 
 	memset(res, 0, sizeof(*res));
 	if (dir == NULL)
@@ -104,14 +123,15 @@ backup_start(struct server *srv, const char *name,
 		    "a backup is already running");
 	if (name == NULL) {
 		now = time(NULL);
-		if (gmtime_r(&now, &tm) == NULL || strftime(defname,
-		    sizeof(defname), "wfvault-%Y%m%dT%H%M%SZ.mdb", &tm) == 0)
+		if (gmtime_r(&now, &tm) == NULL || strftime(stamp,
+		    sizeof(stamp), "wfvault-%Y%m%dT%H%M%SZ", &tm) == 0)
 			return backup_fail(res, PROTO_E_INTERNAL,
 			    "cannot format the time");
-		name = defname;
+		snprintf(defname, sizeof(defname), "%s.mdb", stamp);
 	} else if (proto_backup_name_valid(name, msg, sizeof(msg)) == -1)
 		return backup_fail(res, PROTO_E_PARAMS, "%s", msg);
-	if (backup_path(res->br_path, sizeof(res->br_path), dir, name) == -1)
+	if (backup_path(res->br_path, sizeof(res->br_path), dir,
+	    name != NULL ? name : defname) == -1)
 		return backup_fail(res, PROTO_E_PARAMS, "backup_dir/NAME is "
 		    "too long a path");
 
@@ -122,10 +142,6 @@ backup_start(struct server *srv, const char *name,
 	b->b_done = done;
 	b->b_arg = arg;
 	b->b_dirfd = b->b_fd = b->b_pipe[0] = b->b_pipe[1] = -1;
-	snprintf(b->b_name, sizeof(b->b_name), "%s", name);
-	/* Client names never start with '.', so this cannot be one. */
-	snprintf(b->b_part, sizeof(b->b_part), ".%s.partial", name);
-	snprintf(b->b_path, sizeof(b->b_path), "%s", res->br_path);
 
 	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
 		backup_fail(res, PROTO_E_UNAVAILABLE, "cannot create "
@@ -142,19 +158,36 @@ backup_start(struct server *srv, const char *name,
 	 * Only ever a new plain file right in backup_dir: no path from the
 	 * client, no following a link, no overwriting.  It is written under
 	 * a hidden name and gets its own only once complete and synced, so
-	 * a copy cut short by a crash never looks like a backup.
+	 * a copy cut short by a crash never looks like a backup.  A default
+	 * name that is taken (a backup earlier in the same second) gets a
+	 * suffix instead: the client did not choose it, so it is no conflict.
 	 */
-	if (faccessat(b->b_dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-		backup_fail(res, PROTO_E_CONFLICT, "backup_dir already holds "
-		    "%s; choose another name", name);
-		goto fail;
-	}
-	if ((b->b_fd = openat(b->b_dirfd, b->b_part, O_WRONLY | O_CREAT |
-	    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) == -1) {
+	for (n = 1;; n++) {
+		if (name == NULL && n > 1)
+			snprintf(defname, sizeof(defname), "%s_%d.mdb", stamp,
+			    n);
+		if (backup_name_set(b, dir, name != NULL ? name : defname,
+		    res) == -1)
+			goto fail;
+		if (faccessat(b->b_dirfd, b->b_name, F_OK,
+		    AT_SYMLINK_NOFOLLOW) == 0) {
+			if (name == NULL && n < BACKUP_DEFAULT_TRIES)
+				continue;
+			backup_fail(res, PROTO_E_CONFLICT, "backup_dir "
+			    "already holds %s; choose another name",
+			    b->b_name);
+			goto fail;
+		}
+		if ((b->b_fd = openat(b->b_dirfd, b->b_part, O_WRONLY |
+		    O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) != -1)
+			break;
+		if (errno == EEXIST && name == NULL &&
+		    n < BACKUP_DEFAULT_TRIES)
+			continue;
 		if (errno == EEXIST)
 			backup_fail(res, PROTO_E_CONFLICT, "a backup named %s "
 			    "is being written, or one was cut short (remove "
-			    "%s/%s)", name, dir, b->b_part);
+			    "%s/%s)", b->b_name, dir, b->b_part);
 		else
 			backup_fail(res, PROTO_E_UNAVAILABLE, "cannot create "
 			    "%s: %s", b->b_path, strerror(errno));

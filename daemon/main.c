@@ -22,7 +22,7 @@
 
 #include "wfvaultd.h"
 
-static __dead void	usage(void);
+static __dead void	usage(int);
 static void		*wipe_realloc(void *, size_t);
 static void		 harden_process(void);
 
@@ -50,14 +50,16 @@ fatalx(const char *fmt, ...)
 	exit(1);
 }
 
+/* Help asked for goes to stdout and exits 0; a usage error, stderr and 2. */
 static __dead void
-usage(void)
+usage(int status)
 {
-	fprintf(stderr,
+	fprintf(status == 0 ? stdout : stderr,
 	    "usage: wfvaultd -c FILE [-n] [-d]\n"
 	    "       wfvaultd --gen-key PATH\n"
 	    "       wfvaultd -c FILE --restore BACKUP\n"
 	    "       wfvaultd -c FILE --rotate-master-key\n"
+	    "       wfvaultd -h | --help | --version\n"
 	    "  -c FILE   configuration file\n"
 	    "  -n        check the configuration and exit\n"
 	    "  -d        log debug messages\n"
@@ -65,8 +67,10 @@ usage(void)
 	    "  --restore BACKUP  verify BACKUP and install it as the store\n"
 	    "                  (wfvaultd stopped)\n"
 	    "  --rotate-master-key  re-wrap every data key under\n"
-	    "                  master_key_next_file (wfvaultd stopped)\n");
-	exit(2);
+	    "                  master_key_next_file (wfvaultd stopped)\n"
+	    "  -h, --help      show this help\n"
+	    "  --version       print the version\n");
+	exit(status);
 }
 
 /*
@@ -136,6 +140,7 @@ main(int argc, char *argv[])
 		{ "restore", required_argument, NULL, 'R' },
 		{ "rotate-master-key", no_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct daemon_conf	 conf;
@@ -170,12 +175,18 @@ main(int argc, char *argv[])
 		case 'K':
 			rotate = 1;
 			break;
+		case 'h':
+			usage(0);
+		case 'V':
+			printf("%s %s\n", PROTO_SERVER_NAME,
+			    PROTO_SERVER_VERSION);
+			return (0);
 		default:
-			usage();
+			usage(2);
 		}
 	}
 	if (optind != argc)
-		usage();
+		usage(2);
 	log_init("wfvaultd", debug);
 	proto_json_init();
 	event_set_mem_functions(wipe_malloc, wipe_realloc, proto_wipe_free);
@@ -184,7 +195,7 @@ main(int argc, char *argv[])
 
 	if (genkey != NULL) {
 		if (conf_path != NULL || check || restore != NULL || rotate)
-			usage();
+			usage(2);
 		if (crypto_init(err, sizeof(err)) == -1 ||
 		    crypto_key_generate_file(genkey, err, sizeof(err)) == -1) {
 			fprintf(stderr, "wfvaultd: %s\n", err);
@@ -196,7 +207,7 @@ main(int argc, char *argv[])
 		return (0);
 	}
 	if (conf_path == NULL)
-		usage();
+		usage(2);
 	notify_init();
 
 	memset(&conf, 0, sizeof(conf));
@@ -229,7 +240,7 @@ main(int argc, char *argv[])
 	if (restore != NULL || rotate) {
 		umask(077);
 		if (restore != NULL && rotate)
-			usage();
+			usage(2);
 		rc = restore != NULL ? backup_restore(&conf, restore) :
 		    keys_rotate_offline(&conf);
 		daemon_conf_release(&conf);

@@ -407,3 +407,33 @@ teardown() {
 	[ "$(jq -c '[.result.changes[].seq]' <<<"$output")" = '[3000]' ]
 	check_tenants 3000
 }
+
+@test "--version and -h/--help on all three programs: stdout, exit 0" {
+	local prog bin version
+	version=$(sed -n 's/^#define PROTO_SERVER_VERSION[[:space:]]*"\(.*\)"$/\1/p' \
+	    "$E2E_ROOT/proto/proto.h")
+	[ -n "$version" ]
+	for prog in wfvaultd wfvault wfvault-sync; do
+		bin=$E2E_BUILD/$prog
+		"$bin" --version >"$T/out" 2>"$T/err"
+		[ "$(cat "$T/out")" = "$prog $version" ]
+		[ ! -s "$T/err" ]
+		for opt in -h --help; do
+			"$bin" "$opt" >"$T/out" 2>"$T/err"
+			grep -q "^usage: $prog " "$T/out"
+			[ ! -s "$T/err" ]
+		done
+	done
+	# get's --version N is still get's.
+	put_value acme a_key one
+	put_value acme a_key two
+	[ "$(wfv get acme a_key --version 1)" = one ]
+	run wfv get acme a_key --version
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"--version needs a value"* ]]
+	# A usage error still goes to stderr with exit 2.
+	run "$E2E_BUILD/wfvaultd" --no-such-option
+	[ "$status" -eq 2 ]
+	run "$E2E_BUILD/wfvault-sync" --no-such-option
+	[ "$status" -eq 2 ]
+}

@@ -399,6 +399,62 @@ load_tenants() {
 	[ "$(worker_get keep k | jq -r .value)" = k2 ]
 }
 
+@test "--reconcile gives up on a KV listing whose cursors never end" {
+	put_value acme openai_api_key sk-c1
+	sync_once
+	# Cursors that come round again (A, B, A, ...): caught at the repeat.
+	h POST /__harness/reset >/dev/null
+	h POST /__harness/faults \
+	    '[{"route":"list","kind":"cursor_cycle","times":100000}]' >/dev/null
+	run timeout 60 "$WFVAULT_SYNC" -c "$T/sync.conf" --reconcile
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"returned a cursor it had returned before"* ]]
+	[ "$(stat_of list)" -eq 3 ]
+	# Fresh cursors on pages that bring no keys: bounded by the keys.
+	h POST /__harness/reset >/dev/null
+	h POST /__harness/faults \
+	    '[{"route":"list","kind":"endless_pages","times":100000}]' >/dev/null
+	run timeout 60 "$WFVAULT_SYNC" -c "$T/sync.conf" --reconcile
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"pages brought only 0 keys"* ]]
+	[ "$(stat_of list)" -le 1002 ]
+	# A sound listing afterwards still works.
+	h DELETE /__harness/faults >/dev/null
+	run timeout 60 "$WFVAULT_SYNC" -c "$T/sync.conf" --reconcile
+	[ "$status" -eq 0 ]
+}
+
+@test "--reconcile gives up when the vault's list cursor goes round" {
+	# A stand-in wfvaultd whose list cursors go b, a, b, ...: each is
+	# different from the one before, but the daemon's never go backwards.
+	cat >"$T/fake.sh" <<-'EOF'
+	while IFS= read -r line; do
+		id=$(jq -c .id <<<"$line")
+		case $(jq -r .method <<<"$line") in
+		hello)
+			printf '{"jsonrpc":"2.0","id":%s,"result":{"server":"wfvaultd","version":"0.1.0","protocol":1,"uid":0,"gid":0,"pid":1,"permissions":["sync"]}}\n' "$id" ;;
+		list)
+			next=b
+			[ "$(jq -r '.params.cursor // ""' <<<"$line")" = b ] && next=a
+			printf '{"jsonrpc":"2.0","id":%s,"result":{"tenants":[],"cursor":"%s"}}\n' "$id" "$next" ;;
+		*)
+			printf '{"jsonrpc":"2.0","id":%s,"error":{"code":-32601,"message":"no"}}\n' "$id" ;;
+		esac
+	done
+	EOF
+	bg socat "UNIX-LISTEN:$T/fake.sock,fork" EXEC:"bash $T/fake.sh"
+	local _
+	for _ in $(seq 100); do
+		[ -S "$T/fake.sock" ] && break
+		sleep 0.05
+	done
+	write_sync_conf
+	sed -i "s|^socket .*|socket $T/fake.sock|" "$T/sync.conf"
+	run timeout 60 "$WFVAULT_SYNC" -c "$T/sync.conf" --reconcile
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"list cursor did not move forward"* ]]
+}
+
 @test "kv_key_prefix puts every key behind the prefix" {
 	write_sync_conf "kv_key_prefix tenants/"
 	put_value acme openai_api_key sk-prefixed
@@ -436,6 +492,23 @@ load_tenants() {
 	write_sync_conf "cf_api_token_credential cf-token"
 	run "$WFVAULT_SYNC" -c "$T/sync.conf" -n
 	[ "$status" -ne 0 ]
+}
+
+@test "wfvault-sync -n refuses a token file others can read, or a link to one" {
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" -n
+	[ "$status" -eq 0 ]
+	chmod 0644 "$T/token"
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" -n
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"$T/token"*"mode 0644"*"chmod 600 $T/token"* ]]
+	[[ "$output" != *test-token* ]]
+	chmod 0600 "$T/token"
+	ln -s "$T/token" "$T/token.link"
+	sed -i "s|^cf_api_token_file .*|cf_api_token_file $T/token.link|" \
+	    "$T/sync.conf"
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" -n
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"$T/token.link is a symbolic link"* ]]
 }
 
 @test "the API token never shows in the agent's output, argv or environment" {

@@ -438,7 +438,8 @@ static void
 test_token_file(void **state)
 {
 	char	dir[] = "/tmp/wfvault-test-sync.XXXXXX";
-	char	path[PATH_MAX], err[1024], big[KV_TOKEN_MAX + 2];
+	char	path[PATH_MAX], lnk[PATH_MAX], err[1024];
+	char	big[KV_TOKEN_MAX + 2];
 	char	*tok;
 
 	(void)state;
@@ -495,11 +496,46 @@ test_token_file(void **state)
 	sync_token_free(tok);
 	unlink(path);
 
-	/* Readable by others: a warning, still loaded. */
+	/* Open to group or others: refused, saying how to fix it. */
 	token_file(dir, "t9", "tok", 3, 0644, path, sizeof(path));
+	assert_int_equal(token_load(path, NULL, &tok, err, sizeof(err)), -1);
+	assert_null(tok);
+	assert_non_null(strstr(err, path));
+	assert_non_null(strstr(err, "mode 0644"));
+	assert_non_null(strstr(err, "chmod 600"));
+	unlink(path);
+	token_file(dir, "t10", "tok", 3, 0640, path, sizeof(path));
+	assert_int_equal(token_load(path, NULL, &tok, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "group or others"));
+	unlink(path);
+	token_file(dir, "t11", "tok", 3, 0620, path, sizeof(path));
+	assert_int_equal(token_load(path, NULL, &tok, err, sizeof(err)), -1);
+	unlink(path);
+	token_file(dir, "t12", "tok", 3, 0400, path, sizeof(path));
 	assert_int_equal(token_load(path, NULL, &tok, err, sizeof(err)), 0);
 	assert_string_equal(tok, "tok");
 	sync_token_free(tok);
+	unlink(path);
+
+	/* A link, even to a good file: what is checked must be what is read. */
+	token_file(dir, "t13", "tok", 3, 0600, path, sizeof(path));
+	snprintf(lnk, sizeof(lnk), "%s/link", dir);
+	assert_int_equal(symlink(path, lnk), 0);
+	assert_int_equal(token_load(lnk, NULL, &tok, err, sizeof(err)), -1);
+	assert_null(tok);
+	assert_non_null(strstr(err, "symbolic link"));
+	assert_non_null(strstr(err, lnk));
+	unlink(lnk);
+
+	/* Someone else's file (only root can make one to test with). */
+	if (geteuid() == 0) {
+		assert_int_equal(chown(path, 65534, 65534), 0);
+		assert_int_equal(token_load(path, NULL, &tok, err,
+		    sizeof(err)), -1);
+		assert_null(tok);
+		assert_non_null(strstr(err, "belongs to uid 65534"));
+		assert_non_null(strstr(err, path));
+	}
 	unlink(path);
 
 	/* Missing, or a directory. */
@@ -534,6 +570,17 @@ test_token_credential(void **state)
 	sync_token_free(tok);
 	assert_int_equal(token_load(NULL, "other", &tok, err, sizeof(err)),
 	    -1);
+	/* systemd's ACL for the service's user shows as group bits. */
+	assert_int_equal(chmod(path, 0440), 0);
+	assert_int_equal(token_load(NULL, "cf-token", &tok, err, sizeof(err)),
+	    0);
+	sync_token_free(tok);
+	/* Others' bits, never systemd's doing, are refused. */
+	assert_int_equal(chmod(path, 0404), 0);
+	assert_int_equal(token_load(NULL, "cf-token", &tok, err, sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "open to others"));
+	assert_int_equal(chmod(path, 0400), 0);
 
 	assert_int_equal(unsetenv("CREDENTIALS_DIRECTORY"), 0);
 	assert_int_equal(token_load(NULL, "cf-token", &tok, err, sizeof(err)),

@@ -551,6 +551,23 @@ test("fault empty_page: an empty list page whose cursor resumes", async () => {
   eq(all.sizes[0], 0, "second empty page");
 });
 
+test("faults cursor_cycle and endless_pages: listings that never end", async () => {
+  await harness("POST", "/__harness/reset?data=1");
+  await faults([{ route: "list", kind: "cursor_cycle", cursors: ["x", "y"], times: 3 }]);
+  const seen = [];
+  for (let n = 0; n < 3; n++) {
+    const r = await api("GET", "/keys?limit=10");
+    eq(r.json.result, [], "empty page");
+    seen.push(r.json.result_info.cursor);
+  }
+  eq(seen, ["x", "y", "x"], "cursors round and round");
+  await faults([{ route: "list", kind: "endless_pages", times: 2 }]);
+  const a = await api("GET", "/keys?limit=10");
+  const b = await api("GET", "/keys?limit=10");
+  assert(a.json.result_info.cursor !== "" && b.json.result_info.cursor !== "" &&
+      a.json.result_info.cursor !== b.json.result_info.cursor, "a new cursor each time");
+});
+
 test("harness writes only READY to stdout; SIGTERM stops it and frees the port", async () => {
   eq(H.stdout(), `${H.line}\n`, "stdout");
   const r = await stopHarness(H);

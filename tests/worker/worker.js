@@ -51,8 +51,10 @@ const API_ROUTES = [
 const FAULT_ROUTES = new Set([...API_ROUTES.filter((r) => r !== "unknown"), "any"]);
 const FAULT_KINDS = new Set([
   "429", "500", "502", "503", "524", "partial", "slow", "empty_page",
-  "400", "401", "403", "413",
+  "cursor_cycle", "endless_pages", "400", "401", "403", "413",
 ]);
+// Faults that answer a list request themselves.
+const LIST_FAULTS = new Set(["empty_page", "cursor_cycle", "endless_pages"]);
 
 // ---------------------------------------------------------------- state ---
 
@@ -417,6 +419,16 @@ async function listKeys(url, env, fault, info) {
     info.items = 0;
     return ok([], { result_info: { count: 0, cursor: EMPTY_PAGE_CURSOR + cursor } });
   }
+  // A broken API: cursors that come round again, or never end.
+  if (fault && fault.kind === "cursor_cycle") {
+    const next = fault.cursors[fault.used++ % fault.cursors.length];
+    info.items = 0;
+    return ok([], { result_info: { count: 0, cursor: next } });
+  }
+  if (fault && fault.kind === "endless_pages") {
+    info.items = 0;
+    return ok([], { result_info: { count: 0, cursor: `wfvault-endless:${++fault.used}` } });
+  }
   const opts = { limit };
   if (prefix !== "") opts.prefix = prefix;
   if (cursor !== "") opts.cursor = cursor;
@@ -580,7 +592,7 @@ function takeFault(route) {
   const i = state.faults.findIndex((f) => {
     if (f.route !== route && f.route !== "any") return false;
     if (f.kind === "partial") return route === "bulk_put" || route === "bulk_delete";
-    if (f.kind === "empty_page") return route === "list";
+    if (LIST_FAULTS.has(f.kind)) return route === "list";
     return true;
   });
   if (i < 0) return null;
@@ -595,7 +607,7 @@ function takeFault(route) {
 async function applyFault(fault, request, url, env, parsed, info) {
   if (fault.delay_ms > 0) await sleep(fault.delay_ms);
   const kind = fault.kind;
-  if (kind === "slow" || kind === "partial" || kind === "empty_page") return null;
+  if (kind === "slow" || kind === "partial" || LIST_FAULTS.has(kind)) return null;
   if (fault.apply) {
     // Carry the request out first, then answer with the error (e.g. a 524
     // after the origin already stored the keys).
@@ -665,6 +677,15 @@ function normaliseFault(f, i) {
     if (!Number.isInteger(f.count) || f.count < 0) throw new Error(`fault ${i}: count must be an integer >= 0`);
     out.count = f.count;
   }
+  if (kind === "cursor_cycle") {
+    const cursors = f.cursors ?? ["wfvault-cycle:A", "wfvault-cycle:B"];
+    if (!Array.isArray(cursors) || cursors.length === 0 ||
+        !cursors.every((c) => typeof c === "string" && c !== "")) {
+      throw new Error(`fault ${i}: cursors must be an array of non-empty strings`);
+    }
+    out.cursors = cursors;
+  }
+  if (kind === "cursor_cycle" || kind === "endless_pages") out.used = 0;
   if (f.apply !== undefined) out.apply = Boolean(f.apply);
   if (f.message !== undefined) out.message = String(f.message);
   return out;
