@@ -66,8 +66,11 @@ struct peer {
 /*
  * Parses the value of one "allow" line ("user:deploy read,list acme,b-*")
  * and appends the rule.  user:/group: names are resolved now; uid:/gid:
- * take numbers.  Returns 0 or -1 with a message in err.
+ * take numbers.  Returns 0, -1 with a message in err, or ACL_SKIPPED with
+ * a warning in err when the name does not resolve (the rule is left out,
+ * so it grants nothing).
  */
+#define ACL_SKIPPED	1
 int	acl_add_rule(struct acl *acl, const char *line, char *err,
 	    size_t errlen);
 /* Frees the rules; acl is ACL_INIT afterwards (acl_self kept). */
@@ -109,11 +112,14 @@ struct daemon_conf {
 	char		*dc_backup_dir;		/* NULL: no online backups */
 	uint64_t	 dc_map_size;
 	uint64_t	 dc_max_connections;
+	uint64_t	 dc_max_connections_per_uid;	/* root, self exempt */
 	uint64_t	 dc_max_message_bytes;
 	uint64_t	 dc_max_config_bytes;
 	uint64_t	 dc_max_output_bytes;	/* queued replies per connection */
+	uint64_t	 dc_max_output_total;	/* ... over all connections */
 	uint64_t	 dc_idle_timeout;	/* seconds */
 	uint64_t	 dc_message_timeout;	/* seconds for one whole line */
+	uint64_t	 dc_ungranted_timeout;	/* life of a peer with no grant */
 	uint64_t	 dc_keep_versions;
 	char		*dc_audit_log;
 	struct acl	 dc_acl;
@@ -407,6 +413,20 @@ void	audit_close(struct audit *a);
 void	audit_log(struct audit *a, const struct peer *peer, const char *method,
 	    const char *tenant, json_t *fields, const char *outcome);
 /*
+ * A denied request: the first of peer's uid in AUDIT_DENIAL_INTERVAL is
+ * written in full (as audit_log does) and 1 returned, so the caller may
+ * log it too; the ones after it in the interval are only counted (0
+ * returned) and audit_flush writes their number as one line.
+ */
+#define AUDIT_DENIAL_INTERVAL	1	/* seconds */
+int	audit_denied(struct audit *a, const struct peer *peer,
+	    const char *method, const char *tenant, json_t *fields);
+/*
+ * Writes the counts of denials whose interval has ended (all of them with
+ * all set, as audit_close does).  Returns 1 while counts remain.
+ */
+int	audit_flush(struct audit *a, int all);
+/*
  * Lines that could not be written since audit_open (never fatal); *last_errno
  * (may be NULL) gets the errno of the latest failure, 0 if none.
  */
@@ -418,6 +438,8 @@ struct event;
 struct bufferevent;
 struct evconnlistener;
 struct rpc_write;
+struct evbuffer_cb_entry;
+struct refusal;
 
 /* One client connection. */
 struct conn {
@@ -427,6 +449,8 @@ struct conn {
 	int			 c_fd;
 	struct bufferevent	*c_bev;
 	struct event		*c_deadline;	/* for one whole message */
+	struct event		*c_ungranted;	/* closes a peer with no grant */
+	struct evbuffer_cb_entry *c_output_cb;	/* counts srv_output_total */
 	struct peer		 c_peer;
 	int			 c_waiting;	/* queued writes not answered */
 	int			 c_blocked;	/* a line waits for them */
@@ -437,6 +461,7 @@ struct conn {
 };
 TAILQ_HEAD(conn_list, conn);
 TAILQ_HEAD(rpc_write_list, rpc_write);
+TAILQ_HEAD(refusal_list, refusal);
 
 struct server {
 	struct event_base	*srv_base;
@@ -451,6 +476,10 @@ struct server {
 	struct event		*srv_stop_timer;
 	struct conn_list	 srv_conns;
 	size_t			 srv_nconns;
+	uint64_t		 srv_output_total; /* queued in all conns */
+	struct refusal_list	 srv_refused;	/* turned away, closing */
+	size_t			 srv_nrefused;
+	struct event		*srv_audit_ev;	/* writes denial counts */
 	uint64_t		 srv_next_id;
 	time_t			 srv_started;
 	int			 srv_stopping;
@@ -480,6 +509,8 @@ void	server_send_close(struct conn *conn, json_t *msg);
 void	server_conn_resume(struct conn *conn);
 /* Ensures rpc_commit() runs at the end of this loop turn. */
 void	server_schedule_commit(struct server *srv);
+/* Ensures audit_flush() runs once the denials counted now are due. */
+void	server_schedule_audit(struct server *srv);
 
 /* notify.c */
 /* Reads $NOTIFY_SOCKET (systemd Type=notify); without it all is a no-op. */
