@@ -74,6 +74,7 @@ struct refusal {
 	struct server		*rf_srv;
 	int			 rf_fd;
 	struct event		*rf_ev;
+	time_t			 rf_until;	/* CLOCK_MONOTONIC */
 };
 
 int
@@ -444,6 +445,7 @@ server_refuse(struct server *srv, int fd, const char *msg)
 {
 	struct refusal	*rf = NULL;
 	struct timeval	 tv = { REFUSED_LINGER_SECS, 0 };
+	struct timespec	 now;
 	json_t		*reply;
 	char		*buf = NULL, drop[4096];
 	size_t		 len;
@@ -461,8 +463,10 @@ server_refuse(struct server *srv, int fd, const char *msg)
 	(void)shutdown(fd, SHUT_WR);
 	if (srv->srv_nrefused < REFUSED_MAX && !srv->srv_stopping &&
 	    (rf = calloc(1, sizeof(*rf))) != NULL) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
 		rf->rf_srv = srv;
 		rf->rf_fd = fd;
+		rf->rf_until = now.tv_sec + REFUSED_LINGER_SECS;
 		rf->rf_ev = event_new(srv->srv_base, fd, EV_READ | EV_PERSIST,
 		    server_refused_read, rf);
 		if (rf->rf_ev != NULL && event_add(rf->rf_ev, &tv) == 0) {
@@ -484,10 +488,13 @@ static void
 server_refused_read(evutil_socket_t fd, short ev, void *arg)
 {
 	struct refusal	*rf = arg;
+	struct timespec	 now;
 	char		 drop[4096];
 	ssize_t		 n;
 
-	if (ev & EV_READ) {
+	/* A peer that keeps sending does not hold its place for ever. */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if ((ev & EV_READ) && now.tv_sec <= rf->rf_until) {
 		while ((n = recv(fd, drop, sizeof(drop), MSG_DONTWAIT)) > 0)
 			continue;
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))

@@ -162,6 +162,63 @@ test_lines(void **state)
 	json_decref(lines);
 }
 
+/*
+ * Denials of one uid within an interval: the first is written in full,
+ * the rest counted into one line that audit_close writes; another uid has
+ * its own count.  (Fast enough to stay within one interval.)
+ */
+static void
+test_denials_coalesced(void **state)
+{
+	struct tdir	*td = *state;
+	struct audit	*a;
+	struct peer	 p = PEER_INIT, q = PEER_INIT;
+	json_t		*lines, *l;
+	json_int_t	 total = 0, full = 0;
+	char		 err[256];
+	size_t		 i;
+	int		 rc, written = 0;
+
+	p.p_uid = 4260;
+	p.p_gid = 4260;
+	p.p_pid = 11;
+	q.p_uid = 4261;
+	q.p_gid = 4261;
+	q.p_pid = 12;
+	assert_int_equal(audit_open(&a, td->td_log, err, sizeof(err)), 0);
+	for (i = 0; i < 1000; i++) {
+		rc = audit_denied(a, &p, "get", "acme", NULL);
+		written += rc;
+	}
+	assert_int_equal(audit_denied(a, &q, "get", "beta", NULL), 1);
+	/* One per interval started: a second boundary may fall in the loop. */
+	assert_true(written >= 1 && written <= 2);
+	/* Nothing is lost at exit: audit_close writes what is counted. */
+	audit_close(a);
+
+	lines = read_lines(td->td_log);
+	json_array_foreach(lines, i, l) {
+		if (json_integer_value(json_object_get(l, "uid")) != 4260)
+			continue;
+		assert_string_equal(json_string_value(json_object_get(l,
+		    "outcome")), "permission_denied");
+		if (json_object_get(l, "count") != NULL) {
+			assert_non_null(json_object_get(l, "since"));
+			total += json_integer_value(json_object_get(l,
+			    "count"));
+		} else {
+			assert_string_equal(json_string_value(
+			    json_object_get(l, "method")), "get");
+			full++;
+			total++;
+		}
+	}
+	assert_int_equal(full, written);
+	assert_int_equal(total, 1000);
+	assert_true(json_array_size(lines) <= 5);
+	json_decref(lines);
+}
+
 static void
 test_no_secret_in_file(void **state)
 {
@@ -314,6 +371,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lines, setup_dir,
 		    teardown_dir),
 		cmocka_unit_test_setup_teardown(test_no_secret_in_file,
+		    setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_denials_coalesced,
 		    setup_dir, teardown_dir),
 		cmocka_unit_test(test_disabled),
 		cmocka_unit_test_setup_teardown(test_reopen_rotation,
