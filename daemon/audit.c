@@ -21,7 +21,8 @@ struct audit_denials {
 	uid_t		 ad_uid;
 	gid_t		 ad_gid;	/* of the latest one counted */
 	pid_t		 ad_pid;
-	time_t		 ad_start;	/* CLOCK_MONOTONIC, of the full line */
+	time_t		 ad_start;	/* CLOCK_MONOTONIC, of the interval */
+	unsigned	 ad_written;	/* full lines in this interval */
 	struct timespec	 ad_first;	/* CLOCK_REALTIME, first one counted */
 	uint64_t	 ad_count;
 };
@@ -337,6 +338,12 @@ audit_denied(struct audit *a, const struct peer *peer, const char *method,
 		}
 	}
 	if (ad != NULL && now - ad->ad_start < AUDIT_DENIAL_INTERVAL) {
+		if (ad->ad_written < AUDIT_DENIAL_BURST && ad->ad_count == 0) {
+			ad->ad_written++;
+			audit_log(a, peer, method, tenant, fields,
+			    proto_err_kind(PROTO_E_DENIED));
+			return 1;
+		}
 		if (ad->ad_count++ == 0)
 			clock_gettime(CLOCK_REALTIME, &ad->ad_first);
 		ad->ad_gid = peer->p_gid;
@@ -354,8 +361,10 @@ audit_denied(struct audit *a, const struct peer *peer, const char *method,
 		memset(ad, 0, sizeof(*ad));
 		ad->ad_uid = peer->p_uid;
 	}
-	if (ad != NULL)
+	if (ad != NULL) {
 		ad->ad_start = now;
+		ad->ad_written = 1;
+	}
 	audit_log(a, peer, method, tenant, fields,
 	    proto_err_kind(PROTO_E_DENIED));
 	return 1;

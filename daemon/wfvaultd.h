@@ -413,12 +413,14 @@ void	audit_close(struct audit *a);
 void	audit_log(struct audit *a, const struct peer *peer, const char *method,
 	    const char *tenant, json_t *fields, const char *outcome);
 /*
- * A denied request: the first of peer's uid in AUDIT_DENIAL_INTERVAL is
- * written in full (as audit_log does) and 1 returned, so the caller may
- * log it too; the ones after it in the interval are only counted (0
- * returned) and audit_flush writes their number as one line.
+ * A denied request: the first AUDIT_DENIAL_BURST of peer's uid in an
+ * AUDIT_DENIAL_INTERVAL are written in full (as audit_log does) and 1
+ * returned, so the caller may log them too; the ones after them in the
+ * interval are only counted (0 returned) and audit_flush writes their
+ * number as one line.
  */
 #define AUDIT_DENIAL_INTERVAL	1	/* seconds */
+#define AUDIT_DENIAL_BURST	10
 int	audit_denied(struct audit *a, const struct peer *peer,
 	    const char *method, const char *tenant, json_t *fields);
 /*
