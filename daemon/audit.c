@@ -21,9 +21,9 @@ struct audit_denials {
 	uid_t		 ad_uid;
 	gid_t		 ad_gid;	/* of the latest one counted */
 	pid_t		 ad_pid;
-	time_t		 ad_start;	/* CLOCK_MONOTONIC, of the interval */
+	time_t		 ad_start;	/* CLOCK_MONOTONIC: interval start */
 	unsigned	 ad_written;	/* full lines in this interval */
-	struct timespec	 ad_first;	/* CLOCK_REALTIME, first one counted */
+	struct timespec	 ad_first;	/* CLOCK_REALTIME: first counted */
 	uint64_t	 ad_count;
 };
 

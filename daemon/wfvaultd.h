@@ -112,14 +112,14 @@ struct daemon_conf {
 	char		*dc_backup_dir;		/* NULL: no online backups */
 	uint64_t	 dc_map_size;
 	uint64_t	 dc_max_connections;
-	uint64_t	 dc_max_connections_per_uid;	/* root, self exempt */
+	uint64_t	 dc_max_connections_per_uid; /* root, self exempt */
 	uint64_t	 dc_max_message_bytes;
 	uint64_t	 dc_max_config_bytes;
 	uint64_t	 dc_max_output_bytes;	/* queued replies per connection */
-	uint64_t	 dc_max_output_total;	/* ... over all connections */
+	uint64_t	 dc_max_output_total;	/* ... over all of them */
 	uint64_t	 dc_idle_timeout;	/* seconds */
 	uint64_t	 dc_message_timeout;	/* seconds for one whole line */
-	uint64_t	 dc_ungranted_timeout;	/* life of a peer with no grant */
+	uint64_t	 dc_ungranted_timeout;	/* a peer with no grant */
 	uint64_t	 dc_keep_versions;
 	char		*dc_audit_log;
 	struct acl	 dc_acl;
@@ -451,8 +451,8 @@ struct conn {
 	int			 c_fd;
 	struct bufferevent	*c_bev;
 	struct event		*c_deadline;	/* for one whole message */
-	struct event		*c_ungranted;	/* closes a peer with no grant */
-	struct evbuffer_cb_entry *c_output_cb;	/* counts srv_output_total */
+	struct event		*c_ungranted;	/* a peer with no grant */
+	struct evbuffer_cb_entry *c_output_cb;	/* srv_output_total */
 	struct peer		 c_peer;
 	int			 c_waiting;	/* queued writes not answered */
 	int			 c_blocked;	/* a line waits for them */
@@ -479,9 +479,9 @@ struct server {
 	struct conn_list	 srv_conns;
 	size_t			 srv_nconns;
 	uint64_t		 srv_output_total; /* queued in all conns */
-	struct refusal_list	 srv_refused;	/* turned away, closing */
+	struct refusal_list	 srv_refused;	/* turned away */
 	size_t			 srv_nrefused;
-	struct event		*srv_audit_ev;	/* writes denial counts */
+	struct event		*srv_audit_ev;	/* denial counts */
 	uint64_t		 srv_next_id;
 	time_t			 srv_started;
 	int			 srv_stopping;
