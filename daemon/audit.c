@@ -1,8 +1,8 @@
 /*
  * The audit log: one JSON line per request (who, what, which tenant and
  * field names, outcome), appended with a single write.  Never values.
- * Denials are coalesced per uid (see audit_denied), so a peer that is
- * refused in a loop cannot fill the disk or the journal.
+ * Failures and hellos are coalesced per uid (see audit_limited), so a peer
+ * that sends them in a loop cannot fill the disk or the journal.
  */
 #include <sys/stat.h>
 
@@ -16,23 +16,36 @@
 
 #include "wfvaultd.h"
 
-/* Denials of one uid counted, not written, since the line of the first. */
-struct audit_denials {
-	uid_t		 ad_uid;
-	gid_t		 ad_gid;	/* of the latest one counted */
-	pid_t		 ad_pid;
-	time_t		 ad_start;	/* CLOCK_MONOTONIC: interval start */
-	unsigned	 ad_written;	/* full lines in this interval */
-	struct timespec	 ad_first;	/* CLOCK_REALTIME: first counted */
-	uint64_t	 ad_count;
+/*
+ * What is counted per uid: "ok" (of hello, the one method open to every
+ * peer) and each error kind, in proto_err_kind's words.
+ */
+static const int audit_codes[] = {
+	0, PROTO_E_PARSE, PROTO_E_INVALID_REQUEST, PROTO_E_METHOD,
+	PROTO_E_PARAMS, PROTO_E_INTERNAL, PROTO_E_DENIED, PROTO_E_NOT_FOUND,
+	PROTO_E_CONFLICT, PROTO_E_TOO_LARGE, PROTO_E_UNAVAILABLE,
+	PROTO_E_INTEGRITY,
+};
+#define AUDIT_KINDS	(sizeof(audit_codes) / sizeof(audit_codes[0]))
+
+/* Requests of one uid counted, not written, since its burst ran out. */
+struct audit_peer {
+	uid_t		 ap_uid;
+	gid_t		 ap_gid;	/* of the latest one counted */
+	pid_t		 ap_pid;
+	time_t		 ap_start;	/* CLOCK_MONOTONIC: interval start */
+	unsigned	 ap_written;	/* full lines in this interval */
+	uint64_t	 ap_counted;	/* sum of ap_count */
+	uint64_t	 ap_count[AUDIT_KINDS];
+	struct timespec	 ap_first[AUDIT_KINDS]; /* CLOCK_REALTIME */
 };
 
-/* Uids tracked at once; beyond that denials are written one by one. */
-#define AUDIT_DENIAL_UIDS	256
+/* Uids tracked at once; beyond that requests are written one by one. */
+#define AUDIT_PEERS	256
 
 struct audit {
-	struct audit_denials a_denials[AUDIT_DENIAL_UIDS];
-	size_t		 a_ndenials;
+	struct audit_peer a_peers[AUDIT_PEERS];
+	size_t		 a_npeers;
 	int		 a_fd;		/* -1: logging disabled */
 	char		*a_path;	/* NULL: logging disabled */
 	uint64_t	 a_failures;	/* lines lost since audit_open */
@@ -288,85 +301,123 @@ audit_monotonic(void)
 	return ts.tv_sec;
 }
 
+/* The slot of code in audit_codes, or -1 for a code it does not know. */
+static int
+audit_kind(int code)
+{
+	size_t	i;
+
+	for (i = 0; i < AUDIT_KINDS; i++)
+		if (audit_codes[i] == code)
+			return (int)i;
+	return -1;
+}
+
 /*
- * Writes the count of ad as one line (and one journal line) and empties
- * it: {"time","uid","gid","pid","outcome":"permission_denied","count":N,
- * "since":T}, N denials from T on that were not written one by one.
+ * Writes the counts of ap, one audit line per outcome kind and one journal
+ * line for them all, and empties them: {"time","uid","gid","pid",
+ * "outcome":K,"count":N,"since":T}, N requests with outcome K from T on
+ * that were not written one by one ("method":"hello" with "ok").
  */
 static void
-audit_denials_write(struct audit *a, struct audit_denials *ad)
+audit_peer_write(struct audit *a, struct audit_peer *ap)
 {
 	json_t	*obj;
-	char	 since[64];
+	char	 since[64], kinds[512];
+	size_t	 i, len = 0;
+	int	 n;
 
-	if (ad->ad_count == 0)
+	if (ap->ap_counted == 0)
 		return;
-	log_info("denied: uid %u: %llu more denied requests in %d s, "
-	    "counted in the audit log", (unsigned)ad->ad_uid,
-	    (unsigned long long)ad->ad_count, AUDIT_DENIAL_INTERVAL);
-	if (a->a_fd != -1) {
-		audit_stamp(&ad->ad_first, since, sizeof(since));
-		obj = audit_head(ad->ad_uid, ad->ad_gid, ad->ad_pid);
+	kinds[0] = '\0';
+	for (i = 0; i < AUDIT_KINDS; i++) {
+		if (ap->ap_count[i] == 0)
+			continue;
+		n = snprintf(kinds + len, sizeof(kinds) - len, "%s%s %llu",
+		    len > 0 ? ", " : "", audit_codes[i] == 0 ? "hello" :
+		    proto_err_kind(audit_codes[i]),
+		    (unsigned long long)ap->ap_count[i]);
+		if (n > 0 && (size_t)n < sizeof(kinds) - len)
+			len += (size_t)n;
+		if (a->a_fd == -1)
+			continue;
+		audit_stamp(&ap->ap_first[i], since, sizeof(since));
+		obj = audit_head(ap->ap_uid, ap->ap_gid, ap->ap_pid);
 		if (obj == NULL ||
-		    audit_set_string(obj, "outcome",
-		    proto_err_kind(PROTO_E_DENIED)) == -1 ||
+		    (audit_codes[i] == 0 &&
+		    audit_set_string(obj, "method", "hello") == -1) ||
+		    audit_set_string(obj, "outcome", audit_codes[i] == 0 ?
+		    "ok" : proto_err_kind(audit_codes[i])) == -1 ||
 		    json_object_set_new(obj, "count",
-		    json_integer((json_int_t)ad->ad_count)) == -1 ||
+		    json_integer((json_int_t)ap->ap_count[i])) == -1 ||
 		    audit_set_string(obj, "since", since) == -1)
 			audit_failed(a, ENOMEM);
 		else
 			audit_write(a, obj);
 		json_decref(obj);
 	}
-	ad->ad_count = 0;
+	log_info("uid %u: %llu more requests in %d s, counted in the audit "
+	    "log: %s", (unsigned)ap->ap_uid,
+	    (unsigned long long)ap->ap_counted, AUDIT_INTERVAL, kinds);
+	memset(ap->ap_count, 0, sizeof(ap->ap_count));
+	ap->ap_counted = 0;
 }
 
 int
-audit_denied(struct audit *a, const struct peer *peer, const char *method,
-    const char *tenant, json_t *fields)
+audit_limited(struct audit *a, const struct peer *peer, const char *method,
+    const char *tenant, json_t *fields, int code)
 {
-	struct audit_denials	*ad = NULL;
+	struct audit_peer	*ap = NULL;
 	time_t			 now = audit_monotonic();
+	const char		*outcome;
 	size_t			 i;
+	int			 k;
 
 	if (a == NULL)
 		return 1;
-	for (i = 0; i < a->a_ndenials; i++) {
-		if (a->a_denials[i].ad_uid == peer->p_uid) {
-			ad = &a->a_denials[i];
+	outcome = code == 0 ? "ok" : proto_err_kind(code);
+	/* The counts could not say which method or what it was. */
+	if ((k = audit_kind(code)) == -1 ||
+	    (code == 0 && strcmp(method, "hello") != 0)) {
+		audit_log(a, peer, method, tenant, fields, outcome);
+		return 1;
+	}
+	for (i = 0; i < a->a_npeers; i++) {
+		if (a->a_peers[i].ap_uid == peer->p_uid) {
+			ap = &a->a_peers[i];
 			break;
 		}
 	}
-	if (ad != NULL && now - ad->ad_start < AUDIT_DENIAL_INTERVAL) {
-		if (ad->ad_written < AUDIT_DENIAL_BURST && ad->ad_count == 0) {
-			ad->ad_written++;
-			audit_log(a, peer, method, tenant, fields,
-			    proto_err_kind(PROTO_E_DENIED));
+	if (ap != NULL && now - ap->ap_start < AUDIT_INTERVAL) {
+		/* Once counting began, full lines wait for the next interval. */
+		if (ap->ap_written < AUDIT_BURST && ap->ap_counted == 0) {
+			ap->ap_written++;
+			audit_log(a, peer, method, tenant, fields, outcome);
 			return 1;
 		}
-		if (ad->ad_count++ == 0)
-			clock_gettime(CLOCK_REALTIME, &ad->ad_first);
-		ad->ad_gid = peer->p_gid;
-		ad->ad_pid = peer->p_pid;
+		if (ap->ap_count[k]++ == 0)
+			clock_gettime(CLOCK_REALTIME, &ap->ap_first[k]);
+		ap->ap_counted++;
+		ap->ap_gid = peer->p_gid;
+		ap->ap_pid = peer->p_pid;
 		return 0;
 	}
 	/* A full table may hold uids whose interval is over. */
-	if (ad == NULL && a->a_ndenials == AUDIT_DENIAL_UIDS)
+	if (ap == NULL && a->a_npeers == AUDIT_PEERS)
 		(void)audit_flush(a, 0);
 	/* A new interval: what the last one counted goes first. */
-	if (ad != NULL)
-		audit_denials_write(a, ad);
-	else if (a->a_ndenials < AUDIT_DENIAL_UIDS) {
-		ad = &a->a_denials[a->a_ndenials++];
-		memset(ad, 0, sizeof(*ad));
-		ad->ad_uid = peer->p_uid;
+	if (ap != NULL)
+		audit_peer_write(a, ap);
+	else if (a->a_npeers < AUDIT_PEERS) {
+		ap = &a->a_peers[a->a_npeers++];
+		memset(ap, 0, sizeof(*ap));
+		ap->ap_uid = peer->p_uid;
 	}
-	if (ad != NULL) {
-		ad->ad_start = now;
-		ad->ad_written = 1;
+	if (ap != NULL) {
+		ap->ap_start = now;
+		ap->ap_written = 1;
 	}
-	audit_log(a, peer, method, tenant, fields,
-	    proto_err_kind(PROTO_E_DENIED));
+	audit_log(a, peer, method, tenant, fields, outcome);
 	return 1;
 }
 
@@ -378,15 +429,15 @@ audit_flush(struct audit *a, int all)
 
 	if (a == NULL)
 		return 0;
-	for (i = 0; i < a->a_ndenials; ) {
+	for (i = 0; i < a->a_npeers; ) {
 		if (!all &&
-		    now - a->a_denials[i].ad_start < AUDIT_DENIAL_INTERVAL) {
+		    now - a->a_peers[i].ap_start < AUDIT_INTERVAL) {
 			i++;
 			continue;
 		}
-		audit_denials_write(a, &a->a_denials[i]);
-		/* Its interval is over: the uid's next denial is written. */
-		a->a_denials[i] = a->a_denials[--a->a_ndenials];
+		audit_peer_write(a, &a->a_peers[i]);
+		/* Its interval is over: the uid's next request is written. */
+		a->a_peers[i] = a->a_peers[--a->a_npeers];
 	}
-	return a->a_ndenials > 0;
+	return a->a_npeers > 0;
 }

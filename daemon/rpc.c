@@ -525,26 +525,24 @@ rpc_allowed(struct rpc_call *call)
 static void
 rpc_audit(struct rpc_call *call, const char *method)
 {
-	const char	*outcome;
+	struct audit	*audit = call->rc_srv->srv_audit;
+	const char	*name = method != NULL ? method : "invalid";
 
-	outcome = call->rc_code == 0 ? "ok" : proto_err_kind(call->rc_code);
-	if (call->rc_code != PROTO_E_DENIED) {
-		audit_log(call->rc_srv->srv_audit, &call->rc_peer,
-		    method != NULL ? method : "invalid",
-		    call->rc_args.ra_tenant, call->rc_names, outcome);
+	/* What a granted peer did with tenant data is never left out. */
+	if (call->rc_code == 0 && call->rc_method->pm_id != PM_HELLO) {
+		audit_log(audit, &call->rc_peer, name, call->rc_args.ra_tenant,
+		    call->rc_names, "ok");
 		return;
 	}
-	/* Repeated denials are counted, not written one by one. */
-	if (!audit_denied(call->rc_srv->srv_audit, &call->rc_peer,
-	    method != NULL ? method : "invalid", call->rc_args.ra_tenant,
-	    call->rc_names))
+	/* Failures and hellos repeated in a loop are counted, not written. */
+	if (!audit_limited(audit, &call->rc_peer, name,
+	    call->rc_args.ra_tenant, call->rc_names, call->rc_code))
 		server_schedule_audit(call->rc_srv);
-	else
+	else if (call->rc_code == PROTO_E_DENIED)
 		log_info("denied: uid %u gid %u pid %d %s%s%s",
 		    (unsigned)call->rc_peer.p_uid,
 		    (unsigned)call->rc_peer.p_gid, (int)call->rc_peer.p_pid,
-		    method != NULL ? method : "invalid",
-		    call->rc_args.ra_tenant != NULL ? " tenant " : "",
+		    name, call->rc_args.ra_tenant != NULL ? " tenant " : "",
 		    call->rc_args.ra_tenant != NULL ?
 		    call->rc_args.ra_tenant : "");
 }

@@ -660,13 +660,13 @@ server_commit_cb(evutil_socket_t fd, short ev, void *arg)
 void
 server_schedule_audit(struct server *srv)
 {
-	struct timeval	tv = { AUDIT_DENIAL_INTERVAL, 0 };
+	struct timeval	tv = { AUDIT_INTERVAL, 0 };
 
 	if (!evtimer_pending(srv->srv_audit_ev, NULL))
 		evtimer_add(srv->srv_audit_ev, &tv);
 }
 
-/* Writes the denial counts now due; audit_close writes the rest at exit. */
+/* Writes the audit counts now due; audit_close writes the rest at exit. */
 static void
 server_audit_cb(evutil_socket_t fd, short ev, void *arg)
 {

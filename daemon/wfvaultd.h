@@ -413,19 +413,20 @@ void	audit_close(struct audit *a);
 void	audit_log(struct audit *a, const struct peer *peer, const char *method,
 	    const char *tenant, json_t *fields, const char *outcome);
 /*
- * A denied request: the first AUDIT_DENIAL_BURST of peer's uid in an
- * AUDIT_DENIAL_INTERVAL are written in full (as audit_log does) and 1
+ * A request a peer could repeat in a loop: one that failed (code is its
+ * PROTO_E_*), or a hello (code 0).  The first AUDIT_BURST of peer's uid in
+ * an AUDIT_INTERVAL are written in full (as audit_log does) and 1
  * returned, so the caller may log them too; the ones after them in the
- * interval are only counted (0 returned) and audit_flush writes their
- * number as one line.
+ * interval are only counted per outcome (0 returned) and audit_flush
+ * writes one line per outcome with its number.
  */
-#define AUDIT_DENIAL_INTERVAL	1	/* seconds */
-#define AUDIT_DENIAL_BURST	10
-int	audit_denied(struct audit *a, const struct peer *peer,
-	    const char *method, const char *tenant, json_t *fields);
+#define AUDIT_INTERVAL	1	/* seconds */
+#define AUDIT_BURST	10
+int	audit_limited(struct audit *a, const struct peer *peer,
+	    const char *method, const char *tenant, json_t *fields, int code);
 /*
- * Writes the counts of denials whose interval has ended (all of them with
- * all set, as audit_close does).  Returns 1 while counts remain.
+ * Writes the counts whose interval has ended (all of them with all set,
+ * as audit_close does).  Returns 1 while counts remain.
  */
 int	audit_flush(struct audit *a, int all);
 /*
@@ -481,7 +482,7 @@ struct server {
 	uint64_t		 srv_output_total; /* queued in all conns */
 	struct refusal_list	 srv_refused;	/* turned away */
 	size_t			 srv_nrefused;
-	struct event		*srv_audit_ev;	/* denial counts */
+	struct event		*srv_audit_ev;	/* audit counts */
 	uint64_t		 srv_next_id;
 	time_t			 srv_started;
 	int			 srv_stopping;
@@ -511,7 +512,7 @@ void	server_send_close(struct conn *conn, json_t *msg);
 void	server_conn_resume(struct conn *conn);
 /* Ensures rpc_commit() runs at the end of this loop turn. */
 void	server_schedule_commit(struct server *srv);
-/* Ensures audit_flush() runs once the denials counted now are due. */
+/* Ensures audit_flush() runs once the requests counted now are due. */
 void	server_schedule_audit(struct server *srv);
 
 /* notify.c */

@@ -555,6 +555,65 @@ audit_denials() {
 	[ "$(jq -c 'select(.uid == 4260)' "$AUDIT" | wc -l)" -lt 100 ]
 }
 
+# Sends the lines of $1 as uid 4260 (no grant) and checks that the audit
+# log holds them as a handful of lines whose counts of outcome $2 add up to
+# $3 exactly, and that the daemon's log did not grow by one line each.
+flood_coalesced() {
+	local reqs=$1 outcome=$2 want=$3 before after lines _ n=0
+	before=$(wc -l <"$LOG")
+	run as_user 4260 4260 timeout 60 "$TESTPEER" send "$SOCK" 30000 \
+	    <"$reqs"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -c '"kind":"'"$outcome"'"')" \
+	    -eq "$want" ]
+	# The counts are written when their interval ends.
+	for _ in $(seq 100); do
+		n=$(jq -s --arg o "$outcome" '[.[] | select(.uid == 4260 and
+		    .outcome == $o) | (.count // 1)] | add // 0' "$AUDIT")
+		[ "$n" -eq "$want" ] && break
+		sleep 0.1
+	done
+	[ "$n" -eq "$want" ]
+	lines=$(jq -c 'select(.uid == 4260)' "$AUDIT" | wc -l)
+	echo "audit lines: $lines" >&3
+	[ "$lines" -lt 100 ]
+	jq -e 'select(.uid == 4260 and .count != null) |
+	    .since != null and .time != null' "$AUDIT" >/dev/null
+	after=$(wc -l <"$LOG")
+	echo "daemon log lines: $((after - before))" >&3
+	[ "$((after - before))" -lt 100 ]
+}
+
+@test "repeated invalid JSON from a peer is coalesced in the audit log" {
+	restart_open "allow uid:4251 read acme"
+	for i in $(seq 3000); do
+		printf '{"jsonrpc":"2.0","id":%d,"method":\n' "$i"
+	done >"$T/reqs"
+	flood_coalesced "$T/reqs" parse_error 3000
+	assert_healthy
+}
+
+@test "repeated unknown methods from a peer are coalesced in the audit log" {
+	restart_open "allow uid:4251 read acme"
+	for i in $(seq 3000); do
+		printf '{"jsonrpc":"2.0","id":%d,"method":"nosuch%d"}\n' "$i" "$i"
+	done >"$T/reqs"
+	flood_coalesced "$T/reqs" method_not_found 3000
+	assert_healthy
+}
+
+@test "repeated hellos and bad params are coalesced, each outcome counted" {
+	restart_open "allow uid:4251 read acme"
+	for i in $(seq 1500); do
+		printf '{"jsonrpc":"2.0","id":%d,"method":"hello","params":{}}\n' "$i"
+		printf '{"jsonrpc":"2.0","id":%d,"method":"get","params":{"x":1}}\n' "$i"
+	done >"$T/reqs"
+	flood_coalesced "$T/reqs" invalid_params 1500
+	[ "$(jq -s '[.[] | select(.uid == 4260 and .method == "hello" and
+	    .outcome == "ok") | (.count // 1)] | add // 0' "$AUDIT")" -eq 1500 ]
+	assert_healthy
+}
+
 @test "a backup sent as a notification does not pin its connection" {
 	restart_with "backup_dir $T/backups"
 	mkdir -m 0700 "$T/backups"
