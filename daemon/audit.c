@@ -33,7 +33,7 @@ struct audit_peer {
 	uid_t		 ap_uid;
 	gid_t		 ap_gid;	/* of the latest one counted */
 	pid_t		 ap_pid;
-	time_t		 ap_start;	/* CLOCK_MONOTONIC: interval start */
+	time_t		 ap_start;	/* CLOCK_MONOTONIC */
 	unsigned	 ap_written;	/* full lines in this interval */
 	uint64_t	 ap_counted;	/* sum of ap_count */
 	uint64_t	 ap_count[AUDIT_KINDS];
@@ -389,7 +389,7 @@ audit_limited(struct audit *a, const struct peer *peer, const char *method,
 		}
 	}
 	if (ap != NULL && now - ap->ap_start < AUDIT_INTERVAL) {
-		/* Once counting began, full lines wait for the next interval. */
+		/* Once counting began, full lines wait for the next one. */
 		if (ap->ap_written < AUDIT_BURST && ap->ap_counted == 0) {
 			ap->ap_written++;
 			audit_log(a, peer, method, tenant, fields, outcome);
