@@ -151,15 +151,21 @@ acl_parse_principal(const char *word, struct acl_rule *rule, char *err,
 		rule->ar_id = (uint32_t)v;
 		return 0;
 	}
+	/*
+	 * An account deleted after the rule was written must not keep the
+	 * daemon from starting (or a reload from dropping its old id): the
+	 * rule is skipped, which grants nothing.
+	 */
 	if ((rc = acl_lookup(name, rule->ar_kind == ACL_GROUP, &id)) == 1) {
-		acl_err(err, errlen, "unknown %s %s", what,
-		    acl_quote(name, q, sizeof(q)));
-		return -1;
+		acl_err(err, errlen, "unknown %s %s; rule skipped, it grants "
+		    "nothing", what, acl_quote(name, q, sizeof(q)));
+		return ACL_SKIPPED;
 	}
 	if (rc == -1) {
-		acl_err(err, errlen, "cannot look up %s %s: %s", what,
-		    acl_quote(name, q, sizeof(q)), strerror(errno));
-		return -1;
+		acl_err(err, errlen, "cannot look up %s %s: %s; rule skipped, "
+		    "it grants nothing", what, acl_quote(name, q, sizeof(q)),
+		    strerror(errno));
+		return ACL_SKIPPED;
 	}
 	rule->ar_id = id;
 	return 0;
@@ -234,7 +240,7 @@ acl_add_rule(struct acl *acl, const char *line, char *err, size_t errlen)
 	struct acl_rule	 rule, *nr;
 	char		*copy, *words[4], *save = NULL, *w;
 	size_t		 n = 0;
-	int		 rc = -1;
+	int		 rc = -1, principal;
 
 	memset(&rule, 0, sizeof(rule));
 	if ((copy = strdup(line)) == NULL) {
@@ -253,7 +259,9 @@ acl_add_rule(struct acl *acl, const char *line, char *err, size_t errlen)
 		    "got %s%zu", n > 3 ? "more than " : "", n > 3 ? 3 : n);
 		goto out;
 	}
-	if (acl_parse_principal(words[0], &rule, err, errlen) == -1)
+	/* The rest is checked before a skipped rule is reported. */
+	if ((principal = acl_parse_principal(words[0], &rule, err,
+	    errlen)) == -1)
 		goto out;
 	if (proto_perms_parse(words[1], &rule.ar_perms, err, errlen) == -1)
 		goto out;
@@ -264,6 +272,11 @@ acl_add_rule(struct acl *acl, const char *line, char *err, size_t errlen)
 	}
 	if (acl_parse_patterns(words[2], &rule, err, errlen) == -1)
 		goto out;
+	if (principal == ACL_SKIPPED) {
+		/* err still holds acl_parse_principal's message. */
+		rc = ACL_SKIPPED;
+		goto out;
+	}
 	nr = reallocarray(acl->acl_rules, acl->acl_nrules + 1, sizeof(*nr));
 	if (nr == NULL) {
 		acl_err(err, errlen, "%s", strerror(errno));

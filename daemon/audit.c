@@ -1,6 +1,8 @@
 /*
  * The audit log: one JSON line per request (who, what, which tenant and
  * field names, outcome), appended with a single write.  Never values.
+ * Failures and hellos are coalesced per uid (see audit_limited), so a peer
+ * that sends them in a loop cannot fill the disk or the journal.
  */
 #include <sys/stat.h>
 
@@ -14,7 +16,36 @@
 
 #include "wfvaultd.h"
 
+/*
+ * What is counted per uid: "ok" (of hello, the one method open to every
+ * peer) and each error kind, in proto_err_kind's words.
+ */
+static const int audit_codes[] = {
+	0, PROTO_E_PARSE, PROTO_E_INVALID_REQUEST, PROTO_E_METHOD,
+	PROTO_E_PARAMS, PROTO_E_INTERNAL, PROTO_E_DENIED, PROTO_E_NOT_FOUND,
+	PROTO_E_CONFLICT, PROTO_E_TOO_LARGE, PROTO_E_UNAVAILABLE,
+	PROTO_E_INTEGRITY,
+};
+#define AUDIT_KINDS	(sizeof(audit_codes) / sizeof(audit_codes[0]))
+
+/* Requests of one uid counted, not written, since its burst ran out. */
+struct audit_peer {
+	uid_t		 ap_uid;
+	gid_t		 ap_gid;	/* of the latest one counted */
+	pid_t		 ap_pid;
+	time_t		 ap_start;	/* CLOCK_MONOTONIC */
+	unsigned	 ap_written;	/* full lines in this interval */
+	uint64_t	 ap_counted;	/* sum of ap_count */
+	uint64_t	 ap_count[AUDIT_KINDS];
+	struct timespec	 ap_first[AUDIT_KINDS]; /* CLOCK_REALTIME */
+};
+
+/* Uids tracked at once; beyond that requests are written one by one. */
+#define AUDIT_PEERS	256
+
 struct audit {
+	struct audit_peer a_peers[AUDIT_PEERS];
+	size_t		 a_npeers;
 	int		 a_fd;		/* -1: logging disabled */
 	char		*a_path;	/* NULL: logging disabled */
 	uint64_t	 a_failures;	/* lines lost since audit_open */
@@ -112,6 +143,8 @@ audit_close(struct audit *a)
 {
 	if (a == NULL)
 		return;
+	/* No count is lost at exit. */
+	audit_flush(a, 1);
 	if (a->a_fd != -1)
 		close(a->a_fd);
 	free(a->a_path);
@@ -147,55 +180,53 @@ audit_set_string(json_t *obj, const char *key, const char *s)
 	    json_null());
 }
 
-void
-audit_log(struct audit *a, const struct peer *peer, const char *method,
-    const char *tenant, json_t *fields, const char *outcome)
+/* ts as "2026-01-02T03:04:05.678Z". */
+static void
+audit_stamp(const struct timespec *ts, char *buf, size_t buflen)
+{
+	struct tm	tm;
+	size_t		len;
+
+	gmtime_r(&ts->tv_sec, &tm);
+	len = strftime(buf, buflen, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + len, buflen - len, ".%03ldZ", ts->tv_nsec / 1000000);
+}
+
+/* A new object with the time and who; NULL when out of memory. */
+static json_t *
+audit_head(uid_t uid, gid_t gid, pid_t pid)
 {
 	struct timespec	 ts;
-	struct tm	 tm;
-	json_t		*obj = NULL, *names, *v;
-	char		 stamp[64], *text = NULL, *line = NULL;
-	size_t		 len, i;
-	ssize_t		 n;
-	int		 error = ENOMEM;
-
-	if (a == NULL || a->a_fd == -1)
-		return;
+	json_t		*obj;
+	char		 stamp[64];
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	len = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(stamp + len, sizeof(stamp) - len, ".%03ldZ",
-	    ts.tv_nsec / 1000000);
-
+	audit_stamp(&ts, stamp, sizeof(stamp));
 	if ((obj = json_object()) == NULL)
-		goto fail;
+		return NULL;
 	if (audit_set_string(obj, "time", stamp) == -1 ||
-	    json_object_set_new(obj, "uid",
-	    json_integer((json_int_t)peer->p_uid)) == -1 ||
-	    json_object_set_new(obj, "gid",
-	    json_integer((json_int_t)peer->p_gid)) == -1 ||
-	    json_object_set_new(obj, "pid",
-	    json_integer((json_int_t)peer->p_pid)) == -1 ||
-	    audit_set_string(obj, "method", method) == -1)
-		goto fail;
-	if (tenant != NULL && audit_set_string(obj, "tenant", tenant) == -1)
-		goto fail;
-	if (fields != NULL && json_is_array(fields)) {
-		/* Copy names only: anything but a string is not a name. */
-		if ((names = json_array()) == NULL ||
-		    json_object_set_new(obj, "fields", names) == -1)
-			goto fail;
-		json_array_foreach(fields, i, v) {
-			if (json_is_string(v) &&
-			    json_array_append(names, v) == -1)
-				goto fail;
-		}
+	    json_object_set_new(obj, "uid", json_integer((json_int_t)uid)) ==
+	    -1 ||
+	    json_object_set_new(obj, "gid", json_integer((json_int_t)gid)) ==
+	    -1 ||
+	    json_object_set_new(obj, "pid", json_integer((json_int_t)pid)) ==
+	    -1) {
+		json_decref(obj);
+		return NULL;
 	}
-	if (audit_set_string(obj, "outcome", outcome) == -1)
-		goto fail;
+	return obj;
+}
 
-	if ((text = json_dumps(obj, JSON_COMPACT)) == NULL)
+/* Appends obj as one line (a single write); counts a failure. */
+static void
+audit_write(struct audit *a, json_t *obj)
+{
+	char	*text = NULL, *line = NULL;
+	size_t	 len;
+	ssize_t	 n;
+	int	 error = ENOMEM;
+
+	if (obj == NULL || (text = json_dumps(obj, JSON_COMPACT)) == NULL)
 		goto fail;
 	len = strlen(text);
 	if ((line = malloc(len + 1)) == NULL)
@@ -222,5 +253,191 @@ fail:
 out:
 	free(line);
 	free(text);
+}
+
+void
+audit_log(struct audit *a, const struct peer *peer, const char *method,
+    const char *tenant, json_t *fields, const char *outcome)
+{
+	json_t		*obj = NULL, *names, *v;
+	size_t		 i;
+
+	if (a == NULL || a->a_fd == -1)
+		return;
+
+	if ((obj = audit_head(peer->p_uid, peer->p_gid, peer->p_pid)) ==
+	    NULL ||
+	    audit_set_string(obj, "method", method) == -1)
+		goto fail;
+	if (tenant != NULL && audit_set_string(obj, "tenant", tenant) == -1)
+		goto fail;
+	if (fields != NULL && json_is_array(fields)) {
+		/* Copy names only: anything but a string is not a name. */
+		if ((names = json_array()) == NULL ||
+		    json_object_set_new(obj, "fields", names) == -1)
+			goto fail;
+		json_array_foreach(fields, i, v) {
+			if (json_is_string(v) &&
+			    json_array_append(names, v) == -1)
+				goto fail;
+		}
+	}
+	if (audit_set_string(obj, "outcome", outcome) == -1)
+		goto fail;
+	audit_write(a, obj);
 	json_decref(obj);
+	return;
+fail:
+	audit_failed(a, ENOMEM);
+	json_decref(obj);
+}
+
+static time_t
+audit_monotonic(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* The slot of code in audit_codes, or -1 for a code it does not know. */
+static int
+audit_kind(int code)
+{
+	size_t	i;
+
+	for (i = 0; i < AUDIT_KINDS; i++)
+		if (audit_codes[i] == code)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Writes the counts of ap, one audit line per outcome kind and one journal
+ * line for them all, and empties them: {"time","uid","gid","pid",
+ * "outcome":K,"count":N,"since":T}, N requests with outcome K from T on
+ * that were not written one by one ("method":"hello" with "ok").
+ */
+static void
+audit_peer_write(struct audit *a, struct audit_peer *ap)
+{
+	json_t	*obj;
+	char	 since[64], kinds[512];
+	size_t	 i, len = 0;
+	int	 n;
+
+	if (ap->ap_counted == 0)
+		return;
+	kinds[0] = '\0';
+	for (i = 0; i < AUDIT_KINDS; i++) {
+		if (ap->ap_count[i] == 0)
+			continue;
+		n = snprintf(kinds + len, sizeof(kinds) - len, "%s%s %llu",
+		    len > 0 ? ", " : "", audit_codes[i] == 0 ? "hello" :
+		    proto_err_kind(audit_codes[i]),
+		    (unsigned long long)ap->ap_count[i]);
+		if (n > 0 && (size_t)n < sizeof(kinds) - len)
+			len += (size_t)n;
+		if (a->a_fd == -1)
+			continue;
+		audit_stamp(&ap->ap_first[i], since, sizeof(since));
+		obj = audit_head(ap->ap_uid, ap->ap_gid, ap->ap_pid);
+		if (obj == NULL ||
+		    (audit_codes[i] == 0 &&
+		    audit_set_string(obj, "method", "hello") == -1) ||
+		    audit_set_string(obj, "outcome", audit_codes[i] == 0 ?
+		    "ok" : proto_err_kind(audit_codes[i])) == -1 ||
+		    json_object_set_new(obj, "count",
+		    json_integer((json_int_t)ap->ap_count[i])) == -1 ||
+		    audit_set_string(obj, "since", since) == -1)
+			audit_failed(a, ENOMEM);
+		else
+			audit_write(a, obj);
+		json_decref(obj);
+	}
+	log_info("uid %u: %llu more requests in %d s, counted in the audit "
+	    "log: %s", (unsigned)ap->ap_uid,
+	    (unsigned long long)ap->ap_counted, AUDIT_INTERVAL, kinds);
+	memset(ap->ap_count, 0, sizeof(ap->ap_count));
+	ap->ap_counted = 0;
+}
+
+int
+audit_limited(struct audit *a, const struct peer *peer, const char *method,
+    const char *tenant, json_t *fields, int code)
+{
+	struct audit_peer	*ap = NULL;
+	time_t			 now = audit_monotonic();
+	const char		*outcome;
+	size_t			 i;
+	int			 k;
+
+	if (a == NULL)
+		return 1;
+	outcome = code == 0 ? "ok" : proto_err_kind(code);
+	/* The counts could not say which method or what it was. */
+	if ((k = audit_kind(code)) == -1 ||
+	    (code == 0 && strcmp(method, "hello") != 0)) {
+		audit_log(a, peer, method, tenant, fields, outcome);
+		return 1;
+	}
+	for (i = 0; i < a->a_npeers; i++) {
+		if (a->a_peers[i].ap_uid == peer->p_uid) {
+			ap = &a->a_peers[i];
+			break;
+		}
+	}
+	if (ap != NULL && now - ap->ap_start < AUDIT_INTERVAL) {
+		/* Once counting began, full lines wait for the next one. */
+		if (ap->ap_written < AUDIT_BURST && ap->ap_counted == 0) {
+			ap->ap_written++;
+			audit_log(a, peer, method, tenant, fields, outcome);
+			return 1;
+		}
+		if (ap->ap_count[k]++ == 0)
+			clock_gettime(CLOCK_REALTIME, &ap->ap_first[k]);
+		ap->ap_counted++;
+		ap->ap_gid = peer->p_gid;
+		ap->ap_pid = peer->p_pid;
+		return 0;
+	}
+	/* A full table may hold uids whose interval is over. */
+	if (ap == NULL && a->a_npeers == AUDIT_PEERS)
+		(void)audit_flush(a, 0);
+	/* A new interval: what the last one counted goes first. */
+	if (ap != NULL)
+		audit_peer_write(a, ap);
+	else if (a->a_npeers < AUDIT_PEERS) {
+		ap = &a->a_peers[a->a_npeers++];
+		memset(ap, 0, sizeof(*ap));
+		ap->ap_uid = peer->p_uid;
+	}
+	if (ap != NULL) {
+		ap->ap_start = now;
+		ap->ap_written = 1;
+	}
+	audit_log(a, peer, method, tenant, fields, outcome);
+	return 1;
+}
+
+int
+audit_flush(struct audit *a, int all)
+{
+	time_t	now = audit_monotonic();
+	size_t	i;
+
+	if (a == NULL)
+		return 0;
+	for (i = 0; i < a->a_npeers; ) {
+		if (!all &&
+		    now - a->a_peers[i].ap_start < AUDIT_INTERVAL) {
+			i++;
+			continue;
+		}
+		audit_peer_write(a, &a->a_peers[i]);
+		/* Its interval is over: the uid's next request is written. */
+		a->a_peers[i] = a->a_peers[--a->a_npeers];
+	}
+	return a->a_npeers > 0;
 }

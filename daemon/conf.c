@@ -52,16 +52,22 @@ static const struct conf_keyword daemon_conf_keywords[] = {
 	    NULL },
 	{ "max_connections", CONF_UINT, DC_OFF(dc_max_connections), 1, 65536,
 	    CONF_ONCE, NULL },
+	{ "max_connections_per_uid", CONF_UINT,
+	    DC_OFF(dc_max_connections_per_uid), 1, 65536, CONF_ONCE, NULL },
 	{ "max_message_bytes", CONF_SIZE, DC_OFF(dc_max_message_bytes),
 	    4 * KIB, 64 * MIB, CONF_ONCE, NULL },
 	{ "max_config_bytes", CONF_SIZE, DC_OFF(dc_max_config_bytes), KIB,
 	    16 * MIB, CONF_ONCE, NULL },
 	{ "max_output_bytes", CONF_SIZE, DC_OFF(dc_max_output_bytes),
 	    64 * KIB, GIB, CONF_ONCE, NULL },
+	{ "max_output_total", CONF_SIZE, DC_OFF(dc_max_output_total),
+	    64 * KIB, TIB, CONF_ONCE, NULL },
 	{ "idle_timeout", CONF_DURATION, DC_OFF(dc_idle_timeout), 1, 86400,
 	    CONF_ONCE, NULL },
 	{ "message_timeout", CONF_DURATION, DC_OFF(dc_message_timeout), 1,
 	    3600, CONF_ONCE, NULL },
+	{ "ungranted_timeout", CONF_DURATION, DC_OFF(dc_ungranted_timeout),
+	    1, 3600, CONF_ONCE, NULL },
 	{ "keep_versions", CONF_UINT, DC_OFF(dc_keep_versions), 1, 1000,
 	    CONF_ONCE, NULL },
 	{ "feed_retain", CONF_UINT, DC_OFF(dc_feed_retain), 1, 1000000000,
@@ -155,8 +161,16 @@ static int
 dc_add_allow(void *obj, const char *value, char *err, size_t errlen)
 {
 	struct daemon_conf	*conf = obj;
+	int			 rc;
 
-	return acl_add_rule(&conf->dc_acl, value, err, errlen);
+	if ((rc = acl_add_rule(&conf->dc_acl, value, err, errlen)) ==
+	    ACL_SKIPPED) {
+		/* Start-up, reload and -n alike: said, not fatal. */
+		log_warnx("allow %s: %s", value, err);
+		err[0] = '\0';
+		return 0;
+	}
+	return rc;
 }
 
 /* A size as the config file would write it, for messages. */
@@ -182,11 +196,14 @@ dc_defaults(struct daemon_conf *conf, const char *name, char *err,
 	conf->dc_socket_mode = 0660;
 	conf->dc_map_size = GIB;
 	conf->dc_max_connections = 1024;
+	conf->dc_max_connections_per_uid = 64;
 	conf->dc_max_message_bytes = PROTO_DEFAULT_MAX_MESSAGE;
 	conf->dc_max_config_bytes = PROTO_DEFAULT_MAX_CONFIG;
 	conf->dc_max_output_bytes = 16 * MIB;
+	conf->dc_max_output_total = 64 * MIB;
 	conf->dc_idle_timeout = 300;
 	conf->dc_message_timeout = 10;
+	conf->dc_ungranted_timeout = 10;
 	conf->dc_keep_versions = 10;
 	conf->dc_feed_retain = 100000;
 	if ((conf->dc_socket = strdup(PROTO_DEFAULT_SOCKET)) == NULL ||

@@ -305,9 +305,12 @@ rpc_commit(struct server *srv)
 		rpc_write_free(w);
 	}
 
-	/* Lines that waited for these replies can go on now. */
+	/*
+	 * Lines that waited for these replies can go on now; a half-closed
+	 * peer whose last write was a notification is done.
+	 */
 	TAILQ_FOREACH_SAFE(conn, &srv->srv_conns, c_entry, next) {
-		if (conn->c_waiting == 0 && conn->c_blocked)
+		if (conn->c_waiting == 0 && (conn->c_blocked || conn->c_eof))
 			server_conn_resume(conn);
 	}
 	if (last > srv->srv_notified_seq)
@@ -597,18 +600,24 @@ rpc_allowed(struct rpc_call *call)
 static void
 rpc_audit(struct rpc_call *call, const char *method)
 {
-	const char	*outcome;
+	struct audit	*audit = call->rc_srv->srv_audit;
+	const char	*name = method != NULL ? method : "invalid";
 
-	outcome = call->rc_code == 0 ? "ok" : proto_err_kind(call->rc_code);
-	audit_log(call->rc_srv->srv_audit, &call->rc_peer,
-	    method != NULL ? method : "invalid", call->rc_args.ra_tenant,
-	    call->rc_names, outcome);
-	if (call->rc_code == PROTO_E_DENIED)
+	/* What a granted peer did with tenant data is never left out. */
+	if (call->rc_code == 0 && call->rc_method->pm_id != PM_HELLO) {
+		audit_log(audit, &call->rc_peer, name, call->rc_args.ra_tenant,
+		    call->rc_names, "ok");
+		return;
+	}
+	/* Failures and hellos repeated in a loop are counted, not written. */
+	if (!audit_limited(audit, &call->rc_peer, name,
+	    call->rc_args.ra_tenant, call->rc_names, call->rc_code))
+		server_schedule_audit(call->rc_srv);
+	else if (call->rc_code == PROTO_E_DENIED)
 		log_info("denied: uid %u gid %u pid %d %s%s%s",
 		    (unsigned)call->rc_peer.p_uid,
 		    (unsigned)call->rc_peer.p_gid, (int)call->rc_peer.p_pid,
-		    method != NULL ? method : "invalid",
-		    call->rc_args.ra_tenant != NULL ? " tenant " : "",
+		    name, call->rc_args.ra_tenant != NULL ? " tenant " : "",
 		    call->rc_args.ra_tenant != NULL ?
 		    call->rc_args.ra_tenant : "");
 }
@@ -1474,7 +1483,9 @@ rpc_backup_done(struct server *srv, void *arg,
 		conn->c_waiting--;
 	}
 	rpc_write_free(w);
-	if (conn != NULL && conn->c_waiting == 0 && conn->c_blocked)
+	/* A notification's backup owes no reply: a half-closed peer is done. */
+	if (conn != NULL && conn->c_waiting == 0 &&
+	    (conn->c_blocked || conn->c_eof))
 		server_conn_resume(conn);
 }
 

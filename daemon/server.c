@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,11 +37,19 @@ static void	conn_read(struct bufferevent *, void *);
 static void	conn_write(struct bufferevent *, void *);
 static void	conn_event(struct bufferevent *, short, void *);
 static void	conn_deadline(evutil_socket_t, short, void *);
+static void	conn_ungranted(evutil_socket_t, short, void *);
+static void	conn_output_cb(struct evbuffer *,
+		    const struct evbuffer_cb_info *, void *);
+static int	conn_peer_gone(struct conn *);
+static void	server_refuse(struct server *, int, const char *);
+static void	server_refused_read(evutil_socket_t, short, void *);
+static void	refusal_free(struct refusal *);
+static void	server_audit_cb(evutil_socket_t, short, void *);
 static void	conn_process(struct conn *);
 static void	conn_free(struct conn *);
 static void	conn_update_reading(struct conn *);
 static int	conn_finished(struct conn *);
-static int	conn_output_full(struct conn *);
+static int	conn_output_full(struct conn *, size_t *);
 static void	server_stop(struct server *);
 static void	server_reload(struct server *);
 static int	server_bind(struct server *, char *, size_t);
@@ -48,6 +57,25 @@ static int	server_activated(char *, size_t);
 
 /* Stops reading a client whose unread replies exceed this share. */
 #define OUTPUT_RESUME_DIVISOR	2
+
+/*
+ * A connection turned away gets its error, then is held (reading and
+ * dropping what it sent) until its peer closes or REFUSED_LINGER_SECS
+ * pass: closing a socket with unread data resets it, and the peer would
+ * lose the error.  At most REFUSED_MAX wait so; the others are closed at
+ * once.
+ */
+#define REFUSED_LINGER_SECS	2
+#define REFUSED_MAX		64
+
+/* A connection that was turned away, waiting for its peer to close. */
+struct refusal {
+	TAILQ_ENTRY(refusal)	 rf_entry;
+	struct server		*rf_srv;
+	int			 rf_fd;
+	struct event		*rf_ev;
+	time_t			 rf_until;	/* CLOCK_MONOTONIC */
+};
 
 int
 server_init(struct server *srv, struct event_base *base,
@@ -61,6 +89,7 @@ server_init(struct server *srv, struct event_base *base,
 	memset(srv, 0, sizeof(*srv));
 	TAILQ_INIT(&srv->srv_conns);
 	TAILQ_INIT(&srv->srv_writes);
+	TAILQ_INIT(&srv->srv_refused);
 	srv->srv_base = base;
 	srv->srv_conf = conf;
 	srv->srv_conf_path = conf_path;
@@ -86,7 +115,9 @@ server_init(struct server *srv, struct event_base *base,
 
 	srv->srv_commit_ev = event_new(base, -1, 0, server_commit_cb, srv);
 	srv->srv_listen_retry = evtimer_new(base, server_listen_retry, srv);
-	if (srv->srv_commit_ev == NULL || srv->srv_listen_retry == NULL) {
+	srv->srv_audit_ev = evtimer_new(base, server_audit_cb, srv);
+	if (srv->srv_commit_ev == NULL || srv->srv_listen_retry == NULL ||
+	    srv->srv_audit_ev == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return (-1);
 	}
@@ -270,8 +301,12 @@ server_release(struct server *srv)
 	struct conn	*conn;
 	size_t		 i;
 
+	struct refusal	*rf;
+
 	while ((conn = TAILQ_FIRST(&srv->srv_conns)) != NULL)
 		conn_free(conn);
+	while ((rf = TAILQ_FIRST(&srv->srv_refused)) != NULL)
+		refusal_free(rf);
 	if (srv->srv_listener != NULL)
 		evconnlistener_free(srv->srv_listener);
 	srv->srv_listener = NULL;
@@ -290,8 +325,11 @@ server_release(struct server *srv)
 	if (srv->srv_trim_ev != NULL)
 		event_free(srv->srv_trim_ev);
 	srv->srv_trim_ev = NULL;
+	if (srv->srv_audit_ev != NULL)
+		event_free(srv->srv_audit_ev);
 	memset(srv->srv_sigs, 0, sizeof(srv->srv_sigs));
 	srv->srv_commit_ev = srv->srv_listen_retry = srv->srv_stop_timer = NULL;
+	srv->srv_audit_ev = NULL;
 }
 
 static void
@@ -300,12 +338,10 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd,
 {
 	struct server		*srv = arg;
 	struct daemon_conf	*conf = srv->srv_conf;
-	struct conn		*conn;
+	struct conn		*conn, *c;
 	struct timeval		 tv;
+	uint64_t		 same = 0;
 	char			 err[256];
-	static const char	 busy[] = "{\"jsonrpc\":\"2.0\",\"id\":null,"
-	    "\"error\":{\"code\":-32005,\"message\":\"too many connections; "
-	    "try again later\",\"data\":{\"kind\":\"unavailable\"}}}\n";
 
 	if (srv->srv_stopping) {
 		close(fd);
@@ -313,9 +349,7 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd,
 	}
 	/* Turned away at once, so the connections already served go on. */
 	if (srv->srv_nconns >= conf->dc_max_connections) {
-		(void)send(fd, busy, sizeof(busy) - 1,
-		    MSG_NOSIGNAL | MSG_DONTWAIT);
-		close(fd);
+		server_refuse(srv, fd, "too many connections; try again later");
 		log_debug("%s: connection refused: max_connections %llu "
 		    "reached", __func__,
 		    (unsigned long long)conf->dc_max_connections);
@@ -335,10 +369,37 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd,
 		free(conn);
 		return;
 	}
+	/*
+	 * One uid cannot take every slot; root and the daemon's own uid (the
+	 * administrator, the sync agent) are never counted out.
+	 */
+	if (conn->c_peer.p_uid != 0 &&
+	    conn->c_peer.p_uid != conf->dc_acl.acl_self) {
+		TAILQ_FOREACH(c, &srv->srv_conns, c_entry)
+			if (c->c_peer.p_uid == conn->c_peer.p_uid)
+				same++;
+		if (same >= conf->dc_max_connections_per_uid) {
+			snprintf(err, sizeof(err), "too many connections from "
+			    "uid %u (max_connections_per_uid %llu); close "
+			    "some or try again later",
+			    (unsigned)conn->c_peer.p_uid,
+			    (unsigned long long)
+			    conf->dc_max_connections_per_uid);
+			log_debug("%s: connection refused: %s", __func__, err);
+			peer_release(&conn->c_peer);
+			free(conn);
+			server_refuse(srv, fd, err);
+			return;
+		}
+	}
 	conn->c_bev = bufferevent_socket_new(srv->srv_base, fd,
 	    BEV_OPT_CLOSE_ON_FREE);
 	conn->c_deadline = evtimer_new(srv->srv_base, conn_deadline, conn);
-	if (conn->c_bev == NULL || conn->c_deadline == NULL) {
+	conn->c_ungranted = evtimer_new(srv->srv_base, conn_ungranted, conn);
+	if (conn->c_bev == NULL || conn->c_deadline == NULL ||
+	    conn->c_ungranted == NULL || (conn->c_output_cb = evbuffer_add_cb(
+	    bufferevent_get_output(conn->c_bev), conn_output_cb,
+	    srv)) == NULL) {
 		log_warnx("%s: out of memory", __func__);
 		if (conn->c_bev != NULL)
 			bufferevent_free(conn->c_bev);
@@ -346,6 +407,8 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd,
 			close(fd);
 		if (conn->c_deadline != NULL)
 			event_free(conn->c_deadline);
+		if (conn->c_ungranted != NULL)
+			event_free(conn->c_ungranted);
 		peer_release(&conn->c_peer);
 		free(conn);
 		return;
@@ -359,12 +422,101 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd,
 	tv.tv_usec = 0;
 	bufferevent_set_timeouts(conn->c_bev, &tv, &tv);
 	bufferevent_enable(conn->c_bev, EV_READ | EV_WRITE);
+	/*
+	 * A peer no rule names can only say hello and be denied: it gets a
+	 * fixed time from now, whatever it sends, so it cannot hold a slot.
+	 */
+	if (acl_perms_any(&conf->dc_acl, &conn->c_peer) == 0) {
+		tv.tv_sec = (time_t)conf->dc_ungranted_timeout;
+		evtimer_add(conn->c_ungranted, &tv);
+	}
 
 	TAILQ_INSERT_TAIL(&srv->srv_conns, conn, c_entry);
 	srv->srv_nconns++;
 	log_debug("%s: connection %llu from uid %u gid %u pid %d", __func__,
 	    (unsigned long long)conn->c_id, (unsigned)conn->c_peer.p_uid,
 	    (unsigned)conn->c_peer.p_gid, (int)conn->c_peer.p_pid);
+}
+
+/*
+ * Turns fd away with an "unavailable" error built like every reply.  Its
+ * write side is shut so the peer reads the error then EOF; what the peer
+ * sent is read and dropped until it closes (see REFUSED_LINGER_SECS).
+ */
+static void
+server_refuse(struct server *srv, int fd, const char *msg)
+{
+	struct refusal	*rf = NULL;
+	struct timeval	 tv = { REFUSED_LINGER_SECS, 0 };
+	struct timespec	 now;
+	json_t		*reply;
+	char		*buf = NULL, drop[4096];
+	size_t		 len;
+
+	reply = proto_reply_error(NULL, PROTO_E_UNAVAILABLE, msg,
+	    json_pack("{s:s}", "kind", proto_err_kind(PROTO_E_UNAVAILABLE)));
+	if (reply != NULL)
+		buf = proto_encode(reply, &len);
+	json_decref(reply);
+	/* Small: it fits the socket's empty send buffer in one go. */
+	if (buf != NULL) {
+		(void)send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		proto_buf_free(buf, len);
+	}
+	(void)shutdown(fd, SHUT_WR);
+	if (srv->srv_nrefused < REFUSED_MAX && !srv->srv_stopping &&
+	    (rf = calloc(1, sizeof(*rf))) != NULL) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		rf->rf_srv = srv;
+		rf->rf_fd = fd;
+		rf->rf_until = now.tv_sec + REFUSED_LINGER_SECS;
+		rf->rf_ev = event_new(srv->srv_base, fd, EV_READ | EV_PERSIST,
+		    server_refused_read, rf);
+		if (rf->rf_ev != NULL && event_add(rf->rf_ev, &tv) == 0) {
+			TAILQ_INSERT_TAIL(&srv->srv_refused, rf, rf_entry);
+			srv->srv_nrefused++;
+			return;
+		}
+		if (rf->rf_ev != NULL)
+			event_free(rf->rf_ev);
+		free(rf);
+	}
+	/* Too many waiting: drop what already came, at least. */
+	while (recv(fd, drop, sizeof(drop), MSG_DONTWAIT) > 0)
+		continue;
+	close(fd);
+}
+
+static void
+server_refused_read(evutil_socket_t fd, short ev, void *arg)
+{
+	struct refusal	*rf = arg;
+	struct timespec	 now;
+	char		 drop[4096];
+	ssize_t		 n;
+
+	/* A peer that keeps sending does not hold its place for ever. */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if ((ev & EV_READ) && now.tv_sec <= rf->rf_until) {
+		while ((n = recv(fd, drop, sizeof(drop), MSG_DONTWAIT)) > 0)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+	}
+	/* EOF, an error, or the peer kept it open too long. */
+	refusal_free(rf);
+}
+
+static void
+refusal_free(struct refusal *rf)
+{
+	struct server	*srv = rf->rf_srv;
+
+	TAILQ_REMOVE(&srv->srv_refused, rf, rf_entry);
+	srv->srv_nrefused--;
+	event_free(rf->rf_ev);
+	close(rf->rf_fd);
+	free(rf);
 }
 
 /* Out of descriptors: pause accepting for a second rather than spin. */
@@ -509,6 +661,25 @@ server_commit_cb(evutil_socket_t fd, short ev, void *arg)
 }
 
 void
+server_schedule_audit(struct server *srv)
+{
+	struct timeval	tv = { AUDIT_INTERVAL, 0 };
+
+	if (!evtimer_pending(srv->srv_audit_ev, NULL))
+		evtimer_add(srv->srv_audit_ev, &tv);
+}
+
+/* Writes the audit counts now due; audit_close writes the rest at exit. */
+static void
+server_audit_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct server	*srv = arg;
+
+	if (audit_flush(srv->srv_audit, 0))
+		server_schedule_audit(srv);
+}
+
+void
 server_send(struct conn *conn, json_t *msg)
 {
 	struct evbuffer	*out;
@@ -556,9 +727,10 @@ conn_update_reading(struct conn *conn)
 	struct daemon_conf	*conf = conn->c_srv->srv_conf;
 	struct evbuffer		*in = bufferevent_get_input(conn->c_bev);
 	struct timeval		 tv;
+	size_t			 limit;
 	int			 full;
 
-	full = conn_output_full(conn);
+	full = conn_output_full(conn, &limit);
 	if (conn->c_closing || conn->c_blocked || conn->c_eof || full) {
 		bufferevent_disable(conn->c_bev, EV_READ);
 		/* A message we stopped reading is not the client's delay. */
@@ -576,15 +748,45 @@ conn_update_reading(struct conn *conn)
 	}
 	/* Ask for conn_write once the backlog has shrunk enough. */
 	bufferevent_setwatermark(conn->c_bev, EV_WRITE, full ?
-	    conf->dc_max_output_bytes / OUTPUT_RESUME_DIVISOR : 0, 0);
+	    limit / OUTPUT_RESUME_DIVISOR : 0, 0);
 }
 
-/* More unread replies queued than max_output_bytes allows. */
+/*
+ * More unread replies queued than this connection may hold: over
+ * max_output_bytes, or, while all connections together hold more than
+ * max_output_total, over its even share of that.  A connection with
+ * nothing queued is never full, so every peer that reads its replies
+ * keeps being served whatever the others do.  *limitp (may be NULL) gets
+ * the bound that applies.
+ */
 static int
-conn_output_full(struct conn *conn)
+conn_output_full(struct conn *conn, size_t *limitp)
 {
+	struct server		*srv = conn->c_srv;
+	struct daemon_conf	*conf = srv->srv_conf;
+	uint64_t		 limit = conf->dc_max_output_bytes, share;
+
+	if (srv->srv_output_total > conf->dc_max_output_total &&
+	    srv->srv_nconns > 0) {
+		share = conf->dc_max_output_total / srv->srv_nconns;
+		if (share < limit)
+			limit = share;
+	}
+	if (limitp != NULL)
+		*limitp = (size_t)limit;
 	return (evbuffer_get_length(bufferevent_get_output(conn->c_bev)) >
-	    conn->c_srv->srv_conf->dc_max_output_bytes);
+	    limit);
+}
+
+/* Keeps srv_output_total, the bytes queued in every connection. */
+static void
+conn_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct server	*srv = arg;
+
+	srv->srv_output_total += info->n_added;
+	srv->srv_output_total -= info->n_deleted;
 }
 
 static void
@@ -615,7 +817,8 @@ conn_process(struct conn *conn)
 	const char		*line;
 	size_t			 len, eol_len;
 
-	while (!conn->c_closing && !conn->c_blocked && !conn_output_full(conn)) {
+	while (!conn->c_closing && !conn->c_blocked &&
+	    !conn_output_full(conn, NULL)) {
 		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 		if (eol.pos == -1) {
 			if (evbuffer_get_length(in) > conf->dc_max_message_bytes)
@@ -687,6 +890,56 @@ conn_deadline(evutil_socket_t fd, short ev, void *arg)
 	    "connection", NULL));
 }
 
+/*
+ * ungranted_timeout after accept, a peer that still holds no permission
+ * anywhere (a reload may have granted one since) is told so and closed.
+ */
+static void
+conn_ungranted(evutil_socket_t fd, short ev, void *arg)
+{
+	struct conn		*conn = arg;
+	struct daemon_conf	*conf = conn->c_srv->srv_conf;
+	char			 msg[256];
+
+	if (conn->c_closing ||
+	    acl_perms_any(&conf->dc_acl, &conn->c_peer) != 0)
+		return;
+	log_debug("%s: connection %llu of uid %u holds no permission; closed "
+	    "after ungranted_timeout", __func__,
+	    (unsigned long long)conn->c_id, (unsigned)conn->c_peer.p_uid);
+	/* One that does not read its replies is not owed them. */
+	if (evbuffer_get_length(bufferevent_get_output(conn->c_bev)) > 0 ||
+	    conn->c_waiting > 0) {
+		conn_free(conn);
+		return;
+	}
+	evbuffer_drain(bufferevent_get_input(conn->c_bev),
+	    evbuffer_get_length(bufferevent_get_input(conn->c_bev)));
+	snprintf(msg, sizeof(msg), "uid %u has no permission on any tenant; "
+	    "closing the connection after ungranted_timeout (%llu s)",
+	    (unsigned)conn->c_peer.p_uid,
+	    (unsigned long long)conf->dc_ungranted_timeout);
+	server_send_close(conn, proto_reply_error(NULL, PROTO_E_DENIED, msg,
+	    json_pack("{s:s}", "kind", proto_err_kind(PROTO_E_DENIED))));
+	if (conn_finished(conn))
+		conn_free(conn);
+}
+
+/*
+ * 1 when the peer closed its socket altogether (not only its write side):
+ * nobody is left to read a reply.
+ */
+static int
+conn_peer_gone(struct conn *conn)
+{
+	struct pollfd	pfd;
+
+	pfd.fd = conn->c_fd;
+	pfd.events = 0;
+	pfd.revents = 0;
+	return (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR)));
+}
+
 static void
 conn_write(struct bufferevent *bev, void *arg)
 {
@@ -717,7 +970,12 @@ conn_event(struct bufferevent *bev, short what, void *arg)
 	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
 		conn->c_eof = 1;
 		evtimer_del(conn->c_deadline);
-		if (conn_finished(conn))
+		/*
+		 * A peer that closed (not half-closed) while a write or a
+		 * backup of its runs is not waited for: they finish
+		 * unanswered and the slot is free now.
+		 */
+		if (conn_finished(conn) || conn_peer_gone(conn))
 			conn_free(conn);
 		else
 			conn_update_reading(conn);
@@ -749,6 +1007,11 @@ conn_free(struct conn *conn)
 	TAILQ_REMOVE(&srv->srv_conns, conn, c_entry);
 	srv->srv_nconns--;
 	event_free(conn->c_deadline);
+	event_free(conn->c_ungranted);
+	evbuffer_remove_cb_entry(bufferevent_get_output(conn->c_bev),
+	    conn->c_output_cb);
+	srv->srv_output_total -= evbuffer_get_length(
+	    bufferevent_get_output(conn->c_bev));
 	bufferevent_free(conn->c_bev);
 	peer_release(&conn->c_peer);
 	log_debug("%s: connection %llu closed", __func__,

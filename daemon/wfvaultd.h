@@ -66,8 +66,11 @@ struct peer {
 /*
  * Parses the value of one "allow" line ("user:deploy read,list acme,b-*")
  * and appends the rule.  user:/group: names are resolved now; uid:/gid:
- * take numbers.  Returns 0 or -1 with a message in err.
+ * take numbers.  Returns 0, -1 with a message in err, or ACL_SKIPPED with
+ * a warning in err when the name does not resolve (the rule is left out,
+ * so it grants nothing).
  */
+#define ACL_SKIPPED	1
 int	acl_add_rule(struct acl *acl, const char *line, char *err,
 	    size_t errlen);
 /* Frees the rules; acl is ACL_INIT afterwards (acl_self kept). */
@@ -109,11 +112,14 @@ struct daemon_conf {
 	char		*dc_backup_dir;		/* NULL: no online backups */
 	uint64_t	 dc_map_size;
 	uint64_t	 dc_max_connections;
+	uint64_t	 dc_max_connections_per_uid; /* root, self exempt */
 	uint64_t	 dc_max_message_bytes;
 	uint64_t	 dc_max_config_bytes;
 	uint64_t	 dc_max_output_bytes;	/* queued replies per connection */
+	uint64_t	 dc_max_output_total;	/* ... over all of them */
 	uint64_t	 dc_idle_timeout;	/* seconds */
 	uint64_t	 dc_message_timeout;	/* seconds for one whole line */
+	uint64_t	 dc_ungranted_timeout;	/* a peer with no grant */
 	uint64_t	 dc_keep_versions;
 	uint64_t	 dc_feed_retain;	/* change feed entries kept */
 	char		*dc_audit_log;
@@ -486,6 +492,23 @@ void	audit_close(struct audit *a);
 void	audit_log(struct audit *a, const struct peer *peer, const char *method,
 	    const char *tenant, json_t *fields, const char *outcome);
 /*
+ * A request a peer could repeat in a loop: one that failed (code is its
+ * PROTO_E_*), or a hello (code 0).  The first AUDIT_BURST of peer's uid in
+ * an AUDIT_INTERVAL are written in full (as audit_log does) and 1
+ * returned, so the caller may log them too; the ones after them in the
+ * interval are only counted per outcome (0 returned) and audit_flush
+ * writes one line per outcome with its number.
+ */
+#define AUDIT_INTERVAL	1	/* seconds */
+#define AUDIT_BURST	10
+int	audit_limited(struct audit *a, const struct peer *peer,
+	    const char *method, const char *tenant, json_t *fields, int code);
+/*
+ * Writes the counts whose interval has ended (all of them with all set,
+ * as audit_close does).  Returns 1 while counts remain.
+ */
+int	audit_flush(struct audit *a, int all);
+/*
  * Lines that could not be written since audit_open (never fatal); *last_errno
  * (may be NULL) gets the errno of the latest failure, 0 if none.
  */
@@ -497,6 +520,8 @@ struct event;
 struct bufferevent;
 struct evconnlistener;
 struct rpc_write;
+struct evbuffer_cb_entry;
+struct refusal;
 
 /* One client connection. */
 struct conn {
@@ -506,6 +531,8 @@ struct conn {
 	int			 c_fd;
 	struct bufferevent	*c_bev;
 	struct event		*c_deadline;	/* for one whole message */
+	struct event		*c_ungranted;	/* a peer with no grant */
+	struct evbuffer_cb_entry *c_output_cb;	/* srv_output_total */
 	struct peer		 c_peer;
 	int			 c_waiting;	/* queued writes not answered */
 	int			 c_blocked;	/* a line waits for them */
@@ -516,6 +543,7 @@ struct conn {
 };
 TAILQ_HEAD(conn_list, conn);
 TAILQ_HEAD(rpc_write_list, rpc_write);
+TAILQ_HEAD(refusal_list, refusal);
 
 struct server {
 	struct event_base	*srv_base;
@@ -530,6 +558,10 @@ struct server {
 	struct event		*srv_stop_timer;
 	struct conn_list	 srv_conns;
 	size_t			 srv_nconns;
+	uint64_t		 srv_output_total; /* queued in all conns */
+	struct refusal_list	 srv_refused;	/* turned away */
+	size_t			 srv_nrefused;
+	struct event		*srv_audit_ev;	/* audit counts */
 	uint64_t		 srv_next_id;
 	time_t			 srv_started;
 	int			 srv_stopping;
@@ -561,6 +593,8 @@ void	server_send_close(struct conn *conn, json_t *msg);
 void	server_conn_resume(struct conn *conn);
 /* Ensures rpc_commit() runs at the end of this loop turn. */
 void	server_schedule_commit(struct server *srv);
+/* Ensures audit_flush() runs once the requests counted now are due. */
+void	server_schedule_audit(struct server *srv);
 
 /* notify.c */
 /* Reads $NOTIFY_SOCKET (systemd Type=notify); without it all is a no-op. */

@@ -249,3 +249,39 @@ teardown() {
 	run wfv_as 4242 4242 get acme f
 	[ "$status" -eq 4 ]
 }
+
+@test "a rule naming a deleted account is skipped with a warning, not fatal" {
+	write_conf "socket_mode 0666" "allow uid:4242 read acme" \
+	    "allow user:no-such-user-wfvault read acme" \
+	    "allow group:no-such-group-wfvault admin *"
+	run "$WFVAULTD" -n -c "$CONF"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"unknown user 'no-such-user-wfvault'; rule skipped"* ]]
+	[[ "$output" == *"unknown group 'no-such-group-wfvault'; rule skipped"* ]]
+	restart_daemon
+	grep -q "unknown user 'no-such-user-wfvault'; rule skipped" "$LOG"
+	run wfv_as 4242 4242 get acme f
+	[ "$status" -eq 0 ]
+	[ "$output" = "acme-value" ]
+	run wfv_as 4243 4243 get acme f
+	[ "$status" -eq 4 ]
+}
+
+@test "a reload with a rule naming a deleted account applies the others" {
+	run wfv_as 4250 4250 get acme f
+	[ "$status" -eq 4 ]
+	# 4242 loses its rule, 4250 gains one, the unknown name is skipped.
+	write_conf "socket_mode 0666" "allow uid:4250 read acme" \
+	    "allow user:no-such-user-wfvault read acme"
+	kill -HUP "$DAEMON_PID"
+	local _
+	for _ in $(seq 50); do
+		wfv_as 4250 4250 get acme f >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	run wfv_as 4250 4250 get acme f
+	[ "$status" -eq 0 ]
+	run wfv_as 4242 4242 get acme f
+	[ "$status" -eq 4 ]
+	grep -q "unknown user 'no-such-user-wfvault'; rule skipped" "$LOG"
+}

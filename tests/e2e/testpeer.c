@@ -74,7 +74,13 @@ usage(void)
 	    "                              pending=P\", then \"still_ok=S\"\n"
 	    "  pipeline SOCK N TENANT FIELD  N get/hello requests in one write;\n"
 	    "                              prints \"replies=R in_order=yes|no\n"
-	    "                              errors=E\"\n", progname);
+	    "                              errors=E\"\n"
+	    "  hog SOCK N REQS HOLD_MS [TENANT FIELD]  N connections, each\n"
+	    "                              sending REQS hello (or get) requests\n"
+	    "                              and reading nothing for HOLD_MS;\n"
+	    "                              prints \"opened=N\", then \"sent=S\"\n"
+	    "                              (requests written) (exit 0)\n",
+	    progname);
 	exit(TP_USAGE);
 }
 
@@ -780,6 +786,95 @@ cmd_pipeline(int argc, char **argv)
 	return (replies == n && in_order && errors == 0 ? TP_OK : TP_NO);
 }
 
+/*
+ * A peer that pipelines and never reads its replies, on many connections
+ * at once: what the daemon queues for it must stay bounded.
+ */
+static int
+cmd_hog(int argc, char **argv)
+{
+	struct buf	 req = BUF_INIT;
+	struct pollfd	*pfd;
+	size_t		*off, n, i, opened, np, total, sent = 0;
+	long		 reqs, j;
+	long long	 deadline;
+	char		 one[1024];
+	ssize_t		 r;
+	int		*fds, len;
+
+	if (argc != 4 && argc != 6)
+		usage();
+	n = (size_t)parse_num(argv[1], 1, 100000, "N");
+	reqs = parse_num(argv[2], 1, 10000000, "REQS");
+	deadline = now_ms() + parse_num(argv[3], 0, 600000, "HOLD_MS");
+	for (j = 1; j <= reqs; j++) {
+		if (argc == 6)
+			len = snprintf(one, sizeof(one), "{\"jsonrpc\":\"2.0\","
+			    "\"id\":%ld,\"method\":\"get\",\"params\":"
+			    "{\"tenant\":\"%s\",\"field\":\"%s\"}}\n", j,
+			    argv[4], argv[5]);
+		else
+			len = snprintf(one, sizeof(one), HELLO_FMT, (int)j);
+		if (len < 0 || (size_t)len >= sizeof(one)) {
+			fprintf(stderr, "%s: tenant or field too long\n",
+			    progname);
+			return (TP_USAGE);
+		}
+		buf_append(&req, one, (size_t)len);
+	}
+	if ((fds = calloc(n, sizeof(*fds))) == NULL ||
+	    (off = calloc(n, sizeof(*off))) == NULL ||
+	    (pfd = calloc(n, sizeof(*pfd))) == NULL)
+		die("calloc");
+	opened = 0;
+	for (i = 0; i < n; i++)
+		if ((fds[i] = peer_connect(argv[0])) != -1)
+			opened++;
+	printf("opened=%zu\n", opened);
+	fflush(stdout);
+
+	/* Write as much as the daemon takes; read nothing, ever. */
+	for (;;) {
+		np = 0;
+		for (i = 0; i < n; i++) {
+			if (fds[i] == -1 || off[i] == req.b_len)
+				continue;
+			pfd[np].fd = fds[i];
+			pfd[np].events = POLLOUT;
+			pfd[np].revents = 0;
+			np++;
+		}
+		if (np == 0 || poll(pfd, np, ms_left(deadline)) <= 0)
+			break;
+		for (i = 0; i < n; i++) {
+			if (fds[i] == -1 || off[i] == req.b_len)
+				continue;
+			r = send(fds[i], req.b_data + off[i],
+			    req.b_len - off[i], MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (r > 0)
+				off[i] += (size_t)r;
+			else if (r == -1 && errno != EAGAIN && errno != EINTR) {
+				close(fds[i]);
+				fds[i] = -1;
+			}
+		}
+	}
+	poll(NULL, 0, ms_left(deadline));
+	total = 0;
+	for (i = 0; i < n; i++) {
+		sent += count_lines(req.b_data, off[i]);
+		total += off[i];
+		if (fds[i] != -1)
+			close(fds[i]);
+	}
+	printf("sent=%zu bytes=%zu\n", sent, total);
+	free(fds);
+	free(off);
+	free(pfd);
+	buf_free(&req);
+	return (TP_OK);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -795,6 +890,7 @@ main(int argc, char **argv)
 		{ "idle", cmd_idle },
 		{ "flood", cmd_flood },
 		{ "pipeline", cmd_pipeline },
+		{ "hog", cmd_hog },
 	};
 	size_t	i;
 

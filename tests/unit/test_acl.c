@@ -243,14 +243,34 @@ test_superusers(void **state)
 	acl_release(&acl);
 }
 
+/* A rule naming an account that does not exist is left out, with why. */
+static void
+add_skipped(const char *line, const char *want)
+{
+	struct acl	acl = ACL_INIT;
+	char		err[512];
+
+	err[0] = '\0';
+	assert_int_equal(acl_add_rule(&acl, line, err, sizeof(err)),
+	    ACL_SKIPPED);
+	if (strstr(err, want) == NULL)
+		fail_msg("rule '%s': got '%s', want '%s'", line, err, want);
+	assert_int_equal(acl.acl_nrules, 0);
+	acl_release(&acl);
+}
+
 static void
 test_parse_errors(void **state)
 {
 	(void)state;
-	add_fails("user:no-such-user-wfvault read acme",
-	    "unknown user 'no-such-user-wfvault'");
-	add_fails("group:no-such-group-wfvault read acme",
-	    "unknown group 'no-such-group-wfvault'");
+	add_skipped("user:no-such-user-wfvault read acme",
+	    "unknown user 'no-such-user-wfvault'; rule skipped");
+	add_skipped("group:no-such-group-wfvault read acme",
+	    "unknown group 'no-such-group-wfvault'; rule skipped");
+	/* The rest of a skipped rule is still checked. */
+	add_fails("user:no-such-user-wfvault read,bogus acme", "bogus");
+	add_fails("user:no-such-user-wfvault read bad/tenant",
+	    "bad tenant pattern");
 	add_fails("person:bob read acme", "bad principal 'person:bob'");
 	add_fails("user: read acme", "bad principal 'user:'");
 	add_fails("uid:abc read acme", "bad user id in 'uid:abc'");

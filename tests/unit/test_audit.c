@@ -162,6 +162,133 @@ test_lines(void **state)
 	json_decref(lines);
 }
 
+/*
+ * Denials of one uid within an interval: the first few are written in full,
+ * the rest counted into one line that audit_close writes; another uid has
+ * its own count.  (Fast enough to stay within one interval.)
+ */
+static void
+test_denials_coalesced(void **state)
+{
+	struct tdir	*td = *state;
+	struct audit	*a;
+	struct peer	 p = PEER_INIT, q = PEER_INIT;
+	json_t		*lines, *l;
+	json_int_t	 total = 0, full = 0;
+	char		 err[256];
+	size_t		 i;
+	int		 rc, written = 0;
+
+	p.p_uid = 4260;
+	p.p_gid = 4260;
+	p.p_pid = 11;
+	q.p_uid = 4261;
+	q.p_gid = 4261;
+	q.p_pid = 12;
+	assert_int_equal(audit_open(&a, td->td_log, err, sizeof(err)), 0);
+	for (i = 0; i < 1000; i++) {
+		rc = audit_limited(a, &p, "get", "acme", NULL,
+		    PROTO_E_DENIED);
+		written += rc;
+	}
+	assert_int_equal(audit_limited(a, &q, "get", "beta", NULL,
+	    PROTO_E_DENIED), 1);
+	/* A burst per interval: a second boundary may fall in the loop. */
+	assert_true(written >= AUDIT_BURST &&
+	    written <= 2 * AUDIT_BURST);
+	/* Nothing is lost at exit: audit_close writes what is counted. */
+	audit_close(a);
+
+	lines = read_lines(td->td_log);
+	json_array_foreach(lines, i, l) {
+		if (json_integer_value(json_object_get(l, "uid")) != 4260)
+			continue;
+		assert_string_equal(json_string_value(json_object_get(l,
+		    "outcome")), "permission_denied");
+		if (json_object_get(l, "count") != NULL) {
+			assert_non_null(json_object_get(l, "since"));
+			total += json_integer_value(json_object_get(l,
+			    "count"));
+		} else {
+			assert_string_equal(json_string_value(
+			    json_object_get(l, "method")), "get");
+			full++;
+			total++;
+		}
+	}
+	assert_int_equal(full, written);
+	assert_int_equal(total, 1000);
+	assert_true(json_array_size(lines) <= 2 * AUDIT_BURST + 3);
+	json_decref(lines);
+}
+
+/*
+ * Every failure and hello of one uid shares the burst; past it each
+ * outcome is counted on its own line and the counts add up exactly.  A
+ * successful data operation is still written in full in between.
+ */
+static void
+test_failures_coalesced(void **state)
+{
+	static const int codes[] = { PROTO_E_PARSE, PROTO_E_METHOD,
+	    PROTO_E_PARAMS, PROTO_E_NOT_FOUND, 0 };
+	struct tdir	*td = *state;
+	struct audit	*a;
+	struct peer	 p = PEER_INIT;
+	json_t		*lines, *l;
+	json_int_t	 got[5] = { 0 };
+	const char	*outcome, *method;
+	char		 err[256];
+	size_t		 i, j;
+	int		 written = 0, oks = 0;
+
+	p.p_uid = 4260;
+	p.p_gid = 4260;
+	p.p_pid = 11;
+	assert_int_equal(audit_open(&a, td->td_log, err, sizeof(err)), 0);
+	for (i = 0; i < 1000; i++) {
+		for (j = 0; j < 5; j++)
+			written += audit_limited(a, &p, codes[j] == 0 ?
+			    "hello" : "invalid", NULL, NULL, codes[j]);
+		if (i == 500)
+			audit_log(a, &p, "get", "acme", NULL, "ok");
+	}
+	/* A burst per interval: a second boundary may fall in the loop. */
+	assert_true(written >= AUDIT_BURST && written <= 2 * AUDIT_BURST);
+	audit_close(a);
+
+	lines = read_lines(td->td_log);
+	assert_true(json_array_size(lines) <= 2 * AUDIT_BURST + 11);
+	json_array_foreach(lines, i, l) {
+		assert_int_equal(json_integer_value(json_object_get(l, "uid")),
+		    4260);
+		outcome = json_string_value(json_object_get(l, "outcome"));
+		method = json_string_value(json_object_get(l, "method"));
+		assert_non_null(outcome);
+		if (method != NULL && strcmp(method, "get") == 0) {
+			oks++;
+			continue;
+		}
+		for (j = 0; j < 5; j++)
+			if (strcmp(outcome, codes[j] == 0 ? "ok" :
+			    proto_err_kind(codes[j])) == 0)
+				break;
+		assert_true(j < 5);
+		if (codes[j] == 0)
+			assert_string_equal(method, "hello");
+		if (json_object_get(l, "count") != NULL) {
+			assert_non_null(json_object_get(l, "since"));
+			got[j] += json_integer_value(json_object_get(l,
+			    "count"));
+		} else
+			got[j]++;
+	}
+	assert_int_equal(oks, 1);
+	for (j = 0; j < 5; j++)
+		assert_int_equal(got[j], 1000);
+	json_decref(lines);
+}
+
 static void
 test_no_secret_in_file(void **state)
 {
@@ -314,6 +441,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lines, setup_dir,
 		    teardown_dir),
 		cmocka_unit_test_setup_teardown(test_no_secret_in_file,
+		    setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_denials_coalesced,
+		    setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_failures_coalesced,
 		    setup_dir, teardown_dir),
 		cmocka_unit_test(test_disabled),
 		cmocka_unit_test_setup_teardown(test_reopen_rotation,

@@ -469,6 +469,9 @@ test_daemon_defaults(void **state)
 	assert_true(dc.dc_max_message_bytes == MIB);
 	assert_true(dc.dc_max_config_bytes == 64 * KIB);
 	assert_true(dc.dc_max_output_bytes == 16 * MIB);
+	assert_int_equal(dc.dc_max_connections_per_uid, 64);
+	assert_true(dc.dc_max_output_total == 64 * MIB);
+	assert_int_equal(dc.dc_ungranted_timeout, 10);
 	assert_int_equal(dc.dc_idle_timeout, 300);
 	assert_int_equal(dc.dc_message_timeout, 10);
 	assert_int_equal(dc.dc_keep_versions, 10);
@@ -499,6 +502,9 @@ test_daemon_all_keywords(void **state)
 	    "max_message_bytes 64M\n"
 	    "max_config_bytes 16M\n"
 	    "max_output_bytes 1G\n"
+	    "max_connections_per_uid 5\n"
+	    "max_output_total 2G\n"
+	    "ungranted_timeout 3s\n"
 	    "idle_timeout 1d\n"
 	    "message_timeout 1h\n"
 	    "keep_versions 1000\n"
@@ -520,6 +526,9 @@ test_daemon_all_keywords(void **state)
 	assert_true(dc.dc_max_message_bytes == 64 * MIB);
 	assert_true(dc.dc_max_config_bytes == 16 * MIB);
 	assert_true(dc.dc_max_output_bytes == GIB);
+	assert_int_equal(dc.dc_max_connections_per_uid, 5);
+	assert_true(dc.dc_max_output_total == 2 * GIB);
+	assert_int_equal(dc.dc_ungranted_timeout, 3);
 	assert_int_equal(dc.dc_idle_timeout, 86400);
 	assert_int_equal(dc.dc_message_timeout, 3600);
 	assert_int_equal(dc.dc_keep_versions, 1000);
@@ -553,7 +562,8 @@ test_daemon_all_keywords(void **state)
 static void
 test_daemon_errors(void **state)
 {
-	char	sock[256];
+	struct daemon_conf	dc;
+	char			sock[256], err[512];
 
 	(void)state;
 	dload_fails("", "d.conf: set master_key_file or master_key_credential");
@@ -612,9 +622,15 @@ test_daemon_errors(void **state)
 	    "max_output_bytes (8M)");
 	dload_fails("master_key_file /k\nlisten 1\n",
 	    "d.conf:2: unknown keyword 'listen'");
-	dload_fails("master_key_file /k\nallow uid:1 read acme\n"
-	    "allow user:no-such-user-wfvault read acme\n",
-	    "d.conf:3: allow: unknown user 'no-such-user-wfvault'");
+	/* A deleted account's rule is skipped (warned), not fatal. */
+	assert_int_equal(dload(&dc, "master_key_file /k\n"
+	    "allow uid:1 read acme\n"
+	    "allow user:no-such-user-wfvault read acme\n"
+	    "allow group:no-such-group-wfvault admin *\n", err,
+	    sizeof(err)), 0);
+	assert_int_equal(dc.dc_acl.acl_nrules, 1);
+	assert_int_equal(dc.dc_acl.acl_rules[0].ar_id, 1);
+	daemon_conf_release(&dc);
 
 	/* sun_path holds 107 bytes and the NUL. */
 	memset(sock, 'a', sizeof(sock));
