@@ -25,7 +25,7 @@ endif
 WARNFLAGS = -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wpointer-arith \
 	    -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 HARDEN	= -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
-ALL_CPPFLAGS = -D_GNU_SOURCE -Iproto -Iconfig $(CPPFLAGS)
+ALL_CPPFLAGS = -D_GNU_SOURCE $(CPPFLAGS)
 ALL_CFLAGS = -std=c11 $(WARNFLAGS) $(HARDEN) $(SANFLAGS) $(CFLAGS)
 ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(SANFLAGS) $(LDFLAGS)
 
@@ -39,14 +39,19 @@ DEB_TEST  = libcmocka-dev bats socat jq curl lmdb-utils util-linux \
 # Debian or elsewhere) is used as it is, so nothing conflicts with it.
 DEB_NODE  = nodejs npm
 
+# One folder a program, and the shared layers under them: common/ (the
+# logger, the clock, the wiping reallocator), proto/ (the wire contract
+# and the blocking client) and config/ (the parser).
+COMMON_SRCS = $(wildcard common/*.c)
 PROTO_SRCS  = $(wildcard proto/*.c)
 CONFIG_SRCS = $(wildcard config/*.c)
 DAEMON_SRCS = $(filter-out daemon/main.c,$(wildcard daemon/*.c))
-CLI_SRCS    = $(filter-out client/sync%.c client/kv%.c,$(wildcard client/*.c))
-SYNC_SRCS   = $(wildcard client/sync*.c client/kv*.c)
+CLI_SRCS    = $(wildcard client/*.c)
+SYNC_SRCS   = $(filter-out sync/sync.c,$(wildcard sync/*.c))
 UNIT_SRCS   = $(wildcard tests/unit/test_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+COMMON_OBJS = $(call obj,$(COMMON_SRCS))
 PROTO_OBJS  = $(call obj,$(PROTO_SRCS))
 CONFIG_OBJS = $(call obj,$(CONFIG_SRCS))
 DAEMON_OBJS = $(call obj,$(DAEMON_SRCS))
@@ -54,14 +59,23 @@ CLI_OBJS    = $(call obj,$(CLI_SRCS))
 SYNC_OBJS   = $(call obj,$(SYNC_SRCS))
 UNIT_BINS   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
+# Each folder sees the headers of what it builds on, and no others: so
+# proto/ cannot include a daemon header by accident.  The unit tests
+# reach into the daemon's and the agent's modules.
+INC_common  = -Icommon
+INC_proto   = -Iproto -Icommon
+INC_config  = -Iconfig
+INC_daemon  = -Idaemon -Iproto -Iconfig -Icommon
+INC_client  = -Iclient -Iproto
+INC_sync    = -Isync -Iproto -Iconfig -Icommon
+INC_unit    = -Itests/unit -Idaemon -Isync -Iproto -Iconfig -Icommon
+INC_e2e     =
+
 DAEMON_LIBS = -llmdb -lsodium -levent -ljansson -pthread
 CLI_LIBS    = -ljansson
 SYNC_LIBS   = -ljansson -lcurl
 
-PROGS = $(BUILD)/wfvaultd $(BUILD)/wfvault
-ifneq ($(SYNC_SRCS),)
-PROGS += $(BUILD)/wfvault-sync
-endif
+PROGS = $(BUILD)/wfvaultd $(BUILD)/wfvault $(BUILD)/wfvault-sync
 
 .PHONY: all deps deps-build deps-test build test-build test demo bench \
 	fuzz format install uninstall clean
@@ -110,21 +124,31 @@ deps-test:
 
 deps: deps-test
 
+# INC is the include path of the object's folder (INC_* above).
+$(BUILD)/obj/common/%.o: INC = $(INC_common)
+$(BUILD)/obj/proto/%.o: INC = $(INC_proto)
+$(BUILD)/obj/config/%.o: INC = $(INC_config)
+$(BUILD)/obj/daemon/%.o: INC = $(INC_daemon)
+$(BUILD)/obj/client/%.o: INC = $(INC_client)
+$(BUILD)/obj/sync/%.o: INC = $(INC_sync)
+$(BUILD)/obj/tests/unit/%.o: INC = $(INC_unit)
+$(BUILD)/obj/tests/e2e/%.o: INC = $(INC_e2e)
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CPPFLAGS) -Idaemon -Iclient $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(ALL_CPPFLAGS) $(INC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/wfvaultd: $(BUILD)/obj/daemon/main.o $(DAEMON_OBJS) $(CONFIG_OBJS) $(PROTO_OBJS)
+$(BUILD)/wfvaultd: $(BUILD)/obj/daemon/main.o $(DAEMON_OBJS) $(CONFIG_OBJS) $(PROTO_OBJS) $(COMMON_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DAEMON_LIBS)
 
-$(BUILD)/wfvault: $(CLI_OBJS) $(PROTO_OBJS)
+$(BUILD)/wfvault: $(CLI_OBJS) $(PROTO_OBJS) $(COMMON_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CLI_LIBS)
 
-$(BUILD)/wfvault-sync: $(SYNC_OBJS) $(CONFIG_OBJS) $(PROTO_OBJS)
+$(BUILD)/wfvault-sync: $(BUILD)/obj/sync/sync.o $(SYNC_OBJS) $(CONFIG_OBJS) $(PROTO_OBJS) $(COMMON_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(SYNC_LIBS)
 
-# Unit tests link the modules they use from these archives.
-$(BUILD)/libtest.a: $(DAEMON_OBJS) $(CONFIG_OBJS) $(PROTO_OBJS) $(filter-out $(BUILD)/obj/client/sync.o,$(SYNC_OBJS))
+# Unit tests link the modules they use from this archive.
+$(BUILD)/libtest.a: $(DAEMON_OBJS) $(SYNC_OBJS) $(CONFIG_OBJS) $(PROTO_OBJS) $(COMMON_OBJS)
 	rm -f $@; ar rcs $@ $^
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libtest.a
@@ -157,13 +181,15 @@ fuzz: deps-build
 	@for f in $(FUZZ_SRCS); do \
 		n=$$(basename $$f .c); \
 		echo "clang $$f"; \
-		clang $(ALL_CPPFLAGS) -Idaemon -g -O1 -fsanitize=fuzzer,address,undefined \
-		    -o $(BUILD)/fuzz/$$n $$f $(PROTO_SRCS) $(CONFIG_SRCS) \
-		    $(DAEMON_SRCS) $(DAEMON_LIBS) || exit 1; \
+		clang $(ALL_CPPFLAGS) $(INC_daemon) -g -O1 \
+		    -fsanitize=fuzzer,address,undefined \
+		    -o $(BUILD)/fuzz/$$n $$f $(COMMON_SRCS) $(PROTO_SRCS) \
+		    $(CONFIG_SRCS) $(DAEMON_SRCS) $(DAEMON_LIBS) || exit 1; \
 	done
 
 format:
-	clang-format -i proto/*.[ch] config/*.[ch] daemon/*.[ch] client/*.[ch]
+	clang-format -i common/*.[ch] proto/*.[ch] config/*.[ch] daemon/*.[ch] \
+	    client/*.[ch] sync/*.[ch]
 
 # Installs under $(DESTDIR)$(PREFIX); works without root when DESTDIR is
 # set.  The systemd units name the installed programs (the sources say
@@ -176,7 +202,7 @@ TMPFILESDIR	?= $(PREFIX)/lib/tmpfiles.d
 MANDIR		?= $(PREFIX)/share/man
 UNITS		= wfvaultd.service wfvaultd.socket wfvault-sync.service
 MAN_PAGES	= client/wfvault.1 daemon/wfvaultd.conf.5 daemon/wfvaultd.8 \
-		  client/wfvault-sync.8
+		  sync/wfvault-sync.8
 CONFIGS		= wfvaultd wfvault-sync
 INSTALL_PATHS	= sed -e 's|/usr/sbin/wfvaultd|$(PREFIX)/sbin/wfvaultd|g' \
 		      -e 's|/usr/bin/wfvault|$(PREFIX)/bin/wfvault|g' \

@@ -47,6 +47,30 @@ repo_files() {
 	[[ "$(make_n install DESTDIR="$T/dest")" == *libsodium-dev* ]]
 }
 
+@test "each folder compiles with its own include path; proto/ logs nothing" {
+	local out line n=0
+	out=$(make_n build)
+	# proto/ and the CLI see no header of the daemon or the agent, so
+	# they cannot include one by accident; nor does config/.
+	while read -r line; do
+		case "$line" in
+		*" -c proto/"*|*" -c client/"*|*" -c config/"*)
+			n=$((n + 1))
+			[[ "$line" != *-Idaemon* ]] || { echo "$line"; false; }
+			[[ "$line" != *-Isync* ]] || { echo "$line"; false; }
+			[[ "$line" != *-Iclient* || "$line" == *" -c client/"* ]] ||
+			    { echo "$line"; false; }
+			;;
+		esac
+	done <<<"$out"
+	[ "$n" -ge 3 ]
+	# The logger lives in common/; proto/ only returns errors.
+	[ ! -e "$E2E_ROOT/proto/log.c" ]
+	run grep -l 'log\.h\|log_warn\|log_info\|log_debug' "$E2E_ROOT"/proto/*.[ch]
+	echo "$output"
+	[ "$status" -eq 1 ]
+}
+
 @test "make test, make demo and make bench install what they run" {
 	local target out
 	for target in test demo bench; do

@@ -11,7 +11,7 @@
 load helpers
 
 UNITS="wfvaultd.service wfvaultd.socket wfvault-sync.service"
-MANS="client/wfvault.1 daemon/wfvaultd.conf.5 daemon/wfvaultd.8 client/wfvault-sync.8"
+MANS="client/wfvault.1 daemon/wfvaultd.conf.5 daemon/wfvaultd.8 sync/wfvault-sync.8"
 
 setup() {
 	S=$(mktemp -d "${TMPDIR:-/tmp}/wfv-systemd.XXXXXX")

@@ -1,5 +1,5 @@
 /*
- * Unit tests of wfvault-sync's configuration (client/sync_conf.c): the
+ * Unit tests of wfvault-sync's configuration (sync/sync_conf.c): the
  * keyword table, the checks of each value, the cross-field checks, the
  * API token file and credential, and the example config.
  */
