@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "wfvaultd.h"
 
 /*
@@ -292,15 +293,6 @@ fail:
 	json_decref(obj);
 }
 
-static time_t
-audit_monotonic(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
 /* The slot of code in audit_codes, or -1 for a code it does not know. */
 static int
 audit_kind(int code)
@@ -368,7 +360,7 @@ audit_limited(struct audit *a, const struct peer *peer, const char *method,
     const char *tenant, json_t *fields, int code)
 {
 	struct audit_peer	*ap = NULL;
-	time_t			 now = audit_monotonic();
+	time_t			 now = util_now_ms() / 1000;
 	const char		*outcome;
 	size_t			 i;
 	int			 k;
@@ -424,7 +416,7 @@ audit_limited(struct audit *a, const struct peer *peer, const char *method,
 int
 audit_flush(struct audit *a, int all)
 {
-	time_t	now = audit_monotonic();
+	time_t	now = util_now_ms() / 1000;
 	size_t	i;
 
 	if (a == NULL)

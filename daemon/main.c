@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,10 +19,10 @@
 #include <event2/event.h>
 #include <sodium.h>
 
+#include "util.h"
 #include "wfvaultd.h"
 
 static __dead void	usage(int);
-static void		*wipe_realloc(void *, size_t);
 static void		 harden_process(void);
 
 void
@@ -81,22 +80,6 @@ static void *
 wipe_malloc(size_t n)
 {
 	return (malloc(n));
-}
-
-static void *
-wipe_realloc(void *p, size_t n)
-{
-	void	*q;
-	size_t	 old;
-
-	if (p == NULL)
-		return (malloc(n));
-	old = malloc_usable_size(p);
-	if ((q = malloc(n)) == NULL)
-		return (NULL);
-	memcpy(q, p, old < n ? old : n);
-	proto_wipe_free(p);
-	return (q);
 }
 
 /* No core dumps and no ptrace by other users: the heap holds secrets. */
@@ -189,7 +172,7 @@ main(int argc, char *argv[])
 		usage(2);
 	log_init("wfvaultd", debug);
 	proto_json_init();
-	event_set_mem_functions(wipe_malloc, wipe_realloc, proto_wipe_free);
+	event_set_mem_functions(wipe_malloc, util_wipe_realloc, proto_wipe_free);
 	signal(SIGPIPE, SIG_IGN);
 	harden_process();
 

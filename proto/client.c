@@ -15,6 +15,7 @@
 
 #include "proto.h"
 #include "proto_priv.h"
+#include "util.h"
 
 /* First size of the read buffer; it doubles up to pc_max + 1. */
 #define CLIENT_BUF_START	4096
@@ -64,22 +65,13 @@ client_fail(struct proto_client *c, struct proto_error *err,
 	client_disconnect(c);
 }
 
-static int64_t
-client_now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The deadline timeout_ms from now; -1 (none) for a negative timeout. */
 static int64_t
 client_deadline(int timeout_ms)
 {
 	if (timeout_ms < 0)
 		return -1;
-	return client_now_ms() + timeout_ms;
+	return util_now_ms() + timeout_ms;
 }
 
 /* Waits for events on fd until deadline: 1 ready, 0 timed out, -1 error. */
@@ -93,7 +85,7 @@ client_poll(int fd, short events, int64_t deadline)
 	for (;;) {
 		wait = -1;
 		if (deadline >= 0) {
-			left = deadline - client_now_ms();
+			left = deadline - util_now_ms();
 			if (left < 0)
 				left = 0;
 			wait = left > INT_MAX ? INT_MAX : (int)left;
@@ -104,7 +96,7 @@ client_poll(int fd, short events, int64_t deadline)
 		if ((n = poll(&pfd, 1, wait)) > 0)
 			return 1;
 		if (n == 0) {
-			if (deadline >= 0 && client_now_ms() >= deadline)
+			if (deadline >= 0 && util_now_ms() >= deadline)
 				return 0;
 			continue;
 		}

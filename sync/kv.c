@@ -4,7 +4,6 @@
  * that decides what happens after every attempt.
  */
 #include <errno.h>
-#include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include "log.h"
 #include "proto.h"
 #include "sync.h"
+#include "util.h"
 
 #define KV_USER_AGENT	SYNC_PROG "/" PROTO_SERVER_VERSION
 #define KV_MESSAGE_MAX	200	/* of Cloudflare's error text we quote */
@@ -36,22 +36,6 @@ static void
 kv_free(void *p)
 {
 	proto_wipe_free(p);
-}
-
-static void *
-kv_realloc(void *p, size_t n)
-{
-	void	*q;
-	size_t	 old;
-
-	if (p == NULL)
-		return malloc(n);
-	old = malloc_usable_size(p);
-	if ((q = malloc(n == 0 ? 1 : n)) == NULL)
-		return NULL;
-	memcpy(q, p, old < n ? old : n);
-	proto_wipe_free(p);
-	return q;
 }
 
 static char *
@@ -77,7 +61,7 @@ kv_global_init(char *err, size_t errlen)
 	CURLcode	cc;
 
 	cc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, kv_malloc, kv_free,
-	    kv_realloc, kv_strdup, kv_calloc);
+	    util_wipe_realloc, kv_strdup, kv_calloc);
 	if (cc != CURLE_OK) {
 		snprintf(err, errlen, "cannot initialise libcurl: %s",
 		    curl_easy_strerror(cc));
@@ -848,15 +832,6 @@ kv_wait(struct kv_client *kc, uint64_t ms)
 	return 0;
 }
 
-static int64_t
-kv_now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int
 kv_is_stopped(struct kv_client *kc)
 {
@@ -995,7 +970,7 @@ kv_mark_uncertain(struct kv_client *kc, struct kv_item **v, size_t m)
 
 	for (i = 0; i < m; i++)
 		v[i]->ki_uncertain = 1;
-	kc->kc_uncertain_ms = kv_now_ms();
+	kc->kc_uncertain_ms = util_now_ms();
 }
 
 /*

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "proto.h"
 #include "sync.h"
+#include "util.h"
 
 #define EXIT_USAGE	2
 #define EXIT_DAEMON	6
@@ -200,10 +201,10 @@ run_forever(struct sync_ctx *ctx)
 	while (!sync_stopped()) {
 		if (need_sync) {
 			if (started >= 0 && (left = started +
-			    SYNC_PASS_MIN_MS - sync_now_ms()) > 0 &&
+			    SYNC_PASS_MIN_MS - util_now_ms()) > 0 &&
 			    sync_sleep((uint64_t)left) == -1)
 				break;
-			started = sync_now_ms();
+			started = util_now_ms();
 			rc = sync_engine_run(ctx, &rep, err, sizeof(err));
 			if (rc == SYNC_E_STOP)
 				break;

@@ -372,8 +372,6 @@ int	sync_signals_init(void);
 int	sync_stopped(void);
 /* Sleeps ms unless told to stop: 0, or -1 when stopping. */
 int	sync_sleep(uint64_t ms);
-/* CLOCK_MONOTONIC in milliseconds. */
-int64_t	sync_now_ms(void);
 
 /* Connects (once, or again after a loss) and checks the peer.  */
 int	sync_connect(struct sync_ctx *, char *err, size_t errlen);

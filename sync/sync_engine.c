@@ -22,6 +22,7 @@
 #include "log.h"
 #include "proto.h"
 #include "sync.h"
+#include "util.h"
 
 #define SYNC_CALL_TIMEOUT_MS	60000	/* per daemon request */
 #define SYNC_CHANGES_LIMIT	10000	/* the most the daemon sends at once */
@@ -81,25 +82,16 @@ sync_stopped(void)
 	return sync_stop_flag != 0;
 }
 
-int64_t
-sync_now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 sync_sleep(uint64_t ms)
 {
 	struct pollfd	pfd;
 	int64_t		deadline, left;
 
-	deadline = sync_now_ms() + (ms > INT64_MAX / 2 ? INT64_MAX / 2 :
+	deadline = util_now_ms() + (ms > INT64_MAX / 2 ? INT64_MAX / 2 :
 	    (int64_t)ms);
 	while (!sync_stopped()) {
-		if ((left = deadline - sync_now_ms()) <= 0)
+		if ((left = deadline - util_now_ms()) <= 0)
 			return 0;
 		pfd.fd = sync_wake[0];
 		pfd.events = POLLIN;
@@ -624,7 +616,7 @@ sync_settle(struct sync_ctx *ctx, struct sync_report *rep, char *err,
 	    (n = json_object_size(ctx->sx_uncertain)) > 0) {
 		wait = ctx->sx_kv->kc_uncertain_ms +
 		    (int64_t)ctx->sx_conf->sc_settle_time * 1000 -
-		    sync_now_ms();
+		    util_now_ms();
 		if (wait > 0) {
 			log_info("%zu KV key%s went out in a request that "
 			    "may still be applied; waiting %.1f s "
@@ -1044,7 +1036,7 @@ sync_wait_changed(struct proto_client *c, int timeout_ms, uint64_t *seq,
 	int64_t			 deadline, left;
 	int			 r, wait;
 
-	deadline = timeout_ms < 0 ? -1 : sync_now_ms() + timeout_ms;
+	deadline = timeout_ms < 0 ? -1 : util_now_ms() + timeout_ms;
 	for (;;) {
 		if (sync_stopped())
 			return SYNC_E_STOP;
@@ -1070,7 +1062,7 @@ sync_wait_changed(struct proto_client *c, int timeout_ms, uint64_t *seq,
 		}
 		wait = -1;
 		if (deadline >= 0) {
-			if ((left = deadline - sync_now_ms()) <= 0)
+			if ((left = deadline - util_now_ms()) <= 0)
 				return 1;
 			wait = left > INT_MAX ? INT_MAX : (int)left;
 		}

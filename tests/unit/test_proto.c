@@ -21,17 +21,9 @@
 #include <cmocka.h>
 
 #include "proto.h"
+#include "util.h"
 
 #define ERRLEN	256
-
-static int64_t
-now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A string of n copies of c (caller frees). */
 static char *
@@ -1286,10 +1278,10 @@ test_client_notifications(void **state)
 	    msg, "params"), "seq")), 2);
 	json_decref(msg);
 
-	t0 = now_ms();
+	t0 = util_now_ms();
 	assert_int_equal(proto_client_next(&c, 100, &msg, &err), 1);
 	assert_null(msg);
-	assert_true(now_ms() - t0 >= 90);
+	assert_true(util_now_ms() - t0 >= 90);
 
 	/* watch: the reply, then notifications read from the socket. */
 	assert_int_equal(proto_client_call(&c, "watch", NULL, &res, &err),
@@ -1410,11 +1402,11 @@ test_client_timeout(void **state)
 
 	client_connect(sv, &c);
 	c.pc_timeout_ms = 200;
-	t0 = now_ms();
+	t0 = util_now_ms();
 	assert_int_equal(proto_client_call(&c, "sync_ack", NULL, &res, &err),
 	    PROTO_CALL_IO);
 	/* Not before the timeout; how long after depends on the load. */
-	dt = now_ms() - t0;
+	dt = util_now_ms() - t0;
 	assert_true(dt >= 190);
 	assert_string_equal(err.pe_message, "timed out after 200 ms waiting "
 	    "for wfvaultd");
