@@ -108,7 +108,7 @@ int	sync_token_load(const struct sync_conf *, char **token, char *err,
 	    size_t errlen);
 void	sync_token_free(char *token);
 
-/* kv.c */
+/* kv_retry.c */
 
 /* What one attempt of a request came to. */
 struct kv_outcome {
@@ -162,6 +162,9 @@ uint64_t	kv_backoff_ms(unsigned attempt, uint32_t rnd);
  * clamped to [1 s, 300 s].  Returns 0, or -1 when value is garbage.
  */
 int		kv_retry_after_ms(const char *value, time_t now, uint64_t *ms);
+
+/* kv_batch.c */
+
 /*
  * How many of the items with serialised sizes[0..n) go into the next bulk
  * request: at most max_items, and the JSON array "[a,b,...]" of them at
@@ -195,25 +198,6 @@ void	kv_limit_init(struct kv_limit *, size_t max_items);
 /* sent: the items in the request the event is about. */
 void	kv_limit_update(struct kv_limit *, enum kv_limit_event, size_t sent);
 
-/* A parsed reply body. */
-struct kv_envelope {
-	json_t		*ke_root;	/* new reference or NULL */
-	int		 ke_parsed;	/* an object with a boolean "success" */
-	int		 ke_success;
-	long		 ke_code;	/* errors[0].code */
-	char		 ke_message[256]; /* errors[0].message, printable */
-};
-#define KV_ENVELOPE_INIT { NULL, 0, 0, 0, "" }
-
-/* Never fails: a body that is not an envelope leaves ke_parsed 0. */
-void	kv_envelope_parse(const char *body, size_t len, struct kv_envelope *);
-void	kv_envelope_release(struct kv_envelope *);
-/*
- * The unsuccessful_keys of a bulk reply's result as a borrowed array (lives
- * as long as env), or NULL when there are none.
- */
-json_t	*kv_envelope_unsuccessful(const struct kv_envelope *);
-
 /* One item of a bulk request, serialised. */
 struct kv_item {
 	char		*ki_key;	/* the KV key */
@@ -245,6 +229,27 @@ void	kv_items_release(struct kv_items *);
 /* kv_batch_split over the items. */
 size_t	kv_items_split(const struct kv_items *, size_t max_items,
 	    size_t max_bytes);
+
+/* kv_http.c */
+
+/* A parsed reply body. */
+struct kv_envelope {
+	json_t		*ke_root;	/* new reference or NULL */
+	int		 ke_parsed;	/* an object with a boolean "success" */
+	int		 ke_success;
+	long		 ke_code;	/* errors[0].code */
+	char		 ke_message[256]; /* errors[0].message, printable */
+};
+#define KV_ENVELOPE_INIT { NULL, 0, 0, 0, "" }
+
+/* Never fails: a body that is not an envelope leaves ke_parsed 0. */
+void	kv_envelope_parse(const char *body, size_t len, struct kv_envelope *);
+void	kv_envelope_release(struct kv_envelope *);
+/*
+ * The unsuccessful_keys of a bulk reply's result as a borrowed array (lives
+ * as long as env), or NULL when there are none.
+ */
+json_t	*kv_envelope_unsuccessful(const struct kv_envelope *);
 
 /* The reply of the last request. */
 struct kv_reply {
@@ -291,6 +296,21 @@ int	kv_client_init(struct kv_client *, const struct sync_conf *,
 	    const char *token, char *err, size_t errlen);
 void	kv_client_release(struct kv_client *);
 /*
+ * One attempt: performs the request, parses the reply into env (the
+ * caller releases it) and decides.  *bad is the borrowed
+ * unsuccessful_keys array of a successful bulk reply, or NULL.
+ */
+CURLcode kv_attempt(struct kv_client *, const char *method, const char *url,
+	    const char *body, size_t len, size_t items, unsigned attempt,
+	    struct kv_envelope *env, json_t **bad, struct kv_decision *);
+/* Waits ms with kc_sleep (or nanosleep): 0, or -1 when told to stop. */
+int	kv_wait(struct kv_client *, uint64_t ms);
+/* Non-zero when kc_stopped says the agent is told to stop. */
+int	kv_is_stopped(struct kv_client *);
+
+/* kv.c */
+
+/*
  * Writes (PUT .../bulk) or deletes (POST .../bulk/delete) items[0..n)
  * with retries, in requests of at most kc_limit.kl_items items;
  * unsuccessful_keys are sent again.  Each item sent in a request whose
@@ -331,7 +351,7 @@ int	kv_fate_note(json_t *fates, const char *key, json_int_t wrote,
 int	kv_list_keys(struct kv_client *, const char *prefix, json_t *keys,
 	    char *err, size_t errlen);
 
-/* sync_engine.c */
+/* sync_daemon.c, sync_engine.c, sync_repair.c: the state they share */
 
 struct sync_ctx {
 	const struct sync_conf	*sx_conf;
@@ -367,6 +387,8 @@ struct sync_report {
 #define SYNC_E_STOP	(-3)	/* a signal asked us to stop */
 #define SYNC_E_TRIMMED	(-4)	/* internal: the feed is trimmed past us */
 
+/* sync_daemon.c */
+
 /* SIGTERM, SIGINT: stop; SIGPIPE ignored.  Returns 0 or -1 (errno). */
 int	sync_signals_init(void);
 int	sync_stopped(void);
@@ -377,6 +399,31 @@ int	sync_sleep(uint64_t ms);
 int	sync_connect(struct sync_ctx *, char *err, size_t errlen);
 void	sync_disconnect(struct sync_ctx *);
 /*
+ * Waits up to timeout_ms (-1: forever) on a watching connection for a
+ * "changed" notification.  Returns 0 with *seq, 1 on timeout, SYNC_E_DAEMON
+ * (err filled) or SYNC_E_STOP.
+ */
+int	sync_wait_changed(struct proto_client *, int timeout_ms, uint64_t *seq,
+	    char *err, size_t errlen);
+/*
+ * One request to the daemon, reconnecting once after a lost connection.
+ * params is stolen.  Returns 0 with *result (new reference),
+ * SYNC_E_DAEMON, or SYNC_E_FAIL (pe->pe_code the daemon's error, or 0).
+ */
+int	sync_call(struct sync_ctx *, const char *method, json_t *params,
+	    json_t **result, struct proto_error *pe, char *err, size_t errlen);
+/* A non-negative integer member of obj into *out: 0, or -1. */
+int	sync_get_uint(json_t *obj, const char *name, uint64_t *out);
+/*
+ * Reads a tenant's current config.  Returns 0 with *fields (new reference)
+ * and *version, 1 when the tenant no longer exists, or SYNC_E_*.
+ */
+int	sync_fetch(struct sync_ctx *, const char *tenant, json_t **fields,
+	    uint64_t *version, char *err, size_t errlen);
+
+/* sync_engine.c */
+
+/*
  * Pushes everything the feed holds past the target's acknowledged seq,
  * then acknowledges it (not in dry-run).  When the daemon has trimmed
  * the feed past that seq, first a full pass: every live tenant's config
@@ -386,15 +433,45 @@ void	sync_disconnect(struct sync_ctx *);
  */
 int	sync_engine_run(struct sync_ctx *, struct sync_report *, char *err,
 	    size_t errlen);
+/* The KV key of tenant (prefix + id) into key[len]. */
+void	sync_key(const struct sync_conf *, const char *tenant, char *key,
+	    size_t len);
+/* Writes s for a terminal: KV keys from a listing may hold anything. */
+void	sync_print_key(FILE *out, const char *s);
+/* A KV_E_* code as the engine's SYNC_E_*. */
+int	sync_kv_rc(int rc);
+/*
+ * Queue a write or a delete in kis and send the batches that are full;
+ * sync_flush(..., all = 1) sends the rest (or prints it in dry-run).
+ * Return 0 or SYNC_E_*.
+ */
+int	sync_flush(struct sync_ctx *, struct kv_items *kis, int del, int all,
+	    struct sync_report *, char *err, size_t errlen);
+int	sync_add_put(struct sync_ctx *, struct kv_items *puts, const char *key,
+	    json_t *fields, uint64_t version, struct sync_report *, char *err,
+	    size_t errlen);
+int	sync_add_delete(struct sync_ctx *, struct kv_items *dels,
+	    const char *key, struct sync_report *, char *err, size_t errlen);
+/*
+ * Waits settle_time after the last request of unknown fate, then writes
+ * the mixed keys again.  Returns 0 or SYNC_E_*.
+ */
+int	sync_settle(struct sync_ctx *, struct sync_report *, char *err,
+	    size_t errlen);
+
+/* sync_repair.c */
+
 /* Lists KV and the vault and repairs drift.  Returns 0 or SYNC_E_*. */
 int	sync_engine_reconcile(struct sync_ctx *, struct sync_report *,
 	    char *err, size_t errlen);
+/* What sync_repair does with keys of tenants the vault does not have. */
+#define SYNC_REPAIR_RECONCILE	0	/* report; delete with --prune */
+#define SYNC_REPAIR_RESYNC	1	/* delete those the vault wrote */
 /*
- * Waits up to timeout_ms (-1: forever) on a watching connection for a
- * "changed" notification.  Returns 0 with *seq, 1 on timeout, SYNC_E_DAEMON
- * (err filled) or SYNC_E_STOP.
+ * Lists KV and the vault, writes what is missing or older in KV, and
+ * deals with stale keys as mode says.  Returns 0 or SYNC_E_*.
  */
-int	sync_wait_changed(struct proto_client *, int timeout_ms, uint64_t *seq,
+int	sync_repair(struct sync_ctx *, struct sync_report *, int mode,
 	    char *err, size_t errlen);
 
 #endif /* WFVAULT_SYNC_H */

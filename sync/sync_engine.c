@@ -1,21 +1,11 @@
 /*
  * wfvault-sync's engine: it reads the daemon's change feed from the
- * acknowledged seq, turns it into bulk KV writes and deletes, acknowledges
- * what KV holds, and repairs drift between the vault and KV (reconcile).
+ * acknowledged seq, turns it into bulk KV writes and deletes, waits out
+ * requests of unknown fate, and acknowledges what KV holds.
  */
-#include <sys/types.h>
-
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <poll.h>
-#include <pwd.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
@@ -24,273 +14,10 @@
 #include "sync.h"
 #include "util.h"
 
-#define SYNC_CALL_TIMEOUT_MS	60000	/* per daemon request */
 #define SYNC_CHANGES_LIMIT	10000	/* the most the daemon sends at once */
-#define SYNC_LIST_LIMIT		1000
-
-/* What sync_repair does with keys of tenants the vault does not have. */
-#define SYNC_REPAIR_RECONCILE	0	/* report; delete with --prune */
-#define SYNC_REPAIR_RESYNC	1	/* delete those the vault wrote */
-
-static int	sync_repair(struct sync_ctx *, struct sync_report *, int,
-		    char *, size_t);
-
-/* Signals: a flag, and a pipe so waits in poll() wake up at once. */
-static volatile sig_atomic_t	sync_stop_flag;
-static int			sync_wake[2] = { -1, -1 };
-
-static void
-sync_on_signal(int sig)
-{
-	int	saved = errno;
-	ssize_t	n;
-
-	(void)sig;
-	sync_stop_flag = 1;
-	if (sync_wake[1] != -1) {
-		n = write(sync_wake[1], "", 1);
-		(void)n;
-	}
-	errno = saved;
-}
-
-int
-sync_signals_init(void)
-{
-	struct sigaction	sa;
-
-	if (sync_wake[0] == -1 && pipe2(sync_wake, O_CLOEXEC | O_NONBLOCK) ==
-	    -1)
-		return -1;
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = sync_on_signal;
-	/* No SA_RESTART: a blocked poll() should return and look. */
-	if (sigaction(SIGTERM, &sa, NULL) == -1 ||
-	    sigaction(SIGINT, &sa, NULL) == -1)
-		return -1;
-	/* libcurl with CURLOPT_NOSIGNAL leaves SIGPIPE to us. */
-	sa.sa_handler = SIG_IGN;
-	if (sigaction(SIGPIPE, &sa, NULL) == -1)
-		return -1;
-	return 0;
-}
-
-int
-sync_stopped(void)
-{
-	return sync_stop_flag != 0;
-}
-
-int
-sync_sleep(uint64_t ms)
-{
-	struct pollfd	pfd;
-	int64_t		deadline, left;
-
-	deadline = util_now_ms() + (ms > INT64_MAX / 2 ? INT64_MAX / 2 :
-	    (int64_t)ms);
-	while (!sync_stopped()) {
-		if ((left = deadline - util_now_ms()) <= 0)
-			return 0;
-		pfd.fd = sync_wake[0];
-		pfd.events = POLLIN;
-		pfd.revents = 0;
-		/* A negative fd (no pipe yet) makes poll a plain sleep. */
-		(void)poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
-	}
-	return -1;
-}
-
-/* The daemon connection. */
-
-/* Whether the hello reply grants sync (admin includes it). */
-static int
-sync_hello_may_sync(json_t *hello)
-{
-	json_t	*p;
-	size_t	 i;
-
-	json_array_foreach(json_object_get(hello, "permissions"), i, p) {
-		if (json_is_string(p) &&
-		    (strcmp(json_string_value(p), "sync") == 0 ||
-		    strcmp(json_string_value(p), "admin") == 0))
-			return 1;
-	}
-	return 0;
-}
-
-static void
-sync_denied_hint(char *buf, size_t len)
-{
-	struct passwd	*pw;
-
-	if ((pw = getpwuid(geteuid())) != NULL)
-		snprintf(buf, len, "add 'allow user:%s sync *' to wfvaultd's "
-		    "config", pw->pw_name);
-	else
-		snprintf(buf, len, "give uid %u the sync permission in "
-		    "wfvaultd's config", (unsigned)geteuid());
-}
-
-int
-sync_connect(struct sync_ctx *ctx, char *err, size_t errlen)
-{
-	struct proto_error	 pe;
-	json_t			*hello = NULL, *v;
-	char			 hint[256];
-	int			 r;
-
-	proto_client_close(&ctx->sx_conn);
-	if (proto_client_connect(&ctx->sx_conn, ctx->sx_conf->sc_socket,
-	    &pe) != PROTO_CALL_OK) {
-		snprintf(err, errlen, "%s", pe.pe_message);
-		return SYNC_E_DAEMON;
-	}
-	ctx->sx_conn.pc_timeout_ms = SYNC_CALL_TIMEOUT_MS;
-	r = proto_client_call(&ctx->sx_conn, "hello", NULL, &hello, &pe);
-	if (r == PROTO_CALL_IO) {
-		snprintf(err, errlen, "%s", pe.pe_message);
-		proto_client_close(&ctx->sx_conn);
-		return SYNC_E_DAEMON;
-	}
-	if (r == PROTO_CALL_REMOTE) {
-		snprintf(err, errlen, "wfvaultd refused hello: %s",
-		    pe.pe_message);
-		goto fail;
-	}
-	v = json_object_get(hello, "protocol");
-	if (!json_is_integer(v) || json_integer_value(v) != PROTO_VERSION) {
-		snprintf(err, errlen, "wfvaultd speaks protocol %lld; this "
-		    "wfvault-sync speaks %d", json_is_integer(v) ?
-		    (long long)json_integer_value(v) : -1LL, PROTO_VERSION);
-		goto fail;
-	}
-	if (!sync_hello_may_sync(hello)) {
-		sync_denied_hint(hint, sizeof(hint));
-		snprintf(err, errlen, "wfvaultd does not give this process "
-		    "the sync permission: %s", hint);
-		goto fail;
-	}
-	json_decref(hello);
-	if (!ctx->sx_connected_once)
-		log_debug("%s: connected to %s", __func__,
-		    ctx->sx_conf->sc_socket);
-	ctx->sx_connected_once = 1;
-	return 0;
-fail:
-	json_decref(hello);
-	proto_client_close(&ctx->sx_conn);
-	return SYNC_E_FAIL;
-}
-
-void
-sync_disconnect(struct sync_ctx *ctx)
-{
-	proto_client_close(&ctx->sx_conn);
-}
-
-/*
- * One request to the daemon.  A lost connection (the daemon restarted, or
- * closed us while KV kept us busy) is reconnected once: every request the
- * agent makes can be repeated.  params is stolen.  Returns 0 with *result,
- * SYNC_E_DAEMON, or SYNC_E_FAIL (pe->pe_code the daemon's error, or 0).
- */
-static int
-sync_call(struct sync_ctx *ctx, const char *method, json_t *params,
-    json_t **result, struct proto_error *pe, char *err, size_t errlen)
-{
-	char	hint[256];
-	int	r, rc, tries;
-
-	*result = NULL;
-	memset(pe, 0, sizeof(*pe));
-	if (params == NULL && (params = json_object()) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return SYNC_E_FAIL;
-	}
-	for (tries = 0;; tries++) {
-		if (ctx->sx_conn.pc_fd == -1 &&
-		    (rc = sync_connect(ctx, err, errlen)) != 0) {
-			json_decref(params);
-			return rc;
-		}
-		r = proto_client_call(&ctx->sx_conn, method,
-		    json_incref(params), result, pe);
-		if (r != PROTO_CALL_IO || tries > 0 || sync_stopped())
-			break;
-		log_debug("%s: %s: %s; reconnecting", __func__, method,
-		    pe->pe_message);
-	}
-	json_decref(params);
-	if (r == PROTO_CALL_OK)
-		return 0;
-	if (r == PROTO_CALL_IO) {
-		snprintf(err, errlen, "%s", pe->pe_message);
-		return SYNC_E_DAEMON;
-	}
-	if (pe->pe_code == PROTO_E_UNAVAILABLE) {
-		/* Shutting down, say: come back like after a restart. */
-		snprintf(err, errlen, "wfvaultd cannot answer %s now: %s",
-		    method, pe->pe_message);
-		return SYNC_E_DAEMON;
-	}
-	if (pe->pe_code == PROTO_E_DENIED) {
-		sync_denied_hint(hint, sizeof(hint));
-		snprintf(err, errlen, "wfvaultd refused %s: %s (%s)", method,
-		    pe->pe_message, hint);
-	} else
-		snprintf(err, errlen, "wfvaultd refused %s: %s", method,
-		    pe->pe_message);
-	return SYNC_E_FAIL;
-}
-
-/* A non-negative integer member, or -1. */
-static int
-sync_get_uint(json_t *obj, const char *name, uint64_t *out)
-{
-	json_t	*v = json_object_get(obj, name);
-
-	if (!json_is_integer(v) || json_integer_value(v) < 0)
-		return -1;
-	*out = (uint64_t)json_integer_value(v);
-	return 0;
-}
-
-/*
- * Reads a tenant's current config.  Returns 0 with *fields (new reference)
- * and *version, 1 when the tenant no longer exists, or SYNC_E_*.
- */
-static int
-sync_fetch(struct sync_ctx *ctx, const char *tenant, json_t **fields,
-    uint64_t *version, char *err, size_t errlen)
-{
-	struct proto_error	 pe;
-	json_t			*res, *f;
-	int			 rc;
-
-	*fields = NULL;
-	rc = sync_call(ctx, "get", json_pack("{s:s}", "tenant", tenant), &res,
-	    &pe, err, errlen);
-	if (rc == SYNC_E_FAIL && pe.pe_code == PROTO_E_NOT_FOUND)
-		return 1;
-	if (rc != 0)
-		return rc;
-	f = json_object_get(res, "fields");
-	if (!json_is_object(f) || sync_get_uint(res, "version", version) ==
-	    -1) {
-		json_decref(res);
-		snprintf(err, errlen, "wfvaultd sent a malformed reply to get "
-		    "'%s'", tenant);
-		return SYNC_E_FAIL;
-	}
-	*fields = json_incref(f);
-	json_decref(res);
-	return 0;
-}
 
 /* KV key = prefix + tenant id; both were checked, so it fits. */
-static void
+void
 sync_key(const struct sync_conf *sc, const char *tenant, char *key,
     size_t len)
 {
@@ -299,7 +26,7 @@ sync_key(const struct sync_conf *sc, const char *tenant, char *key,
 }
 
 /* Writes s for a terminal: KV keys from a listing may hold anything. */
-static void
+void
 sync_print_key(FILE *out, const char *s)
 {
 	for (; *s != '\0'; s++)
@@ -307,7 +34,7 @@ sync_print_key(FILE *out, const char *s)
 		    *s : '?', out);
 }
 
-static int
+int
 sync_kv_rc(int rc)
 {
 	return rc == KV_E_STOP ? SYNC_E_STOP : SYNC_E_FAIL;
@@ -358,7 +85,7 @@ sync_note_fates(struct sync_ctx *ctx, const struct kv_item *items, size_t n,
  * batch_max_items or batch_max_bytes; so at most one batch and one item
  * are held at a time.
  */
-static int
+int
 sync_flush(struct sync_ctx *ctx, struct kv_items *kis, int del, int all,
     struct sync_report *rep, char *err, size_t errlen)
 {
@@ -421,7 +148,7 @@ sync_flush(struct sync_ctx *ctx, struct kv_items *kis, int del, int all,
 	return 0;
 }
 
-static int
+int
 sync_add_put(struct sync_ctx *ctx, struct kv_items *puts, const char *key,
     json_t *fields, uint64_t version, struct sync_report *rep, char *err,
     size_t errlen)
@@ -434,7 +161,7 @@ sync_add_put(struct sync_ctx *ctx, struct kv_items *puts, const char *key,
 	return sync_flush(ctx, puts, 0, 0, rep, err, errlen);
 }
 
-static int
+int
 sync_add_delete(struct sync_ctx *ctx, struct kv_items *dels, const char *key,
     struct sync_report *rep, char *err, size_t errlen)
 {
@@ -600,7 +327,7 @@ sync_page_push(struct sync_ctx *ctx, struct sync_page *sp,
  * lost daemon) gets its tenant's current config again, and that write
  * may need settling in turn.  Keys not settled stay in sx_uncertain.
  */
-static int
+int
 sync_settle(struct sync_ctx *ctx, struct sync_report *rep, char *err,
     size_t errlen)
 {
@@ -810,270 +537,4 @@ done:
 	if (ctx->sx_kv != NULL)
 		rep->sr_requests = ctx->sx_kv->kc_requests - requests0;
 	return 0;
-}
-
-/* Every tenant of the vault: tenant -> version. */
-static int
-sync_vault_list(struct sync_ctx *ctx, json_t *vault, char *err,
-    size_t errlen)
-{
-	struct proto_error	 pe;
-	json_t			*params, *res, *t, *c;
-	const char		*tenant;
-	char			*cursor = NULL;
-	uint64_t		 version;
-	size_t			 i;
-	int			 rc;
-
-	for (;;) {
-		if (sync_stopped()) {
-			rc = SYNC_E_STOP;
-			break;
-		}
-		params = json_pack("{s:i}", "limit", SYNC_LIST_LIMIT);
-		if (params != NULL && cursor != NULL)
-			json_object_set_new(params, "cursor",
-			    json_string(cursor));
-		if ((rc = sync_call(ctx, "list", params, &res, &pe, err,
-		    errlen)) != 0)
-			break;
-		if (!json_is_array(json_object_get(res, "tenants")))
-			goto bad;
-		json_array_foreach(json_object_get(res, "tenants"), i, t) {
-			tenant = json_string_value(json_object_get(t,
-			    "tenant"));
-			if (tenant == NULL || sync_get_uint(t, "version",
-			    &version) == -1)
-				goto bad;
-			if (json_object_set_new(vault, tenant,
-			    json_integer((json_int_t)version)) == -1) {
-				json_decref(res);
-				snprintf(err, errlen, "out of memory");
-				rc = SYNC_E_FAIL;
-				break;
-			}
-		}
-		if (rc != 0)
-			break;
-		c = json_object_get(res, "cursor");
-		if (c == NULL || json_is_null(c)) {
-			json_decref(res);
-			break;
-		}
-		if (!json_is_string(c))
-			goto bad;
-		/*
-		 * The daemon lists in key order and the cursor is the last
-		 * tenant sent, so each one sorts after the one before; any
-		 * other would start a cycle.
-		 */
-		if (cursor != NULL && strcmp(json_string_value(c), cursor) <=
-		    0) {
-			json_decref(res);
-			free(cursor);
-			snprintf(err, errlen, "wfvaultd's list cursor did not "
-			    "move forward, so the listing would never end; "
-			    "giving up");
-			return SYNC_E_FAIL;
-		}
-		free(cursor);
-		if ((cursor = strdup(json_string_value(c))) == NULL) {
-			json_decref(res);
-			snprintf(err, errlen, "out of memory");
-			rc = SYNC_E_FAIL;
-			break;
-		}
-		json_decref(res);
-	}
-	free(cursor);
-	return rc;
-bad:
-	json_decref(res);
-	free(cursor);
-	snprintf(err, errlen, "wfvaultd sent a malformed reply to list");
-	return SYNC_E_FAIL;
-}
-
-int
-sync_engine_reconcile(struct sync_ctx *ctx, struct sync_report *rep,
-    char *err, size_t errlen)
-{
-	uint64_t	 requests0;
-	int		 rc;
-
-	memset(rep, 0, sizeof(*rep));
-	requests0 = ctx->sx_kv->kc_requests;
-	rc = sync_repair(ctx, rep, SYNC_REPAIR_RECONCILE, err, errlen);
-	rep->sr_requests = ctx->sx_kv->kc_requests - requests0;
-	return rc;
-}
-
-/*
- * Lists KV and the vault, writes what is missing or at another version
- * in KV, and deals with keys of tenants the vault does not have: reported
- * (deleted with --prune) in a reconcile, deleted in a resync when the
- * vault wrote them (a version in their metadata), left alone otherwise.
- */
-static int
-sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
-    char *err, size_t errlen)
-{
-	const struct sync_conf	*sc = ctx->sx_conf;
-	struct kv_items		 puts = KV_ITEMS_INIT, dels = KV_ITEMS_INIT;
-	json_t			*kvkeys, *vault, *v, *kvv, *fields;
-	const char		*tenant, *key, *prefix;
-	char			 k[KV_KEY_MAX + 1];
-	uint64_t		 version;
-	size_t			 plen;
-	int			 rc, r;
-
-	prefix = sc->sc_key_prefix != NULL ? sc->sc_key_prefix : "";
-	plen = strlen(prefix);
-	kvkeys = json_object();
-	vault = json_object();
-	if (kvkeys == NULL || vault == NULL) {
-		snprintf(err, errlen, "out of memory");
-		rc = SYNC_E_FAIL;
-		goto done;
-	}
-	/* The daemon first: no point in listing KV without it. */
-	if (ctx->sx_conn.pc_fd == -1 &&
-	    (rc = sync_connect(ctx, err, errlen)) != 0)
-		goto done;
-	/*
-	 * KV before the vault: a tenant created and pushed in between is
-	 * then in both lists, never taken for a stale key.
-	 */
-	if ((rc = kv_list_keys(ctx->sx_kv, sc->sc_key_prefix, kvkeys, err,
-	    errlen)) != 0) {
-		rc = sync_kv_rc(rc);
-		goto done;
-	}
-	if ((rc = sync_vault_list(ctx, vault, err, errlen)) != 0)
-		goto done;
-	rep->sr_kv_keys = json_object_size(kvkeys);
-	rep->sr_vault_tenants = json_object_size(vault);
-
-	/* Missing or older in KV: write the current config. */
-	json_object_foreach(vault, tenant, v) {
-		if (sync_stopped()) {
-			rc = SYNC_E_STOP;
-			goto done;
-		}
-		sync_key(sc, tenant, k, sizeof(k));
-		kvv = json_object_get(kvkeys, k);
-		if (json_is_integer(kvv) &&
-		    json_integer_value(kvv) == json_integer_value(v))
-			continue;
-		log_debug("%s: %s: KV has %s, the vault version %lld",
-		    __func__, k, kvv == NULL ? "nothing" : "another version",
-		    (long long)json_integer_value(v));
-		r = sync_fetch(ctx, tenant, &fields, &version, err, errlen);
-		if (r < 0) {
-			rc = r;
-			goto done;
-		}
-		if (r == 1)	/* deleted meanwhile; the feed has it */
-			continue;
-		rc = sync_add_put(ctx, &puts, k, fields, version, rep, err,
-		    errlen);
-		json_decref(fields);
-		if (rc != 0)
-			goto done;
-	}
-	if ((rc = sync_flush(ctx, &puts, 0, 1, rep, err, errlen)) != 0)
-		goto done;
-
-	/* In KV but not in the vault: stale; removed only with --prune. */
-	json_object_foreach(kvkeys, key, v) {
-		if (strncmp(key, prefix, plen) == 0 &&
-		    proto_tenant_valid(key + plen, NULL, 0) == 0 &&
-		    json_object_get(vault, key + plen) != NULL)
-			continue;
-		if (mode == SYNC_REPAIR_RESYNC) {
-			/*
-			 * Only what the vault wrote: a tenant's key with its
-			 * version.  Anything else is not ours to delete.
-			 */
-			if (strncmp(key, prefix, plen) != 0 ||
-			    proto_tenant_valid(key + plen, NULL, 0) == -1 ||
-			    !json_is_integer(v))
-				continue;
-			log_debug("%s: %s: tenant gone from the vault",
-			    __func__, key);
-			if ((rc = sync_add_delete(ctx, &dels, key, rep, err,
-			    errlen)) != 0)
-				goto done;
-			continue;
-		}
-		rep->sr_stale++;
-		fputs("stale ", ctx->sx_out);
-		sync_print_key(ctx->sx_out, key);
-		fputs(" (not in the vault)\n", ctx->sx_out);
-		if (ctx->sx_prune && (rc = sync_add_delete(ctx, &dels, key,
-		    rep, err, errlen)) != 0)
-			goto done;
-	}
-	if ((rc = sync_flush(ctx, &dels, 1, 1, rep, err, errlen)) != 0)
-		goto done;
-	if (!ctx->sx_dry_run)
-		rc = sync_settle(ctx, rep, err, errlen);
-done:
-	kv_items_release(&puts);
-	kv_items_release(&dels);
-	json_decref(kvkeys);
-	json_decref(vault);
-	return rc;
-}
-
-int
-sync_wait_changed(struct proto_client *c, int timeout_ms, uint64_t *seq,
-    char *err, size_t errlen)
-{
-	struct proto_error	 pe;
-	struct pollfd		 pfd[2];
-	json_t			*msg, *m, *s;
-	int64_t			 deadline, left;
-	int			 r, wait;
-
-	deadline = timeout_ms < 0 ? -1 : util_now_ms() + timeout_ms;
-	for (;;) {
-		if (sync_stopped())
-			return SYNC_E_STOP;
-		/* What is queued or buffered first, without blocking. */
-		r = proto_client_next(c, 0, &msg, &pe);
-		if (r == PROTO_CALL_OK) {
-			m = json_object_get(msg, "method");
-			s = json_object_get(json_object_get(msg, "params"),
-			    "seq");
-			if (json_is_string(m) &&
-			    strcmp(json_string_value(m), "changed") == 0 &&
-			    json_is_integer(s) && json_integer_value(s) >= 0) {
-				*seq = (uint64_t)json_integer_value(s);
-				json_decref(msg);
-				return 0;
-			}
-			json_decref(msg);
-			continue;
-		}
-		if (r == PROTO_CALL_IO) {
-			snprintf(err, errlen, "%s", pe.pe_message);
-			return SYNC_E_DAEMON;
-		}
-		wait = -1;
-		if (deadline >= 0) {
-			if ((left = deadline - util_now_ms()) <= 0)
-				return 1;
-			wait = left > INT_MAX ? INT_MAX : (int)left;
-		}
-		pfd[0].fd = c->pc_fd;
-		pfd[0].events = POLLIN;
-		pfd[1].fd = sync_wake[0];
-		pfd[1].events = POLLIN;
-		pfd[0].revents = pfd[1].revents = 0;
-		if (poll(pfd, 2, wait) == -1 && errno != EINTR) {
-			snprintf(err, errlen, "poll: %s", strerror(errno));
-			return SYNC_E_DAEMON;
-		}
-	}
 }

@@ -1,0 +1,229 @@
+/*
+ * wfvault-sync's repairs of drift between the vault and KV: --reconcile,
+ * and the full pass after the change feed was trimmed past the target.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "log.h"
+#include "proto.h"
+#include "sync.h"
+
+#define SYNC_LIST_LIMIT		1000
+
+/* Every tenant of the vault: tenant -> version. */
+static int
+sync_vault_list(struct sync_ctx *ctx, json_t *vault, char *err,
+    size_t errlen)
+{
+	struct proto_error	 pe;
+	json_t			*params, *res, *t, *c;
+	const char		*tenant;
+	char			*cursor = NULL;
+	uint64_t		 version;
+	size_t			 i;
+	int			 rc;
+
+	for (;;) {
+		if (sync_stopped()) {
+			rc = SYNC_E_STOP;
+			break;
+		}
+		params = json_pack("{s:i}", "limit", SYNC_LIST_LIMIT);
+		if (params != NULL && cursor != NULL)
+			json_object_set_new(params, "cursor",
+			    json_string(cursor));
+		if ((rc = sync_call(ctx, "list", params, &res, &pe, err,
+		    errlen)) != 0)
+			break;
+		if (!json_is_array(json_object_get(res, "tenants")))
+			goto bad;
+		json_array_foreach(json_object_get(res, "tenants"), i, t) {
+			tenant = json_string_value(json_object_get(t,
+			    "tenant"));
+			if (tenant == NULL || sync_get_uint(t, "version",
+			    &version) == -1)
+				goto bad;
+			if (json_object_set_new(vault, tenant,
+			    json_integer((json_int_t)version)) == -1) {
+				json_decref(res);
+				snprintf(err, errlen, "out of memory");
+				rc = SYNC_E_FAIL;
+				break;
+			}
+		}
+		if (rc != 0)
+			break;
+		c = json_object_get(res, "cursor");
+		if (c == NULL || json_is_null(c)) {
+			json_decref(res);
+			break;
+		}
+		if (!json_is_string(c))
+			goto bad;
+		/*
+		 * The daemon lists in key order and the cursor is the last
+		 * tenant sent, so each one sorts after the one before; any
+		 * other would start a cycle.
+		 */
+		if (cursor != NULL && strcmp(json_string_value(c), cursor) <=
+		    0) {
+			json_decref(res);
+			free(cursor);
+			snprintf(err, errlen, "wfvaultd's list cursor did not "
+			    "move forward, so the listing would never end; "
+			    "giving up");
+			return SYNC_E_FAIL;
+		}
+		free(cursor);
+		if ((cursor = strdup(json_string_value(c))) == NULL) {
+			json_decref(res);
+			snprintf(err, errlen, "out of memory");
+			rc = SYNC_E_FAIL;
+			break;
+		}
+		json_decref(res);
+	}
+	free(cursor);
+	return rc;
+bad:
+	json_decref(res);
+	free(cursor);
+	snprintf(err, errlen, "wfvaultd sent a malformed reply to list");
+	return SYNC_E_FAIL;
+}
+
+int
+sync_engine_reconcile(struct sync_ctx *ctx, struct sync_report *rep,
+    char *err, size_t errlen)
+{
+	uint64_t	 requests0;
+	int		 rc;
+
+	memset(rep, 0, sizeof(*rep));
+	requests0 = ctx->sx_kv->kc_requests;
+	rc = sync_repair(ctx, rep, SYNC_REPAIR_RECONCILE, err, errlen);
+	rep->sr_requests = ctx->sx_kv->kc_requests - requests0;
+	return rc;
+}
+
+/*
+ * Lists KV and the vault, writes what is missing or at another version
+ * in KV, and deals with keys of tenants the vault does not have: reported
+ * (deleted with --prune) in a reconcile, deleted in a resync when the
+ * vault wrote them (a version in their metadata), left alone otherwise.
+ */
+int
+sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
+    char *err, size_t errlen)
+{
+	const struct sync_conf	*sc = ctx->sx_conf;
+	struct kv_items		 puts = KV_ITEMS_INIT, dels = KV_ITEMS_INIT;
+	json_t			*kvkeys, *vault, *v, *kvv, *fields;
+	const char		*tenant, *key, *prefix;
+	char			 k[KV_KEY_MAX + 1];
+	uint64_t		 version;
+	size_t			 plen;
+	int			 rc, r;
+
+	prefix = sc->sc_key_prefix != NULL ? sc->sc_key_prefix : "";
+	plen = strlen(prefix);
+	kvkeys = json_object();
+	vault = json_object();
+	if (kvkeys == NULL || vault == NULL) {
+		snprintf(err, errlen, "out of memory");
+		rc = SYNC_E_FAIL;
+		goto done;
+	}
+	/* The daemon first: no point in listing KV without it. */
+	if (ctx->sx_conn.pc_fd == -1 &&
+	    (rc = sync_connect(ctx, err, errlen)) != 0)
+		goto done;
+	/*
+	 * KV before the vault: a tenant created and pushed in between is
+	 * then in both lists, never taken for a stale key.
+	 */
+	if ((rc = kv_list_keys(ctx->sx_kv, sc->sc_key_prefix, kvkeys, err,
+	    errlen)) != 0) {
+		rc = sync_kv_rc(rc);
+		goto done;
+	}
+	if ((rc = sync_vault_list(ctx, vault, err, errlen)) != 0)
+		goto done;
+	rep->sr_kv_keys = json_object_size(kvkeys);
+	rep->sr_vault_tenants = json_object_size(vault);
+
+	/* Missing or older in KV: write the current config. */
+	json_object_foreach(vault, tenant, v) {
+		if (sync_stopped()) {
+			rc = SYNC_E_STOP;
+			goto done;
+		}
+		sync_key(sc, tenant, k, sizeof(k));
+		kvv = json_object_get(kvkeys, k);
+		if (json_is_integer(kvv) &&
+		    json_integer_value(kvv) == json_integer_value(v))
+			continue;
+		log_debug("%s: %s: KV has %s, the vault version %lld",
+		    __func__, k, kvv == NULL ? "nothing" : "another version",
+		    (long long)json_integer_value(v));
+		r = sync_fetch(ctx, tenant, &fields, &version, err, errlen);
+		if (r < 0) {
+			rc = r;
+			goto done;
+		}
+		if (r == 1)	/* deleted meanwhile; the feed has it */
+			continue;
+		rc = sync_add_put(ctx, &puts, k, fields, version, rep, err,
+		    errlen);
+		json_decref(fields);
+		if (rc != 0)
+			goto done;
+	}
+	if ((rc = sync_flush(ctx, &puts, 0, 1, rep, err, errlen)) != 0)
+		goto done;
+
+	/* In KV but not in the vault: stale; removed only with --prune. */
+	json_object_foreach(kvkeys, key, v) {
+		if (strncmp(key, prefix, plen) == 0 &&
+		    proto_tenant_valid(key + plen, NULL, 0) == 0 &&
+		    json_object_get(vault, key + plen) != NULL)
+			continue;
+		if (mode == SYNC_REPAIR_RESYNC) {
+			/*
+			 * Only what the vault wrote: a tenant's key with its
+			 * version.  Anything else is not ours to delete.
+			 */
+			if (strncmp(key, prefix, plen) != 0 ||
+			    proto_tenant_valid(key + plen, NULL, 0) == -1 ||
+			    !json_is_integer(v))
+				continue;
+			log_debug("%s: %s: tenant gone from the vault",
+			    __func__, key);
+			if ((rc = sync_add_delete(ctx, &dels, key, rep, err,
+			    errlen)) != 0)
+				goto done;
+			continue;
+		}
+		rep->sr_stale++;
+		fputs("stale ", ctx->sx_out);
+		sync_print_key(ctx->sx_out, key);
+		fputs(" (not in the vault)\n", ctx->sx_out);
+		if (ctx->sx_prune && (rc = sync_add_delete(ctx, &dels, key,
+		    rep, err, errlen)) != 0)
+			goto done;
+	}
+	if ((rc = sync_flush(ctx, &dels, 1, 1, rep, err, errlen)) != 0)
+		goto done;
+	if (!ctx->sx_dry_run)
+		rc = sync_settle(ctx, rep, err, errlen);
+done:
+	kv_items_release(&puts);
+	kv_items_release(&dels);
+	json_decref(kvkeys);
+	json_decref(vault);
+	return rc;
+}
