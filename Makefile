@@ -49,6 +49,7 @@ DAEMON_SRCS = $(filter-out daemon/main.c,$(wildcard daemon/*.c))
 CLI_SRCS    = $(wildcard client/*.c)
 SYNC_SRCS   = $(filter-out sync/sync.c,$(wildcard sync/*.c))
 UNIT_SRCS   = $(wildcard tests/unit/test_*.c)
+SUPPORT_SRCS = tests/unit/support.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 COMMON_OBJS = $(call obj,$(COMMON_SRCS))
@@ -57,6 +58,7 @@ CONFIG_OBJS = $(call obj,$(CONFIG_SRCS))
 DAEMON_OBJS = $(call obj,$(DAEMON_SRCS))
 CLI_OBJS    = $(call obj,$(CLI_SRCS))
 SYNC_OBJS   = $(call obj,$(SYNC_SRCS))
+SUPPORT_OBJS = $(call obj,$(SUPPORT_SRCS))
 UNIT_BINS   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 # Each folder sees the headers of what it builds on, and no others: so
@@ -147,11 +149,12 @@ $(BUILD)/wfvault: $(CLI_OBJS) $(PROTO_OBJS) $(COMMON_OBJS)
 $(BUILD)/wfvault-sync: $(BUILD)/obj/sync/sync.o $(SYNC_OBJS) $(CONFIG_OBJS) $(PROTO_OBJS) $(COMMON_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(SYNC_LIBS)
 
-# Unit tests link the modules they use from this archive.
+# Unit tests link the modules they use from this archive, and the
+# helpers several of them share (tests/unit/support.c).
 $(BUILD)/libtest.a: $(DAEMON_OBJS) $(SYNC_OBJS) $(CONFIG_OBJS) $(PROTO_OBJS) $(COMMON_OBJS)
 	rm -f $@; ar rcs $@ $^
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libtest.a
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SUPPORT_OBJS) $(BUILD)/libtest.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DAEMON_LIBS) -lcurl -lcmocka
 

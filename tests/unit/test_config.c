@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "support.h"
 #include "wfvaultd.h"
 
 #define KIB	((uint64_t)1 << 10)
@@ -690,24 +691,27 @@ test_daemon_load_file(void **state)
 	rmdir(dir);
 }
 
-/*
- * rel inside the source tree: $WFVAULT_SRCDIR if set, else found from this
- * file's path as the compiler saw it (relative to the top directory when
- * built by the Makefile, which runs the tests from there).
- */
+/* One "#keyword<TAB>value" line of the daemon's example config. */
 static void
-source_path(const char *rel, char *buf, size_t len)
+example_line(const char *line, void *arg)
 {
-	const char	*me = __FILE__, *top;
-	const char	*tail = "tests/unit/test_config.c";
-	size_t		 n = strlen(me), t = strlen(tail);
+	struct daemon_conf	 dc;
+	char			 text[1200], err[512];
 
-	if ((top = getenv("WFVAULT_SRCDIR")) != NULL && *top != '\0')
-		snprintf(buf, len, "%s/%s", top, rel);
-	else if (n >= t && strcmp(me + n - t, tail) == 0)
-		snprintf(buf, len, "%.*s%s", (int)(n - t), me, rel);
+	(void)arg;
+	if (strncmp(line + 1, "master_key_", 11) == 0)
+		snprintf(text, sizeof(text), "%s", line + 1);
 	else
-		snprintf(buf, len, "%s", rel);
+		snprintf(text, sizeof(text), "master_key_file /k\n%s",
+		    line + 1);
+	if (dload(&dc, text, err, sizeof(err)) == 0) {
+		daemon_conf_release(&dc);
+	} else {
+		if (strstr(err, "unknown user") == NULL &&
+		    strstr(err, "unknown group") == NULL)
+			fail_msg("example line %s: %s", line, err);
+		assert_non_null(strstr(line, "allow"));
+	}
 }
 
 /*
@@ -719,39 +723,14 @@ static void
 test_example_config(void **state)
 {
 	struct daemon_conf	 dc;
-	char			 path[PATH_MAX], line[1024], text[1200];
-	char			 err[512];
-	FILE			*f;
-	size_t			 checked = 0;
+	char			 path[PATH_MAX], err[512];
 
 	(void)state;
-	source_path("config/wfvaultd.conf.example", path, sizeof(path));
+	test_source_path("config/wfvaultd.conf.example", path, sizeof(path));
 	assert_int_equal(daemon_conf_load(path, &dc, err, sizeof(err)), 0);
 	daemon_conf_release(&dc);
-
-	assert_non_null(f = fopen(path, "r"));
-	while (fgets(line, sizeof(line), f) != NULL) {
-		if (line[0] != '#' || line[1] < 'a' || line[1] > 'z' ||
-		    strpbrk(line, "\t") == NULL)
-			continue;
-		if (strncmp(line + 1, "master_key_", 11) == 0)
-			snprintf(text, sizeof(text), "%s", line + 1);
-		else
-			snprintf(text, sizeof(text), "master_key_file /k\n%s",
-			    line + 1);
-		if (dload(&dc, text, err, sizeof(err)) == 0) {
-			daemon_conf_release(&dc);
-		} else {
-			if (strstr(err, "unknown user") == NULL &&
-			    strstr(err, "unknown group") == NULL)
-				fail_msg("example line %s: %s", line, err);
-			assert_non_null(strstr(line, "allow"));
-		}
-		checked++;
-	}
-	fclose(f);
 	/* Every keyword of the daemon appears, plus four allow examples. */
-	assert_true(checked >= 19);
+	assert_true(test_example_lines(path, example_line, NULL) >= 19);
 }
 
 int

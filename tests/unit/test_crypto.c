@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +19,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include "support.h"
 #include "wfvaultd.h"
 
 struct tc_state {
@@ -27,29 +27,13 @@ struct tc_state {
 };
 
 static int
-tc_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
 tc_setup(void **state)
 {
 	struct tc_state	*ts;
-	const char	*tmp;
-	int		 n;
 
 	if ((ts = calloc(1, sizeof(*ts))) == NULL)
 		return -1;
-	if ((tmp = getenv("TMPDIR")) == NULL || *tmp == '\0')
-		tmp = "/tmp";
-	n = snprintf(ts->ts_dir, sizeof(ts->ts_dir), "%s/wfvault-crypto-XXXXXX",
-	    tmp);
-	if (n < 0 || (size_t)n >= sizeof(ts->ts_dir) ||
-	    mkdtemp(ts->ts_dir) == NULL) {
+	if (test_tmpdir(ts->ts_dir, sizeof(ts->ts_dir), "crypto") == -1) {
 		free(ts);
 		return -1;
 	}
@@ -62,7 +46,7 @@ tc_teardown(void **state)
 {
 	struct tc_state	*ts = *state;
 
-	nftw(ts->ts_dir, tc_rm, 16, FTW_DEPTH | FTW_PHYS);
+	test_rmtree(ts->ts_dir);
 	unsetenv("CREDENTIALS_DIRECTORY");
 	free(ts);
 	return 0;

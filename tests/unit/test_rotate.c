@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -28,93 +27,22 @@
 #include <event2/event.h>
 #include <sodium.h>
 
+#include "support.h"
 #include "wfvaultd.h"
 
-#define RT_MAP_SIZE	(16ULL * 1024 * 1024)
-#define RT_KEEP		3
 #define RT_REC_HEAD	(1 + 1 + 8 + 8 + 8)	/* store.c's record head */
-
-struct rt_state {
-	char			 rt_tmp[1024];
-	char			 rt_dir[1040];	/* data_dir */
-	unsigned char		*rt_mk;
-	struct store_params	 rt_params;
-	struct store		*rt_store;
-};
-
-static int
-rt_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static int
-rt_setup(void **state)
-{
-	struct rt_state	*rt;
-	const char	*tmp;
-	char		 err[512];
-	int		 n;
-
-	if ((rt = calloc(1, sizeof(*rt))) == NULL)
-		return -1;
-	if ((tmp = getenv("TMPDIR")) == NULL || *tmp == '\0')
-		tmp = "/tmp";
-	n = snprintf(rt->rt_tmp, sizeof(rt->rt_tmp), "%s/wfvault-rotate-XXXXXX",
-	    tmp);
-	if (n < 0 || (size_t)n >= sizeof(rt->rt_tmp) ||
-	    mkdtemp(rt->rt_tmp) == NULL) {
-		rt->rt_tmp[0] = '\0';
-		goto fail;
-	}
-	snprintf(rt->rt_dir, sizeof(rt->rt_dir), "%s/data", rt->rt_tmp);
-	if ((rt->rt_mk = crypto_key_alloc()) == NULL)
-		goto fail;
-	randombytes_buf(rt->rt_mk, CRYPTO_KEY_BYTES);
-	rt->rt_params.sp_dir = rt->rt_dir;
-	rt->rt_params.sp_map_size = RT_MAP_SIZE;
-	rt->rt_params.sp_keep_versions = RT_KEEP;
-	if (store_open(&rt->rt_store, &rt->rt_params, rt->rt_mk, err,
-	    sizeof(err)) != STORE_OK) {
-		fprintf(stderr, "store_open: %s\n", err);
-		goto fail;
-	}
-	*state = rt;
-	return 0;
-fail:
-	if (rt->rt_tmp[0] != '\0')
-		nftw(rt->rt_tmp, rt_rm, 16, FTW_DEPTH | FTW_PHYS);
-	crypto_key_free(rt->rt_mk);
-	free(rt);
-	return -1;
-}
-
-static int
-rt_teardown(void **state)
-{
-	struct rt_state	*rt = *state;
-
-	store_close(rt->rt_store);
-	nftw(rt->rt_tmp, rt_rm, 16, FTW_DEPTH | FTW_PHYS);
-	crypto_key_free(rt->rt_mk);
-	free(rt);
-	return 0;
-}
 
 /* Reopens the store with mk (the test's key when NULL); the open's code. */
 static int
-rt_reopen(struct rt_state *rt, const unsigned char *mk)
+rt_reopen(struct test_store *rt, const unsigned char *mk)
 {
 	char	 err[512];
 
-	store_close(rt->rt_store);
-	rt->rt_store = NULL;
-	return store_open(&rt->rt_store, &rt->rt_params,
-	    mk != NULL ? mk : rt->rt_mk, err, sizeof(err));
+	return test_store_reopen(rt, mk, err, sizeof(err));
 }
 
 static void
-rt_put(struct rt_state *rt, const char *tenant, const char *text)
+rt_put(struct test_store *rt, const char *tenant, const char *text)
 {
 	json_error_t	 jerr;
 	json_t		*config;
@@ -123,9 +51,9 @@ rt_put(struct rt_state *rt, const char *tenant, const char *text)
 
 	config = json_loads(text, 0, &jerr);
 	assert_non_null(config);
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1, &txn),
 	    STORE_OK);
-	assert_int_equal(store_config_put(rt->rt_store, txn, tenant, config,
+	assert_int_equal(store_config_put(rt->ts_store, txn, tenant, config,
 	    &v, &seq), STORE_OK);
 	json_decref(config);
 	assert_int_equal(store_txn_commit(txn), STORE_OK);
@@ -133,40 +61,21 @@ rt_put(struct rt_state *rt, const char *tenant, const char *text)
 
 /* tenant's config at version (0: current) as compact sorted JSON. */
 static int
-rt_get(struct rt_state *rt, const char *tenant, uint64_t version,
+rt_get(struct test_store *rt, const char *tenant, uint64_t version,
     const char *want)
 {
-	json_t	*config = NULL;
-	MDB_txn	*txn;
-	char	*text;
-	int	 rc;
-
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 0, &txn),
-	    STORE_OK);
-	rc = store_config_get(rt->rt_store, txn, tenant, version, &config,
-	    NULL);
-	store_txn_abort(txn);
-	if (rc != STORE_OK)
-		return rc;
-	if (want != NULL) {
-		text = json_dumps(config, JSON_COMPACT | JSON_SORT_KEYS);
-		assert_non_null(text);
-		assert_string_equal(text, want);
-		free(text);
-	}
-	json_decref(config);
-	return STORE_OK;
+	return test_store_get(rt, tenant, version, want, NULL);
 }
 
 static uint64_t
-rt_last_seq(struct rt_state *rt)
+rt_last_seq(struct test_store *rt)
 {
 	MDB_txn		*txn;
 	uint64_t	 seq;
 
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 0, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 0, &txn),
 	    STORE_OK);
-	assert_int_equal(store_last_seq(rt->rt_store, txn, &seq), STORE_OK);
+	assert_int_equal(store_last_seq(rt->ts_store, txn, &seq), STORE_OK);
 	store_txn_abort(txn);
 	return seq;
 }
@@ -190,14 +99,14 @@ rt_feed_one(void *arg, const struct store_change *sc)
 }
 
 static const char *
-rt_feed(struct rt_state *rt, struct rt_feed *rf)
+rt_feed(struct test_store *rt, struct rt_feed *rf)
 {
 	MDB_txn	*txn;
 
 	rf->rf_text[0] = '\0';
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 0, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 0, &txn),
 	    STORE_OK);
-	assert_int_equal(store_changes(rt->rt_store, txn, 0, 0, rt_feed_one,
+	assert_int_equal(store_changes(rt->ts_store, txn, 0, 0, rt_feed_one,
 	    rf), STORE_OK);
 	store_txn_abort(txn);
 	return rf->rf_text;
@@ -210,23 +119,15 @@ struct rt_raw {
 };
 
 static void
-rt_raw_open(struct rt_state *rt, struct rt_raw *raw)
+rt_raw_open(struct test_store *rt, struct rt_raw *raw)
 {
-	store_close(rt->rt_store);
-	rt->rt_store = NULL;
-	assert_int_equal(mdb_env_create(&raw->rr_env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(raw->rr_env, 8), 0);
-	assert_int_equal(mdb_env_open(raw->rr_env, rt->rt_dir, 0, 0600), 0);
-	assert_int_equal(mdb_txn_begin(raw->rr_env, NULL, 0, &raw->rr_txn),
-	    0);
+	test_store_raw_open(rt, &raw->rr_env, &raw->rr_txn);
 }
 
 static void
-rt_raw_close(struct rt_state *rt, struct rt_raw *raw)
+rt_raw_close(struct test_store *rt, struct rt_raw *raw)
 {
-	assert_int_equal(mdb_txn_commit(raw->rr_txn), 0);
-	mdb_env_close(raw->rr_env);
-	assert_int_equal(rt_reopen(rt, NULL), STORE_OK);
+	test_store_raw_close(rt, raw->rr_env, raw->rr_txn);
 }
 
 /* A copy of db's value at key into buf (at most len bytes); its size. */
@@ -261,19 +162,6 @@ rt_raw_put(struct rt_raw *raw, const char *db, const void *k, size_t klen,
 	assert_int_equal(mdb_put(raw->rr_txn, dbi, &key, &val, 0), 0);
 }
 
-static size_t
-rt_vkey(const char *tenant, uint64_t version, unsigned char *buf)
-{
-	size_t	 tlen = strlen(tenant);
-	int	 i;
-
-	memcpy(buf, tenant, tlen);
-	buf[tlen] = '\0';
-	for (i = 0; i < 8; i++)
-		buf[tlen + 1 + i] = (unsigned char)(version >> (56 - 8 * i));
-	return tlen + 9;
-}
-
 /* A new guarded random key. */
 static unsigned char *
 rt_key_new(void)
@@ -288,7 +176,7 @@ rt_key_new(void)
 static void
 test_rewrap(void **state)
 {
-	struct rt_state	*rt = *state;
+	struct test_store	*rt = *state;
 	unsigned char	*mk2, *mine;
 	MDB_txn		*txn;
 	uint64_t	 count, seq, v;
@@ -297,37 +185,37 @@ test_rewrap(void **state)
 	rt_put(rt, "acme", "{\"a\":\"2\"}");
 	rt_put(rt, "beta", "{\"b\":\"x\"}");
 	rt_put(rt, "gone", "{\"g\":\"x\"}");
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1, &txn),
 	    STORE_OK);
-	assert_int_equal(store_tenant_delete(rt->rt_store, txn, "gone", &v,
+	assert_int_equal(store_tenant_delete(rt->ts_store, txn, "gone", &v,
 	    &seq), STORE_OK);
 	assert_int_equal(store_txn_commit(txn), STORE_OK);
 	seq = rt_last_seq(rt);
 	mk2 = rt_key_new();
 
 	/* Aborted: nothing changes. */
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1, &txn),
 	    STORE_OK);
-	assert_int_equal(store_rewrap(rt->rt_store, txn, mk2, &count),
+	assert_int_equal(store_rewrap(rt->ts_store, txn, mk2, &count),
 	    STORE_OK);
 	assert_int_equal(count, 2);	/* the deleted tenant has no key */
 	store_txn_abort(txn);
 	assert_int_equal(rt_get(rt, "acme", 0, "{\"a\":\"2\"}"), STORE_OK);
 	assert_int_equal(rt_reopen(rt, mk2), STORE_E_KEY);
-	assert_null(rt->rt_store);
+	assert_null(rt->ts_store);
 	assert_int_equal(rt_reopen(rt, NULL), STORE_OK);
 
 	/* Committed: the store needs the new key, and gets it. */
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1, &txn),
 	    STORE_OK);
-	assert_int_equal(store_rewrap(rt->rt_store, txn, mk2, &count),
+	assert_int_equal(store_rewrap(rt->ts_store, txn, mk2, &count),
 	    STORE_OK);
 	assert_int_equal(store_txn_commit(txn), STORE_OK);
 	assert_int_equal(rt_get(rt, "acme", 0, NULL), STORE_E_INTEGRITY);
 	mine = rt_key_new();
 	memcpy(mine, mk2, CRYPTO_KEY_BYTES);
-	store_master_key_set(rt->rt_store, mine);	/* the store's now */
-	assert_ptr_equal(store_master_key(rt->rt_store), mine);
+	store_master_key_set(rt->ts_store, mine);	/* the store's now */
+	assert_ptr_equal(store_master_key(rt->ts_store), mine);
 	assert_int_equal(rt_get(rt, "acme", 0, "{\"a\":\"2\"}"), STORE_OK);
 	assert_int_equal(rt_get(rt, "acme", 1, "{\"a\":\"1\"}"), STORE_OK);
 	assert_int_equal(rt_get(rt, "beta", 0, "{\"b\":\"x\"}"), STORE_OK);
@@ -341,10 +229,10 @@ test_rewrap(void **state)
 	assert_int_equal(rt_reopen(rt, mk2), STORE_OK);
 	assert_int_equal(rt_get(rt, "gamma", 0, "{\"c\":\"y\"}"), STORE_OK);
 	assert_int_equal(rt_get(rt, "acme", 1, "{\"a\":\"1\"}"), STORE_OK);
-	/* rt_teardown closes it with mk2 freed first: reopen on ours. */
-	store_close(rt->rt_store);
-	rt->rt_store = NULL;
-	memcpy(rt->rt_mk, mk2, CRYPTO_KEY_BYTES);
+	/* test_store_teardown closes it with mk2 freed first: reopen on ours. */
+	store_close(rt->ts_store);
+	rt->ts_store = NULL;
+	memcpy(rt->ts_mk, mk2, CRYPTO_KEY_BYTES);
 	crypto_key_free(mk2);
 	assert_int_equal(rt_reopen(rt, NULL), STORE_OK);
 }
@@ -352,7 +240,7 @@ test_rewrap(void **state)
 static void
 test_rewrap_tampered(void **state)
 {
-	struct rt_state	*rt = *state;
+	struct test_store	*rt = *state;
 	struct rt_raw	 raw;
 	unsigned char	 rec[512], *mk2;
 	MDB_txn		*txn;
@@ -369,9 +257,9 @@ test_rewrap_tampered(void **state)
 
 	/* A key that does not open stops the whole rotation. */
 	mk2 = rt_key_new();
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1, &txn),
 	    STORE_OK);
-	assert_int_equal(store_rewrap(rt->rt_store, txn, mk2, &count),
+	assert_int_equal(store_rewrap(rt->ts_store, txn, mk2, &count),
 	    STORE_E_INTEGRITY);
 	store_txn_abort(txn);
 	crypto_key_free(mk2);
@@ -381,7 +269,7 @@ test_rewrap_tampered(void **state)
 static void
 test_rekey(void **state)
 {
-	struct rt_state	*rt = *state;
+	struct test_store	*rt = *state;
 	struct rt_raw	 raw;
 	struct store_tenant st = STORE_TENANT_INIT;
 	unsigned char	 oldrec[512], newrec[512], ct[3][256], oldct[256];
@@ -400,13 +288,13 @@ test_rekey(void **state)
 	rt_raw_open(rt, &raw);
 	oldlen = rt_raw_get(&raw, "tenants", "acme", 4, oldrec,
 	    sizeof(oldrec));
-	klen = rt_vkey("acme", 3, key);
+	klen = test_store_vkey("acme", 3, key);
 	rt_raw_get(&raw, "versions", key, klen, oldct, sizeof(oldct));
 	rt_raw_close(rt, &raw);
 
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1, &txn),
 	    STORE_OK);
-	assert_int_equal(store_tenant_rekey(rt->rt_store, txn, "acme",
+	assert_int_equal(store_tenant_rekey(rt->ts_store, txn, "acme",
 	    &count), STORE_OK);
 	assert_int_equal(store_txn_commit(txn), STORE_OK);
 	assert_int_equal(count, 3);
@@ -419,9 +307,9 @@ test_rekey(void **state)
 	assert_int_equal(rt_get(rt, "acme", 1, NULL), STORE_E_NOT_FOUND);
 	assert_int_equal(rt_get(rt, "beta", 0, "{\"b\":\"x\"}"), STORE_OK);
 	assert_int_equal(rt_last_seq(rt), seq);
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 0, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 0, &txn),
 	    STORE_OK);
-	assert_int_equal(store_tenant_get(rt->rt_store, txn, "acme", &st),
+	assert_int_equal(store_tenant_get(rt->ts_store, txn, "acme", &st),
 	    STORE_OK);
 	store_txn_abort(txn);
 	assert_int_equal(st.st_version, 4);
@@ -431,7 +319,7 @@ test_rekey(void **state)
 	newlen = rt_raw_get(&raw, "tenants", "acme", 4, newrec,
 	    sizeof(newrec));
 	for (v = 2; v <= 4; v++) {
-		klen = rt_vkey("acme", v, key);
+		klen = test_store_vkey("acme", v, key);
 		ctlen[v - 2] = rt_raw_get(&raw, "versions", key, klen,
 		    ct[v - 2], sizeof(ct[0]));
 	}
@@ -448,7 +336,7 @@ test_rekey(void **state)
 	assert_memory_not_equal(ct[1], oldct, CRYPTO_SEAL_OVERHEAD);
 
 	/* The old data key opens none of the new ciphertexts. */
-	assert_int_equal(crypto_dek_unwrap(rt->rt_mk, "acme",
+	assert_int_equal(crypto_dek_unwrap(rt->ts_mk, "acme",
 	    oldrec + RT_REC_HEAD, CRYPTO_WRAPPED_BYTES, dek), CRYPTO_OK);
 	for (v = 2; v <= 4; v++)
 		assert_int_equal(crypto_open(dek, "acme", v, ct[v - 2],
@@ -457,7 +345,7 @@ test_rekey(void **state)
 	assert_int_equal(crypto_open(dek, "acme", 3, oldct, ctlen[1], plain,
 	    &plen), CRYPTO_OK);
 	/* And the new wrapped key opens the new ones. */
-	assert_int_equal(crypto_dek_unwrap(rt->rt_mk, "acme",
+	assert_int_equal(crypto_dek_unwrap(rt->ts_mk, "acme",
 	    newrec + RT_REC_HEAD, CRYPTO_WRAPPED_BYTES, dek), CRYPTO_OK);
 	assert_int_equal(crypto_open(dek, "acme", 3, ct[1], ctlen[1], plain,
 	    &plen), CRYPTO_OK);
@@ -470,13 +358,13 @@ test_rekey(void **state)
 	assert_int_equal(rt_get(rt, "acme", 5, "{\"k\":\"five\"}"), STORE_OK);
 
 	/* Deleted and unknown tenants have no key to rotate. */
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1, &txn),
 	    STORE_OK);
-	assert_int_equal(store_tenant_delete(rt->rt_store, txn, "beta", &v,
+	assert_int_equal(store_tenant_delete(rt->ts_store, txn, "beta", &v,
 	    &seq), STORE_OK);
-	assert_int_equal(store_tenant_rekey(rt->rt_store, txn, "beta",
+	assert_int_equal(store_tenant_rekey(rt->ts_store, txn, "beta",
 	    &count), STORE_E_NOT_FOUND);
-	assert_int_equal(store_tenant_rekey(rt->rt_store, txn, "nobody",
+	assert_int_equal(store_tenant_rekey(rt->ts_store, txn, "nobody",
 	    &count), STORE_E_NOT_FOUND);
 	store_txn_abort(txn);
 }
@@ -484,7 +372,7 @@ test_rekey(void **state)
 static void
 test_purge(void **state)
 {
-	struct rt_state		*rt = *state;
+	struct test_store		*rt = *state;
 	struct rt_feed		 rf;
 	struct store_tenant	 st = STORE_TENANT_INIT;
 	MDB_txn			*txn;
@@ -496,9 +384,9 @@ test_purge(void **state)
 	rt_put(rt, "acme-us", "{\"a\":\"3\"}");	/* seq 4 */
 	rt_put(rt, "acme", "{\"a\":\"4\"}");		/* seq 5: the last */
 
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1, &txn),
 	    STORE_OK);
-	assert_int_equal(store_tenant_purge(rt->rt_store, txn, "acme", &v,
+	assert_int_equal(store_tenant_purge(rt->ts_store, txn, "acme", &v,
 	    &seq), STORE_OK);
 	assert_int_equal(store_txn_commit(txn), STORE_OK);
 	assert_int_equal(v, 4);
@@ -509,9 +397,9 @@ test_purge(void **state)
 	assert_int_equal(rt_last_seq(rt), 6);
 
 	/* No record, no versions: it never existed. */
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 0, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 0, &txn),
 	    STORE_OK);
-	assert_int_equal(store_tenant_get(rt->rt_store, txn, "acme", &st),
+	assert_int_equal(store_tenant_get(rt->ts_store, txn, "acme", &st),
 	    STORE_E_NOT_FOUND);
 	store_txn_abort(txn);
 	assert_int_equal(rt_get(rt, "acme", 3, NULL), STORE_E_NOT_FOUND);
@@ -519,28 +407,28 @@ test_purge(void **state)
 
 	/* A new tenant by that name starts at version 1. */
 	rt_put(rt, "acme", "{\"a\":\"new\"}");
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 0, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 0, &txn),
 	    STORE_OK);
-	assert_int_equal(store_tenant_get(rt->rt_store, txn, "acme", &st),
+	assert_int_equal(store_tenant_get(rt->ts_store, txn, "acme", &st),
 	    STORE_OK);
 	store_txn_abort(txn);
 	assert_int_equal(st.st_version, 1);
 	store_tenant_release(&st);
 
 	/* A deleted tenant's tombstone goes too. */
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1, &txn),
 	    STORE_OK);
-	assert_int_equal(store_tenant_delete(rt->rt_store, txn, "beta", &v,
+	assert_int_equal(store_tenant_delete(rt->ts_store, txn, "beta", &v,
 	    &seq), STORE_OK);
 	assert_int_equal(store_txn_commit(txn), STORE_OK);
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1, &txn),
 	    STORE_OK);
-	assert_int_equal(store_tenant_purge(rt->rt_store, txn, "beta", &v,
+	assert_int_equal(store_tenant_purge(rt->ts_store, txn, "beta", &v,
 	    &seq), STORE_OK);
 	assert_int_equal(v, 3);
-	assert_int_equal(store_tenant_purge(rt->rt_store, txn, "beta", &v,
+	assert_int_equal(store_tenant_purge(rt->ts_store, txn, "beta", &v,
 	    &seq), STORE_E_NOT_FOUND);
-	assert_int_equal(store_tenant_purge(rt->rt_store, txn, "nobody", &v,
+	assert_int_equal(store_tenant_purge(rt->ts_store, txn, "nobody", &v,
 	    &seq), STORE_E_NOT_FOUND);
 	assert_int_equal(store_txn_commit(txn), STORE_OK);
 	assert_string_equal(rt_feed(rt, &rf),
@@ -549,14 +437,14 @@ test_purge(void **state)
 
 /* Writes a compacted copy of the store into path; returns its size. */
 static off_t
-rt_copy(struct rt_state *rt, const char *path)
+rt_copy(struct test_store *rt, const char *path)
 {
 	struct stat	 st;
 	int		 fd;
 
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	assert_true(fd != -1);
-	assert_int_equal(store_copy_fd(rt->rt_store, fd), 0);
+	assert_int_equal(store_copy_fd(rt->ts_store, fd), 0);
 	assert_int_equal(fstat(fd, &st), 0);
 	close(fd);
 	return st.st_size;
@@ -624,7 +512,7 @@ rt_find(const char *path, const void *needle, size_t nlen)
 static void
 test_copy_verify(void **state)
 {
-	struct rt_state		*rt = *state;
+	struct test_store		*rt = *state;
 	struct store_verify	 sv;
 	struct store		*b = NULL;
 	unsigned char		*other;
@@ -638,9 +526,9 @@ test_copy_verify(void **state)
 	rt_put(rt, "acme", "{\"marker_field_one\":\"2\"}");
 	rt_put(rt, "beta", "{\"b\":\"x\"}");
 	rt_put(rt, "gone", "{\"g\":\"x\"}");
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1, &txn),
 	    STORE_OK);
-	assert_int_equal(store_tenant_delete(rt->rt_store, txn, "gone", &v,
+	assert_int_equal(store_tenant_delete(rt->ts_store, txn, "gone", &v,
 	    &seq), STORE_OK);
 	assert_int_equal(store_txn_commit(txn), STORE_OK);
 	for (i = 0; i < 200; i++) {
@@ -649,21 +537,21 @@ test_copy_verify(void **state)
 	}
 
 	/* A write in progress is not in the copy: one committed snapshot. */
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &wtxn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1, &wtxn),
 	    STORE_OK);
 	config = json_pack("{s:s}", "late", "x");
-	assert_int_equal(store_config_put(rt->rt_store, wtxn, "late", config,
+	assert_int_equal(store_config_put(rt->ts_store, wtxn, "late", config,
 	    &v, &seq), STORE_OK);
 	json_decref(config);
-	snprintf(path, sizeof(path), "%s/copy.mdb", rt->rt_tmp);
+	snprintf(path, sizeof(path), "%s/copy.mdb", rt->ts_tmp);
 	assert_true(rt_copy(rt, path) > 0);
 	assert_int_equal(store_txn_commit(wtxn), STORE_OK);
 
-	assert_int_equal(rt_verify(path, rt->rt_mk, &sv, err, sizeof(err)),
+	assert_int_equal(rt_verify(path, rt->ts_mk, &sv, err, sizeof(err)),
 	    STORE_OK);
 	assert_int_equal(sv.sv_tenants, 202);
 	assert_int_equal(sv.sv_versions, 203);
-	assert_int_equal(store_open_file(&b, path, rt->rt_mk, err,
+	assert_int_equal(store_open_file(&b, path, rt->ts_mk, err,
 	    sizeof(err)), STORE_OK);
 	assert_int_equal(store_txn_begin(b, NULL, 0, &txn), STORE_OK);
 	config = NULL;
@@ -688,7 +576,7 @@ test_copy_verify(void **state)
 
 	/* The byte before a field name is the last of the wrapped key. */
 	rt_flip(path, rt_find(path, "marker_field_one", 16) - 1);
-	assert_int_equal(rt_verify(path, rt->rt_mk, &sv, err, sizeof(err)),
+	assert_int_equal(rt_verify(path, rt->ts_mk, &sv, err, sizeof(err)),
 	    STORE_E_INTEGRITY);
 	assert_string_equal(sv.sv_tenant, "acme");
 	assert_non_null(strstr(err, "'acme'"));
@@ -698,24 +586,24 @@ test_copy_verify(void **state)
 	assert_true(rt_copy(rt, path) > 0);
 	{
 		unsigned char	vkey[160];
-		size_t		klen = rt_vkey("beta", 1, vkey);
+		size_t		klen = test_store_vkey("beta", 1, vkey);
 
 		rt_flip(path, rt_find(path, vkey, klen) + (off_t)klen + 30);
 	}
-	assert_int_equal(rt_verify(path, rt->rt_mk, &sv, err, sizeof(err)),
+	assert_int_equal(rt_verify(path, rt->ts_mk, &sv, err, sizeof(err)),
 	    STORE_E_INTEGRITY);
 	assert_string_equal(sv.sv_tenant, "beta");
 	assert_int_equal(unlink(path), 0);
 
 	/* Not a store at all. */
-	assert_int_equal(rt_verify(rt->rt_dir, rt->rt_mk, &sv, err,
+	assert_int_equal(rt_verify(rt->ts_dir, rt->ts_mk, &sv, err,
 	    sizeof(err)), STORE_E_IO);
 }
 
 static void
 test_verify_orphan(void **state)
 {
-	struct rt_state		*rt = *state;
+	struct test_store		*rt = *state;
 	struct store_verify	 sv;
 	struct rt_raw		 raw;
 	unsigned char		 key[160], val[256];
@@ -726,15 +614,15 @@ test_verify_orphan(void **state)
 	rt_put(rt, "beta", "{\"b\":\"1\"}");
 	/* A sealed version left under a tenant that has no record. */
 	rt_raw_open(rt, &raw);
-	klen = rt_vkey("beta", 1, key);
+	klen = test_store_vkey("beta", 1, key);
 	vlen = rt_raw_get(&raw, "versions", key, klen, val, sizeof(val));
-	klen = rt_vkey("ghost", 1, key);
+	klen = test_store_vkey("ghost", 1, key);
 	rt_raw_put(&raw, "versions", key, klen, val, vlen);
 	rt_raw_close(rt, &raw);
 
-	snprintf(path, sizeof(path), "%s/orphan.mdb", rt->rt_tmp);
+	snprintf(path, sizeof(path), "%s/orphan.mdb", rt->ts_tmp);
 	assert_true(rt_copy(rt, path) > 0);
-	assert_int_equal(rt_verify(path, rt->rt_mk, &sv, err, sizeof(err)),
+	assert_int_equal(rt_verify(path, rt->ts_mk, &sv, err, sizeof(err)),
 	    STORE_E_INTEGRITY);
 	assert_string_equal(sv.sv_tenant, "ghost");
 	assert_non_null(strstr(err, "ghost"));
@@ -760,7 +648,7 @@ rt_backup_done(struct server *srv, void *arg, const struct backup_result *res)
 static void
 test_backup_thread(void **state)
 {
-	struct rt_state		*rt = *state;
+	struct test_store		*rt = *state;
 	struct daemon_conf	 conf;
 	struct server		 srv;
 	struct backup_result	 res;
@@ -778,7 +666,7 @@ test_backup_thread(void **state)
 	memset(&srv, 0, sizeof(srv));
 	memset(&rd, 0, sizeof(rd));
 	srv.srv_conf = &conf;
-	srv.srv_store = rt->rt_store;
+	srv.srv_store = rt->ts_store;
 	srv.srv_base = rd.rd_base = event_base_new();
 	assert_non_null(srv.srv_base);
 
@@ -788,7 +676,7 @@ test_backup_thread(void **state)
 	assert_int_equal(res.br_code, PROTO_E_UNAVAILABLE);
 	assert_string_equal(res.br_msg, "set backup_dir in the configuration");
 
-	snprintf(dir, sizeof(dir), "%s/backups", rt->rt_tmp);
+	snprintf(dir, sizeof(dir), "%s/backups", rt->ts_tmp);
 	conf.dc_backup_dir = dir;
 	assert_int_equal(backup_start(&srv, "../escape", rt_backup_done, &rd,
 	    &res), -1);
@@ -813,7 +701,7 @@ test_backup_thread(void **state)
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
 	assert_int_equal((uint64_t)st.st_size, rd.rd_res.br_bytes);
-	assert_int_equal(rt_verify(path, rt->rt_mk, &sv, err, sizeof(err)),
+	assert_int_equal(rt_verify(path, rt->ts_mk, &sv, err, sizeof(err)),
 	    STORE_OK);
 	assert_true(sv.sv_tenants == 300 || sv.sv_tenants == 301);
 
@@ -822,7 +710,7 @@ test_backup_thread(void **state)
 	    &res), -1);
 	assert_int_equal(res.br_code, PROTO_E_CONFLICT);
 	/* Nor is a link followed. */
-	snprintf(err, sizeof(err), "%s/victim", rt->rt_tmp);
+	snprintf(err, sizeof(err), "%s/victim", rt->ts_tmp);
 	snprintf(path, sizeof(path), "%s/link.mdb", dir);
 	assert_int_equal(symlink(err, path), 0);
 	assert_int_equal(backup_start(&srv, "link.mdb", rt_backup_done, &rd,
@@ -837,7 +725,7 @@ test_backup_thread(void **state)
 	assert_int_equal(rd.rd_calls, 2);
 	assert_int_equal(rd.rd_res.br_code, 0);
 	assert_null(backup_pending(&srv));
-	assert_int_equal(rt_verify(rd.rd_res.br_path, rt->rt_mk, &sv, err,
+	assert_int_equal(rt_verify(rd.rd_res.br_path, rt->ts_mk, &sv, err,
 	    sizeof(err)), STORE_OK);
 	assert_int_equal(sv.sv_tenants, 301);
 	event_base_free(srv.srv_base);
@@ -846,7 +734,7 @@ test_backup_thread(void **state)
 static void
 test_exclusive(void **state)
 {
-	struct rt_state		*rt = *state;
+	struct test_store		*rt = *state;
 	struct daemon_conf	 conf;
 	struct sockaddr_un	 sun;
 	MDB_env			*env;
@@ -855,12 +743,12 @@ test_exclusive(void **state)
 	pid_t			 pid;
 
 	/* The parent's own store would share its locks: close it. */
-	store_close(rt->rt_store);
-	rt->rt_store = NULL;
+	store_close(rt->ts_store);
+	rt->ts_store = NULL;
 	memset(&conf, 0, sizeof(conf));
-	snprintf(sock, sizeof(sock), "%s/s", rt->rt_tmp);
+	snprintf(sock, sizeof(sock), "%s/s", rt->ts_tmp);
 	conf.dc_socket = sock;
-	conf.dc_data_dir = rt->rt_dir;
+	conf.dc_data_dir = rt->ts_dir;
 
 	assert_int_equal(backup_exclusive(&conf, &lockfd, err, sizeof(err)),
 	    0);
@@ -873,7 +761,7 @@ test_exclusive(void **state)
 	if ((pid = fork()) == 0) {
 		if (mdb_env_create(&env) != 0 ||
 		    mdb_env_set_maxdbs(env, 8) != 0 ||
-		    mdb_env_open(env, rt->rt_dir, 0, 0600) != 0)
+		    mdb_env_open(env, rt->ts_dir, 0, 0600) != 0)
 			_exit(1);
 		c = 1;
 		if (write(up[1], &c, 1) != 1 || read(down[0], &c, 1) != 1)
@@ -989,7 +877,7 @@ test_backup_names(void **state)
 
 /* Stores tenants t-0000.. (field k = "v-I") in one transaction. */
 static void
-rt_load(struct rt_state *rt, int n)
+rt_load(struct test_store *rt, int n)
 {
 	json_t	*config;
 	MDB_txn	*txn;
@@ -997,14 +885,14 @@ rt_load(struct rt_state *rt, int n)
 	char	 name[32], val[32];
 	int	 i;
 
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1, &txn),
 	    STORE_OK);
 	for (i = 0; i < n; i++) {
 		snprintf(name, sizeof(name), "t-%04d", i);
 		snprintf(val, sizeof(val), "v-%d", i);
 		config = json_pack("{s:s}", "k", val);
 		assert_non_null(config);
-		assert_int_equal(store_config_put(rt->rt_store, txn, name,
+		assert_int_equal(store_config_put(rt->ts_store, txn, name,
 		    config, &v, &seq), STORE_OK);
 		json_decref(config);
 	}
@@ -1013,7 +901,7 @@ rt_load(struct rt_state *rt, int n)
 
 /* Every tenant t-I of want (NULL: deleted) reads its value. */
 static void
-rt_check(struct rt_state *rt, char **want, int n)
+rt_check(struct test_store *rt, char **want, int n)
 {
 	char	name[32], text[64];
 	int	i;
@@ -1058,14 +946,14 @@ rt_want_free(char **want, int n)
 
 /* One step of the rotation, committed; 1 when it was the last. */
 static int
-rt_step(struct rt_state *rt, char *pos, size_t limit, uint64_t *count)
+rt_step(struct test_store *rt, char *pos, size_t limit, uint64_t *count)
 {
 	MDB_txn	*txn;
 	int	 finished;
 
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1, &txn),
 	    STORE_OK);
-	assert_int_equal(store_rotate_step(rt->rt_store, txn, pos, limit,
+	assert_int_equal(store_rotate_step(rt->ts_store, txn, pos, limit,
 	    count, &finished), STORE_OK);
 	assert_int_equal(store_txn_commit(txn), STORE_OK);
 	return finished;
@@ -1073,46 +961,46 @@ rt_step(struct rt_state *rt, char *pos, size_t limit, uint64_t *count)
 
 /* Begins a rotation to a copy of mk (the store's from then on). */
 static void
-rt_rotate_begin(struct rt_state *rt, const unsigned char *mk)
+rt_rotate_begin(struct test_store *rt, const unsigned char *mk)
 {
 	unsigned char	*copy = rt_key_new();
 	MDB_txn		*txn;
 
 	memcpy(copy, mk, CRYPTO_KEY_BYTES);
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1, &txn),
 	    STORE_OK);
-	assert_int_equal(store_rotate_begin(rt->rt_store, txn, copy),
+	assert_int_equal(store_rotate_begin(rt->ts_store, txn, copy),
 	    STORE_OK);
 	assert_int_equal(store_txn_commit(txn), STORE_OK);
-	assert_int_equal(store_rotate_next_set(rt->rt_store, copy), STORE_OK);
-	assert_true(store_rotating(rt->rt_store));
+	assert_int_equal(store_rotate_next_set(rt->ts_store, copy), STORE_OK);
+	assert_true(store_rotating(rt->ts_store));
 }
 
 /* The rotation finished: the store switches keys, the test follows. */
 static void
-rt_rotate_end(struct rt_state *rt, const unsigned char *mk)
+rt_rotate_end(struct test_store *rt, const unsigned char *mk)
 {
-	store_master_key_set(rt->rt_store,
-	    (unsigned char *)store_next_key(rt->rt_store));
-	assert_false(store_rotating(rt->rt_store));
-	assert_null(store_next_key(rt->rt_store));
+	store_master_key_set(rt->ts_store,
+	    (unsigned char *)store_next_key(rt->ts_store));
+	assert_false(store_rotating(rt->ts_store));
+	assert_null(store_next_key(rt->ts_store));
 	/* The old key no longer opens the store, the new one does. */
 	assert_int_equal(rt_reopen(rt, NULL), STORE_E_KEY);
-	memcpy(rt->rt_mk, mk, CRYPTO_KEY_BYTES);
+	memcpy(rt->ts_mk, mk, CRYPTO_KEY_BYTES);
 	assert_int_equal(rt_reopen(rt, NULL), STORE_OK);
-	assert_false(store_rotating(rt->rt_store));
+	assert_false(store_rotating(rt->ts_store));
 }
 
 static void
-rt_verify_all(struct rt_state *rt)
+rt_verify_all(struct test_store *rt)
 {
 	struct store_verify	 sv;
 	MDB_txn			*txn;
 	char			 err[512];
 
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 0, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 0, &txn),
 	    STORE_OK);
-	assert_int_equal(store_verify(rt->rt_store, txn, &sv, err,
+	assert_int_equal(store_verify(rt->ts_store, txn, &sv, err,
 	    sizeof(err)), STORE_OK);
 	store_txn_abort(txn);
 }
@@ -1124,7 +1012,7 @@ rt_verify_all(struct rt_state *rt)
 static void
 test_rotate_steps(void **state)
 {
-	struct rt_state	*rt = *state;
+	struct test_store	*rt = *state;
 	char		**want, pos[PROTO_TENANT_MAX + 1] = "", name[32];
 	char		 text[64];
 	unsigned char	*mk2;
@@ -1152,11 +1040,11 @@ test_rotate_steps(void **state)
 			rt_put(rt, name, text);
 		}
 		if (step == 3) {
-			assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1,
+			assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1,
 			    &txn), STORE_OK);
-			assert_int_equal(store_tenant_delete(rt->rt_store, txn,
+			assert_int_equal(store_tenant_delete(rt->ts_store, txn,
 			    "t-0500", &v, &seq), STORE_OK);
-			assert_int_equal(store_tenant_delete(rt->rt_store, txn,
+			assert_int_equal(store_tenant_delete(rt->ts_store, txn,
 			    "t-0010", &v, &seq), STORE_OK);
 			assert_int_equal(store_txn_commit(txn), STORE_OK);
 			free(want[500]);
@@ -1167,11 +1055,11 @@ test_rotate_steps(void **state)
 			/* Recreated behind the walk: under the next key. */
 			rt_put(rt, "t-0010", "{\"k\":\"again\"}");
 			want[10] = strdup("again");
-			assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1,
+			assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1,
 			    &txn), STORE_OK);
-			assert_int_equal(store_tenant_rekey(rt->rt_store, txn,
+			assert_int_equal(store_tenant_rekey(rt->ts_store, txn,
 			    "t-0998", &n), STORE_OK);
-			assert_int_equal(store_tenant_rekey(rt->rt_store, txn,
+			assert_int_equal(store_tenant_rekey(rt->ts_store, txn,
 			    "t-0001", &n), STORE_OK);
 			assert_int_equal(store_txn_commit(txn), STORE_OK);
 		}
@@ -1224,7 +1112,7 @@ test_rotate_steps(void **state)
 static void
 test_rotate_crash(void **state)
 {
-	struct rt_state	*rt = *state;
+	struct test_store	*rt = *state;
 	char		**want, pos[PROTO_TENANT_MAX + 1] = "";
 	unsigned char	*mk2, *other, *copy;
 	MDB_txn		*txn;
@@ -1241,8 +1129,8 @@ test_rotate_crash(void **state)
 
 	/* "Crash": what is committed is all there is. */
 	assert_int_equal(rt_reopen(rt, NULL), STORE_OK);
-	assert_true(store_rotating(rt->rt_store));
-	assert_null(store_next_key(rt->rt_store));
+	assert_true(store_rotating(rt->ts_store));
+	assert_null(store_next_key(rt->ts_store));
 	/* Without the next key, what was re-wrapped does not open. */
 	assert_int_equal(rt_get(rt, "t-0000", 0, NULL), STORE_E_INTEGRITY);
 	assert_int_equal(rt_get(rt, "new", 0, NULL), STORE_E_INTEGRITY);
@@ -1250,18 +1138,18 @@ test_rotate_crash(void **state)
 	    STORE_OK);
 	/* Nor does a rotation to another key start over it. */
 	other = rt_key_new();
-	assert_int_equal(store_rotate_next_set(rt->rt_store, other),
+	assert_int_equal(store_rotate_next_set(rt->ts_store, other),
 	    STORE_E_KEY);
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1, &txn),
 	    STORE_OK);
-	assert_int_equal(store_rotate_begin(rt->rt_store, txn, other),
+	assert_int_equal(store_rotate_begin(rt->ts_store, txn, other),
 	    STORE_E_KEY);
 	store_txn_abort(txn);
 	crypto_key_free(other);
 	/* The next key opens everything again. */
 	copy = rt_key_new();
 	memcpy(copy, mk2, CRYPTO_KEY_BYTES);
-	assert_int_equal(store_rotate_next_set(rt->rt_store, copy), STORE_OK);
+	assert_int_equal(store_rotate_next_set(rt->ts_store, copy), STORE_OK);
 	rt_check(rt, want, nt);
 	assert_int_equal(rt_get(rt, "new", 0, "{\"n\":\"1\"}"), STORE_OK);
 	rt_verify_all(rt);
@@ -1280,7 +1168,7 @@ test_rotate_crash(void **state)
 	randombytes_buf(mk2, CRYPTO_KEY_BYTES);
 	rt_rotate_begin(rt, mk2);
 	assert_int_equal(rt_reopen(rt, NULL), STORE_OK);
-	assert_true(store_rotating(rt->rt_store));
+	assert_true(store_rotating(rt->ts_store));
 	rt_check(rt, want, nt);
 	crypto_key_free(mk2);
 	rt_want_free(want, nt);
@@ -1295,7 +1183,7 @@ test_rotate_crash(void **state)
 static void
 test_rotate_keys_conf(void **state)
 {
-	struct rt_state		*rt = *state;
+	struct test_store		*rt = *state;
 	struct daemon_conf	 conf;
 	struct store_params	 sp;
 	struct store		*store = NULL;
@@ -1307,30 +1195,30 @@ test_rotate_keys_conf(void **state)
 	uint64_t		 count = 0;
 	int			 finished;
 
-	snprintf(f1, sizeof(f1), "%s/k1", rt->rt_tmp);
-	snprintf(f2, sizeof(f2), "%s/k2", rt->rt_tmp);
-	snprintf(f3, sizeof(f3), "%s/k3", rt->rt_tmp);
-	snprintf(dir, sizeof(dir), "%s/kdata", rt->rt_tmp);
+	snprintf(f1, sizeof(f1), "%s/k1", rt->ts_tmp);
+	snprintf(f2, sizeof(f2), "%s/k2", rt->ts_tmp);
+	snprintf(f3, sizeof(f3), "%s/k3", rt->ts_tmp);
+	snprintf(dir, sizeof(dir), "%s/kdata", rt->ts_tmp);
 	assert_int_equal(crypto_key_generate_file(f1, err, sizeof(err)), 0);
 	assert_int_equal(crypto_key_generate_file(f2, err, sizeof(err)), 0);
 	assert_int_equal(crypto_key_generate_file(f3, err, sizeof(err)), 0);
 	memset(&conf, 0, sizeof(conf));
-	snprintf(sock, sizeof(sock), "%s/nobody.sock", rt->rt_tmp);
+	snprintf(sock, sizeof(sock), "%s/nobody.sock", rt->ts_tmp);
 	conf.dc_socket = sock;
 	conf.dc_data_dir = dir;
 	conf.dc_master_key_file = f1;
-	conf.dc_map_size = RT_MAP_SIZE;
-	conf.dc_keep_versions = RT_KEEP;
+	conf.dc_map_size = TEST_STORE_MAP_SIZE;
+	conf.dc_keep_versions = TEST_STORE_KEEP;
 	memset(&sp, 0, sizeof(sp));
 	sp.sp_dir = dir;
-	sp.sp_map_size = RT_MAP_SIZE;
-	sp.sp_keep_versions = RT_KEEP;
+	sp.sp_map_size = TEST_STORE_MAP_SIZE;
+	sp.sp_keep_versions = TEST_STORE_KEEP;
 
 	/* A store with tenants, left with a rotation to k2 half done. */
 	assert_int_equal(keys_store_open(&store, &sp, &conf, &k1, err,
 	    sizeof(err)), STORE_OK);
-	store_close(rt->rt_store);
-	rt->rt_store = store;
+	store_close(rt->ts_store);
+	rt->ts_store = store;
 	rt_load(rt, 100);
 	assert_int_equal(keys_load(&conf, KEYS_CURRENT, &k2, err,
 	    sizeof(err)), 0);
@@ -1348,7 +1236,7 @@ test_rotate_keys_conf(void **state)
 	assert_int_equal(store_txn_commit(txn), STORE_OK);
 	assert_false(finished);
 	store_close(store);
-	rt->rt_store = store = NULL;
+	rt->ts_store = store = NULL;
 	crypto_key_free(k1);
 
 	/* Only the current key: refused, naming what to configure. */
@@ -1369,13 +1257,13 @@ test_rotate_keys_conf(void **state)
 	    sizeof(err)), STORE_OK);
 	assert_true(store_rotating(store));
 	assert_non_null(store_next_key(store));
-	rt->rt_store = store;
+	rt->ts_store = store;
 	assert_int_equal(rt_get(rt, "t-0000", 0, "{\"k\":\"v-0\"}"),
 	    STORE_OK);
 	assert_int_equal(rt_get(rt, "t-0099", 0, "{\"k\":\"v-99\"}"),
 	    STORE_OK);
 	store_close(store);
-	rt->rt_store = store = NULL;
+	rt->ts_store = store = NULL;
 	crypto_key_free(k1);
 
 	/* The offline mode finishes it. */
@@ -1385,42 +1273,42 @@ test_rotate_keys_conf(void **state)
 	assert_int_equal(keys_store_open(&store, &sp, &conf, &k1, err,
 	    sizeof(err)), STORE_OK);
 	assert_false(store_rotating(store));
-	rt->rt_store = store;
+	rt->ts_store = store;
 	assert_int_equal(rt_get(rt, "t-0000", 0, "{\"k\":\"v-0\"}"),
 	    STORE_OK);
 	assert_int_equal(rt_get(rt, "t-0099", 0, "{\"k\":\"v-99\"}"),
 	    STORE_OK);
 	rt_verify_all(rt);
 	store_close(store);
-	rt->rt_store = NULL;
+	rt->ts_store = NULL;
 	crypto_key_free(k1);
 	assert_int_equal(rt_reopen(rt, NULL), STORE_OK);
 }
 
 /* One step of rk, committed; its done flag. */
 static int
-rt_rekey_step(struct rt_state *rt, struct store_rekey *rk, size_t limit)
+rt_rekey_step(struct test_store *rt, struct store_rekey *rk, size_t limit)
 {
 	MDB_txn	*txn;
 	int	 done;
 
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1, &txn),
 	    STORE_OK);
-	assert_int_equal(store_rekey_step(rt->rt_store, txn, rk, limit,
+	assert_int_equal(store_rekey_step(rt->ts_store, txn, rk, limit,
 	    &done), STORE_OK);
 	assert_int_equal(store_txn_commit(txn), STORE_OK);
 	return done;
 }
 
 static struct store_rekey *
-rt_rekey_begin(struct rt_state *rt, const char *tenant)
+rt_rekey_begin(struct test_store *rt, const char *tenant)
 {
 	struct store_rekey	*rk;
 	MDB_txn			*txn;
 
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1, &txn),
 	    STORE_OK);
-	assert_int_equal(store_rekey_begin(rt->rt_store, txn, tenant, &rk),
+	assert_int_equal(store_rekey_begin(rt->ts_store, txn, tenant, &rk),
 	    STORE_OK);
 	assert_int_equal(store_txn_commit(txn), STORE_OK);
 	assert_string_equal(store_rekey_tenant(rk), tenant);
@@ -1436,7 +1324,7 @@ rt_rekey_begin(struct rt_state *rt, const char *tenant)
 static void
 test_rekey_steps(void **state)
 {
-	struct rt_state		*rt = *state;
+	struct test_store		*rt = *state;
 	struct rt_raw		 raw;
 	struct store_rekey	*rk, *rk2;
 	unsigned char		 oldrec[512], newrec[512], ct[256], key[160];
@@ -1496,16 +1384,16 @@ test_rekey_steps(void **state)
 	rt_raw_open(rt, &raw);
 	newlen = rt_raw_get(&raw, "tenants", "acme", 4, newrec,
 	    sizeof(newrec));
-	klen = rt_vkey("acme", 3, key);
+	klen = test_store_vkey("acme", 3, key);
 	ctlen = rt_raw_get(&raw, "versions", key, klen, ct, sizeof(ct));
 	rt_raw_close(rt, &raw);
 	assert_int_equal(newlen, oldlen);
 	assert_int_equal(newrec[1], oldrec[1]);
-	assert_int_equal(crypto_dek_unwrap(rt->rt_mk, "acme",
+	assert_int_equal(crypto_dek_unwrap(rt->ts_mk, "acme",
 	    oldrec + RT_REC_HEAD, CRYPTO_WRAPPED_BYTES, dek), CRYPTO_OK);
 	assert_int_equal(crypto_open(dek, "acme", 3, ct, ctlen, plain, &plen),
 	    CRYPTO_INTEGRITY);
-	assert_int_equal(crypto_dek_unwrap(rt->rt_mk, "acme",
+	assert_int_equal(crypto_dek_unwrap(rt->ts_mk, "acme",
 	    newrec + RT_REC_HEAD, CRYPTO_WRAPPED_BYTES, dek), CRYPTO_OK);
 	assert_int_equal(crypto_open(dek, "acme", 3, ct, ctlen, plain, &plen),
 	    CRYPTO_OK);
@@ -1514,11 +1402,11 @@ test_rekey_steps(void **state)
 	/* Deleted meanwhile: the rotation ends with not found. */
 	rt_put(rt, "beta", "{\"b\":\"1\"}");
 	rk = rt_rekey_begin(rt, "beta");
-	assert_int_equal(store_txn_begin(rt->rt_store, NULL, 1, &txn),
+	assert_int_equal(store_txn_begin(rt->ts_store, NULL, 1, &txn),
 	    STORE_OK);
-	assert_int_equal(store_tenant_delete(rt->rt_store, txn, "beta", &v,
+	assert_int_equal(store_tenant_delete(rt->ts_store, txn, "beta", &v,
 	    &seq), STORE_OK);
-	assert_int_equal(store_rekey_step(rt->rt_store, txn, rk, 1, &done),
+	assert_int_equal(store_rekey_step(rt->ts_store, txn, rk, 1, &done),
 	    STORE_E_NOT_FOUND);
 	store_txn_abort(txn);
 	store_rekey_free(rk);
@@ -1571,7 +1459,7 @@ rt_rotate_done(struct server *srv, void *arg, const struct rotate_result *res)
 static void
 test_rotate_loop(void **state)
 {
-	struct rt_state	*rt = *state;
+	struct test_store	*rt = *state;
 	struct server	 srv;
 	struct rt_rot	 master, tenant;
 	char		**want, err[512], name[32], text[64];
@@ -1583,7 +1471,7 @@ test_rotate_loop(void **state)
 	memset(&srv, 0, sizeof(srv));
 	memset(&master, 0, sizeof(master));
 	memset(&tenant, 0, sizeof(tenant));
-	srv.srv_store = rt->rt_store;
+	srv.srv_store = rt->ts_store;
 	srv.srv_base = event_base_new();
 	assert_non_null(srv.srv_base);
 	setenv("WFVAULTD_TEST_ROTATE_BATCH", "10", 1);
@@ -1625,7 +1513,7 @@ test_rotate_loop(void **state)
 	/* Version 1; those put meanwhile were sealed under the new key. */
 	assert_int_equal(tenant.rr_res.rr_count, 1);
 	assert_false(rotate_running(&srv));
-	assert_false(store_rotating(rt->rt_store));
+	assert_false(store_rotating(rt->ts_store));
 	rt_check(rt, want, nt);
 	rotate_release(&srv);
 	event_base_free(srv.srv_base);
@@ -1633,7 +1521,7 @@ test_rotate_loop(void **state)
 
 	/* The store is sealed with mk2 now. */
 	assert_int_equal(rt_reopen(rt, NULL), STORE_E_KEY);
-	memcpy(rt->rt_mk, mk2, CRYPTO_KEY_BYTES);
+	memcpy(rt->ts_mk, mk2, CRYPTO_KEY_BYTES);
 	assert_int_equal(rt_reopen(rt, NULL), STORE_OK);
 	rt_check(rt, want, nt);
 	rt_verify_all(rt);
@@ -1641,7 +1529,8 @@ test_rotate_loop(void **state)
 	rt_want_free(want, nt);
 }
 
-#define RT_TEST(f) cmocka_unit_test_setup_teardown(f, rt_setup, rt_teardown)
+#define RT_TEST(f) cmocka_unit_test_setup_teardown(f, test_store_setup, \
+    test_store_teardown)
 
 int
 main(void)

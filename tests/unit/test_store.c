@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,98 +19,21 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include "support.h"
 #include "wfvaultd.h"
 
-#define TS_MAP_SIZE	(16ULL * 1024 * 1024)
-#define TS_KEEP		3
-
-struct ts_state {
-	char			 ts_tmp[1024];
-	char			 ts_dir[1040];	/* data_dir */
-	unsigned char		*ts_mk;
-	struct store_params	 ts_params;
-	struct store		*ts_store;
-};
-
-static int
-ts_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
-ts_setup(void **state)
-{
-	struct ts_state	*ts;
-	const char	*tmp;
-	char		 err[512];
-	int		 n;
-
-	if ((ts = calloc(1, sizeof(*ts))) == NULL)
-		return -1;
-	if ((tmp = getenv("TMPDIR")) == NULL || *tmp == '\0')
-		tmp = "/tmp";
-	n = snprintf(ts->ts_tmp, sizeof(ts->ts_tmp), "%s/wfvault-store-XXXXXX",
-	    tmp);
-	if (n < 0 || (size_t)n >= sizeof(ts->ts_tmp) ||
-	    mkdtemp(ts->ts_tmp) == NULL) {
-		ts->ts_tmp[0] = '\0';
-		goto fail;
-	}
-	/* The store creates its data_dir itself. */
-	snprintf(ts->ts_dir, sizeof(ts->ts_dir), "%s/data", ts->ts_tmp);
-	if ((ts->ts_mk = crypto_key_alloc()) == NULL)
-		goto fail;
-	randombytes_buf(ts->ts_mk, CRYPTO_KEY_BYTES);
-	ts->ts_params.sp_dir = ts->ts_dir;
-	ts->ts_params.sp_map_size = TS_MAP_SIZE;
-	ts->ts_params.sp_keep_versions = TS_KEEP;
-	ts->ts_params.sp_max_readers = 0;
-	if (store_open(&ts->ts_store, &ts->ts_params, ts->ts_mk, err,
-	    sizeof(err)) != STORE_OK) {
-		fprintf(stderr, "store_open: %s\n", err);
-		goto fail;
-	}
-	*state = ts;
-	return 0;
-fail:
-	if (ts->ts_tmp[0] != '\0')
-		nftw(ts->ts_tmp, ts_rm, 16, FTW_DEPTH | FTW_PHYS);
-	crypto_key_free(ts->ts_mk);
-	free(ts);
-	return -1;
-}
-
-static int
-ts_teardown(void **state)
-{
-	struct ts_state	*ts = *state;
-
-	store_close(ts->ts_store);
-	nftw(ts->ts_tmp, ts_rm, 16, FTW_DEPTH | FTW_PHYS);
-	crypto_key_free(ts->ts_mk);
-	free(ts);
-	return 0;
-}
-
 static void
-ts_reopen(struct ts_state *ts)
+ts_reopen(struct test_store *ts)
 {
 	char	 err[512];
 
-	store_close(ts->ts_store);
-	ts->ts_store = NULL;
-	if (store_open(&ts->ts_store, &ts->ts_params, ts->ts_mk, err,
-	    sizeof(err)) != STORE_OK)
+	if (test_store_reopen(ts, NULL, err, sizeof(err)) != STORE_OK)
 		fail_msg("store_open: %s", err);
 }
 
 /* Stores the JSON text as tenant's next version in its own transaction. */
 static int
-ts_put(struct ts_state *ts, const char *tenant, const char *text,
+ts_put(struct test_store *ts, const char *tenant, const char *text,
     uint64_t *version)
 {
 	json_error_t	 jerr;
@@ -140,7 +62,7 @@ ts_put(struct ts_state *ts, const char *tenant, const char *text,
 }
 
 static int
-ts_delete(struct ts_state *ts, const char *tenant, uint64_t *version)
+ts_delete(struct test_store *ts, const char *tenant, uint64_t *version)
 {
 	MDB_txn		*txn;
 	uint64_t	 seq = 0;
@@ -156,53 +78,6 @@ ts_delete(struct ts_state *ts, const char *tenant, uint64_t *version)
 	return store_txn_commit(txn);
 }
 
-/*
- * Reads tenant's config at version and compares its compact, sorted
- * serialisation with want (when want is not NULL).
- */
-static int
-ts_get(struct ts_state *ts, const char *tenant, uint64_t version,
-    const char *want, uint64_t *got_version)
-{
-	json_t	*config = NULL;
-	MDB_txn	*txn;
-	char	*text;
-	int	 rc;
-
-	assert_int_equal(store_txn_begin(ts->ts_store, NULL, 0, &txn),
-	    STORE_OK);
-	rc = store_config_get(ts->ts_store, txn, tenant, version, &config,
-	    got_version);
-	store_txn_abort(txn);
-	if (rc != STORE_OK) {
-		assert_null(config);
-		return rc;
-	}
-	assert_true(json_is_object(config));
-	if (want != NULL) {
-		text = json_dumps(config, JSON_COMPACT | JSON_SORT_KEYS);
-		assert_non_null(text);
-		assert_string_equal(text, want);
-		free(text);
-	}
-	json_decref(config);
-	return STORE_OK;
-}
-
-static void
-ts_vkey(const char *tenant, uint64_t version, unsigned char *buf,
-    size_t *len)
-{
-	size_t	 tlen = strlen(tenant);
-	int	 i;
-
-	memcpy(buf, tenant, tlen);
-	buf[tlen] = '\0';
-	for (i = 0; i < 8; i++)
-		buf[tlen + 1 + i] = (unsigned char)(version >> (56 - 8 * i));
-	*len = tlen + 9;
-}
-
 /* The store's environment opened directly, as an attacker with the files. */
 struct ts_raw {
 	MDB_env	*tr_env;
@@ -211,23 +86,16 @@ struct ts_raw {
 };
 
 static void
-ts_raw_open(struct ts_state *ts, const char *db, struct ts_raw *raw)
+ts_raw_open(struct test_store *ts, const char *db, struct ts_raw *raw)
 {
-	store_close(ts->ts_store);
-	ts->ts_store = NULL;
-	assert_int_equal(mdb_env_create(&raw->tr_env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(raw->tr_env, 8), 0);
-	assert_int_equal(mdb_env_open(raw->tr_env, ts->ts_dir, 0, 0600), 0);
-	assert_int_equal(mdb_txn_begin(raw->tr_env, NULL, 0, &raw->tr_txn), 0);
+	test_store_raw_open(ts, &raw->tr_env, &raw->tr_txn);
 	assert_int_equal(mdb_dbi_open(raw->tr_txn, db, 0, &raw->tr_dbi), 0);
 }
 
 static void
-ts_raw_close(struct ts_state *ts, struct ts_raw *raw)
+ts_raw_close(struct test_store *ts, struct ts_raw *raw)
 {
-	assert_int_equal(mdb_txn_commit(raw->tr_txn), 0);
-	mdb_env_close(raw->tr_env);
-	ts_reopen(ts);
+	test_store_raw_close(ts, raw->tr_env, raw->tr_txn);
 }
 
 /* A malloc'd copy of the value at key. */
@@ -263,7 +131,7 @@ ts_raw_put(struct ts_raw *raw, const void *k, size_t klen, const void *v,
 static void
 test_open_reopen(void **state)
 {
-	struct ts_state	*ts = *state;
+	struct test_store	*ts = *state;
 	struct store	*other = NULL;
 	unsigned char	*mk2;
 	char		 path[1100], err[512], want[PATH_MAX + 128];
@@ -278,7 +146,7 @@ test_open_reopen(void **state)
 
 	assert_int_equal(ts_put(ts, "acme", "{\"k\":\"v\"}", NULL), STORE_OK);
 	ts_reopen(ts);
-	assert_int_equal(ts_get(ts, "acme", 0, "{\"k\":\"v\"}", NULL),
+	assert_int_equal(test_store_get(ts, "acme", 0, "{\"k\":\"v\"}", NULL),
 	    STORE_OK);
 
 	/* Another master key is refused at open, with a clear message. */
@@ -297,7 +165,7 @@ test_open_reopen(void **state)
 
 	/* The right key still opens it. */
 	ts_reopen(ts);
-	assert_int_equal(ts_get(ts, "acme", 0, "{\"k\":\"v\"}", NULL),
+	assert_int_equal(test_store_get(ts, "acme", 0, "{\"k\":\"v\"}", NULL),
 	    STORE_OK);
 
 	/* A data_dir that cannot be created. */
@@ -313,7 +181,7 @@ test_open_reopen(void **state)
 static void
 test_format(void **state)
 {
-	struct ts_state	*ts = *state;
+	struct test_store	*ts = *state;
 	struct ts_raw	 raw;
 	struct store	*other = NULL;
 	const unsigned char three[4] = { 0, 0, 0, 3 };
@@ -336,7 +204,7 @@ test_format(void **state)
 static void
 test_put_get(void **state)
 {
-	struct ts_state		*ts = *state;
+	struct test_store		*ts = *state;
 	struct store_tenant	 st = STORE_TENANT_INIT;
 	MDB_txn			*txn;
 	uint64_t		 v = 0, got = 0;
@@ -349,17 +217,17 @@ test_put_get(void **state)
 	assert_int_equal(ts_put(ts, "beta", "{}", &v), STORE_OK);
 	assert_int_equal(v, 1);
 
-	assert_int_equal(ts_get(ts, "acme", 0, "{\"a\":\"2\",\"b\":\"x\"}",
+	assert_int_equal(test_store_get(ts, "acme", 0, "{\"a\":\"2\",\"b\":\"x\"}",
 	    &got), STORE_OK);
 	assert_int_equal(got, 2);
-	assert_int_equal(ts_get(ts, "acme", 1, "{\"a\":\"1\"}", &got),
+	assert_int_equal(test_store_get(ts, "acme", 1, "{\"a\":\"1\"}", &got),
 	    STORE_OK);
 	assert_int_equal(got, 1);
-	assert_int_equal(ts_get(ts, "beta", 0, "{}", &got), STORE_OK);
-	assert_int_equal(ts_get(ts, "acme", 3, NULL, NULL), STORE_E_NOT_FOUND);
-	assert_int_equal(ts_get(ts, "nobody", 0, NULL, NULL),
+	assert_int_equal(test_store_get(ts, "beta", 0, "{}", &got), STORE_OK);
+	assert_int_equal(test_store_get(ts, "acme", 3, NULL, NULL), STORE_E_NOT_FOUND);
+	assert_int_equal(test_store_get(ts, "nobody", 0, NULL, NULL),
 	    STORE_E_NOT_FOUND);
-	assert_int_equal(ts_get(ts, "acm", 0, NULL, NULL), STORE_E_NOT_FOUND);
+	assert_int_equal(test_store_get(ts, "acm", 0, NULL, NULL), STORE_E_NOT_FOUND);
 
 	assert_int_equal(store_txn_begin(ts->ts_store, NULL, 0, &txn),
 	    STORE_OK);
@@ -384,14 +252,14 @@ test_put_get(void **state)
 	/* Values of any JSON type survive the round trip. */
 	assert_int_equal(ts_put(ts, "types", "{\"n\":42,\"o\":{\"x\":[1,null,"
 	    "true]},\"s\":\"\\u00e9\\n\"}", NULL), STORE_OK);
-	assert_int_equal(ts_get(ts, "types", 0, "{\"n\":42,\"o\":{\"x\":[1,"
+	assert_int_equal(test_store_get(ts, "types", 0, "{\"n\":42,\"o\":{\"x\":[1,"
 	    "null,true]},\"s\":\"\xc3\xa9\\n\"}", NULL), STORE_OK);
 }
 
 static void
 test_put_aborted(void **state)
 {
-	struct ts_state	*ts = *state;
+	struct test_store	*ts = *state;
 	json_t		*config;
 	MDB_txn		*txn;
 	uint64_t	 v, seq;
@@ -404,7 +272,7 @@ test_put_aborted(void **state)
 	    &v, &seq), STORE_OK);
 	store_txn_abort(txn);
 	json_decref(config);
-	assert_int_equal(ts_get(ts, "acme", 0, NULL, NULL), STORE_E_NOT_FOUND);
+	assert_int_equal(test_store_get(ts, "acme", 0, NULL, NULL), STORE_E_NOT_FOUND);
 	assert_int_equal(store_txn_begin(ts->ts_store, NULL, 0, &txn),
 	    STORE_OK);
 	assert_int_equal(store_last_seq(ts->ts_store, txn, &seq), STORE_OK);
@@ -424,7 +292,7 @@ test_put_aborted(void **state)
 static void
 test_keep_versions(void **state)
 {
-	struct ts_state		*ts = *state;
+	struct test_store		*ts = *state;
 	struct store_stat	 ss;
 	MDB_txn			*txn;
 	char			 text[64];
@@ -437,39 +305,39 @@ test_keep_versions(void **state)
 		assert_int_equal(v, i);
 	}
 	assert_int_equal(ts_put(ts, "beta", "{\"x\":\"1\"}", NULL), STORE_OK);
-	assert_int_equal(ts_get(ts, "acme", 1, NULL, NULL), STORE_E_NOT_FOUND);
-	assert_int_equal(ts_get(ts, "acme", 2, NULL, NULL), STORE_E_NOT_FOUND);
-	assert_int_equal(ts_get(ts, "acme", 3, "{\"v\":\"3\"}", NULL),
+	assert_int_equal(test_store_get(ts, "acme", 1, NULL, NULL), STORE_E_NOT_FOUND);
+	assert_int_equal(test_store_get(ts, "acme", 2, NULL, NULL), STORE_E_NOT_FOUND);
+	assert_int_equal(test_store_get(ts, "acme", 3, "{\"v\":\"3\"}", NULL),
 	    STORE_OK);
-	assert_int_equal(ts_get(ts, "acme", 4, "{\"v\":\"4\"}", NULL),
+	assert_int_equal(test_store_get(ts, "acme", 4, "{\"v\":\"4\"}", NULL),
 	    STORE_OK);
-	assert_int_equal(ts_get(ts, "acme", 5, "{\"v\":\"5\"}", NULL),
+	assert_int_equal(test_store_get(ts, "acme", 5, "{\"v\":\"5\"}", NULL),
 	    STORE_OK);
 	/* Pruning one tenant leaves the neighbour alone. */
-	assert_int_equal(ts_get(ts, "beta", 1, "{\"x\":\"1\"}", NULL),
+	assert_int_equal(test_store_get(ts, "beta", 1, "{\"x\":\"1\"}", NULL),
 	    STORE_OK);
 
 	assert_int_equal(store_txn_begin(ts->ts_store, NULL, 0, &txn),
 	    STORE_OK);
 	assert_int_equal(store_stat(ts->ts_store, txn, &ss), STORE_OK);
 	store_txn_abort(txn);
-	assert_int_equal(ss.ss_versions, TS_KEEP + 1);
+	assert_int_equal(ss.ss_versions, TEST_STORE_KEEP + 1);
 
 	/* A lower keep_versions at the next open prunes on the next put. */
 	ts->ts_params.sp_keep_versions = 1;
 	ts_reopen(ts);
 	assert_int_equal(ts_put(ts, "acme", "{\"v\":\"6\"}", &v), STORE_OK);
 	assert_int_equal(v, 6);
-	assert_int_equal(ts_get(ts, "acme", 5, NULL, NULL), STORE_E_NOT_FOUND);
-	assert_int_equal(ts_get(ts, "acme", 3, NULL, NULL), STORE_E_NOT_FOUND);
-	assert_int_equal(ts_get(ts, "acme", 0, "{\"v\":\"6\"}", NULL),
+	assert_int_equal(test_store_get(ts, "acme", 5, NULL, NULL), STORE_E_NOT_FOUND);
+	assert_int_equal(test_store_get(ts, "acme", 3, NULL, NULL), STORE_E_NOT_FOUND);
+	assert_int_equal(test_store_get(ts, "acme", 0, "{\"v\":\"6\"}", NULL),
 	    STORE_OK);
 }
 
 static void
 test_delete_recreate(void **state)
 {
-	struct ts_state		*ts = *state;
+	struct test_store		*ts = *state;
 	struct store_tenant	 st = STORE_TENANT_INIT;
 	struct store_stat	 ss;
 	MDB_txn			*txn;
@@ -479,8 +347,8 @@ test_delete_recreate(void **state)
 	assert_int_equal(ts_put(ts, "acme", "{\"a\":\"2\"}", NULL), STORE_OK);
 	assert_int_equal(ts_delete(ts, "acme", &v), STORE_OK);
 	assert_int_equal(v, 3);
-	assert_int_equal(ts_get(ts, "acme", 0, NULL, NULL), STORE_E_NOT_FOUND);
-	assert_int_equal(ts_get(ts, "acme", 2, NULL, NULL), STORE_E_NOT_FOUND);
+	assert_int_equal(test_store_get(ts, "acme", 0, NULL, NULL), STORE_E_NOT_FOUND);
+	assert_int_equal(test_store_get(ts, "acme", 2, NULL, NULL), STORE_E_NOT_FOUND);
 	assert_int_equal(ts_delete(ts, "acme", &v), STORE_E_NOT_FOUND);
 	assert_int_equal(ts_delete(ts, "nobody", &v), STORE_E_NOT_FOUND);
 
@@ -500,11 +368,11 @@ test_delete_recreate(void **state)
 	/* Recreated: the numbering goes on, old versions stay gone. */
 	assert_int_equal(ts_put(ts, "acme", "{\"b\":\"new\"}", &v), STORE_OK);
 	assert_int_equal(v, 4);
-	assert_int_equal(ts_get(ts, "acme", 0, "{\"b\":\"new\"}", &v),
+	assert_int_equal(test_store_get(ts, "acme", 0, "{\"b\":\"new\"}", &v),
 	    STORE_OK);
 	assert_int_equal(v, 4);
-	assert_int_equal(ts_get(ts, "acme", 2, NULL, NULL), STORE_E_NOT_FOUND);
-	assert_int_equal(ts_get(ts, "acme", 3, NULL, NULL), STORE_E_NOT_FOUND);
+	assert_int_equal(test_store_get(ts, "acme", 2, NULL, NULL), STORE_E_NOT_FOUND);
+	assert_int_equal(test_store_get(ts, "acme", 3, NULL, NULL), STORE_E_NOT_FOUND);
 }
 
 struct ts_change {
@@ -536,7 +404,7 @@ ts_change_cb(void *arg, const struct store_change *sc)
 }
 
 static void
-ts_changes(struct ts_state *ts, uint64_t since, size_t limit,
+ts_changes(struct test_store *ts, uint64_t since, size_t limit,
     struct ts_changes *tcs, int want)
 {
 	MDB_txn	*txn;
@@ -562,7 +430,7 @@ ts_expect_change(const struct ts_change *tc, uint64_t seq, const char *t,
 static void
 test_changes(void **state)
 {
-	struct ts_state		*ts = *state;
+	struct test_store		*ts = *state;
 	struct ts_changes	 tcs;
 	MDB_txn			*txn;
 	uint64_t		 seq = 99;
@@ -648,7 +516,7 @@ ts_sync_cb(void *arg, const char *target, uint64_t seq)
 static void
 test_sync(void **state)
 {
-	struct ts_state	*ts = *state;
+	struct test_store	*ts = *state;
 	struct ts_sync	 tsy;
 	MDB_txn		*txn;
 
@@ -717,7 +585,7 @@ ts_list_cb(void *arg, const struct store_tenant *st)
 }
 
 static const char *
-ts_list(struct ts_state *ts, const char *prefix, const char *after,
+ts_list(struct test_store *ts, const char *prefix, const char *after,
     size_t stop)
 {
 	static struct ts_list	 tl;
@@ -736,7 +604,7 @@ ts_list(struct ts_state *ts, const char *prefix, const char *after,
 static void
 test_list(void **state)
 {
-	struct ts_state	*ts = *state;
+	struct test_store	*ts = *state;
 	struct ts_list	 tl;
 	MDB_txn		*txn;
 
@@ -791,7 +659,7 @@ ts_fail_cb(void *arg, const struct store_tenant *st)
 static void
 test_list_fail(void **state)
 {
-	struct ts_state	*ts = *state;
+	struct test_store	*ts = *state;
 	MDB_txn		*txn;
 
 	assert_int_equal(ts_put(ts, "acme", "{}", NULL), STORE_OK);
@@ -805,7 +673,7 @@ test_list_fail(void **state)
 static void
 test_stat(void **state)
 {
-	struct ts_state		*ts = *state;
+	struct test_store		*ts = *state;
 	struct store_stat	 ss, ss2;
 	MDB_txn			*txn;
 
@@ -817,7 +685,7 @@ test_stat(void **state)
 	assert_int_equal(ss.ss_versions, 0);
 	assert_int_equal(ss.ss_changes, 0);
 	assert_int_equal(ss.ss_last_seq, 0);
-	assert_int_equal(ss.ss_map_size, TS_MAP_SIZE);
+	assert_int_equal(ss.ss_map_size, TEST_STORE_MAP_SIZE);
 	assert_true(ss.ss_used_bytes > 0);
 
 	assert_int_equal(ts_put(ts, "a", "{\"x\":\"1\"}", NULL), STORE_OK);
@@ -834,7 +702,7 @@ test_stat(void **state)
 	assert_int_equal(ss2.ss_versions, 3);
 	assert_int_equal(ss2.ss_changes, 5);
 	assert_int_equal(ss2.ss_last_seq, 5);
-	assert_int_equal(ss2.ss_map_size, TS_MAP_SIZE);
+	assert_int_equal(ss2.ss_map_size, TEST_STORE_MAP_SIZE);
 	assert_true(ss2.ss_used_bytes > ss.ss_used_bytes);
 	assert_true(ss2.ss_used_bytes <= ss2.ss_map_size);
 }
@@ -842,7 +710,7 @@ test_stat(void **state)
 static void
 test_nested(void **state)
 {
-	struct ts_state		*ts = *state;
+	struct test_store		*ts = *state;
 	struct ts_changes	 tcs;
 	json_t			*ca, *cb;
 	MDB_txn			*parent, *child;
@@ -888,10 +756,10 @@ test_nested(void **state)
 	json_decref(ca);
 	json_decref(cb);
 
-	assert_int_equal(ts_get(ts, "a", 1, "{\"k\":\"a\"}", NULL), STORE_OK);
-	assert_int_equal(ts_get(ts, "a", 0, "{\"k\":\"b\"}", NULL), STORE_OK);
-	assert_int_equal(ts_get(ts, "b", 0, NULL, NULL), STORE_E_NOT_FOUND);
-	assert_int_equal(ts_get(ts, "old", 0, "{\"k\":\"1\"}", NULL),
+	assert_int_equal(test_store_get(ts, "a", 1, "{\"k\":\"a\"}", NULL), STORE_OK);
+	assert_int_equal(test_store_get(ts, "a", 0, "{\"k\":\"b\"}", NULL), STORE_OK);
+	assert_int_equal(test_store_get(ts, "b", 0, NULL, NULL), STORE_E_NOT_FOUND);
+	assert_int_equal(test_store_get(ts, "old", 0, "{\"k\":\"1\"}", NULL),
 	    STORE_OK);
 
 	memset(&tcs, 0, sizeof(tcs));
@@ -926,7 +794,7 @@ ts_big_config(size_t size)
 static void
 test_map_full(void **state)
 {
-	struct ts_state	*ts = *state;
+	struct test_store	*ts = *state;
 	json_t		*config, *small;
 	MDB_txn		*txn, *child;
 	char		 tenant[32];
@@ -936,7 +804,7 @@ test_map_full(void **state)
 	ts->ts_params.sp_map_size = 256 * 1024;
 	store_close(ts->ts_store);
 	ts->ts_store = NULL;
-	nftw(ts->ts_dir, ts_rm, 16, FTW_DEPTH | FTW_PHYS);
+	test_rmtree(ts->ts_dir);
 	ts_reopen(ts);
 
 	assert_int_equal(ts_put(ts, "first", "{\"k\":\"kept\"}", NULL),
@@ -965,9 +833,9 @@ test_map_full(void **state)
 	    "the store is full (raise map_size)");
 
 	/* Reads work and what was committed is intact. */
-	assert_int_equal(ts_get(ts, "first", 0, "{\"k\":\"kept\"}", NULL),
+	assert_int_equal(test_store_get(ts, "first", 0, "{\"k\":\"kept\"}", NULL),
 	    STORE_OK);
-	assert_int_equal(ts_get(ts, "t000", 0, NULL, NULL), STORE_OK);
+	assert_int_equal(test_store_get(ts, "t000", 0, NULL, NULL), STORE_OK);
 	assert_int_equal(store_txn_begin(ts->ts_store, NULL, 0, &txn),
 	    STORE_OK);
 	assert_int_equal(store_last_seq(ts->ts_store, txn, &seq), STORE_OK);
@@ -1000,14 +868,14 @@ test_map_full(void **state)
 	assert_int_equal(rc, STORE_E_FULL);
 	store_txn_abort(child);
 	assert_int_equal(store_txn_commit(txn), STORE_OK);
-	assert_int_equal(ts_get(ts, "first", 0, "{\"k\":\"small\"}", &v),
+	assert_int_equal(test_store_get(ts, "first", 0, "{\"k\":\"small\"}", &v),
 	    STORE_OK);
 	assert_int_equal(v, 2);
 	json_decref(small);
 	json_decref(config);
 
 	/* A larger map_size at the next open makes room again. */
-	ts->ts_params.sp_map_size = TS_MAP_SIZE;
+	ts->ts_params.sp_map_size = TEST_STORE_MAP_SIZE;
 	ts_reopen(ts);
 	config = ts_big_config(16 * 1024);
 	assert_int_equal(store_txn_begin(ts->ts_store, NULL, 1, &txn),
@@ -1016,13 +884,13 @@ test_map_full(void **state)
 	    &v, &seq), STORE_OK);
 	assert_int_equal(store_txn_commit(txn), STORE_OK);
 	json_decref(config);
-	assert_int_equal(ts_get(ts, "t000", 0, NULL, NULL), STORE_OK);
+	assert_int_equal(test_store_get(ts, "t000", 0, NULL, NULL), STORE_OK);
 }
 
 static void
 test_tamper_flip(void **state)
 {
-	struct ts_state	*ts = *state;
+	struct test_store	*ts = *state;
 	struct ts_raw	 raw;
 	unsigned char	 key[PROTO_TENANT_MAX + 9];
 	unsigned char	*val;
@@ -1033,26 +901,26 @@ test_tamper_flip(void **state)
 
 	/* One flipped bit in the middle of the newest sealed config. */
 	ts_raw_open(ts, "versions", &raw);
-	ts_vkey("acme", 2, key, &klen);
+	klen = test_store_vkey("acme", 2, key);
 	val = ts_raw_get(&raw, key, klen, &vlen);
 	val[vlen / 2] ^= 0x01;
 	ts_raw_put(&raw, key, klen, val, vlen);
 	free(val);
 	ts_raw_close(ts, &raw);
 
-	assert_int_equal(ts_get(ts, "acme", 0, NULL, NULL), STORE_E_INTEGRITY);
-	assert_int_equal(ts_get(ts, "acme", 2, NULL, NULL), STORE_E_INTEGRITY);
-	assert_int_equal(ts_get(ts, "acme", 1, "{\"k\":\"v1\"}", NULL),
+	assert_int_equal(test_store_get(ts, "acme", 0, NULL, NULL), STORE_E_INTEGRITY);
+	assert_int_equal(test_store_get(ts, "acme", 2, NULL, NULL), STORE_E_INTEGRITY);
+	assert_int_equal(test_store_get(ts, "acme", 1, "{\"k\":\"v1\"}", NULL),
 	    STORE_OK);
 
 	/* A truncated record. */
 	ts_raw_open(ts, "versions", &raw);
-	ts_vkey("acme", 1, key, &klen);
+	klen = test_store_vkey("acme", 1, key);
 	val = ts_raw_get(&raw, key, klen, &vlen);
 	ts_raw_put(&raw, key, klen, val, 10);
 	free(val);
 	ts_raw_close(ts, &raw);
-	assert_int_equal(ts_get(ts, "acme", 1, NULL, NULL), STORE_E_INTEGRITY);
+	assert_int_equal(test_store_get(ts, "acme", 1, NULL, NULL), STORE_E_INTEGRITY);
 
 	/* A flipped bit in the tenant's wrapped data key. */
 	assert_int_equal(ts_put(ts, "beta", "{\"k\":\"v\"}", NULL), STORE_OK);
@@ -1063,7 +931,7 @@ test_tamper_flip(void **state)
 	ts_raw_put(&raw, "beta", 4, val, vlen);
 	free(val);
 	ts_raw_close(ts, &raw);
-	assert_int_equal(ts_get(ts, "beta", 0, NULL, NULL), STORE_E_INTEGRITY);
+	assert_int_equal(test_store_get(ts, "beta", 0, NULL, NULL), STORE_E_INTEGRITY);
 	/* And a write refuses to carry on with a key it cannot open. */
 	assert_int_equal(ts_put(ts, "beta", "{}", NULL), STORE_E_INTEGRITY);
 	assert_string_equal(store_strerror(STORE_E_INTEGRITY),
@@ -1073,7 +941,7 @@ test_tamper_flip(void **state)
 static void
 test_tamper_move(void **state)
 {
-	struct ts_state	*ts = *state;
+	struct test_store	*ts = *state;
 	struct ts_raw	 raw;
 	unsigned char	 ka[PROTO_TENANT_MAX + 9], kb[PROTO_TENANT_MAX + 9];
 	unsigned char	*val;
@@ -1084,14 +952,14 @@ test_tamper_move(void **state)
 
 	/* a's sealed config under b's key: another data key, another AD. */
 	ts_raw_open(ts, "versions", &raw);
-	ts_vkey("a", 1, ka, &kalen);
-	ts_vkey("b", 1, kb, &kblen);
+	kalen = test_store_vkey("a", 1, ka);
+	kblen = test_store_vkey("b", 1, kb);
 	val = ts_raw_get(&raw, ka, kalen, &vlen);
 	ts_raw_put(&raw, kb, kblen, val, vlen);
 	free(val);
 	ts_raw_close(ts, &raw);
-	assert_int_equal(ts_get(ts, "b", 0, NULL, NULL), STORE_E_INTEGRITY);
-	assert_int_equal(ts_get(ts, "a", 0, "{\"k\":\"of-a\"}", NULL),
+	assert_int_equal(test_store_get(ts, "b", 0, NULL, NULL), STORE_E_INTEGRITY);
+	assert_int_equal(test_store_get(ts, "a", 0, "{\"k\":\"of-a\"}", NULL),
 	    STORE_OK);
 
 	/* Even with a's wrapped data key copied along, b's AD differs. */
@@ -1100,13 +968,13 @@ test_tamper_move(void **state)
 	ts_raw_put(&raw, "b", 1, val, vlen);
 	free(val);
 	ts_raw_close(ts, &raw);
-	assert_int_equal(ts_get(ts, "b", 0, NULL, NULL), STORE_E_INTEGRITY);
+	assert_int_equal(test_store_get(ts, "b", 0, NULL, NULL), STORE_E_INTEGRITY);
 }
 
 static void
 test_tamper_version(void **state)
 {
-	struct ts_state	*ts = *state;
+	struct test_store	*ts = *state;
 	struct ts_raw	 raw;
 	unsigned char	 k1[PROTO_TENANT_MAX + 9], k2[PROTO_TENANT_MAX + 9];
 	unsigned char	*val;
@@ -1119,21 +987,21 @@ test_tamper_version(void **state)
 
 	/* Rolling back by copying version 1 over version 2 is detected. */
 	ts_raw_open(ts, "versions", &raw);
-	ts_vkey("acme", 1, k1, &k1len);
-	ts_vkey("acme", 2, k2, &k2len);
+	k1len = test_store_vkey("acme", 1, k1);
+	k2len = test_store_vkey("acme", 2, k2);
 	val = ts_raw_get(&raw, k1, k1len, &vlen);
 	ts_raw_put(&raw, k2, k2len, val, vlen);
 	free(val);
 	ts_raw_close(ts, &raw);
-	assert_int_equal(ts_get(ts, "acme", 0, NULL, NULL), STORE_E_INTEGRITY);
-	assert_int_equal(ts_get(ts, "acme", 1, "{\"k\":\"old\"}", NULL),
+	assert_int_equal(test_store_get(ts, "acme", 0, NULL, NULL), STORE_E_INTEGRITY);
+	assert_int_equal(test_store_get(ts, "acme", 1, "{\"k\":\"old\"}", NULL),
 	    STORE_OK);
 }
 
 static void
 test_canary(void **state)
 {
-	struct ts_state	*ts = *state;
+	struct test_store	*ts = *state;
 	const char	 canary[] = "CANARY-7f3a9c-do-not-store-me";
 	char		 text[256], path[1100];
 	char		*data;
@@ -1167,7 +1035,7 @@ test_canary(void **state)
 	assert_null(memmem(data, off, "CANARY", 6));
 	free(data);
 	ts_reopen(ts);
-	assert_int_equal(ts_get(ts, "canary-tenant", 0, text, NULL), STORE_OK);
+	assert_int_equal(test_store_get(ts, "canary-tenant", 0, text, NULL), STORE_OK);
 }
 
 static void
@@ -1189,7 +1057,7 @@ test_strerror(void **state)
 }
 
 static int
-ts_verify(struct ts_state *ts)
+ts_verify(struct test_store *ts)
 {
 	struct store_verify	 sv;
 	MDB_txn			*txn;
@@ -1205,7 +1073,7 @@ ts_verify(struct ts_state *ts)
 
 /* Trims the feed with retain, at most max entries; returns how many. */
 static size_t
-ts_trim(struct ts_state *ts, uint64_t retain, size_t max)
+ts_trim(struct test_store *ts, uint64_t retain, size_t max)
 {
 	MDB_txn	*txn;
 	size_t	 count = 0;
@@ -1219,7 +1087,7 @@ ts_trim(struct ts_state *ts, uint64_t retain, size_t max)
 }
 
 static uint64_t
-ts_trimmed(struct ts_state *ts)
+ts_trimmed(struct test_store *ts)
 {
 	MDB_txn		*txn;
 	uint64_t	 seq = 99;
@@ -1233,7 +1101,7 @@ ts_trimmed(struct ts_state *ts)
 }
 
 static void
-ts_ack(struct ts_state *ts, const char *target, uint64_t seq)
+ts_ack(struct test_store *ts, const char *target, uint64_t seq)
 {
 	MDB_txn	*txn;
 
@@ -1245,7 +1113,7 @@ ts_ack(struct ts_state *ts, const char *target, uint64_t seq)
 }
 
 static void
-ts_stat(struct ts_state *ts, struct store_stat *ss)
+ts_stat(struct test_store *ts, struct store_stat *ss)
 {
 	MDB_txn	*txn;
 
@@ -1256,7 +1124,7 @@ ts_stat(struct ts_state *ts, struct store_stat *ss)
 }
 
 static void
-ts_purge(struct ts_state *ts, const char *tenant)
+ts_purge(struct test_store *ts, const char *tenant)
 {
 	MDB_txn		*txn;
 	uint64_t	 version, seq;
@@ -1271,7 +1139,7 @@ ts_purge(struct ts_state *ts, const char *tenant)
 static void
 test_feed_trim(void **state)
 {
-	struct ts_state		*ts = *state;
+	struct test_store		*ts = *state;
 	struct ts_changes	 tcs;
 	struct store_stat	 ss;
 	int			 i;
@@ -1344,7 +1212,7 @@ test_feed_trim(void **state)
 static void
 test_feed_migrate(void **state)
 {
-	struct ts_state		*ts = *state;
+	struct test_store		*ts = *state;
 	struct ts_changes	 tcs;
 	struct store_stat	 ss;
 	struct ts_raw		 raw;
@@ -1394,7 +1262,8 @@ test_feed_migrate(void **state)
 	assert_int_equal(ts_verify(ts), STORE_E_INTEGRITY);
 }
 
-#define TS_TEST(f) cmocka_unit_test_setup_teardown(f, ts_setup, ts_teardown)
+#define TS_TEST(f) cmocka_unit_test_setup_teardown(f, test_store_setup, \
+    test_store_teardown)
 
 int
 main(void)

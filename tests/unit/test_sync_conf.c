@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "proto.h"
+#include "support.h"
 #include "sync.h"
 
 #define ACCT	"0123456789abcdef0123456789abcdef"
@@ -596,20 +597,21 @@ test_token_credential(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
-/* The source tree, found from this file's path or $WFVAULT_SRCDIR. */
+/* One "#keyword<TAB>value" line of the agent's example config. */
 static void
-source_path(const char *rel, char *buf, size_t len)
+example_line(const char *line, void *arg)
 {
-	const char	*me = __FILE__, *top;
-	const char	*tail = "tests/unit/test_sync_conf.c";
-	size_t		 n = strlen(me), t = strlen(tail);
+	struct sync_conf	*sc = arg;
+	char			 text[1400], err[1024];
 
-	if ((top = getenv("WFVAULT_SRCDIR")) != NULL && *top != '\0')
-		snprintf(buf, len, "%s/%s", top, rel);
-	else if (n >= t && strcmp(me + n - t, tail) == 0)
-		snprintf(buf, len, "%.*s%s", (int)(n - t), me, rel);
+	if (strncmp(line + 1, "cf_api_token_", 13) == 0)
+		snprintf(text, sizeof(text), "cf_account_id " ACCT
+		    "\ncf_namespace_id " NSID "\n%s", line + 1);
 	else
-		snprintf(buf, len, "%s", rel);
+		snprintf(text, sizeof(text), BASE "%s", line + 1);
+	if (load(sc, text, err, sizeof(err)) != 0)
+		fail_msg("example line %s: %s", line, err);
+	sync_conf_release(sc);
 }
 
 /*
@@ -620,35 +622,16 @@ static void
 test_example_config(void **state)
 {
 	struct sync_conf	 sc;
-	char			 path[PATH_MAX], line[1024], text[1400];
-	char			 err[1024];
-	FILE			*f;
-	size_t			 checked = 0;
+	char			 path[PATH_MAX], err[1024];
 
 	(void)state;
-	source_path("config/wfvault-sync.conf.example", path, sizeof(path));
+	test_source_path("config/wfvault-sync.conf.example", path,
+	    sizeof(path));
 	sync_conf_init(&sc);
 	if (sync_conf_parse_file(path, &sc, err, sizeof(err)) != 0)
 		fail_msg("%s", err);
 	sync_conf_release(&sc);
-
-	assert_non_null(f = fopen(path, "r"));
-	while (fgets(line, sizeof(line), f) != NULL) {
-		if (line[0] != '#' || line[1] < 'a' || line[1] > 'z' ||
-		    strchr(line, '\t') == NULL)
-			continue;
-		if (strncmp(line + 1, "cf_api_token_", 13) == 0)
-			snprintf(text, sizeof(text), "cf_account_id " ACCT
-			    "\ncf_namespace_id " NSID "\n%s", line + 1);
-		else
-			snprintf(text, sizeof(text), BASE "%s", line + 1);
-		if (load(&sc, text, err, sizeof(err)) != 0)
-			fail_msg("example line %s: %s", line, err);
-		sync_conf_release(&sc);
-		checked++;
-	}
-	fclose(f);
-	assert_true(checked >= 10);
+	assert_true(test_example_lines(path, example_line, &sc) >= 10);
 }
 
 int
