@@ -172,7 +172,8 @@ main(int argc, char *argv[])
 		usage(2);
 	log_init("wfvaultd", debug);
 	proto_json_init();
-	event_set_mem_functions(wipe_malloc, util_wipe_realloc, proto_wipe_free);
+	event_set_mem_functions(wipe_malloc, util_wipe_realloc,
+	    proto_wipe_free);
 	signal(SIGPIPE, SIG_IGN);
 	harden_process();
 

@@ -1,5 +1,5 @@
 /*
- * Unit tests of wfvault-sync's KV client (sync/kv.c): bulk batching,
+ * Unit tests of wfvault-sync's KV client (sync/kv*.c): bulk batching,
  * the retry decision for every class of failure, Retry-After parsing,
  * reply envelopes and the serialised items.
  */

@@ -229,7 +229,7 @@ test_rewrap(void **state)
 	assert_int_equal(rt_reopen(rt, mk2), STORE_OK);
 	assert_int_equal(rt_get(rt, "gamma", 0, "{\"c\":\"y\"}"), STORE_OK);
 	assert_int_equal(rt_get(rt, "acme", 1, "{\"a\":\"1\"}"), STORE_OK);
-	/* test_store_teardown closes it with mk2 freed first: reopen on ours. */
+	/* The teardown closes it with mk2 freed first: reopen on ours. */
 	store_close(rt->ts_store);
 	rt->ts_store = NULL;
 	memcpy(rt->ts_mk, mk2, CRYPTO_KEY_BYTES);
