@@ -378,10 +378,10 @@ cmd_list(struct cli_args *args, struct cli_error *err)
 	char		 msg[256];
 	int		 rv;
 
-	/* Every prefix of a valid tenant id is itself a valid tenant id. */
+	/* The daemon's rule for a prefix, so a refusal comes before a call. */
 	if (args->ca_noperands == 1 && args->ca_operands[0][0] != '\0') {
 		prefix = args->ca_operands[0];
-		if (proto_tenant_valid(prefix, msg, sizeof(msg)) == -1)
+		if (proto_prefix_valid(prefix, "it", msg, sizeof(msg)) == -1)
 			return cli_fail(err, CLI_EXIT_USAGE,
 			    "invalid prefix: %s", msg);
 	}

@@ -34,9 +34,9 @@
 struct backup {
 	struct server	*b_srv;
 	struct store	*b_store;
-	void		(*b_done)(struct server *, void *,
+	void		(*b_done)(struct server *, struct rpc_write *,
 			    const struct backup_result *);
-	void		*b_arg;
+	struct rpc_write *b_arg;
 	char		 b_name[PROTO_BACKUP_NAME_MAX + 1];
 	char		 b_part[PROTO_BACKUP_NAME_MAX + 16];	/* while written */
 	char		 b_path[BACKUP_PATH_MAX];
@@ -102,8 +102,9 @@ backup_path(char *buf, size_t len, const char *dir, const char *name)
 
 int
 backup_start(struct server *srv, const char *name,
-    void (*done)(struct server *, void *, const struct backup_result *),
-    void *arg, struct backup_result *res)
+    void (*done)(struct server *, struct rpc_write *,
+    const struct backup_result *), struct rpc_write *arg,
+    struct backup_result *res)
 {
 	struct daemon_conf	*conf = srv->srv_conf;
 	const char		*dir = conf->dc_backup_dir;
@@ -261,9 +262,9 @@ backup_finished(evutil_socket_t fd, short ev, void *arg)
 	struct backup		*b = arg;
 	struct server		*srv = b->b_srv;
 	struct backup_result	 res;
-	void			(*done)(struct server *, void *,
+	void			(*done)(struct server *, struct rpc_write *,
 				    const struct backup_result *);
-	void			*darg;
+	struct rpc_write	*darg;
 	ssize_t			 n;
 	char			 c;
 
@@ -325,7 +326,7 @@ backup_free(struct backup *b)
 	free(b);
 }
 
-void *
+struct rpc_write *
 backup_pending(struct server *srv)
 {
 	return srv->srv_backup != NULL ? srv->srv_backup->b_arg : NULL;
@@ -336,9 +337,9 @@ backup_release(struct server *srv)
 {
 	struct backup		*b = srv->srv_backup;
 	struct backup_result	 res;
-	void			(*done)(struct server *, void *,
+	void			(*done)(struct server *, struct rpc_write *,
 				    const struct backup_result *);
-	void			*darg;
+	struct rpc_write	*darg;
 
 	if (b == NULL)
 		return;

@@ -523,7 +523,11 @@ struct rpc_write;
 struct evbuffer_cb_entry;
 struct refusal;
 
-/* One client connection. */
+/*
+ * One client connection; conn.c owns it.  Others hold it (conn_hold,
+ * conn_wait_begin) while they owe it a reply; it is freed once closed
+ * and nothing holds it, on a later loop turn.
+ */
 struct conn {
 	TAILQ_ENTRY(conn)	 c_entry;
 	struct server		*c_srv;
@@ -540,6 +544,8 @@ struct conn {
 	int			 c_eof;		/* the peer stopped sending */
 	int			 c_watching;
 	uint64_t		 c_watch_seq;	/* last seq notified */
+	int			 c_refs;	/* holders (conn_hold) */
+	int			 c_dead;	/* closed: replies dropped */
 };
 TAILQ_HEAD(conn_list, conn);
 TAILQ_HEAD(rpc_write_list, rpc_write);
@@ -557,6 +563,8 @@ struct server {
 	struct event		*srv_sigs[4];
 	struct event		*srv_stop_timer;
 	struct conn_list	 srv_conns;
+	struct conn_list	 srv_dead;	/* closed, to be freed */
+	struct event		*srv_reap_ev;	/* frees them (conn.c) */
 	size_t			 srv_nconns;
 	uint64_t		 srv_output_total; /* queued in all conns */
 	struct refusal_list	 srv_refused;	/* turned away */
@@ -585,16 +593,51 @@ int	server_init(struct server *srv, struct event_base *base,
 	    size_t errlen);
 /* Closes every connection and the listener, removes the socket file. */
 void	server_release(struct server *srv);
-/* Queues msg (stolen) as one line of conn's output. */
-void	server_send(struct conn *conn, json_t *msg);
-/* Sends msg then closes conn once it has been written. */
-void	server_send_close(struct conn *conn, json_t *msg);
-/* Processes conn's buffered lines again after its writes were answered. */
-void	server_conn_resume(struct conn *conn);
 /* Ensures rpc_commit() runs at the end of this loop turn. */
 void	server_schedule_commit(struct server *srv);
 /* Ensures audit_flush() runs once the requests counted now are due. */
 void	server_schedule_audit(struct server *srv);
+
+/* conn.c */
+/* Sets up srv's connection list and its deferred frees.  0 or -1. */
+int	conn_init(struct server *srv);
+/*
+ * Serves a new connection on fd from peer (both taken over, even on
+ * failure: fd closed, peer released).  0 or -1.
+ */
+int	conn_open(struct server *srv, int fd, struct peer *peer);
+/* At shutdown: every connection closes once its replies are written. */
+void	conn_stop_all(struct server *srv);
+/* At exit: closes every connection, frees those nothing holds. */
+void	conn_close_all(struct server *srv);
+/*
+ * Holding keeps conn's memory (and c_peer) valid after it closed; the
+ * last conn_release of a closed connection frees it on a later turn.
+ */
+void	conn_hold(struct conn *conn);
+void	conn_release(struct conn *conn);
+/*
+ * A reply conn is owed that is answered later (a queued write, a backup,
+ * a rotation): holds conn, and its lines that may not overtake the reply
+ * wait.  conn_wait_end after the reply was sent (or dropped).
+ */
+void	conn_wait_begin(struct conn *conn);
+void	conn_wait_end(struct conn *conn);
+/* conn watches the change feed from seq on. */
+void	conn_watch(struct conn *conn, uint64_t seq);
+/* Sends "changed" (seq last) to every watcher behind it. */
+void	conn_notify_watchers(struct server *srv, uint64_t last);
+/* Queues msg (stolen) as one line of conn's output; dropped if closed. */
+void	server_send(struct conn *conn, json_t *msg);
+/* Sends msg then closes conn once it has been written. */
+void	server_send_close(struct conn *conn, json_t *msg);
+/*
+ * Processes conn's buffered lines again when they waited for replies (or
+ * its peer half-closed) and no reply is owed any more.
+ */
+void	server_conn_resume(struct conn *conn);
+/* server_conn_resume on every connection. */
+void	server_conns_resume(struct server *srv);
 
 /* notify.c */
 /* Reads $NOTIFY_SOCKET (systemd Type=notify); without it all is a no-op. */
@@ -663,10 +706,11 @@ struct backup_result {
  * already running, the name taken, ...); done is then not called.
  */
 int	backup_start(struct server *srv, const char *name,
-	    void (*done)(struct server *, void *, const struct backup_result *),
-	    void *arg, struct backup_result *result);
-/* The arg of the running backup, or NULL when none runs. */
-void	*backup_pending(struct server *srv);
+	    void (*done)(struct server *, struct rpc_write *,
+	    const struct backup_result *), struct rpc_write *arg,
+	    struct backup_result *result);
+/* The request the running backup answers (borrowed), NULL when none runs. */
+struct rpc_write *backup_pending(struct server *srv);
 /*
  * At exit, after server_release: waits for a running backup to finish
  * and calls its done as usual.  Nothing to do when none runs.
@@ -728,9 +772,65 @@ int	rotate_running(struct server *srv);
  */
 void	rotate_release(struct server *srv);
 
+/* rpc_args.c */
+/* The checked params of a request; strings are borrowed from its params. */
+struct rpc_args {
+	const char	*ra_tenant;
+	const char	*ra_field;
+	json_t		*ra_fields;
+	uint64_t	 ra_cas;
+	int		 ra_has_cas;
+	int		 ra_replace;
+	uint64_t	 ra_version;
+	const char	*ra_prefix;
+	const char	*ra_cursor;
+	uint64_t	 ra_limit;
+	uint64_t	 ra_since;
+	const char	*ra_target;
+	uint64_t	 ra_seq;
+	int		 ra_purge;
+	const char	*ra_name;	/* backup */
+};
+
+/*
+ * Checks the params (an object, borrowed) of method id and fills a
+ * (cleared first; its strings borrow from params).  0, or -1 with the
+ * reason in err.  Touches nothing else.
+ */
+int	rpc_args_check(enum proto_method id, json_t *params,
+	    struct rpc_args *a, char *err, size_t errlen);
+
 /* rpc.c */
 #define RPC_DONE	0	/* the line was handled */
 #define RPC_BLOCKED	1	/* not consumed: wait for conn's queued writes */
+
+/* One request being answered. */
+struct rpc_call {
+	struct server			*rc_srv;
+	struct conn			*rc_conn;	/* held while queued */
+	struct peer			 rc_peer;	/* groups: rc_conn's */
+	const struct proto_method_info	*rc_method;
+	struct rpc_args			 rc_args;
+	MDB_txn				*rc_txn;
+	json_t				*rc_result;	/* owned */
+	json_t				*rc_names;	/* field names to audit */
+	int				 rc_code;
+	char				 rc_msg[512];
+	uint64_t			 rc_seq;	/* change appended */
+	uint64_t			 rc_first_seq;	/* feed_trimmed */
+};
+
+/*
+ * A request answered later: a write waiting for the group commit, a
+ * backup or a key rotation.  It holds its connection (conn_wait_begin)
+ * until rpc_write_answer.
+ */
+struct rpc_write {
+	TAILQ_ENTRY(rpc_write)	 w_entry;
+	json_t			*w_id;		/* owned; NULL: no reply */
+	json_t			*w_params;	/* owned; rc_args point in */
+	struct rpc_call		 w_call;
+};
 
 /*
  * Handles one request line of conn.  Reads are answered at once; writes are
@@ -742,9 +842,67 @@ int	rpc_handle_line(struct server *srv, struct conn *conn,
 	    const char *line, size_t len);
 /* Runs the queued writes in one transaction and answers them. */
 void	rpc_commit(struct server *srv);
-/* conn is going away: its queued writes still run, unanswered. */
-void	rpc_conn_gone(struct server *srv, struct conn *conn);
+/* Sets call's error (code, message); returns -1. */
+int	rpc_fail(struct rpc_call *call, int code, const char *fmt, ...)
+	    __attribute__((__format__(printf, 3, 4)));
+/* A STORE_E_* code as the client sees it (rpc_fail); returns -1. */
+int	rpc_store_fail(struct rpc_call *call, int rc);
+/*
+ * Makes result (stolen; NULL when building it ran out of memory) call's
+ * result: 0, or -1 with an "out of memory" error.
+ */
+int	rpc_result(struct rpc_call *call, json_t *result);
+/* Notes the field names a request touches, for the audit line. */
+void	rpc_note_fields(struct rpc_call *call, json_t *fields,
+	    const char *field);
+/*
+ * A new rpc_write for call (copied; its names are the write's from now),
+ * keeping id and params (borrowed) alive; the connection is not held yet.
+ * NULL with call's error when out of memory.
+ */
+struct rpc_write *rpc_write_new(struct rpc_call *call, json_t *id,
+	    json_t *params);
+/* Frees a write that was never queued (its connection not held). */
+void	rpc_write_free(struct rpc_write *w);
+/*
+ * Audits w and sends its reply (dropped when the connection has gone),
+ * lets the connection go (conn_wait_end) and frees w.
+ */
+void	rpc_write_answer(struct rpc_write *w);
+
+/*
+ * The handlers, by subject; each fills call->rc_result or fails with
+ * rpc_fail, in call->rc_txn (a read or a nested write transaction).
+ */
+/* rpc_tenant.c */
+int	rpc_put(struct rpc_call *call);
+int	rpc_get(struct rpc_call *call);
+int	rpc_list(struct rpc_call *call);
+int	rpc_delete(struct rpc_call *call);
+
+/* rpc_sync.c */
+int	rpc_changes(struct rpc_call *call);
+int	rpc_sync_ack(struct rpc_call *call);
+int	rpc_sync_state(struct rpc_call *call);
+int	rpc_watch(struct rpc_call *call);
 /* Sends "changed" notifications to the watchers behind the feed's end. */
 void	rpc_notify_watchers(struct server *srv);
+/* Trims the change feed a little in a group commit's transaction. */
+void	rpc_feed_trim(struct server *srv, MDB_txn *parent, size_t nwrites);
+
+/* rpc_admin.c */
+int	rpc_hello(struct rpc_call *call);
+int	rpc_status(struct rpc_call *call);
+/*
+ * Start a backup or a key rotation for call in the background; its reply
+ * (and conn's next lines) wait for it.  0 when started, else -1 with
+ * call's error.
+ */
+int	rpc_backup_begin(struct server *srv, struct conn *conn, json_t *id,
+	    json_t *params, struct rpc_call *call);
+int	rpc_rotate_begin(struct server *srv, struct conn *conn, json_t *id,
+	    json_t *params, struct rpc_call *call);
+/* 1 when a backup or a rotation of conn's is still running. */
+int	rpc_admin_waits(struct server *srv, struct conn *conn);
 
 #endif /* WFVAULTD_H */

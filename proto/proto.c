@@ -266,6 +266,27 @@ proto_tenant_valid(const char *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* The same alphabet and bound as a tenant id; empty matches every one. */
+int
+proto_prefix_valid(const char *s, const char *what, char *err, size_t errlen)
+{
+	const char	*p;
+
+	if (strlen(s) > PROTO_TENANT_MAX) {
+		snprintf(err, errlen, "%s is longer than a tenant id can be",
+		    what);
+		return -1;
+	}
+	for (p = s; *p != '\0'; p++) {
+		if (!proto_tenant_char((unsigned char)*p)) {
+			snprintf(err, errlen, "%s may hold only letters, "
+			    "digits, '.', '_' and '-'", what);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int
 proto_field_valid(const char *s, char *err, size_t errlen)
 {

@@ -68,9 +68,10 @@ enum proto_method {
 
 /*
  * How a method is checked: pm_perm is the permission it needs (0: any
- * peer), pm_tenant says whether the permission is per tenant (checked
- * against params.tenant) or global, pm_write marks methods that change the
- * store (they go through group commit).
+ * peer), pm_tenant says whether the permission is per tenant (the method
+ * requires params.tenant and the daemon checks pm_perm on that tenant) or
+ * not (list: somewhere; the others: on every tenant), pm_write marks
+ * methods that change the store (they go through group commit).
  */
 struct proto_method_info {
 	const char		*pm_name;
@@ -104,6 +105,12 @@ char		*proto_perms_format(unsigned bits, char *buf, size_t len);
  */
 int	proto_tenant_valid(const char *s, char *err, size_t errlen);
 int	proto_field_valid(const char *s, char *err, size_t errlen);
+/*
+ * A list prefix: at most PROTO_TENANT_MAX bytes of the tenant id alphabet
+ * (empty: every tenant).  what names it in err ("param 'prefix'").
+ */
+int	proto_prefix_valid(const char *s, const char *what, char *err,
+	    size_t errlen);
 /*
  * A backup file name: 1-PROTO_BACKUP_NAME_MAX bytes of [A-Za-z0-9._-], not
  * starting with '.', so it can only ever name a plain file in backup_dir.

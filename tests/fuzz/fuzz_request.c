@@ -1,7 +1,8 @@
 /*
  * libFuzzer target for the protocol decoders: bytes are split into lines
- * and fed through request parsing, the param helpers, the reply builders
- * and the encoder as the daemon does, then through the client's reader.
+ * and fed through request parsing, the daemon's parameter checks, the
+ * reply builders and the encoder as the daemon does, then through the
+ * client's reader.
  */
 
 #include <sys/socket.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "proto.h"
+#include "wfvaultd.h"
 
 int	LLVMFuzzerInitialize(int *, char ***);
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
@@ -51,42 +53,47 @@ fuzz_encode(json_t *msg)
 	json_decref(msg);
 }
 
-/* What a handler would do with the params of a parsed request. */
+/*
+ * The daemon's parameter checks (rpc_args.c), called as rpc.c calls them,
+ * and what they promise the handlers when they pass.
+ */
 static void
 fuzz_params(struct proto_request *req)
 {
-	static const char *const allowed[] = { "tenant", "field", "fields",
-	    "cas", "replace", "version", "prefix", "cursor", "limit", "since",
-	    "target", "seq", NULL };
+	struct rpc_args	 a;
 	char		 err[256];
-	const char	*s, *key;
-	uint64_t	 u;
-	int		 b, present;
-	json_t		*v, *fields;
+	const char	*key;
+	json_t		*v;
 
-	proto_params_check(req->pr_params, allowed, err, sizeof(err));
-	if (proto_param_string(req->pr_params, "tenant", 1, &s, err,
-	    sizeof(err)) == 0)
-		proto_tenant_valid(s, err, sizeof(err));
-	if (proto_param_string(req->pr_params, "field", 0, &s, err,
-	    sizeof(err)) == 0 && s != NULL)
-		proto_field_valid(s, err, sizeof(err));
-	proto_param_string(req->pr_params, "target", 0, &s, err, sizeof(err));
-	u = 7;
-	if (proto_param_uint(req->pr_params, "cas", 0, 0, UINT64_MAX, &u,
-	    &present, err, sizeof(err)) == 0 && !present)
-		fuzz_check(u == 7);
-	proto_param_uint(req->pr_params, "limit", 0, 1, 1000, &u, &present,
-	    err, sizeof(err));
-	if (proto_param_uint(req->pr_params, "since", 1, 0, UINT64_MAX, &u,
-	    &present, err, sizeof(err)) == 0)
-		fuzz_check(present);
-	proto_param_bool(req->pr_params, "replace", &b, &present, err,
-	    sizeof(err));
-	fields = json_object_get(req->pr_params, "fields");
-	if (json_is_object(fields))
-		json_object_foreach(fields, key, v)
-			proto_field_valid(key, err, sizeof(err));
+	err[0] = '\0';
+	if (rpc_args_check(req->pr_method->pm_id, req->pr_params, &a, err,
+	    sizeof(err)) == -1) {
+		fuzz_check(err[0] != '\0' && strchr(err, '\n') == NULL);
+		return;
+	}
+	/* rpc_allowed checks the tenant of exactly these methods. */
+	fuzz_check(req->pr_method->pm_tenant == (a.ra_tenant != NULL));
+	if (a.ra_tenant != NULL)
+		fuzz_check(proto_tenant_valid(a.ra_tenant, NULL, 0) == 0);
+	if (a.ra_cursor != NULL)
+		fuzz_check(proto_tenant_valid(a.ra_cursor, NULL, 0) == 0);
+	if (a.ra_target != NULL)
+		fuzz_check(proto_tenant_valid(a.ra_target, NULL, 0) == 0);
+	if (a.ra_prefix != NULL)
+		fuzz_check(proto_prefix_valid(a.ra_prefix, "prefix", NULL,
+		    0) == 0);
+	if (a.ra_field != NULL)
+		fuzz_check(proto_field_valid(a.ra_field, NULL, 0) == 0);
+	if (a.ra_name != NULL)
+		fuzz_check(proto_backup_name_valid(a.ra_name, NULL, 0) == 0);
+	if (a.ra_fields != NULL) {
+		fuzz_check(json_is_object(a.ra_fields) &&
+		    json_object_size(a.ra_fields) > 0);
+		json_object_foreach(a.ra_fields, key, v)
+			fuzz_check(proto_field_valid(key, NULL, 0) == 0);
+	}
+	fuzz_check(!a.ra_has_cas || a.ra_cas <= INT64_MAX);
+	fuzz_check(a.ra_field == NULL || !a.ra_purge);
 }
 
 /* The daemon's side of one line: parse, check, answer, encode. */

@@ -630,15 +630,17 @@ test_verify_orphan(void **state)
 
 /* The online backup: a thread copies, the loop hears when it is done. */
 struct rt_done {
+	struct rpc_write	 rd_w;		/* first: what backup.c holds */
 	struct event_base	*rd_base;
 	struct backup_result	 rd_res;
 	int			 rd_calls;
 };
 
 static void
-rt_backup_done(struct server *srv, void *arg, const struct backup_result *res)
+rt_backup_done(struct server *srv, struct rpc_write *w,
+    const struct backup_result *res)
 {
-	struct rt_done	*rd = arg;
+	struct rt_done	*rd = (struct rt_done *)w;
 
 	rd->rd_res = *res;
 	rd->rd_calls++;
@@ -671,22 +673,22 @@ test_backup_thread(void **state)
 	assert_non_null(srv.srv_base);
 
 	/* Without backup_dir there is none. */
-	assert_int_equal(backup_start(&srv, NULL, rt_backup_done, &rd, &res),
-	    -1);
+	assert_int_equal(backup_start(&srv, NULL, rt_backup_done, &rd.rd_w,
+	    &res), -1);
 	assert_int_equal(res.br_code, PROTO_E_UNAVAILABLE);
 	assert_string_equal(res.br_msg, "set backup_dir in the configuration");
 
 	snprintf(dir, sizeof(dir), "%s/backups", rt->ts_tmp);
 	conf.dc_backup_dir = dir;
-	assert_int_equal(backup_start(&srv, "../escape", rt_backup_done, &rd,
-	    &res), -1);
+	assert_int_equal(backup_start(&srv, "../escape", rt_backup_done,
+	    &rd.rd_w, &res), -1);
 	assert_int_equal(res.br_code, PROTO_E_PARAMS);
 
-	assert_int_equal(backup_start(&srv, "one.mdb", rt_backup_done, &rd,
+	assert_int_equal(backup_start(&srv, "one.mdb", rt_backup_done, &rd.rd_w,
 	    &res), 0);
-	assert_ptr_equal(backup_pending(&srv), &rd);
+	assert_ptr_equal(backup_pending(&srv), &rd.rd_w);
 	/* One at a time. */
-	assert_int_equal(backup_start(&srv, "two.mdb", rt_backup_done, &rd,
+	assert_int_equal(backup_start(&srv, "two.mdb", rt_backup_done, &rd.rd_w,
 	    &res), -1);
 	assert_int_equal(res.br_code, PROTO_E_UNAVAILABLE);
 	assert_string_equal(res.br_msg, "a backup is already running");
@@ -706,20 +708,20 @@ test_backup_thread(void **state)
 	assert_true(sv.sv_tenants == 300 || sv.sv_tenants == 301);
 
 	/* A name already there is never overwritten. */
-	assert_int_equal(backup_start(&srv, "one.mdb", rt_backup_done, &rd,
+	assert_int_equal(backup_start(&srv, "one.mdb", rt_backup_done, &rd.rd_w,
 	    &res), -1);
 	assert_int_equal(res.br_code, PROTO_E_CONFLICT);
 	/* Nor is a link followed. */
 	snprintf(err, sizeof(err), "%s/victim", rt->ts_tmp);
 	snprintf(path, sizeof(path), "%s/link.mdb", dir);
 	assert_int_equal(symlink(err, path), 0);
-	assert_int_equal(backup_start(&srv, "link.mdb", rt_backup_done, &rd,
-	    &res), -1);
+	assert_int_equal(backup_start(&srv, "link.mdb", rt_backup_done,
+	    &rd.rd_w, &res), -1);
 	assert_int_equal(access(err, F_OK), -1);
 
 	/* At exit, a running backup is waited for and still answered. */
-	assert_int_equal(backup_start(&srv, NULL, rt_backup_done, &rd, &res),
-	    0);
+	assert_int_equal(backup_start(&srv, NULL, rt_backup_done, &rd.rd_w,
+	    &res), 0);
 	assert_non_null(strstr(res.br_path, "/wfvault-"));
 	backup_release(&srv);
 	assert_int_equal(rd.rd_calls, 2);
