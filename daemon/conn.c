@@ -360,6 +360,7 @@ conn_process(struct conn *conn)
 	const char		*line;
 	ssize_t			 n;
 	size_t			 len;
+	int			 consumed = 0;
 
 	while (!conn->c_closing && !conn->c_blocked &&
 	    !conn_output_full(conn, NULL)) {
@@ -381,7 +382,15 @@ conn_process(struct conn *conn)
 			break;
 		}
 		evbuffer_drain(in, len + 1);
+		consumed = 1;
 	}
+	/*
+	 * message_timeout is for the line now at the head of the input: a
+	 * pipelining client always has a partial line buffered, and must
+	 * not be cut off for the time its earlier lines took.
+	 */
+	if (consumed)
+		evtimer_del(conn->c_deadline);
 	goto done;
 
 too_long:

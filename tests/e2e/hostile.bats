@@ -307,6 +307,29 @@ assert_codes() {
 	assert_healthy
 }
 
+@test "message_timeout is per line: a pipeline that always has a partial line goes on" {
+	restart_with "message_timeout 2s"
+	local i line chunk out in
+	coproc PIPE { socat - "UNIX-CONNECT:$SOCK"; }
+	out=${PIPE[1]} in=${PIPE[0]}
+	# Each write (one write(2): the chunk is built first) completes the
+	# line before it and starts the next, so the input is never empty;
+	# every line is whole within a reply's time, and the whole pipeline
+	# lasts longer than message_timeout.
+	printf '{"jsonrpc":"2.0",' >&"$out"
+	for i in $(seq 1 30); do
+		printf -v chunk \
+		    '"id":%d,"method":"hello","params":{}}\n{"jsonrpc":"2.0",' "$i"
+		printf '%s' "$chunk" >&"$out"
+		read -r -t 20 line <&"$in"
+		[[ "$line" == *"\"id\":$i,\"result\""* ]]
+		sleep 0.1
+	done
+	exec {out}>&-
+	wait "$PIPE_PID" 2>/dev/null || true
+	assert_healthy
+}
+
 @test "idle_timeout closes silent connections, not busy ones" {
 	restart_with "idle_timeout 2s"
 	run tp idle 3 6000
