@@ -188,36 +188,60 @@ int	 store_walk_ret(int r);
 /* A walk callback counting live tenant records into *(uint64_t *)arg. */
 int	 store_count_live(void *arg, MDB_cursor *cur, const MDB_val *key,
 	    const MDB_val *val);
-int	 store_meta_put(struct store *store, MDB_txn *txn, const char *name,
-	    const void *data, size_t size);
-int	 store_rec_get(struct store *store, MDB_txn *txn, const char *tenant,
-	    size_t tlen, struct store_rec *rec);
-int	 store_rec_live(struct store *store, MDB_txn *txn, const char *tenant,
-	    size_t *tlen, struct store_rec *rec);
-int	 store_sealed_get(struct store *store, MDB_txn *txn,
-	    const char *tenant, size_t tlen, uint64_t version, MDB_val *val);
-int	 store_sealed_put(struct store *store, MDB_txn *txn,
-	    const char *tenant, size_t tlen, uint64_t version,
-	    const unsigned char *sealed, size_t len);
+/* A u64 kept in meta under name; STORE_E_NOT_FOUND when absent. */
 int	 store_meta_u64(struct store *store, MDB_txn *txn, const char *name,
 	    uint64_t *v);
 int	 store_meta_u64_put(struct store *store, MDB_txn *txn,
 	    const char *name, uint64_t v);
+int	 store_meta_put(struct store *store, MDB_txn *txn, const char *name,
+	    const void *data, size_t size);
+
+/* store_tenant.c */
+/* The tenant's record, decoded (pointing into LMDB's memory). */
+int	 store_rec_get(struct store *store, MDB_txn *txn, const char *tenant,
+	    size_t tlen, struct store_rec *rec);
+/*
+ * The live tenant's record (tenant's length in *tlen); STORE_E_NOT_FOUND
+ * for a name that cannot be a tenant's, a missing or a deleted tenant.
+ */
+int	 store_rec_live(struct store *store, MDB_txn *txn, const char *tenant,
+	    size_t *tlen, struct store_rec *rec);
+/*
+ * The sealed record of one version into val (LMDB's memory, valid until
+ * the next write or the end of txn); too short to be sealed is integrity.
+ */
+int	 store_sealed_get(struct store *store, MDB_txn *txn,
+	    const char *tenant, size_t tlen, uint64_t version, MDB_val *val);
+/* Stores sealed (len bytes) as the tenant's version. */
+int	 store_sealed_put(struct store *store, MDB_txn *txn,
+	    const char *tenant, size_t tlen, uint64_t version,
+	    const unsigned char *sealed, size_t len);
+/* Counts a tenant coming to life (+1) or going (-1), in txn. */
 int	 store_live_add(struct store *store, MDB_txn *txn, int delta);
+/* Deletes the tenant's versions numbered upto or less. */
 int	 store_versions_prune(struct store *store, MDB_txn *txn,
 	    const char *tenant, size_t tlen, uint64_t upto);
+/* The numbers of the tenant's stored versions, ascending, in a new array. */
 int	 store_versions_list(struct store *store, MDB_txn *txn,
 	    const char *tenant, size_t tlen, uint64_t **versp, size_t *np);
 
 /* feed.c */
+/* Appends one change with the next sequence number, given in *seq. */
 int	 store_change_append(struct store *store, MDB_txn *txn, int op,
 	    uint64_t version, const char *tenant, size_t tlen, uint64_t *seq);
+/* Moves a format 1 store to format 2: builds its feed index and counter. */
 int	 store_index_build(struct store *store, MDB_txn *txn, char *err,
 	    size_t errlen);
+/* Deletes every change of tenant whose seq is below before. */
 int	 store_changes_forget(struct store *store, MDB_txn *txn,
 	    const char *tenant, size_t tlen, uint64_t before);
 
-/* store_keys.c */
+/*
+ * store_keys.c: a record's data keys.  store_wrapped_open, store_dek_open
+ * and store_dek_rewrap leave a data key in dek (guarded memory, such as
+ * s_dek), which the caller wipes; store_version_open uses and wipes s_dek.
+ */
+/* The key new data keys are wrapped under: the next one in a rotation. */
 const unsigned char *store_wrap_key(const struct store *store);
 unsigned store_wrap_gen(const struct store *store);
 int	 store_wrapped_open(const struct store *store, const char *tenant,
