@@ -192,6 +192,24 @@ int	crypto_open(const unsigned char *dek, const char *tenant,
 	    unsigned char *plain, size_t *plen);
 
 /* store.c */
+/*
+ * The store's functions return STORE_OK or one of these (each says which).
+ * Any function that reads or writes LMDB may also give STORE_E_IO (an
+ * LMDB or system error, logged) and STORE_E_NOMEM; writes (and commits)
+ * may give STORE_E_FULL and STORE_E_DISK_FULL.
+ *
+ * Threads: a store belongs to the thread of the event loop.  Only
+ * store_copy_fd may be called from another thread (a backup's) while the
+ * loop uses the store: it runs in a read transaction of its own (the
+ * environment is MDB_NOTLS) and reads nothing of struct store but the
+ * environment.  A store opened with store_open_file is its opener's own,
+ * so a thread may run store_txn_begin, store_verify, store_txn_abort and
+ * store_close on it.  Nothing else may be called from another thread
+ * while the loop uses the store: reads and writes unwrap data keys into
+ * scratch memory shared in struct store (s_dek), rotations swap its
+ * master keys, and LMDB has one write transaction at a time, the loop's
+ * group commit.
+ */
 #define STORE_OK		0
 #define STORE_E_IO		(-1)	/* LMDB or system error */
 #define STORE_E_NOT_FOUND	(-2)
@@ -219,6 +237,71 @@ struct store_params {
 	int		 sp_nolock;
 };
 
+struct store_stat {
+	uint64_t	 ss_tenants;	/* live (not deleted), from a counter */
+	uint64_t	 ss_versions;
+	uint64_t	 ss_changes;
+	uint64_t	 ss_last_seq;
+	uint64_t	 ss_trimmed_seq;	/* store_feed_trimmed */
+	uint64_t	 ss_map_size;
+	uint64_t	 ss_used_bytes;
+};
+
+/* A static string for any code, never NULL. */
+const char *store_strerror(int code);
+
+/*
+ * Opens (creating if needed) the environment in params->sp_dir.  mk is
+ * borrowed and must outlive the store.  A new store is stamped with mk's
+ * key-check value; an existing one whose check value differs gives
+ * STORE_E_KEY.  A format 1 store is moved to format 2 (STORE_E_INTEGRITY
+ * when its feed holds a malformed entry).  STORE_OK, STORE_E_KEY,
+ * STORE_E_FORMAT (not a store of a format this wfvaultd knows),
+ * STORE_E_INTEGRITY, STORE_E_IO, STORE_E_NOMEM, STORE_E_FULL or
+ * STORE_E_DISK_FULL, err filled.
+ */
+int	store_open(struct store **sp, const struct store_params *params,
+	    const unsigned char *mk, char *err, size_t errlen);
+/*
+ * Opens the single-file environment at path (a backup made by
+ * store_copy_fd) read-only and without a lock file, and checks its format
+ * and mk's key-check value as store_open does.  mk is borrowed.
+ * STORE_OK, STORE_E_KEY, STORE_E_FORMAT (also a file cut short),
+ * STORE_E_IO or STORE_E_NOMEM, err filled.
+ */
+int	store_open_file(struct store **sp, const char *path,
+	    const unsigned char *mk, char *err, size_t errlen);
+/* NULL is fine.  Frees the keys the store owns (store_master_key_set). */
+void	store_close(struct store *store);
+
+/*
+ * Transactions.  A write transaction may be nested (parent != NULL) so one
+ * failed request in a group commit does not undo the others.
+ * store_txn_begin: STORE_OK, STORE_E_IO (also a nested read transaction,
+ * or no reader slot left) or STORE_E_NOMEM.  store_txn_commit: STORE_OK,
+ * STORE_E_FULL, STORE_E_DISK_FULL, STORE_E_NOMEM or STORE_E_IO; the
+ * transaction is gone either way.
+ */
+int	store_txn_begin(struct store *store, MDB_txn *parent, int write,
+	    MDB_txn **txn);
+int	store_txn_commit(MDB_txn *txn);
+void	store_txn_abort(MDB_txn *txn);	/* NULL is fine */
+
+/*
+ * Counts and sizes for status.  STORE_OK, STORE_E_INTEGRITY (a malformed
+ * counter or feed key), STORE_E_IO or STORE_E_NOMEM.
+ */
+int	store_stat(struct store *store, MDB_txn *txn, struct store_stat *ss);
+
+/*
+ * Writes a compacted copy of the environment to fd, from its own read
+ * transaction (mdb_env_copyfd2 with MDB_CP_COMPACT).  Safe to call from
+ * another thread while the store is in use; it does not log.  Returns 0
+ * or an LMDB/errno code (mdb_strerror() describes both), not a STORE_E_*.
+ */
+int	store_copy_fd(struct store *store, int fd);
+
+/* store_tenant.c */
 /* One tenant's record (never its values). */
 struct store_tenant {
 	char		 st_tenant[PROTO_TENANT_MAX + 1];
@@ -230,47 +313,11 @@ struct store_tenant {
 };
 #define STORE_TENANT_INIT { "", 0, 0, 0, 0, NULL }
 
-struct store_change {
-	uint64_t	 sc_seq;
-	const char	*sc_tenant;	/* borrowed for the callback only */
-	uint64_t	 sc_version;
-	int		 sc_op;		/* STORE_OP_* */
-};
-
-struct store_stat {
-	uint64_t	 ss_tenants;	/* live (not deleted), from a counter */
-	uint64_t	 ss_versions;
-	uint64_t	 ss_changes;
-	uint64_t	 ss_last_seq;
-	uint64_t	 ss_trimmed_seq;	/* store_feed_trimmed */
-	uint64_t	 ss_map_size;
-	uint64_t	 ss_used_bytes;
-};
-
-const char *store_strerror(int code);
-
-/*
- * Opens (creating if needed) the environment in params->sp_dir.  mk is
- * borrowed and must outlive the store.  A new store is stamped with mk's
- * key-check value; an existing one whose check value differs gives
- * STORE_E_KEY.  Returns STORE_OK or a STORE_E_* code, err filled.
- */
-int	store_open(struct store **sp, const struct store_params *params,
-	    const unsigned char *mk, char *err, size_t errlen);
-void	store_close(struct store *store);
-
-/*
- * Transactions.  A write transaction may be nested (parent != NULL) so one
- * failed request in a group commit does not undo the others.
- */
-int	store_txn_begin(struct store *store, MDB_txn *parent, int write,
-	    MDB_txn **txn);
-int	store_txn_commit(MDB_txn *txn);	/* STORE_OK or a STORE_E_* code */
-void	store_txn_abort(MDB_txn *txn);
-
 /*
  * The tenant's record, deleted or not; STORE_E_NOT_FOUND if it never
- * existed.  Release it with store_tenant_release.
+ * existed (or tenant cannot be an id).  Release it with
+ * store_tenant_release.  STORE_OK, STORE_E_NOT_FOUND, STORE_E_INTEGRITY,
+ * STORE_E_IO or STORE_E_NOMEM.
  */
 int	store_tenant_get(struct store *store, MDB_txn *txn, const char *tenant,
 	    struct store_tenant *st);
@@ -280,7 +327,8 @@ void	store_tenant_release(struct store_tenant *st);
  * Decrypts the tenant's config at version (0: the current one) into a new
  * JSON object (*config, caller decrefs; jansson wipes on free).
  * STORE_E_NOT_FOUND for a missing or deleted tenant or a version not kept,
- * STORE_E_INTEGRITY when a record fails to authenticate.
+ * STORE_E_INTEGRITY when a record fails to authenticate; else STORE_OK,
+ * STORE_E_IO or STORE_E_NOMEM.
  */
 int	store_config_get(struct store *store, MDB_txn *txn, const char *tenant,
 	    uint64_t version, json_t **config, uint64_t *got_version);
@@ -288,7 +336,11 @@ int	store_config_get(struct store *store, MDB_txn *txn, const char *tenant,
 /*
  * Stores config (an object, borrowed) as the tenant's next version, creating
  * the tenant (and its data key) if needed, pruning versions beyond
- * sp_keep_versions, and appending a put to the change feed.
+ * sp_keep_versions, and appending a put to the change feed.  STORE_OK,
+ * STORE_E_IO (also a tenant that cannot be an id, or config not an
+ * object), STORE_E_FULL (also the version or seq at their maximum),
+ * STORE_E_DISK_FULL, STORE_E_INTEGRITY (the record or its data key) or
+ * STORE_E_NOMEM.
  */
 int	store_config_put(struct store *store, MDB_txn *txn, const char *tenant,
 	    json_t *config, uint64_t *new_version, uint64_t *seq);
@@ -296,7 +348,9 @@ int	store_config_put(struct store *store, MDB_txn *txn, const char *tenant,
 /*
  * Deletes the tenant: marks its record deleted with the next version,
  * destroys its data key and every version, appends a delete change.
- * STORE_E_NOT_FOUND if it is absent or already deleted.
+ * STORE_E_NOT_FOUND if it is absent or already deleted; else STORE_OK,
+ * STORE_E_FULL, STORE_E_DISK_FULL, STORE_E_INTEGRITY, STORE_E_IO or
+ * STORE_E_NOMEM.
  */
 int	store_tenant_delete(struct store *store, MDB_txn *txn,
 	    const char *tenant, uint64_t *new_version, uint64_t *seq);
@@ -305,25 +359,63 @@ int	store_tenant_delete(struct store *store, MDB_txn *txn,
  * Calls cb for each live tenant whose id starts with prefix (NULL: all) and
  * sorts after `after` (NULL: from the start), in byte order.  st is valid
  * during the call only.  cb returns 0 to go on, 1 to stop, <0 to fail (that
- * value is returned).
+ * value is returned).  Else STORE_OK, STORE_E_INTEGRITY (a malformed
+ * record), STORE_E_IO or STORE_E_NOMEM.
  */
 int	store_list(struct store *store, MDB_txn *txn, const char *prefix,
 	    const char *after, int (*cb)(void *, const struct store_tenant *),
 	    void *arg);
 
-/* Calls cb for each change with seq > since, up to limit of them. */
+/*
+ * Removes every trace of the tenant the store keeps: its versions, its
+ * record (no tombstone, so a later put starts again at version 1) and
+ * every change of it but one new delete change, whose version (the old
+ * one plus one) and seq are returned.  Works on a deleted tenant too;
+ * STORE_E_NOT_FOUND if it has no record at all.  Else STORE_OK,
+ * STORE_E_FULL, STORE_E_DISK_FULL, STORE_E_INTEGRITY, STORE_E_IO or
+ * STORE_E_NOMEM.
+ */
+int	store_tenant_purge(struct store *store, MDB_txn *txn,
+	    const char *tenant, uint64_t *new_version, uint64_t *seq);
+
+/* feed.c */
+struct store_change {
+	uint64_t	 sc_seq;
+	const char	*sc_tenant;	/* borrowed for the callback only */
+	uint64_t	 sc_version;
+	int		 sc_op;		/* STORE_OP_* */
+};
+
+/*
+ * Calls cb for each change with seq > since, up to limit of them (0: no
+ * limit); cb returns as store_list's does.  STORE_OK, cb's negative
+ * value, STORE_E_INTEGRITY (a malformed entry), STORE_E_IO or
+ * STORE_E_NOMEM.
+ */
 int	store_changes(struct store *store, MDB_txn *txn, uint64_t since,
 	    size_t limit, int (*cb)(void *, const struct store_change *),
 	    void *arg);
+/* The newest seq (0: none).  STORE_OK, STORE_E_INTEGRITY or STORE_E_IO. */
 int	store_last_seq(struct store *store, MDB_txn *txn, uint64_t *seq);
 
-/* Records that target has pushed everything up to seq. */
+/*
+ * Records that target has pushed everything up to seq.  STORE_OK,
+ * STORE_E_IO (also a target that cannot be a name), STORE_E_FULL,
+ * STORE_E_DISK_FULL or STORE_E_NOMEM.
+ */
 int	store_sync_ack(struct store *store, MDB_txn *txn, const char *target,
 	    uint64_t seq);
-/* target's acknowledged seq; STORE_E_NOT_FOUND (seq 0) if it has none. */
+/*
+ * target's acknowledged seq; STORE_E_NOT_FOUND (seq 0) if it has none.
+ * Else STORE_OK, STORE_E_INTEGRITY or STORE_E_IO.
+ */
 int	store_sync_get(struct store *store, MDB_txn *txn, const char *target,
 	    uint64_t *seq);
-/* Calls cb(arg, target, seq) for each sync target. */
+/*
+ * Calls cb(arg, target, seq) for each sync target; cb returns as
+ * store_list's does.  STORE_OK, cb's negative value, STORE_E_INTEGRITY,
+ * STORE_E_IO or STORE_E_NOMEM.
+ */
 int	store_sync_list(struct store *store, MDB_txn *txn,
 	    int (*cb)(void *, const char *, uint64_t), void *arg);
 
@@ -333,7 +425,9 @@ int	store_sync_list(struct store *store, MDB_txn *txn,
  * last_seq - retain when that is higher (no target, or one more than
  * retain behind), and always below last_seq (the newest entry stays).
  * store_feed_trim deletes at most max of them, oldest first, and records
- * the highest in meta; *count gets how many.
+ * the highest in meta; *count gets how many.  Both: STORE_OK,
+ * STORE_E_INTEGRITY (a malformed entry or position), STORE_E_IO or
+ * STORE_E_NOMEM; store_feed_trim also STORE_E_FULL or STORE_E_DISK_FULL.
  */
 int	store_feed_trim_point(struct store *store, MDB_txn *txn,
 	    uint64_t retain, uint64_t *upto);
@@ -342,51 +436,20 @@ int	store_feed_trim(struct store *store, MDB_txn *txn, uint64_t retain,
 /*
  * The highest seq trimmed from the feed (0: none): a reader whose
  * position is below it has missed changes and must resync in full.
+ * STORE_OK, STORE_E_INTEGRITY or STORE_E_IO.
  */
 int	store_feed_trimmed(struct store *store, MDB_txn *txn, uint64_t *seq);
 
-int	store_stat(struct store *store, MDB_txn *txn, struct store_stat *ss);
-
-/*
- * Opens the single-file environment at path (a backup made by
- * store_copy_fd) read-only and without a lock file, and checks its format
- * and mk's key-check value as store_open does.  mk is borrowed.
- */
-int	store_open_file(struct store **sp, const char *path,
-	    const unsigned char *mk, char *err, size_t errlen);
-
-/* What store_verify found. */
-struct store_verify {
-	uint64_t	 sv_tenants;	/* live tenants whose data key opened */
-	uint64_t	 sv_versions;	/* versions that opened to an object */
-	char		 sv_tenant[PROTO_TENANT_MAX + 1]; /* first failing */
-};
-
-/*
- * Checks that every record opens: each live tenant's data key unwraps,
- * each kept version decrypts to a JSON object, the current one is there
- * and holds exactly the field names the record lists, no version belongs
- * to a missing tenant, the feed and sync records parse.
- * STORE_OK, or a STORE_E_* code with the first failing tenant (if any) in
- * sv_tenant and a message in err.  Values are wiped, never reported.
- */
-int	store_verify(struct store *store, MDB_txn *txn,
-	    struct store_verify *sv, char *err, size_t errlen);
-
-/*
- * Writes a compacted copy of the environment to fd, from its own read
- * transaction (mdb_env_copyfd2 with MDB_CP_COMPACT).  Safe to call from
- * another thread while the store is in use; it does not log.  Returns 0
- * or an LMDB/errno code (mdb_strerror() describes both).
- */
-int	store_copy_fd(struct store *store, int fd);
-
+/* store_keys.c */
 /*
  * Re-wraps every live tenant's data key under newmk and replaces the
  * key-check value in meta, in txn (the offline rotation: all in one go,
  * also finishing one a daemon left under way, which must then be to
  * newmk); *count gets the number of live tenants.  The store goes on
- * using its current key until store_master_key_set.
+ * using its current key until store_master_key_set.  STORE_OK,
+ * STORE_E_KEY (a rotation to another key is under way),
+ * STORE_E_INTEGRITY (a data key does not open), STORE_E_FULL,
+ * STORE_E_DISK_FULL, STORE_E_IO or STORE_E_NOMEM.
  */
 int	store_rewrap(struct store *store, MDB_txn *txn,
 	    const unsigned char *newmk, uint64_t *count);
@@ -416,6 +479,11 @@ void	store_master_key_set(struct store *store, unsigned char *mk);
  * meta (*finished = 1), after whose commit store_master_key_set(store,
  * the key) ends the rotation.  A crash in between leaves a store that
  * opens with the current key and resumes with the next one.
+ * store_rotate_begin: STORE_OK, STORE_E_KEY, STORE_E_FULL,
+ * STORE_E_DISK_FULL, STORE_E_IO or STORE_E_NOMEM.  store_rotate_next_set:
+ * STORE_OK or STORE_E_KEY.  store_rotate_step: STORE_OK, STORE_E_KEY (no
+ * next key given), STORE_E_INTEGRITY (a data key does not open),
+ * STORE_E_FULL, STORE_E_DISK_FULL, STORE_E_IO or STORE_E_NOMEM.
  */
 int	store_rotate_begin(struct store *store, MDB_txn *txn,
 	    const unsigned char *newmk);
@@ -431,12 +499,15 @@ int	store_rotating(struct store *store);
 /* The key a rotation moves to (borrowed), NULL when none was given. */
 const unsigned char *store_next_key(struct store *store);
 
+/* store_rekey.c */
 /*
  * Gives the live tenant a new random data key and re-seals every kept
  * version under it (same version numbers and additional data); the record
  * keeps its version and no change is appended.  *count gets the number of
  * versions re-sealed.  STORE_E_NOT_FOUND for a missing or deleted tenant.
- * Finishes a rotation of the tenant's key left under way.
+ * Finishes a rotation of the tenant's key left under way.  Else
+ * STORE_OK, STORE_E_INTEGRITY (a key or version does not open),
+ * STORE_E_FULL, STORE_E_DISK_FULL, STORE_E_IO or STORE_E_NOMEM.
  */
 int	store_tenant_rekey(struct store *store, MDB_txn *txn,
 	    const char *tenant, uint64_t *count);
@@ -452,7 +523,8 @@ int	store_tenant_rekey(struct store *store, MDB_txn *txn,
  * last one the new key replaces the old in the record (*done).  A crash in
  * between leaves every version readable, and the next store_rekey_begin
  * goes on with the same new key.  STORE_E_NOT_FOUND when the tenant was
- * deleted (or purged and made again) meanwhile.
+ * deleted (or purged and made again) meanwhile.  Both return as
+ * store_tenant_rekey does.
  */
 struct store_rekey;
 int	store_rekey_begin(struct store *store, MDB_txn *txn,
@@ -461,19 +533,30 @@ int	store_rekey_step(struct store *store, MDB_txn *txn,
 	    struct store_rekey *rk, size_t limit, int *done);
 /* The versions rk's steps re-sealed so far. */
 uint64_t store_rekey_count(const struct store_rekey *rk);
-void	store_rekey_free(struct store_rekey *rk);
+void	store_rekey_free(struct store_rekey *rk);	/* NULL is fine */
 /* The tenant rk rekeys (borrowed from rk). */
 const char *store_rekey_tenant(const struct store_rekey *rk);
 
+/* verify.c */
+/* What store_verify found. */
+struct store_verify {
+	uint64_t	 sv_tenants;	/* live tenants whose data key opened */
+	uint64_t	 sv_versions;	/* versions that opened to an object */
+	char		 sv_tenant[PROTO_TENANT_MAX + 1]; /* first failing */
+};
+
 /*
- * Removes every trace of the tenant the store keeps: its versions, its
- * record (no tombstone, so a later put starts again at version 1) and
- * every change of it but one new delete change, whose version (the old
- * one plus one) and seq are returned.  Works on a deleted tenant too;
- * STORE_E_NOT_FOUND if it has no record at all.
+ * Checks that every record opens: each live tenant's data key unwraps,
+ * each kept version decrypts to a JSON object, the current one is there
+ * and holds exactly the field names the record lists, no version belongs
+ * to a missing tenant, the feed and sync records parse.
+ * STORE_OK, or STORE_E_INTEGRITY, STORE_E_IO or STORE_E_NOMEM with the
+ * first failing tenant (if any) in sv_tenant and a message in err.
+ * Values are wiped, never reported.  May run on another thread on a store
+ * of its own (store_open_file).
  */
-int	store_tenant_purge(struct store *store, MDB_txn *txn,
-	    const char *tenant, uint64_t *new_version, uint64_t *seq);
+int	store_verify(struct store *store, MDB_txn *txn,
+	    struct store_verify *sv, char *err, size_t errlen);
 
 /* audit.c */
 struct audit;
