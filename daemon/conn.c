@@ -54,8 +54,8 @@ conn_init(struct server *srv)
 	TAILQ_INIT(&srv->srv_dead);
 	if ((srv->srv_reap_ev = evtimer_new(srv->srv_base, conn_reap_cb,
 	    srv)) == NULL)
-		return (-1);
-	return (0);
+		return -1;
+	return 0;
 }
 
 int
@@ -69,7 +69,7 @@ conn_open(struct server *srv, int fd, struct peer *peer)
 		log_warn("%s: calloc", __func__);
 		peer_release(peer);
 		close(fd);
-		return (-1);
+		return -1;
 	}
 	conn->c_srv = srv;
 	conn->c_fd = fd;
@@ -95,7 +95,7 @@ conn_open(struct server *srv, int fd, struct peer *peer)
 			event_free(conn->c_ungranted);
 		peer_release(&conn->c_peer);
 		free(conn);
-		return (-1);
+		return -1;
 	}
 	bufferevent_setcb(conn->c_bev, conn_read, conn_write, conn_event,
 	    conn);
@@ -120,7 +120,7 @@ conn_open(struct server *srv, int fd, struct peer *peer)
 	log_debug("%s: connection %llu from uid %u gid %u pid %d", __func__,
 	    (unsigned long long)conn->c_id, (unsigned)conn->c_peer.p_uid,
 	    (unsigned)conn->c_peer.p_gid, (int)conn->c_peer.p_pid);
-	return (0);
+	return 0;
 }
 
 void
@@ -315,8 +315,8 @@ conn_output_full(struct conn *conn, size_t *limitp)
 	}
 	if (limitp != NULL)
 		*limitp = (size_t)limit;
-	return (evbuffer_get_length(bufferevent_get_output(conn->c_bev)) >
-	    limit);
+	return evbuffer_get_length(bufferevent_get_output(conn->c_bev)) >
+	    limit;
 }
 
 /* Keeps srv_output_total, the bytes queued in every connection. */
@@ -440,13 +440,13 @@ conn_frame(struct evbuffer *in, size_t max)
 			n = proto_frame_find(v[i].iov_base, v[i].iov_len,
 			    max - seen);
 			if (n >= 0)
-				return ((ssize_t)seen + n);
+				return (ssize_t)seen + n;
 			if (n == PROTO_FRAME_TOO_LONG)
-				return (PROTO_FRAME_TOO_LONG);
+				return PROTO_FRAME_TOO_LONG;
 			seen += v[i].iov_len;
 		}
 	}
-	return (PROTO_FRAME_MORE);
+	return PROTO_FRAME_MORE;
 }
 
 /*
@@ -459,8 +459,8 @@ conn_finished(struct conn *conn)
 {
 	if (conn->c_waiting > 0 ||
 	    evbuffer_get_length(bufferevent_get_output(conn->c_bev)) > 0)
-		return (0);
-	return (conn->c_closing || (conn->c_eof && !conn->c_blocked));
+		return 0;
+	return conn->c_closing || (conn->c_eof && !conn->c_blocked);
 }
 
 static void
@@ -524,7 +524,7 @@ conn_peer_gone(struct conn *conn)
 	pfd.fd = conn->c_fd;
 	pfd.events = 0;
 	pfd.revents = 0;
-	return (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR)));
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR));
 }
 
 static void

@@ -79,7 +79,7 @@ usage(int status)
 static void *
 wipe_malloc(size_t n)
 {
-	return (malloc(n));
+	return malloc(n);
 }
 
 /* No core dumps and no ptrace by other users: the heap holds secrets. */
@@ -163,7 +163,7 @@ main(int argc, char *argv[])
 		case 'V':
 			printf("%s %s\n", PROTO_SERVER_NAME,
 			    PROTO_SERVER_VERSION);
-			return (0);
+			return 0;
 		default:
 			usage(2);
 		}
@@ -183,12 +183,12 @@ main(int argc, char *argv[])
 		if (crypto_init(err, sizeof(err)) == -1 ||
 		    crypto_key_generate_file(genkey, err, sizeof(err)) == -1) {
 			fprintf(stderr, "wfvaultd: %s\n", err);
-			return (1);
+			return 1;
 		}
 		printf("wrote a new master key to %s (mode 0400).\n"
 		    "Keep a copy somewhere safe: without it the vault cannot "
 		    "be opened.\n", genkey);
-		return (0);
+		return 0;
 	}
 	if (conf_path == NULL)
 		usage(2);
@@ -197,7 +197,7 @@ main(int argc, char *argv[])
 	memset(&conf, 0, sizeof(conf));
 	if (daemon_conf_load(conf_path, &conf, err, sizeof(err)) == -1) {
 		fprintf(stderr, "wfvaultd: %s\n", err);
-		return (1);
+		return 1;
 	}
 	conf.dc_acl.acl_self = geteuid();
 	if (check) {
@@ -212,13 +212,13 @@ main(int argc, char *argv[])
 			    sizeof(err)) == -1) {
 				fprintf(stderr, "wfvaultd: %s\n", err);
 				daemon_conf_release(&conf);
-				return (1);
+				return 1;
 			}
 			crypto_key_free(mk);
 		}
 		printf("configuration OK\n");
 		daemon_conf_release(&conf);
-		return (0);
+		return 0;
 	}
 	/* The offline modes: each refuses while a wfvaultd uses the store. */
 	if (restore != NULL || rotate) {
@@ -228,7 +228,7 @@ main(int argc, char *argv[])
 		rc = restore != NULL ? backup_restore(&conf, restore) :
 		    keys_rotate_offline(&conf);
 		daemon_conf_release(&conf);
-		return (rc);
+		return rc;
 	}
 
 	if (crypto_init(err, sizeof(err)) == -1)
@@ -279,5 +279,5 @@ main(int argc, char *argv[])
 	crypto_key_free(mk);
 	daemon_conf_release(&conf);
 	log_info("stopped");
-	return (0);
+	return 0;
 }

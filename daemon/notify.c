@@ -85,18 +85,18 @@ notify_watchdog_usec(void)
 	unsigned long long	 v;
 
 	if ((s = getenv("WATCHDOG_USEC")) == NULL)
-		return (0);
+		return 0;
 	if ((pid = getenv("WATCHDOG_PID")) != NULL) {
 		errno = 0;
 		v = strtoull(pid, &end, 10);
 		if (errno != 0 || *end != '\0' || v != (unsigned long long)getpid())
-			return (0);
+			return 0;
 	}
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (errno != 0 || *end != '\0' || v == 0)
-		return (0);
-	return ((uint64_t)v);
+		return 0;
+	return (uint64_t)v;
 }
 
 /*
@@ -110,7 +110,7 @@ notify_start(struct event_base *base, struct server *srv)
 	uint64_t	usec;
 
 	if (notify_fd == -1)
-		return (0);
+		return 0;
 	if ((usec = notify_watchdog_usec()) == 0)
 		usec = 60 * 1000000ULL;	/* STATUS only: once a minute */
 	usec /= 2;
@@ -118,9 +118,9 @@ notify_start(struct event_base *base, struct server *srv)
 	tv.tv_usec = (suseconds_t)(usec % 1000000);
 	notify_ev = event_new(base, -1, EV_PERSIST, notify_tick, srv);
 	if (notify_ev == NULL || event_add(notify_ev, &tv) == -1)
-		return (-1);
+		return -1;
 	notify_tick(-1, 0, srv);
-	return (0);
+	return 0;
 }
 
 static void

@@ -69,7 +69,7 @@ rpc_handle_line(struct server *srv, struct conn *conn, const char *line,
 	call.rc_peer = conn->c_peer;
 	/* Its backup's or key rotation's reply comes first. */
 	if (rpc_admin_waits(srv, conn))
-		return (RPC_BLOCKED);
+		return RPC_BLOCKED;
 	code = proto_request_parse(line, len, &req, call.rc_msg,
 	    sizeof(call.rc_msg));
 
@@ -145,7 +145,7 @@ answer:
 done:
 	rpc_call_release(&call);
 	proto_request_release(&req);
-	return (RPC_DONE);
+	return RPC_DONE;
 
 blocked:
 	/*
@@ -156,7 +156,7 @@ blocked:
 	 */
 	rpc_call_release(&call);
 	proto_request_release(&req);
-	return (RPC_BLOCKED);
+	return RPC_BLOCKED;
 }
 
 /*
@@ -281,7 +281,7 @@ rpc_fail(struct rpc_call *call, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(call->rc_msg, sizeof(call->rc_msg), fmt, ap);
 	va_end(ap);
-	return (-1);
+	return -1;
 }
 
 /* Store errors as the client sees them: what happened and what to do. */
@@ -293,33 +293,33 @@ rpc_store_fail(struct rpc_call *call, int rc)
 	switch (rc) {
 	case STORE_E_NOT_FOUND:
 		if (call->rc_args.ra_tenant != NULL)
-			return (rpc_fail(call, PROTO_E_NOT_FOUND,
-			    "no tenant '%s'", call->rc_args.ra_tenant));
-		return (rpc_fail(call, PROTO_E_NOT_FOUND, "not found"));
+			return rpc_fail(call, PROTO_E_NOT_FOUND,
+			    "no tenant '%s'", call->rc_args.ra_tenant);
+		return rpc_fail(call, PROTO_E_NOT_FOUND, "not found");
 	case STORE_E_FULL:
-		return (rpc_fail(call, PROTO_E_UNAVAILABLE, "the store is "
+		return rpc_fail(call, PROTO_E_UNAVAILABLE, "the store is "
 		    "full (map_size %llu bytes); raise map_size in the "
 		    "configuration and restart wfvaultd; reads still work",
-		    (unsigned long long)conf->dc_map_size));
+		    (unsigned long long)conf->dc_map_size);
 	case STORE_E_INTEGRITY:
 		log_warnx("a record of tenant '%s' failed authentication",
 		    call->rc_args.ra_tenant != NULL ?
 		    call->rc_args.ra_tenant : "?");
-		return (rpc_fail(call, PROTO_E_INTEGRITY, "a stored record "
+		return rpc_fail(call, PROTO_E_INTEGRITY, "a stored record "
 		    "of tenant '%s' failed authentication (tampered with, or "
 		    "another master key)", call->rc_args.ra_tenant != NULL ?
-		    call->rc_args.ra_tenant : "?"));
+		    call->rc_args.ra_tenant : "?");
 	case STORE_E_DISK_FULL:
 		log_warnx("the disk holding %s is full", conf->dc_data_dir);
-		return (rpc_fail(call, PROTO_E_UNAVAILABLE, "no space left on "
+		return rpc_fail(call, PROTO_E_UNAVAILABLE, "no space left on "
 		    "the disk holding the store; free some and try again; "
-		    "reads still work"));
+		    "reads still work");
 	case STORE_E_NOMEM:
-		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));
+		return rpc_fail(call, PROTO_E_INTERNAL, "out of memory");
 	default:
 		log_warnx("store error: %s", store_strerror(rc));
-		return (rpc_fail(call, PROTO_E_INTERNAL, "store error: %s",
-		    store_strerror(rc)));
+		return rpc_fail(call, PROTO_E_INTERNAL, "store error: %s",
+		    store_strerror(rc));
 	}
 }
 
@@ -337,7 +337,7 @@ rpc_allowed(struct rpc_call *call)
 	int				 ok;
 
 	if (m->pm_perm == 0)
-		return (1);
+		return 1;
 	if (m->pm_id == PM_LIST)
 		ok = (acl_perms_any(acl, &call->rc_peer) & m->pm_perm) ==
 		    m->pm_perm;
@@ -347,7 +347,7 @@ rpc_allowed(struct rpc_call *call)
 	else
 		ok = acl_perms_all(acl, &call->rc_peer, m->pm_perm);
 	if (ok)
-		return (1);
+		return 1;
 
 	proto_perms_format(m->pm_perm, perm, sizeof(perm));
 	if (m->pm_tenant)
@@ -359,7 +359,7 @@ rpc_allowed(struct rpc_call *call)
 		rpc_fail(call, PROTO_E_DENIED, "permission denied: uid %u "
 		    "has no '%s' permission%s", (unsigned)call->rc_peer.p_uid,
 		    perm, m->pm_id == PM_LIST ? "" : " on every tenant");
-	return (0);
+	return 0;
 }
 
 static void
@@ -421,8 +421,8 @@ int
 rpc_result(struct rpc_call *call, json_t *result)
 {
 	if ((call->rc_result = result) == NULL)
-		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));
-	return (0);
+		return rpc_fail(call, PROTO_E_INTERNAL, "out of memory");
+	return 0;
 }
 
 struct rpc_write *
@@ -432,13 +432,13 @@ rpc_write_new(struct rpc_call *call, json_t *id, json_t *params)
 
 	if ((w = calloc(1, sizeof(*w))) == NULL) {
 		rpc_fail(call, PROTO_E_INTERNAL, "out of memory");
-		return (NULL);
+		return NULL;
 	}
 	w->w_id = id != NULL ? json_incref(id) : NULL;
 	w->w_params = json_incref(params);
 	w->w_call = *call;
 	call->rc_names = NULL;	/* now the write's */
-	return (w);
+	return w;
 }
 
 void

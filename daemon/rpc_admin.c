@@ -34,18 +34,18 @@ rpc_hello(struct rpc_call *call)
 
 	bits = acl_perms_any(acl, &call->rc_peer);
 	if ((perms = json_array()) == NULL)
-		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));
+		return rpc_fail(call, PROTO_E_INTERNAL, "out of memory");
 	for (bit = 1; bit <= PERM_ADMIN; bit <<= 1)
 		if (bits & bit)
 			json_array_append_new(perms,
 			    json_string(proto_perm_name(bit)));
-	return (rpc_result(call, json_pack("{s:s,s:s,s:i,s:I,s:I,s:I,s:o}",
+	return rpc_result(call, json_pack("{s:s,s:s,s:i,s:I,s:I,s:I,s:o}",
 	    "server", PROTO_SERVER_NAME, "version", PROTO_SERVER_VERSION,
 	    "protocol", PROTO_VERSION,
 	    "uid", (json_int_t)call->rc_peer.p_uid,
 	    "gid", (json_int_t)call->rc_peer.p_gid,
 	    "pid", (json_int_t)call->rc_peer.p_pid,
-	    "permissions", perms)));
+	    "permissions", perms));
 }
 
 struct rpc_status_ctx {
@@ -63,8 +63,8 @@ rpc_status_target(void *arg, const char *target, uint64_t seq)
 	    (json_int_t)seq, "lag",
 	    (json_int_t)(sc->sc_last > seq ? sc->sc_last - seq : 0));
 	if (item == NULL || json_array_append_new(sc->sc_targets, item) == -1)
-		return (STORE_E_NOMEM);
-	return (0);
+		return STORE_E_NOMEM;
+	return 0;
 }
 
 int
@@ -76,16 +76,16 @@ rpc_status(struct rpc_call *call)
 	int			 rc;
 
 	if ((rc = store_stat(srv->srv_store, call->rc_txn, &ss)) != STORE_OK)
-		return (rpc_store_fail(call, rc));
+		return rpc_store_fail(call, rc);
 	sc.sc_last = ss.ss_last_seq;
 	if ((sc.sc_targets = json_array()) == NULL)
-		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));
+		return rpc_fail(call, PROTO_E_INTERNAL, "out of memory");
 	if ((rc = store_sync_list(srv->srv_store, call->rc_txn,
 	    rpc_status_target, &sc)) != STORE_OK) {
 		json_decref(sc.sc_targets);
-		return (rpc_store_fail(call, rc));
+		return rpc_store_fail(call, rc);
 	}
-	return (rpc_result(call, json_pack("{s:s,s:s,s:i,s:I,s:I,s:I,"
+	return rpc_result(call, json_pack("{s:s,s:s,s:i,s:I,s:I,s:I,"
 	    "s:{s:I,s:I,s:I,s:I,s:I,s:I},s:o}",
 	    "server", PROTO_SERVER_NAME, "version", PROTO_SERVER_VERSION,
 	    "protocol", PROTO_VERSION,
@@ -98,7 +98,7 @@ rpc_status(struct rpc_call *call)
 	    "versions", (json_int_t)ss.ss_versions,
 	    "changes", (json_int_t)ss.ss_changes,
 	    "trimmed_seq", (json_int_t)ss.ss_trimmed_seq,
-	    "sync", sc.sc_targets)));
+	    "sync", sc.sc_targets));
 }
 
 /*
@@ -114,17 +114,17 @@ rpc_backup_begin(struct server *srv, struct conn *conn, json_t *id,
 
 	/* ra_name borrows from params, which w keeps. */
 	if ((w = rpc_write_new(call, id, params)) == NULL)
-		return (-1);
+		return -1;
 	if (backup_start(srv, w->w_call.rc_args.ra_name, rpc_backup_done, w,
 	    &res) == -1) {
 		/* call's names went to w: give them back for the audit. */
 		call->rc_names = w->w_call.rc_names;
 		w->w_call.rc_names = NULL;
 		rpc_write_free(w);
-		return (rpc_fail(call, res.br_code, "%s", res.br_msg));
+		return rpc_fail(call, res.br_code, "%s", res.br_msg);
 	}
 	conn_wait_begin(conn);
-	return (0);
+	return 0;
 }
 
 /* The backup's copy is on disk (or failed): audit and answer it. */
@@ -160,7 +160,7 @@ rpc_rotate_begin(struct server *srv, struct conn *conn, json_t *id,
 
 	/* ra_tenant borrows from params, which w keeps. */
 	if ((w = rpc_write_new(call, id, params)) == NULL)
-		return (-1);
+		return -1;
 	if (call->rc_method->pm_id == PM_ROTATE_TENANT_KEY) {
 		if ((rc = rotate_tenant_start(srv, call->rc_args.ra_tenant,
 		    rpc_rotate_done, w)) != STORE_OK) {
@@ -206,13 +206,13 @@ rpc_rotate_begin(struct server *srv, struct conn *conn, json_t *id,
 	}
 started:
 	conn_wait_begin(conn);
-	return (0);
+	return 0;
 fail:
 	/* call's names went to w: give them back for the audit. */
 	call->rc_names = w->w_call.rc_names;
 	w->w_call.rc_names = NULL;
 	rpc_write_free(w);
-	return (-1);
+	return -1;
 }
 
 /* A key rotation ended: audit and answer it. */
@@ -267,9 +267,9 @@ rpc_admin_waits(struct server *srv, struct conn *conn)
 	struct rpc_write	*w;
 
 	if ((w = backup_pending(srv)) != NULL && w->w_call.rc_conn == conn)
-		return (1);
+		return 1;
 	rotate_foreach(srv, rpc_rotate_match, &f);
-	return (f.rf_found);
+	return f.rf_found;
 }
 
 static void

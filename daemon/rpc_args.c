@@ -52,9 +52,9 @@ rpc_args_check(enum proto_method id, json_t *params, struct rpc_args *a,
 	memset(a, 0, sizeof(*a));
 	if ((unsigned)id >= PM__COUNT || rpc_args_checkers[id] == NULL) {
 		snprintf(err, errlen, "no parameter check for this method");
-		return (-1);
+		return -1;
 	}
-	return (rpc_args_checkers[id](params, a, err, errlen));
+	return rpc_args_checkers[id](params, a, err, errlen);
 }
 
 static int
@@ -62,10 +62,10 @@ args_tenant(json_t *params, const char *name, int req, const char **out,
     char *err, size_t errlen)
 {
 	if (proto_param_string(params, name, req, out, err, errlen) == -1)
-		return (-1);
+		return -1;
 	if (*out != NULL && proto_tenant_valid(*out, err, errlen) == -1)
-		return (-1);
-	return (0);
+		return -1;
+	return 0;
 }
 
 static int
@@ -73,7 +73,7 @@ args_none(json_t *params, struct rpc_args *a, char *err, size_t errlen)
 {
 	static const char *const allowed[] = { NULL };
 
-	return (proto_params_check(params, allowed, err, errlen));
+	return proto_params_check(params, allowed, err, errlen);
 }
 
 static int
@@ -92,26 +92,26 @@ args_put(json_t *params, struct rpc_args *a, char *err, size_t errlen)
 	    &a->ra_has_cas, err, errlen) == -1 ||
 	    proto_param_bool(params, "replace", &a->ra_replace, &present, err,
 	    errlen) == -1)
-		return (-1);
+		return -1;
 	a->ra_fields = json_object_get(params, "fields");
 	if (a->ra_fields == NULL) {
 		snprintf(err, errlen, "missing param 'fields'");
-		return (-1);
+		return -1;
 	}
 	if (!json_is_object(a->ra_fields)) {
 		snprintf(err, errlen, "param 'fields' must be an object");
-		return (-1);
+		return -1;
 	}
 	if (json_object_size(a->ra_fields) == 0) {
 		snprintf(err, errlen, "param 'fields' is empty; nothing to "
 		    "store");
-		return (-1);
+		return -1;
 	}
 	json_object_foreach(a->ra_fields, key, value) {
 		if (proto_field_valid(key, err, errlen) == -1)
-			return (-1);
+			return -1;
 	}
-	return (0);
+	return 0;
 }
 
 static int
@@ -128,11 +128,11 @@ args_get(json_t *params, struct rpc_args *a, char *err, size_t errlen)
 	    errlen) == -1 ||
 	    proto_param_uint(params, "version", 0, 1, INT64_MAX,
 	    &a->ra_version, &present, err, errlen) == -1)
-		return (-1);
+		return -1;
 	if (a->ra_field != NULL &&
 	    proto_field_valid(a->ra_field, err, errlen) == -1)
-		return (-1);
-	return (0);
+		return -1;
+	return 0;
 }
 
 static int
@@ -149,14 +149,14 @@ args_list(json_t *params, struct rpc_args *a, char *err, size_t errlen)
 	    errlen) == -1 ||
 	    proto_param_uint(params, "limit", 0, 1, LIST_MAX_LIMIT,
 	    &a->ra_limit, &present, err, errlen) == -1)
-		return (-1);
+		return -1;
 	if (!present)
 		a->ra_limit = LIST_DEFAULT_LIMIT;
 	if (a->ra_prefix != NULL &&
 	    proto_prefix_valid(a->ra_prefix, "param 'prefix'", err,
 	    errlen) == -1)
-		return (-1);
-	return (0);
+		return -1;
+	return 0;
 }
 
 static int
@@ -175,16 +175,16 @@ args_delete(json_t *params, struct rpc_args *a, char *err, size_t errlen)
 	    &a->ra_has_cas, err, errlen) == -1 ||
 	    proto_param_bool(params, "purge", &a->ra_purge, &present, err,
 	    errlen) == -1)
-		return (-1);
+		return -1;
 	if (a->ra_field != NULL &&
 	    proto_field_valid(a->ra_field, err, errlen) == -1)
-		return (-1);
+		return -1;
 	if (a->ra_field != NULL && a->ra_purge) {
 		snprintf(err, errlen, "purge removes a whole tenant; it "
 		    "cannot go with 'field'");
-		return (-1);
+		return -1;
 	}
-	return (0);
+	return 0;
 }
 
 static int
@@ -196,8 +196,8 @@ args_tenant_only(json_t *params, struct rpc_args *a, char *err,
 	if (proto_params_check(params, allowed, err, errlen) == -1 ||
 	    args_tenant(params, "tenant", 1, &a->ra_tenant, err,
 	    errlen) == -1)
-		return (-1);
-	return (0);
+		return -1;
+	return 0;
 }
 
 static int
@@ -208,11 +208,11 @@ args_backup(json_t *params, struct rpc_args *a, char *err, size_t errlen)
 	if (proto_params_check(params, allowed, err, errlen) == -1 ||
 	    proto_param_string(params, "name", 0, &a->ra_name, err,
 	    errlen) == -1)
-		return (-1);
+		return -1;
 	if (a->ra_name != NULL &&
 	    proto_backup_name_valid(a->ra_name, err, errlen) == -1)
-		return (-1);
-	return (0);
+		return -1;
+	return 0;
 }
 
 static int
@@ -226,10 +226,10 @@ args_changes(json_t *params, struct rpc_args *a, char *err, size_t errlen)
 	    &present, err, errlen) == -1 ||
 	    proto_param_uint(params, "limit", 0, 1, CHANGES_MAX_LIMIT,
 	    &a->ra_limit, &present, err, errlen) == -1)
-		return (-1);
+		return -1;
 	if (!present)
 		a->ra_limit = CHANGES_DEFAULT_LIMIT;
-	return (0);
+	return 0;
 }
 
 /* Target names follow the tenant id rules. */
@@ -238,13 +238,13 @@ args_target(json_t *params, struct rpc_args *a, char *err, size_t errlen)
 {
 	if (proto_param_string(params, "target", 1, &a->ra_target, err,
 	    errlen) == -1)
-		return (-1);
+		return -1;
 	if (proto_tenant_valid(a->ra_target, err, errlen) == -1) {
 		snprintf(err, errlen, "param 'target' must be 1-128 letters, "
 		    "digits, '.', '_' or '-'");
-		return (-1);
+		return -1;
 	}
-	return (0);
+	return 0;
 }
 
 static int
@@ -257,8 +257,8 @@ args_sync_ack(json_t *params, struct rpc_args *a, char *err, size_t errlen)
 	    args_target(params, a, err, errlen) == -1 ||
 	    proto_param_uint(params, "seq", 1, 0, INT64_MAX, &a->ra_seq,
 	    &present, err, errlen) == -1)
-		return (-1);
-	return (0);
+		return -1;
+	return 0;
 }
 
 static int
@@ -269,8 +269,8 @@ args_sync_state(json_t *params, struct rpc_args *a, char *err,
 
 	if (proto_params_check(params, allowed, err, errlen) == -1 ||
 	    args_target(params, a, err, errlen) == -1)
-		return (-1);
-	return (0);
+		return -1;
+	return 0;
 }
 
 static int
@@ -282,7 +282,7 @@ args_watch(json_t *params, struct rpc_args *a, char *err, size_t errlen)
 	if (proto_params_check(params, allowed, err, errlen) == -1 ||
 	    proto_param_uint(params, "since", 1, 0, INT64_MAX, &a->ra_since,
 	    &present, err, errlen) == -1)
-		return (-1);
-	return (0);
+		return -1;
+	return 0;
 }
 

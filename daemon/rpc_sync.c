@@ -27,8 +27,8 @@ rpc_change_one(void *arg, const struct store_change *sc)
 	    "tenant", sc->sc_tenant, "version", (json_int_t)sc->sc_version,
 	    "op", sc->sc_op == STORE_OP_DELETE ? "delete" : "put");
 	if (item == NULL || json_array_append_new(arg, item) == -1)
-		return (STORE_E_NOMEM);
-	return (0);
+		return STORE_E_NOMEM;
+	return 0;
 }
 
 int
@@ -41,17 +41,17 @@ rpc_changes(struct rpc_call *call)
 	/* A reader that missed trimmed changes cannot go on from here. */
 	if ((rc = store_feed_trimmed(call->rc_srv->srv_store, call->rc_txn,
 	    &trimmed)) != STORE_OK)
-		return (rpc_store_fail(call, rc));
+		return rpc_store_fail(call, rc);
 	if (call->rc_args.ra_since < trimmed) {
 		call->rc_first_seq = trimmed + 1;
-		return (rpc_fail(call, PROTO_E_TRIMMED, "the change feed "
+		return rpc_fail(call, PROTO_E_TRIMMED, "the change feed "
 		    "before seq %llu was trimmed (since %llu); push every "
 		    "tenant's current config, then go on from last_seq",
 		    (unsigned long long)trimmed + 1,
-		    (unsigned long long)call->rc_args.ra_since));
+		    (unsigned long long)call->rc_args.ra_since);
 	}
 	if ((changes = json_array()) == NULL)
-		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));
+		return rpc_fail(call, PROTO_E_INTERNAL, "out of memory");
 	rc = store_changes(call->rc_srv->srv_store, call->rc_txn,
 	    call->rc_args.ra_since, call->rc_args.ra_limit, rpc_change_one,
 	    changes);
@@ -60,10 +60,10 @@ rpc_changes(struct rpc_call *call)
 		    &last);
 	if (rc != STORE_OK) {
 		json_decref(changes);
-		return (rpc_store_fail(call, rc));
+		return rpc_store_fail(call, rc);
 	}
-	return (rpc_result(call, json_pack("{s:o,s:I}", "changes", changes,
-	    "last_seq", (json_int_t)last)));
+	return rpc_result(call, json_pack("{s:o,s:I}", "changes", changes,
+	    "last_seq", (json_int_t)last));
 }
 
 int
@@ -74,16 +74,16 @@ rpc_sync_ack(struct rpc_call *call)
 
 	if ((rc = store_last_seq(call->rc_srv->srv_store, call->rc_txn,
 	    &last)) != STORE_OK)
-		return (rpc_store_fail(call, rc));
+		return rpc_store_fail(call, rc);
 	if (call->rc_args.ra_seq > last)
-		return (rpc_fail(call, PROTO_E_PARAMS, "seq %llu is past the "
+		return rpc_fail(call, PROTO_E_PARAMS, "seq %llu is past the "
 		    "end of the change feed (%llu)",
 		    (unsigned long long)call->rc_args.ra_seq,
-		    (unsigned long long)last));
+		    (unsigned long long)last);
 	if ((rc = store_sync_ack(call->rc_srv->srv_store, call->rc_txn,
 	    call->rc_args.ra_target, call->rc_args.ra_seq)) != STORE_OK)
-		return (rpc_store_fail(call, rc));
-	return (rpc_result(call, json_object()));
+		return rpc_store_fail(call, rc);
+	return rpc_result(call, json_object());
 }
 
 int
@@ -95,20 +95,20 @@ rpc_sync_state(struct rpc_call *call)
 	rc = store_sync_get(call->rc_srv->srv_store, call->rc_txn,
 	    call->rc_args.ra_target, &acked);
 	if (rc != STORE_OK && rc != STORE_E_NOT_FOUND)
-		return (rpc_store_fail(call, rc));
+		return rpc_store_fail(call, rc);
 	if ((rc = store_last_seq(call->rc_srv->srv_store, call->rc_txn,
 	    &last)) != STORE_OK)
-		return (rpc_store_fail(call, rc));
-	return (rpc_result(call, json_pack("{s:s,s:I,s:I}", "target",
+		return rpc_store_fail(call, rc);
+	return rpc_result(call, json_pack("{s:s,s:I,s:I}", "target",
 	    call->rc_args.ra_target, "acked_seq", (json_int_t)acked,
-	    "last_seq", (json_int_t)last)));
+	    "last_seq", (json_int_t)last));
 }
 
 int
 rpc_watch(struct rpc_call *call)
 {
 	conn_watch(call->rc_conn, call->rc_args.ra_since);
-	return (rpc_result(call, json_object()));
+	return rpc_result(call, json_object());
 }
 
 void
@@ -128,11 +128,11 @@ rpc_last_seq(struct server *srv)
 	uint64_t	 seq = 0;
 
 	if (store_txn_begin(srv->srv_store, NULL, 0, &txn) != STORE_OK)
-		return (srv->srv_notified_seq);
+		return srv->srv_notified_seq;
 	if (store_last_seq(srv->srv_store, txn, &seq) != STORE_OK)
 		seq = srv->srv_notified_seq;
 	store_txn_abort(txn);
-	return (seq);
+	return seq;
 }
 
 /*

@@ -35,25 +35,25 @@ rpc_current(struct rpc_call *call, json_t **config, uint64_t *version)
 		*version = st.st_version;
 	store_tenant_release(&st);
 	if (rc != STORE_OK && rc != STORE_E_NOT_FOUND)
-		return (rpc_store_fail(call, rc));
+		return rpc_store_fail(call, rc);
 
 	if (a->ra_has_cas && a->ra_cas != *version) {
 		if (*version == 0)
-			return (rpc_fail(call, PROTO_E_CONFLICT, "tenant '%s' "
+			return rpc_fail(call, PROTO_E_CONFLICT, "tenant '%s' "
 			    "does not exist, expected version %llu",
-			    a->ra_tenant, (unsigned long long)a->ra_cas));
-		return (rpc_fail(call, PROTO_E_CONFLICT, "tenant '%s' is at "
+			    a->ra_tenant, (unsigned long long)a->ra_cas);
+		return rpc_fail(call, PROTO_E_CONFLICT, "tenant '%s' is at "
 		    "version %llu, expected %llu", a->ra_tenant,
 		    (unsigned long long)*version,
-		    (unsigned long long)a->ra_cas));
+		    (unsigned long long)a->ra_cas);
 	}
 	if (config == NULL || *version == 0)
-		return (0);
+		return 0;
 	rc = store_config_get(call->rc_srv->srv_store, call->rc_txn,
 	    a->ra_tenant, 0, config, version);
 	if (rc != STORE_OK)
-		return (rpc_store_fail(call, rc));
-	return (0);
+		return rpc_store_fail(call, rc);
+	return 0;
 }
 
 /* Stores config as the tenant's next version, within max_config_bytes. */
@@ -68,15 +68,15 @@ rpc_store_config(struct rpc_call *call, json_t *config)
 
 	size = json_dumpb(config, NULL, 0, JSON_COMPACT);
 	if (size > conf->dc_max_config_bytes)
-		return (rpc_fail(call, PROTO_E_TOO_LARGE, "config too large: "
+		return rpc_fail(call, PROTO_E_TOO_LARGE, "config too large: "
 		    "tenant '%s' would be over max_config_bytes (%llu)",
-		    tenant, (unsigned long long)conf->dc_max_config_bytes));
+		    tenant, (unsigned long long)conf->dc_max_config_bytes);
 	rc = store_config_put(call->rc_srv->srv_store, call->rc_txn, tenant,
 	    config, &version, &call->rc_seq);
 	if (rc != STORE_OK)
-		return (rpc_store_fail(call, rc));
-	return (rpc_result(call, json_pack("{s:s,s:I}", "tenant", tenant,
-	    "version", (json_int_t)version)));
+		return rpc_store_fail(call, rc);
+	return rpc_result(call, json_pack("{s:s,s:I}", "tenant", tenant,
+	    "version", (json_int_t)version));
 }
 
 int
@@ -143,7 +143,7 @@ rpc_put(struct rpc_call *call)
 out:
 	json_decref(config);
 	json_decref(current);
-	return (ret);
+	return ret;
 }
 
 /*
@@ -159,13 +159,13 @@ rpc_purge(struct rpc_call *call)
 	int		 rc;
 
 	if (rpc_current(call, NULL, &version) == -1)
-		return (-1);
+		return -1;
 	rc = store_tenant_purge(call->rc_srv->srv_store, call->rc_txn,
 	    a->ra_tenant, &version, &call->rc_seq);
 	if (rc != STORE_OK)
-		return (rpc_store_fail(call, rc));
-	return (rpc_result(call, json_pack("{s:s,s:I,s:b}", "tenant",
-	    a->ra_tenant, "version", (json_int_t)version, "purged", 1)));
+		return rpc_store_fail(call, rc);
+	return rpc_result(call, json_pack("{s:s,s:I,s:b}", "tenant",
+	    a->ra_tenant, "version", (json_int_t)version, "purged", 1));
 }
 
 int
@@ -177,7 +177,7 @@ rpc_delete(struct rpc_call *call)
 	int		 rc, ret = -1;
 
 	if (a->ra_purge)
-		return (rpc_purge(call));
+		return rpc_purge(call);
 	if (rpc_current(call, a->ra_field != NULL ? &config : NULL,
 	    &version) == -1)
 		goto out;
@@ -206,7 +206,7 @@ rpc_delete(struct rpc_call *call)
 	ret = rpc_store_config(call, config);
 out:
 	json_decref(config);
-	return (ret);
+	return ret;
 }
 
 int
@@ -220,30 +220,30 @@ rpc_get(struct rpc_call *call)
 	rc = store_config_get(call->rc_srv->srv_store, call->rc_txn,
 	    a->ra_tenant, a->ra_version, &config, &version);
 	if (rc == STORE_E_NOT_FOUND && a->ra_version != 0)
-		return (rpc_fail(call, PROTO_E_NOT_FOUND, "tenant '%s' has "
+		return rpc_fail(call, PROTO_E_NOT_FOUND, "tenant '%s' has "
 		    "no version %llu (only the last keep_versions are kept)",
-		    a->ra_tenant, (unsigned long long)a->ra_version));
+		    a->ra_tenant, (unsigned long long)a->ra_version);
 	if (rc != STORE_OK)
-		return (rpc_store_fail(call, rc));
+		return rpc_store_fail(call, rc);
 	if (a->ra_field == NULL) {
 		/* The audit line names every field whose value went out. */
 		json_decref(call->rc_names);
 		call->rc_names = NULL;
 		rpc_note_fields(call, config, NULL);
-		return (rpc_result(call, json_pack("{s:s,s:I,s:o}", "tenant",
+		return rpc_result(call, json_pack("{s:s,s:I,s:o}", "tenant",
 		    a->ra_tenant, "version", (json_int_t)version, "fields",
-		    config)));
+		    config));
 	}
 	if ((value = json_object_get(config, a->ra_field)) == NULL) {
 		json_decref(config);
-		return (rpc_fail(call, PROTO_E_NOT_FOUND, "tenant '%s' has no "
-		    "field '%s'", a->ra_tenant, a->ra_field));
+		return rpc_fail(call, PROTO_E_NOT_FOUND, "tenant '%s' has no "
+		    "field '%s'", a->ra_tenant, a->ra_field);
 	}
 	rc = rpc_result(call, json_pack("{s:s,s:I,s:s,s:O}", "tenant",
 	    a->ra_tenant, "version", (json_int_t)version, "field",
 	    a->ra_field, "value", value));
 	json_decref(config);
-	return (rc);
+	return rc;
 }
 
 struct rpc_list_ctx {
@@ -274,19 +274,19 @@ rpc_list_one(void *arg, const struct store_tenant *st)
 
 	if (!(acl_perms(&call->rc_srv->srv_conf->dc_acl, &call->rc_peer,
 	    st->st_tenant) & PERM_LIST))
-		return (0);
+		return 0;
 	if (lc->lc_count == call->rc_args.ra_limit) {
 		lc->lc_more = 1;
-		return (1);
+		return 1;
 	}
 	rpc_time(st->st_updated, when, sizeof(when));
 	item = json_pack("{s:s,s:I,s:s,s:O}", "tenant", st->st_tenant,
 	    "version", (json_int_t)st->st_version, "updated_at", when,
 	    "fields", st->st_fields);
 	if (item == NULL || json_array_append_new(lc->lc_tenants, item) == -1)
-		return (STORE_E_NOMEM);
+		return STORE_E_NOMEM;
 	lc->lc_count++;
-	return (0);
+	return 0;
 }
 
 int
@@ -299,22 +299,22 @@ rpc_list(struct rpc_call *call)
 	memset(&lc, 0, sizeof(lc));
 	lc.lc_call = call;
 	if ((lc.lc_tenants = json_array()) == NULL)
-		return (rpc_fail(call, PROTO_E_INTERNAL, "out of memory"));
+		return rpc_fail(call, PROTO_E_INTERNAL, "out of memory");
 	rc = store_list(call->rc_srv->srv_store, call->rc_txn,
 	    call->rc_args.ra_prefix, call->rc_args.ra_cursor, rpc_list_one,
 	    &lc);
 	if (rc < 0) {
 		json_decref(lc.lc_tenants);
-		return (rpc_store_fail(call, rc));
+		return rpc_store_fail(call, rc);
 	}
 	if (rpc_result(call, json_pack("{s:o}", "tenants",
 	    lc.lc_tenants)) == -1)
-		return (-1);
+		return -1;
 	if (lc.lc_more && lc.lc_count > 0) {
 		last = json_array_get(lc.lc_tenants, lc.lc_count - 1);
 		json_object_set(call->rc_result, "cursor",
 		    json_object_get(last, "tenant"));
 	}
-	return (0);
+	return 0;
 }
 

@@ -85,16 +85,16 @@ server_init(struct server *srv, struct event_base *base,
 
 	if ((fd = server_activated(err, errlen)) == -2 &&
 	    (fd = server_bind(srv, err, errlen)) == -1)
-		return (-1);
+		return -1;
 	if (fd == -1)
-		return (-1);
+		return -1;
 	srv->srv_listener = evconnlistener_new(base, server_accept, srv,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
 	if (srv->srv_listener == NULL) {
 		snprintf(err, errlen, "cannot listen on %s: %s",
 		    conf->dc_socket, strerror(errno));
 		close(fd);
-		return (-1);
+		return -1;
 	}
 	evconnlistener_set_error_cb(srv->srv_listener, server_accept_error);
 
@@ -104,7 +104,7 @@ server_init(struct server *srv, struct event_base *base,
 	if (srv->srv_commit_ev == NULL || srv->srv_listen_retry == NULL ||
 	    srv->srv_audit_ev == NULL || conn_init(srv) == -1) {
 		snprintf(err, errlen, "out of memory");
-		return (-1);
+		return -1;
 	}
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		srv->srv_sigs[i] = evsignal_new(base, sigs[i], server_signal,
@@ -113,10 +113,10 @@ server_init(struct server *srv, struct event_base *base,
 		    evsignal_add(srv->srv_sigs[i], NULL) == -1) {
 			snprintf(err, errlen, "cannot handle signal %d",
 			    sigs[i]);
-			return (-1);
+			return -1;
 		}
 	}
-	return (0);
+	return 0;
 }
 
 /*
@@ -137,11 +137,11 @@ server_activated(char *err, size_t errlen)
 
 	if ((pid = getenv("LISTEN_PID")) == NULL ||
 	    (fds = getenv("LISTEN_FDS")) == NULL)
-		return (-2);
+		return -2;
 	errno = 0;
 	v = strtoull(pid, &end, 10);
 	if (errno != 0 || *end != '\0' || v != (unsigned long long)getpid())
-		return (-2);
+		return -2;
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_FDNAMES");
@@ -150,38 +150,38 @@ server_activated(char *err, size_t errlen)
 	if (errno != 0 || *end != '\0' || v != 1) {
 		snprintf(err, errlen, "socket activation passed %s sockets; "
 		    "wfvaultd takes exactly one", fds);
-		return (-1);
+		return -1;
 	}
 	len = sizeof(type);
 	if (getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
 	    type != SOCK_STREAM) {
 		snprintf(err, errlen, "socket activation: fd 3 is not a "
 		    "stream socket");
-		return (-1);
+		return -1;
 	}
 	len = sizeof(listening);
 	if (getsockopt(3, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == -1 ||
 	    !listening) {
 		snprintf(err, errlen, "socket activation: fd 3 is not "
 		    "listening");
-		return (-1);
+		return -1;
 	}
 	len = sizeof(sun);
 	if (getsockname(3, (struct sockaddr *)&sun, &len) == -1 ||
 	    sun.sun_family != AF_UNIX) {
 		snprintf(err, errlen, "socket activation: fd 3 is not a Unix "
 		    "socket");
-		return (-1);
+		return -1;
 	}
 	if ((flags = fcntl(3, F_GETFL)) == -1 ||
 	    fcntl(3, F_SETFL, flags | O_NONBLOCK) == -1 ||
 	    fcntl(3, F_SETFD, FD_CLOEXEC) == -1) {
 		snprintf(err, errlen, "socket activation: fcntl: %s",
 		    strerror(errno));
-		return (-1);
+		return -1;
 	}
 	log_info("using the socket passed by systemd");
-	return (3);
+	return 3;
 }
 
 /*
@@ -206,7 +206,7 @@ server_bind(struct server *srv, char *err, size_t errlen)
 		snprintf(err, errlen, "socket path too long (%zu bytes, at "
 		    "most %zu)", strlen(conf->dc_socket),
 		    sizeof(sun.sun_path) - 1);
-		return (-1);
+		return -1;
 	}
 	memcpy(sun.sun_path, conf->dc_socket, strlen(conf->dc_socket));
 
@@ -214,7 +214,7 @@ server_bind(struct server *srv, char *err, size_t errlen)
 		if (!S_ISSOCK(st.st_mode)) {
 			snprintf(err, errlen, "%s exists and is not a socket; "
 			    "refusing to replace it", conf->dc_socket);
-			return (-1);
+			return -1;
 		}
 		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (probe != -1 && connect(probe, (struct sockaddr *)&sun,
@@ -222,14 +222,14 @@ server_bind(struct server *srv, char *err, size_t errlen)
 			close(probe);
 			snprintf(err, errlen, "another wfvaultd is already "
 			    "listening on %s", conf->dc_socket);
-			return (-1);
+			return -1;
 		}
 		if (probe != -1)
 			close(probe);
 		if (unlink(conf->dc_socket) == -1) {
 			snprintf(err, errlen, "cannot remove stale socket %s: "
 			    "%s", conf->dc_socket, strerror(errno));
-			return (-1);
+			return -1;
 		}
 		log_info("removed stale socket %s", conf->dc_socket);
 	}
@@ -237,7 +237,7 @@ server_bind(struct server *srv, char *err, size_t errlen)
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
 	    SOCK_NONBLOCK, 0)) == -1) {
 		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return (-1);
+		return -1;
 	}
 	old = umask(0177);
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
@@ -245,7 +245,7 @@ server_bind(struct server *srv, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot bind %s: %s", conf->dc_socket,
 		    strerror(errno));
 		close(fd);
-		return (-1);
+		return -1;
 	}
 	umask(old);
 	srv->srv_bound = 1;
@@ -272,12 +272,12 @@ server_bind(struct server *srv, char *err, size_t errlen)
 		snprintf(err, errlen, "listen: %s", strerror(errno));
 		goto fail;
 	}
-	return (fd);
+	return fd;
 fail:
 	close(fd);
 	unlink(conf->dc_socket);
 	srv->srv_bound = 0;
-	return (-1);
+	return -1;
 }
 
 void

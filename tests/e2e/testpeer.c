@@ -97,7 +97,7 @@ now_ms(void)
 	struct timespec	ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int
@@ -106,8 +106,8 @@ ms_left(long long deadline)
 	long long	left = deadline - now_ms();
 
 	if (left < 0)
-		return (0);
-	return (left > INT_MAX ? INT_MAX : (int)left);
+		return 0;
+	return left > INT_MAX ? INT_MAX : (int)left;
 }
 
 static long
@@ -123,7 +123,7 @@ parse_num(const char *s, long min, long max, const char *what)
 		    progname, what, min, max);
 		exit(TP_USAGE);
 	}
-	return (v);
+	return v;
 }
 
 static void
@@ -162,7 +162,7 @@ count_lines(const char *p, size_t len)
 	while (len-- > 0)
 		if (*p++ == '\n')
 			n++;
-	return (n);
+	return n;
 }
 
 static void
@@ -216,21 +216,21 @@ peer_connect(const char *path)
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sun.sun_path)) {
 		errno = ENAMETOOLONG;
-		return (-1);
+		return -1;
 	}
 	memcpy(sun.sun_path, path, strlen(path));
 	for (;;) {
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 		    0);
 		if (fd == -1)
-			return (-1);
+			return -1;
 		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
-			return (fd);
+			return fd;
 		saved = errno;
 		close(fd);
 		errno = saved;
 		if (errno != EAGAIN || now_ms() >= deadline)
-			return (-1);
+			return -1;
 		poll(NULL, 0, 5);
 	}
 }
@@ -245,7 +245,7 @@ connect_or_die(const char *path)
 		    path, strerror(errno));
 		exit(TP_IO);
 	}
-	return (fd);
+	return fd;
 }
 
 /*
@@ -315,8 +315,8 @@ pump(int fd, const char *out, size_t outlen, int shut, struct buf *in,
 static int
 line_is_result(const char *line)
 {
-	return (strstr(line, "\"result\":") != NULL &&
-	    strstr(line, "\"error\":{") == NULL);
+	return strstr(line, "\"result\":") != NULL &&
+	    strstr(line, "\"error\":{") == NULL;
 }
 
 static int
@@ -346,13 +346,13 @@ cmd_call(int argc, char **argv)
 	    NULL) {
 		fprintf(stderr, "%s: no reply to %s\n", progname, argv[1]);
 		buf_free(&in);
-		return (TP_IO);
+		return TP_IO;
 	}
 	nl[1] = '\0';
 	write_stdout(in.b_data, strlen(in.b_data));
 	rv = line_is_result(in.b_data) ? TP_OK : TP_NO;
 	buf_free(&in);
-	return (rv);
+	return rv;
 }
 
 static int
@@ -374,7 +374,7 @@ cmd_send(int argc, char **argv)
 		write_stdout(in.b_data, in.b_len);
 	buf_free(&out);
 	buf_free(&in);
-	return (eof ? TP_OK : TP_NO);
+	return eof ? TP_OK : TP_NO;
 }
 
 /*
@@ -411,7 +411,7 @@ cmd_lazy(int argc, char **argv)
 		write_stdout(in.b_data, in.b_len);
 	buf_free(&out);
 	buf_free(&in);
-	return (eof ? TP_OK : TP_NO);
+	return eof ? TP_OK : TP_NO;
 }
 
 static int
@@ -443,7 +443,7 @@ cmd_fire(int argc, char **argv)
 	close(fd);
 	printf("sent=%zu\n", off);
 	buf_free(&out);
-	return (TP_OK);
+	return TP_OK;
 }
 
 static int
@@ -503,7 +503,7 @@ cmd_dribble(int argc, char **argv)
 	    now_ms() - start, sent);
 	buf_free(&out);
 	buf_free(&in);
-	return (closed ? TP_OK : TP_NO);
+	return closed ? TP_OK : TP_NO;
 }
 
 static struct pconn *
@@ -522,7 +522,7 @@ pconns_open(const char *path, size_t n, size_t *opened)
 		else
 			(*opened)++;
 	}
-	return (pc);
+	return pc;
 }
 
 static void
@@ -616,14 +616,14 @@ pconn_line(struct pconn *c, size_t nth, size_t *len)
 	const char	*p = c->pc_in.b_data, *end, *nl;
 
 	if (p == NULL)
-		return (NULL);
+		return NULL;
 	end = p + c->pc_in.b_len;
 	for (;;) {
 		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
-			return (NULL);
+			return NULL;
 		if (nth-- == 0) {
 			*len = (size_t)(nl - p);
-			return (p);
+			return p;
 		}
 		p = nl + 1;
 	}
@@ -638,12 +638,12 @@ pconn_line_is_result(struct pconn *c, size_t nth)
 	int		 ok;
 
 	if ((line = pconn_line(c, nth, &len)) == NULL)
-		return (0);
+		return 0;
 	if ((copy = strndup(line, len)) == NULL)
 		die("strndup");
 	ok = line_is_result(copy);
 	free(copy);
-	return (ok);
+	return ok;
 }
 
 static int
@@ -673,7 +673,7 @@ cmd_idle(int argc, char **argv)
 			answered++;
 	printf("open=%zu answered=%zu\n", open, answered);
 	pconns_close(pc, n);
-	return (answered == n ? TP_OK : TP_NO);
+	return answered == n ? TP_OK : TP_NO;
 }
 
 static int
@@ -717,7 +717,7 @@ cmd_flood(int argc, char **argv)
 	printf("still_ok=%zu\n", still);
 	free(acc);
 	pconns_close(pc, n);
-	return (pending == 0 && still == accepted ? TP_OK : TP_NO);
+	return pending == 0 && still == accepted ? TP_OK : TP_NO;
 }
 
 /* The value of the first "id": member in line (our replies are flat). */
@@ -729,13 +729,13 @@ reply_id(const char *line)
 	long		 v;
 
 	if ((p = strstr(line, "\"id\":")) == NULL)
-		return (-1);
+		return -1;
 	p += 5;
 	errno = 0;
 	v = strtol(p, &end, 10);
 	if (end == p || errno != 0)
-		return (-1);
-	return (v);
+		return -1;
+	return v;
 }
 
 static int
@@ -760,7 +760,7 @@ cmd_pipeline(int argc, char **argv)
 		if (len < 0 || (size_t)len >= sizeof(req)) {
 			fprintf(stderr, "%s: tenant or field too long\n",
 			    progname);
-			return (TP_USAGE);
+			return TP_USAGE;
 		}
 		buf_append(&out, req, (size_t)len);
 	}
@@ -783,7 +783,7 @@ cmd_pipeline(int argc, char **argv)
 	    in_order ? "yes" : "no", errors);
 	buf_free(&out);
 	buf_free(&in);
-	return (replies == n && in_order && errors == 0 ? TP_OK : TP_NO);
+	return replies == n && in_order && errors == 0 ? TP_OK : TP_NO;
 }
 
 /*
@@ -818,7 +818,7 @@ cmd_hog(int argc, char **argv)
 		if (len < 0 || (size_t)len >= sizeof(one)) {
 			fprintf(stderr, "%s: tenant or field too long\n",
 			    progname);
-			return (TP_USAGE);
+			return TP_USAGE;
 		}
 		buf_append(&req, one, (size_t)len);
 	}
@@ -872,7 +872,7 @@ cmd_hog(int argc, char **argv)
 	free(off);
 	free(pfd);
 	buf_free(&req);
-	return (TP_OK);
+	return TP_OK;
 }
 
 int
@@ -900,6 +900,6 @@ main(int argc, char **argv)
 		usage();
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(argv[1], cmds[i].name) == 0)
-			return (cmds[i].run(argc - 2, argv + 2));
+			return cmds[i].run(argc - 2, argv + 2);
 	usage();
 }

@@ -28,7 +28,7 @@ ta_check(enum proto_method id, const char *text, struct rpc_args *a,
 	ta_params = json_loads(text, JSON_REJECT_DUPLICATES, &je);
 	assert_non_null(ta_params);
 	err[0] = '\0';
-	return (rpc_args_check(id, ta_params, a, err, errlen));
+	return rpc_args_check(id, ta_params, a, err, errlen);
 }
 
 static int
@@ -36,7 +36,7 @@ ta_teardown(void **state)
 {
 	json_decref(ta_params);
 	ta_params = NULL;
-	return (0);
+	return 0;
 }
 
 /* Params every method accepts, one example each. */
@@ -256,5 +256,5 @@ main(void)
 		cmocka_unit_test(test_backup),
 	};
 
-	return (cmocka_run_group_tests(tests, NULL, ta_teardown));
+	return cmocka_run_group_tests(tests, NULL, ta_teardown);
 }
