@@ -29,6 +29,7 @@ static void	conn_write(struct bufferevent *, void *);
 static void	conn_event(struct bufferevent *, short, void *);
 static void	conn_deadline(evutil_socket_t, short, void *);
 static void	conn_ungranted(evutil_socket_t, short, void *);
+static void	conn_notify(struct conn *, uint64_t);
 static void	conn_output_cb(struct evbuffer *,
 		    const struct evbuffer_cb_info *, void *);
 static int	conn_peer_gone(struct conn *);
@@ -110,10 +111,7 @@ conn_open(struct server *srv, int fd, struct peer *peer)
 	 * A peer no rule names can only say hello and be denied: it gets a
 	 * fixed time from now, whatever it sends, so it cannot hold a slot.
 	 */
-	if (acl_perms_any(&conf->dc_acl, &conn->c_peer) == 0) {
-		tv.tv_sec = (time_t)conf->dc_ungranted_timeout;
-		evtimer_add(conn->c_ungranted, &tv);
-	}
+	conn_check_granted(conn);
 
 	TAILQ_INSERT_TAIL(&srv->srv_conns, conn, c_entry);
 	srv->srv_nconns++;
@@ -162,14 +160,27 @@ conn_notify_watchers(struct server *srv, uint64_t last)
 {
 	struct conn	*conn;
 
-	TAILQ_FOREACH(conn, &srv->srv_conns, c_entry) {
-		if (!conn->c_watching || conn->c_closing ||
-		    conn->c_watch_seq >= last)
-			continue;
-		conn->c_watch_seq = last;
-		server_send(conn, proto_notification("changed",
-		    json_pack("{s:I}", "seq", (json_int_t)last)));
-	}
+	TAILQ_FOREACH(conn, &srv->srv_conns, c_entry)
+		conn_notify(conn, last);
+}
+
+/*
+ * A watcher is told of the newest seq only while it has nothing unread:
+ * one "changed" it has not read yet already sends it to the feed, which
+ * it then reads to the end, so a watcher that does not read costs one
+ * notification, not one per commit.  conn_write catches it up once its
+ * output has drained.
+ */
+static void
+conn_notify(struct conn *conn, uint64_t last)
+{
+	if (!conn->c_watching || conn->c_closing || conn->c_dead ||
+	    conn->c_watch_seq >= last ||
+	    evbuffer_get_length(bufferevent_get_output(conn->c_bev)) > 0)
+		return;
+	conn->c_watch_seq = last;
+	server_send(conn, proto_notification("changed",
+	    json_pack("{s:I}", "seq", (json_int_t)last)));
 }
 
 void
@@ -478,6 +489,26 @@ conn_deadline(evutil_socket_t fd, short ev, void *arg)
 }
 
 /*
+ * A peer no rule names can only say hello and be denied: it gets a fixed
+ * time from now (accept, or the reload that took its last grant away),
+ * whatever it sends, so it cannot hold a slot.
+ */
+void
+conn_check_granted(struct conn *conn)
+{
+	struct daemon_conf	*conf = conn->c_srv->srv_conf;
+	struct timeval		 tv;
+
+	if (conn->c_closing || conn->c_dead ||
+	    acl_perms_any(&conf->dc_acl, &conn->c_peer) != 0 ||
+	    evtimer_pending(conn->c_ungranted, NULL))
+		return;
+	tv.tv_sec = (time_t)conf->dc_ungranted_timeout;
+	tv.tv_usec = 0;
+	evtimer_add(conn->c_ungranted, &tv);
+}
+
+/*
  * ungranted_timeout after accept, a peer that still holds no permission
  * anywhere (a reload may have granted one since) is told so and closed.
  */
@@ -538,6 +569,8 @@ conn_write(struct bufferevent *bev, void *arg)
 	}
 	if (conn->c_closing)
 		return;
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		conn_notify(conn, conn->c_srv->srv_notified_seq);
 	conn_update_reading(conn);
 	/* Lines read while the output was over its bound wait in the input. */
 	if (!conn->c_blocked &&

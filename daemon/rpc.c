@@ -473,8 +473,16 @@ rpc_note_fields(struct rpc_call *call, json_t *fields, const char *field)
 		return;
 	if (field != NULL)
 		json_array_append_new(call->rc_names, json_string(field));
-	if (fields != NULL)
-		json_object_foreach(fields, key, value)
-			json_array_append_new(call->rc_names,
-			    json_string(key));
+	if (fields == NULL)
+		return;
+	json_object_foreach(fields, key, value) {
+		/* One line stays small however many fields were sent. */
+		if (json_array_size(call->rc_names) == RPC_AUDIT_FIELDS) {
+			json_array_append_new(call->rc_names, json_sprintf(
+			    "+%zu more", json_object_size(fields) -
+			    RPC_AUDIT_FIELDS));
+			break;
+		}
+		json_array_append_new(call->rc_names, json_string(key));
+	}
 }

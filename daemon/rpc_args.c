@@ -54,7 +54,15 @@ rpc_args_check(enum proto_method id, json_t *params, struct rpc_args *a,
 		snprintf(err, errlen, "no parameter check for this method");
 		return -1;
 	}
-	return rpc_args_checkers[id](params, a, err, errlen);
+	/*
+	 * What failed its check is not the request's: nothing of it (a
+	 * tenant id of a megabyte, say) reaches the audit line.
+	 */
+	if (rpc_args_checkers[id](params, a, err, errlen) == -1) {
+		memset(a, 0, sizeof(*a));
+		return -1;
+	}
+	return 0;
 }
 
 static int

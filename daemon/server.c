@@ -493,6 +493,7 @@ server_signal(evutil_socket_t sig, short ev, void *arg)
 static void
 server_reload(struct server *srv)
 {
+	struct conn		*conn;
 	struct daemon_conf	 fresh;
 	char			 err[512];
 
@@ -504,6 +505,9 @@ server_reload(struct server *srv)
 	}
 	fresh.dc_acl.acl_self = srv->srv_conf->dc_acl.acl_self;
 	acl_move(&srv->srv_conf->dc_acl, &fresh.dc_acl);
+	/* A connection whose last grant went is timed out like a new one. */
+	TAILQ_FOREACH(conn, &srv->srv_conns, c_entry)
+		conn_check_granted(conn);
 	log_info("reloaded %zu allow rules from %s",
 	    srv->srv_conf->dc_acl.acl_nrules, srv->srv_conf_path);
 	daemon_conf_release(&fresh);

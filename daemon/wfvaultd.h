@@ -691,6 +691,11 @@ int	conn_init(struct server *srv);
 int	conn_open(struct server *srv, int fd, struct peer *peer);
 /* At shutdown: every connection closes once its replies are written. */
 void	conn_stop_all(struct server *srv);
+/*
+ * Starts ungranted_timeout for conn when its peer holds no permission
+ * now (at accept, and for every connection after a reload).
+ */
+void	conn_check_granted(struct conn *conn);
 /* At exit: closes every connection, frees those nothing holds. */
 void	conn_close_all(struct server *srv);
 /*
@@ -935,7 +940,11 @@ int	rpc_store_fail(struct rpc_call *call, int rc);
  * result: 0, or -1 with an "out of memory" error.
  */
 int	rpc_result(struct rpc_call *call, json_t *result);
-/* Notes the field names a request touches, for the audit line. */
+/*
+ * Notes the field names a request touches, for the audit line: the first
+ * RPC_AUDIT_FIELDS, then one "+N more".
+ */
+#define RPC_AUDIT_FIELDS	64
 void	rpc_note_fields(struct rpc_call *call, json_t *fields,
 	    const char *field);
 /*

@@ -672,3 +672,52 @@ flood_coalesced() {
 	[ "$ok" -eq 1 ]
 	assert_healthy
 }
+
+@test "an audit line stays small: no unchecked tenant id, at most 64 field names" {
+	restart_open "allow uid:4251 read acme"
+	local big i
+	big=$(head -c 200000 /dev/zero | tr '\0' 'a')
+	for i in 1 2 3; do
+		printf '{"jsonrpc":"2.0","id":%d,"method":"get","params":{"tenant":"%s/"}}\n' \
+		    "$i" "$big"
+	done >"$T/big"
+	run tp send 10000 <"$T/big"
+	[ "$(grep -c invalid_params <<<"$output")" -eq 3 ]
+	# 1000 valid field names in a put uid 4251 may not make.
+	{
+		printf '{"jsonrpc":"2.0","id":1,"method":"put","params":{"tenant":"acme","fields":{'
+		for i in $(seq 1000); do
+			printf '"field_%04d":"v"%s' "$i" "$([ "$i" -lt 1000 ] && echo ,)"
+		done
+		printf '}}}\n'
+	} >"$T/wide"
+	run as_user 4251 4251 "$TESTPEER" send "$SOCK" 10000 <"$T/wide"
+	[[ "$output" == *permission_denied* ]]
+	stop_daemon
+	# 3 x 200 KB and 1000 names would be over 600 KB.
+	[ "$(stat -c %s "$AUDIT")" -lt 20000 ]
+	! grep -q aaaaaaaaaa "$AUDIT"
+	run jq -c 'select(.uid == 4251 and .method == "put") | .fields' "$AUDIT"
+	[ "$(jq length <<<"$output")" -eq 65 ]
+	[ "$(jq -r '.[64]' <<<"$output")" = "+936 more" ]
+}
+
+@test "a reload that takes a peer's last grant away closes it after ungranted_timeout" {
+	restart_open "allow uid:4251 read acme" "ungranted_timeout 1s"
+	local i
+	for i in $(seq 200); do
+		printf '{"jsonrpc":"2.0","id":%d,"method":"hello","params":{}}\n' "$i"
+	done >"$T/hellos"
+	# About 11 s of hellos, a byte a millisecond.
+	bg as_user 4251 4251 "$TESTPEER" dribble "$SOCK" 1 20000 \
+	    <"$T/hellos" >"$T/dribble.out" 2>&1
+	for i in $(seq 100); do
+		[ "$(wfv status --json | jq .connections)" -ge 2 ] && break
+		sleep 0.1
+	done
+	write_conf "socket_mode 0666" "ungranted_timeout 1s"
+	kill -HUP "$DAEMON_PID"
+	wait_for_line "$T/dribble.out" 300 '^closed after_ms='
+	grep -q "ungranted_timeout (1 s)" "$T/dribble.out"
+	assert_healthy
+}
