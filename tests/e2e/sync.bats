@@ -521,10 +521,15 @@ load_tenants() {
 	run sync_once -d
 	[ "$status" -ne 0 ]
 	[[ "$output" != *"$tok"* ]]
+	# A running agent (the harness's own token, so it stays up) holds its
+	# token in memory only: not in its argv, not in its environment.
+	printf 'test-token\n' >"$T/token"
 	bg "$WFVAULT_SYNC" -c "$T/sync.conf" -d
-	sleep 0.5
-	refute grep -qa -- "$tok" "/proc/$BG_PID/cmdline"
-	refute grep -qa -- "$tok" "/proc/$BG_PID/environ"
+	wait_acked
+	pid_alive "$BG_PID"
+	grep -qa -- "$T/sync.conf" "/proc/$BG_PID/cmdline"
+	refute grep -qa -- test-token "/proc/$BG_PID/cmdline"
+	refute grep -qa -- test-token "/proc/$BG_PID/environ"
 }
 
 @test "a write of unknown outcome gets settle_time before the ack, so it cannot land over newer data" {
