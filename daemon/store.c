@@ -348,6 +348,7 @@ store_setup(struct store *store, const char *path, const char *what,
     size_t errlen)
 {
 	MDB_txn		*txn = NULL;
+	struct stat	 st;
 	unsigned	 dbflags;
 	uint32_t	 format = 0;
 	int		 rc, mrc, dead, rdonly = (flags & MDB_RDONLY) != 0;
@@ -379,6 +380,17 @@ store_setup(struct store *store, const char *path, const char *what,
 	 * one thread hold more than one read transaction, and a backup's
 	 * thread hold one of its own.
 	 */
+	/*
+	 * A file (a backup) shorter than LMDB's two meta pages is no store;
+	 * LMDB itself would only say "Bad file descriptor" of an empty one.
+	 */
+	if ((flags & MDB_NOSUBDIR) && stat(path, &st) == 0 &&
+	    st.st_size < STORE_MIN_FILE) {
+		snprintf(err, errlen, "%s %s is %lld bytes: too short to hold "
+		    "a store (an empty or incomplete copy)", what, path,
+		    (long long)st.st_size);
+		return STORE_E_FORMAT;
+	}
 	if ((mrc = mdb_env_open(store->s_env, path, flags | MDB_NOTLS,
 	    0600)) != 0)
 		goto mdbfail;

@@ -16,6 +16,8 @@
  */
 #define STORE_FORMAT		2
 #define STORE_FORMAT_OLDEST	1
+/* LMDB's two meta pages at the smallest page size it runs with. */
+#define STORE_MIN_FILE		(2 * 4096)
 
 /*
  * feed_tenants (dupsort): tenant -> seq u64 BE of each of its changes, so

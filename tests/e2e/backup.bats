@@ -321,6 +321,14 @@ flip_byte() {
 	[[ "$output" == *truncated* ]]
 	[ "$(sha256sum "$DATA/data.mdb" | cut -d' ' -f1)" = "$before" ]
 	[ -z "$(ls "$DATA" | grep -v -x -e data.mdb -e lock.mdb)" ]
+	# An empty file (a copy that never started) says so too.
+	: >"$T/empty.mdb"
+	run "$WFVAULTD" -c "$CONF" --restore "$T/empty.mdb"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"0 bytes: too short to hold a store"* ]]
+	[[ "$output" != *"Bad file descriptor"* ]]
+	[ "$(sha256sum "$DATA/data.mdb" | cut -d' ' -f1)" = "$before" ]
 }
 
 @test "a backup under way at SIGTERM is finished and answered" {
