@@ -385,7 +385,7 @@ store_setup(struct store *store, const char *path, const char *what,
 	 * LMDB itself would only say "Bad file descriptor" of an empty one.
 	 */
 	if ((flags & MDB_NOSUBDIR) && stat(path, &st) == 0 &&
-	    st.st_size < STORE_MIN_FILE) {
+	    S_ISREG(st.st_mode) && st.st_size < STORE_MIN_FILE) {
 		snprintf(err, errlen, "%s %s is %lld bytes: too short to hold "
 		    "a store (an empty or incomplete copy)", what, path,
 		    (long long)st.st_size);
