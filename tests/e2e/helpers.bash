@@ -67,7 +67,8 @@ wfv_teardown() {
 	return "$rc"
 }
 
-# Writes the daemon's config: the private paths, then each argument as one
+# Writes the daemon's config: the private paths and the repo's integration
+# catalog, then each argument as one
 # more line ("max_connections 20", "allow uid:4242 read acme", ...).
 write_conf() {
 	{
@@ -76,6 +77,9 @@ write_conf() {
 		echo "data_dir $DATA"
 		echo "master_key_file $KEY"
 		echo "audit_log $AUDIT"
+		# The repo's catalog, not an installed one (or none).
+		echo "integrations_dir none"
+		echo "integrations_dir $E2E_ROOT/integrations"
 		printf '%s\n' "$@"
 	} >"$CONF"
 }
