@@ -86,7 +86,8 @@ title_of() {
 	site_file acme "Acme"
 	cat "$E2E_ROOT/integrations/openai.json" |
 	    jq '.title = "OpenAI (site)"' >"$T/site/openai.json"
-	write_conf "integrations_dir $T/site"
+	write_conf "integrations_dir none" \
+	    "integrations_dir $E2E_ROOT/integrations" "integrations_dir $T/site"
 	start_daemon
 	[ "$(title_of openai)" = "OpenAI (site)" ]
 	[ "$(title_of acme)" = "Acme" ]
@@ -96,7 +97,8 @@ title_of() {
 @test "a malformed file stops the start and fails -n, naming file and member" {
 	site_file acme "Acme"
 	sed -i 's/"api_key"/"token"/' "$T/site/acme.json"
-	write_conf "integrations_dir $T/site"
+	write_conf "integrations_dir none" \
+	    "integrations_dir $E2E_ROOT/integrations" "integrations_dir $T/site"
 	run "$WFVAULTD" -c "$CONF" -n
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"$T/site/acme.json: kind: must be api_key, oauth or storage"* ]]
@@ -119,7 +121,7 @@ title_of() {
 }
 
 @test "a configured directory that is missing is an error" {
-	write_conf "integrations_dir $T/nowhere"
+	write_conf "integrations_dir none" "integrations_dir $T/nowhere"
 	run "$WFVAULTD" -c "$CONF" -n
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"integrations_dir $T/nowhere: No such file or directory"* ]]
@@ -127,7 +129,8 @@ title_of() {
 
 @test "SIGHUP reloads the catalog; a broken file keeps the old one" {
 	site_file acme "Acme one"
-	write_conf "integrations_dir $T/site"
+	write_conf "integrations_dir none" \
+	    "integrations_dir $E2E_ROOT/integrations" "integrations_dir $T/site"
 	start_daemon
 	[ "$(title_of acme)" = "Acme one" ]
 

@@ -67,9 +67,9 @@ wfv_teardown() {
 	return "$rc"
 }
 
-# Writes the daemon's config: the private paths and the repo's integration
-# catalog, then each argument as one
-# more line ("max_connections 20", "allow uid:4242 read acme", ...).
+# Writes the daemon's config: the private paths, then each argument as one
+# more line ("max_connections 20", "allow uid:4242 read acme", ...), then
+# the repo's integration catalog unless an argument names integrations_dir.
 write_conf() {
 	{
 		echo "# written by $BATS_TEST_FILENAME"
@@ -77,10 +77,14 @@ write_conf() {
 		echo "data_dir $DATA"
 		echo "master_key_file $KEY"
 		echo "audit_log $AUDIT"
-		# The repo's catalog, not an installed one (or none).
-		echo "integrations_dir none"
-		echo "integrations_dir $E2E_ROOT/integrations"
 		printf '%s\n' "$@"
+		# The repo's catalog, not an installed one, unless the test
+		# names its own (last, so the lines above keep their numbers).
+		case " $* " in
+		*" integrations_dir "*) ;;
+		*)	echo "integrations_dir none"
+			echo "integrations_dir $E2E_ROOT/integrations" ;;
+		esac
 	} >"$CONF"
 }
 
