@@ -384,7 +384,7 @@ catalog_check_test(const struct catalog_integration *ci, const char *path,
 	static const char *const members[] = { "method", "url", "headers",
 	    "expect_status", NULL };
 	json_t		*v, *h;
-	const char	*method, *url, *key;
+	const char	*method, *url, *key, *p;
 	char		 where[300];
 	size_t		 i;
 
@@ -405,6 +405,11 @@ catalog_check_test(const struct catalog_integration *ci, const char *path,
 	    (strncmp(url, "http://", 7) != 0 || !catalog_loopback(url + 7)))
 		return catalog_fail(err, errlen, "%s: test.url: must be "
 		    "https:// (http:// only to a loopback host)", path);
+	/* user@host would hide the real host behind a loopback-looking one. */
+	p = strchr(url, '/') + 2;
+	if (memchr(p, '@', strcspn(p, "/?#")) != NULL)
+		return catalog_fail(err, errlen, "%s: test.url: no user "
+		    "information (user@) allowed", path);
 	if (catalog_placeholders(ci, path, "test.url", url, err, errlen) == -1)
 		return -1;
 	if ((v = json_object_get(test, "headers")) != NULL) {

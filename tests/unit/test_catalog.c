@@ -161,6 +161,10 @@ test_malformed(void **state)
 	    "\"expect_status\": [200]}}", "test.url: must be https://");
 	refused("{\"id\": \"acme\", \"title\": \"Acme\", \"kind\": \"api_key\", "
 	    GOOD_FIELDS ", \"test\": {\"method\": \"GET\", "
+	    "\"url\": \"http://127.0.0.1:80@acme.example/v1\", "
+	    "\"expect_status\": [200]}}", "test.url: no user information");
+	refused("{\"id\": \"acme\", \"title\": \"Acme\", \"kind\": \"api_key\", "
+	    GOOD_FIELDS ", \"test\": {\"method\": \"GET\", "
 	    "\"url\": \"https://api.acme.example/v1\", \"headers\": "
 	    "{\"Authorization\": \"Bearer {{acme_token}}\"}, "
 	    "\"expect_status\": [200]}}",
