@@ -1,7 +1,7 @@
 /*
- * The administration methods: hello, status, integrations, and the glue that starts a
- * backup (backup.c) or a key rotation (rotate.c) and answers it when it
- * ends.
+ * The administration methods: hello, status, integrations, and the glue
+ * that starts a backup (backup.c) or a key rotation (rotate.c) and
+ * answers it when it ends.
  */
 #include <sys/types.h>
 

@@ -487,9 +487,9 @@ server_signal(evutil_socket_t sig, short ev, void *arg)
 
 /*
  * SIGHUP re-reads the access rules and the integration catalog (and
- * reopens the audit log).  A file
- * that no longer parses keeps the rules in force and says why; the other
- * settings need a restart.
+ * reopens the audit log).  A file that no longer parses keeps the rules
+ * in force, a malformed integration file the catalog, and says why; the
+ * other settings need a restart.
  */
 static void
 server_reload(struct server *srv)
@@ -513,10 +513,10 @@ server_reload(struct server *srv)
 	log_info("reloaded %zu allow rules from %s",
 	    srv->srv_conf->dc_acl.acl_nrules, srv->srv_conf_path);
 	/* The catalog alone: a broken file keeps the current one. */
-	if (catalog_load(&fresh, &cat, err, sizeof(err)) == -1)
+	if (catalog_load(&fresh, &cat, err, sizeof(err)) == -1) {
 		log_warnx("reload failed, keeping the current integration "
 		    "catalog: %s", err);
-	else {
+	} else {
 		catalog_free(srv->srv_catalog);
 		srv->srv_catalog = cat;
 		log_info("reloaded %zu integrations", cat->cat_n);
