@@ -203,6 +203,9 @@ SYSTEMDUNITDIR	?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR	?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR	?= $(PREFIX)/lib/tmpfiles.d
 MANDIR		?= $(PREFIX)/share/man
+# The shipped integration catalog; wfvaultd reads /usr/share/wfvault/
+# integrations unless its config names another integrations_dir.
+INTEGRATIONSDIR	?= $(PREFIX)/share/wfvault/integrations
 UNITS		= wfvaultd.service wfvaultd.socket wfvault-sync.service
 MAN_PAGES	= client/wfvault.1 daemon/wfvaultd.conf.5 daemon/wfvaultd.8 \
 		  sync/wfvault-sync.8
@@ -235,6 +238,11 @@ install: all
 		echo "install -m 0644 $$m $$d/"; \
 		install -m 0644 $$m $$d/; \
 	done
+	install -d $(DESTDIR)$(INTEGRATIONSDIR)
+	install -m 0644 integrations/*.json $(DESTDIR)$(INTEGRATIONSDIR)/
+	@if [ "$(INTEGRATIONSDIR)" != /usr/share/wfvault/integrations ]; then \
+		echo "make install: wfvaultd reads /usr/share/wfvault/integrations; add 'integrations_dir $(INTEGRATIONSDIR)' to $(SYSCONFDIR)/wfvault/wfvaultd.conf"; \
+	fi
 	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/wfvault
 	@set -e; for c in $(CONFIGS); do \
 		dst=$(DESTDIR)$(SYSCONFDIR)/wfvault/$$c.conf; \
@@ -259,6 +267,8 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(UNITS)) \
 	    $(DESTDIR)$(SYSUSERSDIR)/wfvault.conf $(DESTDIR)$(TMPFILESDIR)/wfvault.conf
 	rm -f $(foreach m,$(MAN_PAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
+	rm -f $(addprefix $(DESTDIR)$(INTEGRATIONSDIR)/,$(notdir $(wildcard integrations/*.json)))
+	@rmdir $(DESTDIR)$(INTEGRATIONSDIR) $(DESTDIR)$(PREFIX)/share/wfvault 2>/dev/null || true
 	@set -e; for c in $(CONFIGS); do \
 		dst=$(DESTDIR)$(SYSCONFDIR)/wfvault/$$c.conf; \
 		rm -f $$dst.example; \

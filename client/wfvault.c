@@ -67,6 +67,11 @@ static const struct cli_command commands[] = {
 	    "rotate-key TENANT",
 	    "  rotate-key TENANT [--json]\n"
 	    "        give TENANT a new data key and re-seal its kept versions\n" },
+	{ "integrations", 0, 0, CLI_OPT_JSON, cmd_integrations,
+	    "integrations",
+	    "  integrations [--json]\n"
+	    "        list the integration catalog: each provider's id, kind,\n"
+	    "        title and the fields a tenant needs ((secret) marked)\n" },
 	{ "help", 0, 1, 0, cmd_help, "help [COMMAND]",
 	    "  help [COMMAND]\n"
 	    "        show this help\n" },

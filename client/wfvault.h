@@ -90,6 +90,9 @@ int	cmd_backup(struct cli_args *, struct cli_error *);
 int	cmd_rotate_master_key(struct cli_args *, struct cli_error *);
 int	cmd_rotate_key(struct cli_args *, struct cli_error *);
 
+/* cli_catalog.c */
+int	cmd_integrations(struct cli_args *, struct cli_error *);
+
 /* cli_conn.c */
 /* Connects to args->ca_socket; on failure err says what to do (exit 6). */
 int	conn_open(struct cli_args *args, struct proto_client *c,

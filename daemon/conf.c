@@ -28,6 +28,7 @@ static int	dc_set_credential(void *, const char *, char *, size_t);
 static int	dc_set_next_credential(void *, const char *, char *, size_t);
 static int	dc_set_audit_log(void *, const char *, char *, size_t);
 static int	dc_add_allow(void *, const char *, char *, size_t);
+static int	dc_add_integrations_dir(void *, const char *, char *, size_t);
 
 #define DC_OFF(m)	offsetof(struct daemon_conf, m)
 
@@ -74,6 +75,8 @@ static const struct conf_keyword daemon_conf_keywords[] = {
 	    CONF_ONCE, NULL },
 	{ "audit_log", CONF_CUSTOM, 0, 0, 0, CONF_ONCE, dc_set_audit_log },
 	{ "allow", CONF_CUSTOM, 0, 0, 0, 0, dc_add_allow },
+	{ "integrations_dir", CONF_CUSTOM, 0, 0, 0, 0,
+	    dc_add_integrations_dir },
 	{ NULL, 0, 0, 0, 0, 0, NULL }
 };
 
@@ -171,6 +174,44 @@ dc_add_allow(void *obj, const char *value, char *err, size_t errlen)
 		return 0;
 	}
 	return rc;
+}
+
+/*
+ * Each one adds a catalog directory after the defaults (later ones win by
+ * id); "none" drops the defaults and any given before it, so a test or a
+ * site can say exactly which files are read.
+ */
+static int
+dc_add_integrations_dir(void *obj, const char *value, char *err,
+    size_t errlen)
+{
+	struct daemon_conf	*conf = obj;
+	char			**dirs, *s;
+	size_t			 i;
+
+	if (strcmp(value, "none") == 0) {
+		for (i = 0; i < conf->dc_integrations_ndirs; i++)
+			free(conf->dc_integrations_dirs[i]);
+		conf->dc_integrations_ndirs = 0;
+		conf->dc_integrations_nodefault = 1;
+		return 0;
+	}
+	if (value[0] != '/') {
+		snprintf(err, errlen, "must be an absolute path or none");
+		return -1;
+	}
+	if ((dirs = reallocarray(conf->dc_integrations_dirs,
+	    conf->dc_integrations_ndirs + 1, sizeof(*dirs))) == NULL) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		return -1;
+	}
+	conf->dc_integrations_dirs = dirs;
+	if ((s = strdup(value)) == NULL) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		return -1;
+	}
+	dirs[conf->dc_integrations_ndirs++] = s;
+	return 0;
 }
 
 /* A size as the config file would write it, for messages. */
@@ -310,6 +351,8 @@ daemon_conf_load(const char *path, struct daemon_conf *conf, char *err,
 void
 daemon_conf_release(struct daemon_conf *conf)
 {
+	size_t	i;
+
 	conf_free_strings(daemon_conf_keywords, conf);
 	free(conf->dc_socket_group);
 	conf->dc_socket_group = NULL;
@@ -319,5 +362,10 @@ daemon_conf_release(struct daemon_conf *conf)
 	conf->dc_master_key_next_credential = NULL;
 	free(conf->dc_audit_log);
 	conf->dc_audit_log = NULL;
+	for (i = 0; i < conf->dc_integrations_ndirs; i++)
+		free(conf->dc_integrations_dirs[i]);
+	free(conf->dc_integrations_dirs);
+	conf->dc_integrations_dirs = NULL;
+	conf->dc_integrations_ndirs = 0;
 	acl_release(&conf->dc_acl);
 }

@@ -131,6 +131,7 @@ main(int argc, char *argv[])
 	struct server		 srv;
 	struct store		*store = NULL;
 	struct audit		*audit = NULL;
+	struct catalog		*catalog = NULL;
 	struct event_base	*base;
 	unsigned char		*mk;
 	const char		*conf_path = NULL, *genkey = NULL;
@@ -200,6 +201,16 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	conf.dc_acl.acl_self = geteuid();
+	/*
+	 * A malformed integration file stops the start (and fails -n) as a
+	 * bad config does; the offline modes do not read the catalog.
+	 */
+	if (restore == NULL && !rotate &&
+	    catalog_load(&conf, &catalog, err, sizeof(err)) == -1) {
+		fprintf(stderr, "wfvaultd: %s\n", err);
+		daemon_conf_release(&conf);
+		return 1;
+	}
 	if (check) {
 		/*
 		 * A key file the daemon would refuse (missing, readable by
@@ -211,12 +222,15 @@ main(int argc, char *argv[])
 			    keys_load(&conf, KEYS_CURRENT, &mk, err,
 			    sizeof(err)) == -1) {
 				fprintf(stderr, "wfvaultd: %s\n", err);
+				catalog_free(catalog);
 				daemon_conf_release(&conf);
 				return 1;
 			}
 			crypto_key_free(mk);
 		}
-		printf("configuration OK\n");
+		printf("configuration OK (%zu integrations)\n",
+		    catalog->cat_n);
+		catalog_free(catalog);
 		daemon_conf_release(&conf);
 		return 0;
 	}
@@ -256,6 +270,7 @@ main(int argc, char *argv[])
 	log_info("listening on %s (data in %s)", srv.srv_bound ?
 	    conf.dc_socket : "the socket systemd passed", conf.dc_data_dir);
 	srv.srv_boot_mk = mk;
+	srv.srv_catalog = catalog;
 	/* A rotation a stop or crash interrupted goes on where it was. */
 	if (store_rotating(store) && rotate_master_start(&srv, NULL, NULL,
 	    NULL, err, sizeof(err)) == -1)
@@ -273,6 +288,7 @@ main(int argc, char *argv[])
 	/* A backup's thread still copying needs the store open. */
 	backup_release(&srv);
 	rotate_release(&srv);
+	catalog_free(srv.srv_catalog);
 	event_base_free(base);
 	store_close(store);
 	audit_close(audit);

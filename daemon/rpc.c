@@ -52,6 +52,7 @@ static const struct rpc_handler rpc_handlers[PM__COUNT] = {
 	 */
 	[PM_ROTATE_MASTER_KEY] = { NULL, 0 },
 	[PM_ROTATE_TENANT_KEY] = { NULL, 0 },
+	[PM_INTEGRATIONS] = { rpc_integrations, 0 },
 };
 
 int
@@ -369,12 +370,16 @@ rpc_audit(struct rpc_call *call, const char *method)
 	const char	*name = method != NULL ? method : "invalid";
 
 	/* What a granted peer did with tenant data is never left out. */
-	if (call->rc_code == 0 && call->rc_method->pm_id != PM_HELLO) {
+	if (call->rc_code == 0 && call->rc_method->pm_id != PM_HELLO &&
+	    call->rc_method->pm_id != PM_INTEGRATIONS) {
 		audit_log(audit, &call->rc_peer, name, call->rc_args.ra_tenant,
 		    call->rc_names, "ok");
 		return;
 	}
-	/* Failures and hellos repeated in a loop are counted, not written. */
+	/*
+	 * Failures, hellos and catalog reads (no tenant data) repeated in a
+	 * loop are counted, not written.
+	 */
 	if (!audit_limited(audit, &call->rc_peer, name,
 	    call->rc_args.ra_tenant, call->rc_names, call->rc_code))
 		server_schedule_audit(call->rc_srv);

@@ -1,7 +1,7 @@
 /*
- * The administration methods: hello, status, and the glue that starts a
- * backup (backup.c) or a key rotation (rotate.c) and answers it when it
- * ends.
+ * The administration methods: hello, status, integrations, and the glue
+ * that starts a backup (backup.c) or a key rotation (rotate.c) and
+ * answers it when it ends.
  */
 #include <sys/types.h>
 
@@ -46,6 +46,17 @@ rpc_hello(struct rpc_call *call)
 	    "gid", (json_int_t)call->rc_peer.p_gid,
 	    "pid", (json_int_t)call->rc_peer.p_pid,
 	    "permissions", perms));
+}
+
+/* The catalog as the files say it: it holds no secret (catalog.c). */
+int
+rpc_integrations(struct rpc_call *call)
+{
+	json_t	*list;
+
+	if ((list = catalog_list_json(call->rc_srv->srv_catalog)) == NULL)
+		return rpc_fail(call, PROTO_E_INTERNAL, "out of memory");
+	return rpc_result(call, json_pack("{s:o}", "integrations", list));
 }
 
 struct rpc_status_ctx {

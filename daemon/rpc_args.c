@@ -43,6 +43,7 @@ static int (*const rpc_args_checkers[PM__COUNT])(json_t *, struct rpc_args *,
 	[PM_BACKUP] = args_backup,
 	[PM_ROTATE_MASTER_KEY] = args_none,
 	[PM_ROTATE_TENANT_KEY] = args_tenant_only,
+	[PM_INTEGRATIONS] = args_none,
 };
 
 int

@@ -486,15 +486,17 @@ server_signal(evutil_socket_t sig, short ev, void *arg)
 }
 
 /*
- * SIGHUP re-reads the access rules (and reopens the audit log).  A file
- * that no longer parses keeps the rules in force and says why; the other
- * settings need a restart.
+ * SIGHUP re-reads the access rules and the integration catalog (and
+ * reopens the audit log).  A file that no longer parses keeps the rules
+ * in force, a malformed integration file the catalog, and says why; the
+ * other settings need a restart.
  */
 static void
 server_reload(struct server *srv)
 {
 	struct conn		*conn;
 	struct daemon_conf	 fresh;
+	struct catalog		*cat;
 	char			 err[512];
 
 	memset(&fresh, 0, sizeof(fresh));
@@ -510,6 +512,15 @@ server_reload(struct server *srv)
 		conn_check_granted(conn);
 	log_info("reloaded %zu allow rules from %s",
 	    srv->srv_conf->dc_acl.acl_nrules, srv->srv_conf_path);
+	/* The catalog alone: a broken file keeps the current one. */
+	if (catalog_load(&fresh, &cat, err, sizeof(err)) == -1) {
+		log_warnx("reload failed, keeping the current integration "
+		    "catalog: %s", err);
+	} else {
+		catalog_free(srv->srv_catalog);
+		srv->srv_catalog = cat;
+		log_info("reloaded %zu integrations", cat->cat_n);
+	}
 	daemon_conf_release(&fresh);
 	if (audit_reopen(srv->srv_audit, err, sizeof(err)) == -1)
 		log_warnx("audit log: %s", err);

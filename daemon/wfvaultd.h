@@ -8,6 +8,7 @@
 #include <sys/types.h>
 #include <sys/queue.h>
 
+#include <regex.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -124,6 +125,10 @@ struct daemon_conf {
 	uint64_t	 dc_feed_retain;	/* change feed entries kept */
 	char		*dc_audit_log;
 	struct acl	 dc_acl;
+	/* integrations_dir: read after the two defaults (catalog.c). */
+	char		**dc_integrations_dirs;
+	size_t		 dc_integrations_ndirs;
+	int		 dc_integrations_nodefault; /* "none" was given */
 };
 
 /*
@@ -137,6 +142,59 @@ int	daemon_conf_load(const char *path, struct daemon_conf *conf,
 int	daemon_conf_load_buffer(const char *name, const char *buf, size_t len,
 	    struct daemon_conf *conf, char *err, size_t errlen);
 void	daemon_conf_release(struct daemon_conf *conf);
+
+/* catalog.c */
+/* Read first, in this order; either may be missing. */
+#define CATALOG_DEFAULT_DIR	"/usr/share/wfvault/integrations"
+#define CATALOG_SITE_DIR	"/etc/wfvault/integrations.d"
+
+struct catalog_field {
+	const char	*cf_name;	/* these borrow from ci_json */
+	const char	*cf_label;
+	const char	*cf_format;	/* POSIX extended regex */
+	int		 cf_secret;
+	regex_t		 cf_re;		/* cf_format, REG_EXTENDED|REG_NOSUB */
+	int		 cf_compiled;
+};
+
+struct catalog_integration {
+	const char		*ci_id;		/* borrow from ci_json */
+	const char		*ci_title;
+	const char		*ci_kind;	/* api_key, oauth or storage */
+	struct catalog_field	*ci_fields;
+	size_t			 ci_nfields;
+	char			*ci_file;	/* the file it came from */
+	json_t			*ci_json;	/* the whole checked file */
+};
+
+struct catalog {
+	struct catalog_integration	**cat_items;	/* in load order */
+	size_t				  cat_n;
+};
+
+/* An empty catalog (new; catalog_free), or NULL. */
+struct catalog *catalog_new(void);
+/*
+ * Loads CATALOG_DEFAULT_DIR and CATALOG_SITE_DIR (unless conf said
+ * "integrations_dir none"), then conf's integrations_dir in order; a
+ * later file replaces an earlier one of the same id.  0 with a new
+ * catalog in *out, or -1 with "FILE: MEMBER: reason" in err.
+ */
+int	catalog_load(const struct daemon_conf *conf, struct catalog **out,
+	    char *err, size_t errlen);
+/* Adds every *.json of dir (which must exist) to cat; 0 or -1. */
+int	catalog_load_dir(struct catalog *cat, const char *dir, char *err,
+	    size_t errlen);
+/* Borrowed from cat, valid until catalog_free; NULL when unknown. */
+const struct catalog_integration *catalog_find(const struct catalog *cat,
+	    const char *id);
+const struct catalog_field *catalog_field_find(
+	    const struct catalog_integration *ci, const char *name);
+/* 1 when value matches cf's format, else 0. */
+int	catalog_field_match(const struct catalog_field *cf, const char *value);
+/* The integrations sorted by id, as the files say (new), or NULL. */
+json_t	*catalog_list_json(const struct catalog *cat);
+void	catalog_free(struct catalog *cat);
 
 /* crypto.c */
 #define CRYPTO_KEY_BYTES	32
@@ -664,6 +722,7 @@ struct server {
 	struct backup		*srv_backup;	/* the running one (backup.c) */
 	struct event		*srv_trim_ev;	/* more feed to trim (rpc.c) */
 	struct rotate		*srv_rotate;	/* key rotations (rotate.c) */
+	struct catalog		*srv_catalog;	/* replaced at reload */
 };
 
 /*
@@ -985,6 +1044,7 @@ void	rpc_feed_trim(struct server *srv, MDB_txn *parent, size_t nwrites);
 /* rpc_admin.c */
 int	rpc_hello(struct rpc_call *call);
 int	rpc_status(struct rpc_call *call);
+int	rpc_integrations(struct rpc_call *call);
 /*
  * Start a backup or a key rotation for call in the background; its reply
  * (and conn's next lines) wait for it.  0 when started, else -1 with

@@ -26,6 +26,8 @@ static const struct proto_method_info proto_methods[PM__COUNT] = {
 	{ "rotate_master_key", PM_ROTATE_MASTER_KEY, PERM_ADMIN, 0, 1 },
 	/* Re-seals one tenant's versions: values unchanged, a write. */
 	{ "rotate_tenant_key", PM_ROTATE_TENANT_KEY, PERM_WRITE, 1, 1 },
+	/* The catalog holds no secret: any peer that may connect reads it. */
+	{ "integrations", PM_INTEGRATIONS, 0,	0, 0 },
 };
 
 static const struct {

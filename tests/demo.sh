@@ -29,6 +29,9 @@ socket_mode   0666
 data_dir      $tmp/data
 master_key_file $tmp/master.key
 audit_log     $tmp/audit.log
+# the repository's integration catalog, not an installed one
+integrations_dir none
+integrations_dir $PWD/integrations
 # uid 65534 (nobody) may read tenant acme only
 allow uid:65534 read acme
 CONF
@@ -41,6 +44,9 @@ pid=$!
 export WFVAULT_SOCKET="$tmp/wfvault.sock"
 for _ in $(seq 100); do "$B/wfvault" status >/dev/null 2>&1 && break; sleep 0.05; done
 run "$B/wfvault" status
+
+say "The integration catalog: what each provider needs"
+run "$B/wfvault" integrations
 
 say "Store credentials for two tenants (values on stdin, never in argv)"
 printf '%s\n' 'sk-acme-demo-0123456789' | run "$B/wfvault" put acme openai_api_key

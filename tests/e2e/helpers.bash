@@ -68,7 +68,8 @@ wfv_teardown() {
 }
 
 # Writes the daemon's config: the private paths, then each argument as one
-# more line ("max_connections 20", "allow uid:4242 read acme", ...).
+# more line ("max_connections 20", "allow uid:4242 read acme", ...), then
+# the repo's integration catalog unless an argument names integrations_dir.
 write_conf() {
 	{
 		echo "# written by $BATS_TEST_FILENAME"
@@ -77,6 +78,13 @@ write_conf() {
 		echo "master_key_file $KEY"
 		echo "audit_log $AUDIT"
 		printf '%s\n' "$@"
+		# The repo's catalog, not an installed one, unless the test
+		# names its own (last, so the lines above keep their numbers).
+		case " $* " in
+		*" integrations_dir "*) ;;
+		*)	echo "integrations_dir none"
+			echo "integrations_dir $E2E_ROOT/integrations" ;;
+		esac
 	} >"$CONF"
 }
 

@@ -450,8 +450,16 @@ assert_file_mode() {
 	[ "$(stat -c %a "$d/etc/wfvault")" = 750 ]
 	cmp "$E2E_ROOT/config/wfvaultd.conf.example" "$d/etc/wfvault/wfvaultd.conf"
 	cmp "$E2E_BUILD/wfvaultd" "$d/usr/sbin/wfvaultd"
+	# The shipped integration catalog, where wfvaultd looks by default.
+	local f n=0
+	for f in "$E2E_ROOT"/integrations/*.json; do
+		assert_file_mode "$d" "/usr/share/wfvault/integrations/${f##*/}" 644
+		cmp "$f" "$d/usr/share/wfvault/integrations/${f##*/}"
+		n=$((n + 1))
+	done
+	[ "$n" -ge 7 ]
 	# Nothing else: no stray temporary files.
-	[ "$(find "$d" -type f | wc -l)" -eq 14 ]
+	[ "$(find "$d" -type f | wc -l)" -eq $((14 + n)) ]
 }
 
 @test "make install under another prefix makes the units name it" {

@@ -54,6 +54,7 @@ static const char *const ta_valid[PM__COUNT] = {
 	[PM_BACKUP] = "{}",
 	[PM_ROTATE_MASTER_KEY] = "{}",
 	[PM_ROTATE_TENANT_KEY] = "{\"tenant\":\"acme\"}",
+	[PM_INTEGRATIONS] = "{}",
 };
 
 /*
