@@ -132,8 +132,7 @@ static const char help_tail[] =
     "  -s, --socket PATH  the daemon's socket; else $WFVAULT_SOCKET, else\n"
     "                     " PROTO_DEFAULT_SOCKET "\n"
     "  --cas N            put, rm, import: only if the tenant's current\n"
-    "                     version is N\n"
-    "                     (0: only if the tenant does not exist yet)\n"
+    "                     version is N (0: only if it does not exist yet)\n"
     "  --file PATH        put: read the value from PATH (at most 1 MiB;\n"
     "                     - is stdin)\n"
     "  --json             machine-readable JSON output (and, for\n"
@@ -161,7 +160,8 @@ static const char help_tail[] =
     "  4  permission denied\n"
     "  5  conflict: the --cas version did not match, or a backup of that\n"
     "     name exists\n"
-    "  6  daemon unreachable (cannot connect, or the connection was lost)\n";
+    "  6  daemon unreachable (cannot connect, or the connection was lost)\n"
+    "run exits with CMD's own status, or 127 when CMD cannot be run.\n";
 
 int
 cli_fail(struct cli_error *err, int status, const char *fmt, ...)
