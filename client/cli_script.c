@@ -140,7 +140,10 @@ env_buf_free(struct env_buf *eb)
 	eb->eb_len = eb->eb_cap = 0;
 }
 
-/* Room for a whole value up front: the input bounds its size. */
+/*
+ * One buffer for every value, as large as the whole input (which bounds
+ * any value), so it never moves and leaves no copy behind.
+ */
 static int
 env_buf_init(struct env_buf *eb, size_t cap)
 {
@@ -154,7 +157,7 @@ env_buf_init(struct env_buf *eb, size_t cap)
 static void
 env_buf_add(struct env_buf *eb, char c)
 {
-	/* Never more than the input's length: checked by the caller. */
+	/* A value is never longer than the input: nothing is dropped. */
 	if (eb->eb_len + 1 < eb->eb_cap)
 		eb->eb_buf[eb->eb_len++] = c;
 }
@@ -255,8 +258,10 @@ env_parse(const char *buf, size_t len, json_t **out, struct cli_error *err)
 	int			 line, rv = -1;
 
 	*out = NULL;
-	if ((obj = json_object()) == NULL)
+	if ((obj = json_object()) == NULL || env_buf_init(&eb, len) == -1) {
+		json_decref(obj);
 		return cli_fail(err, CLI_EXIT_ERROR, "out of memory");
+	}
 	while (ep.ep_p < ep.ep_end) {
 		env_skip_blanks(&ep);
 		line = ep.ep_line;
@@ -297,10 +302,8 @@ env_parse(const char *buf, size_t len, json_t **out, struct cli_error *err)
 			goto out;
 		}
 		env_skip_blanks(&ep);
-		if (env_buf_init(&eb, ep.ep_end - ep.ep_p) == -1) {
-			cli_fail(err, CLI_EXIT_ERROR, "out of memory");
-			goto out;
-		}
+		explicit_bzero(eb.eb_buf, eb.eb_len);
+		eb.eb_len = 0;
 		if (env_value(&ep, &eb, line, err) == -1)
 			goto out;
 		if (!value_utf8_valid(eb.eb_buf, eb.eb_len)) {
@@ -314,7 +317,6 @@ env_parse(const char *buf, size_t len, json_t **out, struct cli_error *err)
 			cli_fail(err, CLI_EXIT_ERROR, "out of memory");
 			goto out;
 		}
-		env_buf_free(&eb);
 	}
 	if (json_object_size(obj) == 0) {
 		cli_fail(err, CLI_EXIT_USAGE, "no NAME=value lines in the "
