@@ -51,6 +51,12 @@ EOF
 	jq -e --slurpfile w "$T/want.json" '. == $w[0]' "$T/got.json"
 }
 
+@test "import reads CRLF files; a '#' right after '=' is text" {
+	printf 'A=one\r\nB="two"\r\nC=#three\r\nD=x #c\r\n' >"$T/in.env"
+	wfv import acme "$T/in.env"
+	wfv get acme | jq -e '. == {"a":"one","b":"two","c":"#three","d":"x"}'
+}
+
 @test "import reads a JSON object, from stdin with - or no FILE" {
 	printf '  {"a_key":"one","n":5}' | wfv import acme -
 	[ "$(wfv get acme a_key)" = one ]
