@@ -154,7 +154,10 @@ put_one_field(struct cli_args *args, const char *tenant, const char *field,
 	int		 rv = -1;
 
 	*fields = NULL;
-	if (value_read(&v, args->ca_file, tenant, field, err) == -1)
+	/* "--file -" is stdin, as most tools read it. */
+	if (value_read(&v, args->ca_file != NULL &&
+	    strcmp(args->ca_file, "-") == 0 ? NULL : args->ca_file, tenant,
+	    field, err) == -1)
 		goto out;
 	if ((obj = json_object()) == NULL) {
 		cli_fail(err, CLI_EXIT_ERROR, "out of memory");
@@ -236,6 +239,9 @@ cmd_get(struct cli_args *args, struct cli_error *err)
 
 	if (args->ca_noperands == 2)
 		field = args->ca_operands[1];
+	if (field == NULL && args->ca_no_newline)
+		return cli_fail(err, CLI_EXIT_USAGE, "-n needs "
+		    "get TENANT FIELD (one value)");
 	if (tenant_check(tenant, err) == -1)
 		return -1;
 	if (field != NULL && field_check(field, err) == -1)
@@ -263,9 +269,12 @@ cmd_get(struct cli_args *args, struct cli_error *err)
 			    "wfvaultd's reply to get has no value");
 		else if (json_is_string(value)) {
 			if ((rv = out_write(json_string_value(value),
-			    json_string_length(value), err)) == 0)
+			    json_string_length(value), err)) == 0 &&
+			    !args->ca_no_newline)
 				rv = out_write("\n", 1, err);
-		} else
+		} else if (args->ca_no_newline)
+			rv = out_json_raw(value, JSON_VALUE_FLAGS, err);
+		else
 			rv = out_json(value, JSON_VALUE_FLAGS, err);
 	} else {
 		if (!json_is_object(value = json_object_get(result, "fields")))

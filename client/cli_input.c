@@ -92,6 +92,30 @@ value_read_stdin(struct value *v, size_t max, struct cli_error *err)
 	return 0;
 }
 
+int
+value_read_file(struct value *v, const char *path, size_t max,
+    struct cli_error *err)
+{
+	int	fd, rv, saved_errno;
+
+	if (value_alloc(v, max, err) == -1)
+		return -1;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1)
+		return cli_fail(err, CLI_EXIT_ERROR, "cannot open %s: %s", path,
+		    strerror(errno));
+	rv = value_read_fd(v, fd, max);
+	saved_errno = errno;
+	close(fd);
+	if (rv == -1)
+		return cli_fail(err, CLI_EXIT_ERROR, "cannot read %s: %s", path,
+		    strerror(saved_errno));
+	if (rv == 1)
+		return cli_fail(err, CLI_EXIT_ERROR,
+		    "%s holds more than %zu KiB; nothing stored", path,
+		    max / 1024);
+	return 0;
+}
+
 static void
 tty_catch(int signo)
 {

@@ -12,6 +12,8 @@
 
 #include "wfvault.h"
 
+static int	out_json_nl(json_t *, size_t, int, struct cli_error *);
+
 static char	out_buf[16384];
 static size_t	out_len;
 
@@ -96,6 +98,18 @@ out_printf(struct cli_error *err, const char *fmt, ...)
 int
 out_json(json_t *json, size_t flags, struct cli_error *err)
 {
+	return out_json_nl(json, flags, 1, err);
+}
+
+int
+out_json_raw(json_t *json, size_t flags, struct cli_error *err)
+{
+	return out_json_nl(json, flags, 0, err);
+}
+
+static int
+out_json_nl(json_t *json, size_t flags, int nl, struct cli_error *err)
+{
 	char	*s;
 	size_t	 len, got;
 	int	 rv;
@@ -112,7 +126,8 @@ out_json(json_t *json, size_t flags, struct cli_error *err)
 		    "cannot format the reply as JSON");
 		goto out;
 	}
-	s[len++] = '\n';
+	if (nl)
+		s[len++] = '\n';
 	rv = out_write(s, len, err);
 out:
 	explicit_bzero(s, len);

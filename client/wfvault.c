@@ -26,15 +26,17 @@ static const struct cli_command commands[] = {
 	    "        store one value read from stdin (one trailing newline\n"
 	    "        dropped), or typed at a prompt without echo on a terminal\n"
 	    "  put TENANT FIELD --file PATH [--cas N] [--json]\n"
-	    "        store the contents of PATH (one trailing newline dropped)\n"
+	    "        store the contents of PATH (one trailing newline\n"
+	    "        dropped); PATH - is stdin\n"
 	    "  put TENANT --json [--replace] [--cas N]\n"
 	    "        merge a JSON object of fields read from stdin, atomically;\n"
 	    "        a null value removes that field, --replace replaces the\n"
 	    "        whole config\n" },
-	{ "get", 1, 2, CLI_OPT_JSON | CLI_OPT_VERSION, cmd_get,
-	    "get TENANT [FIELD]",
-	    "  get TENANT FIELD [--version N] [--json]\n"
-	    "        print one value (a string raw, else compact JSON)\n"
+	{ "get", 1, 2, CLI_OPT_JSON | CLI_OPT_VERSION | CLI_OPT_NO_NEWLINE,
+	    cmd_get, "get TENANT [FIELD]",
+	    "  get TENANT FIELD [--version N] [-n] [--json]\n"
+	    "        print one value (a string raw, else compact JSON) and a\n"
+	    "        newline; with -n (--no-newline) the value alone\n"
 	    "  get TENANT [--version N] [--json]\n"
 	    "        print the tenant's config as a JSON object\n" },
 	{ "list", 0, 1, CLI_OPT_JSON, cmd_list, "list [PREFIX]",
@@ -72,6 +74,25 @@ static const struct cli_command commands[] = {
 	    "  integrations [--json]\n"
 	    "        list the integration catalog: each provider's id, kind,\n"
 	    "        title and the fields a tenant needs ((secret) marked)\n" },
+	{ "import", 1, 2, CLI_OPT_CAS | CLI_OPT_JSON | CLI_OPT_REPLACE |
+	    CLI_OPT_DRY_RUN, cmd_import, "import TENANT [FILE|-]",
+	    "  import TENANT [FILE|-] [--replace] [--cas N] [--dry-run] [--json]\n"
+	    "        store the fields of an .env file (KEY=value, OPENAI_KEY\n"
+	    "        becomes openai_key) or a JSON object, read from FILE or\n"
+	    "        stdin, as one new version; --dry-run prints the names\n"
+	    "        it would add, change or remove, never values\n" },
+	{ "export", 1, 1, CLI_OPT_FORMAT | CLI_OPT_FORCE, cmd_export,
+	    "export TENANT [--format env|json]",
+	    "  export TENANT [--format env|json] [--force]\n"
+	    "        print the config as KEY=\"value\" lines (env, the\n"
+	    "        default; import reads them back exactly) or a JSON\n"
+	    "        object; refused on a terminal unless --force\n" },
+	{ "run", 1, 1, CLI_OPT_ONLY, cmd_run,
+	    "run TENANT [--only F1,F2] -- CMD [ARGS...]",
+	    "  run TENANT [--only F1,F2] -- CMD [ARGS...]\n"
+	    "        execute CMD (no shell) with the tenant's fields in its\n"
+	    "        environment as upper-case names (FIELD_NAME=value);\n"
+	    "        the exit status is CMD's, 127 if it cannot be run\n" },
 	{ "help", 0, 1, 0, cmd_help, "help [COMMAND]",
 	    "  help [COMMAND]\n"
 	    "        show this help\n" },
@@ -94,6 +115,12 @@ static const struct cli_option {
 	{ "--replace", CLI_OPT_REPLACE, 0 },
 	{ "--version", CLI_OPT_VERSION, 1 },
 	{ "--purge", CLI_OPT_PURGE, 0 },
+	{ "--dry-run", CLI_OPT_DRY_RUN, 0 },
+	{ "--format", CLI_OPT_FORMAT, 1 },
+	{ "--force", CLI_OPT_FORCE, 0 },
+	{ "--only", CLI_OPT_ONLY, 1 },
+	{ "-n", CLI_OPT_NO_NEWLINE, 0 },
+	{ "--no-newline", CLI_OPT_NO_NEWLINE, 0 },
 	{ NULL, 0, 0 }
 };
 
@@ -109,14 +136,20 @@ static const char help_tail[] =
     "Options (before or after the operands):\n"
     "  -s, --socket PATH  the daemon's socket; else $WFVAULT_SOCKET, else\n"
     "                     " PROTO_DEFAULT_SOCKET "\n"
-    "  --cas N            put, rm: only if the tenant's current version is N\n"
-    "                     (0: only if the tenant does not exist yet)\n"
-    "  --file PATH        put: read the value from PATH (at most 1 MiB)\n"
+    "  --cas N            put, rm, import: only if the tenant's current\n"
+    "                     version is N (0: only if it does not exist yet)\n"
+    "  --file PATH        put: read the value from PATH (at most 1 MiB;\n"
+    "                     - is stdin)\n"
     "  --json             machine-readable JSON output (and, for\n"
     "                     put TENANT --json, JSON input)\n"
-    "  --replace          put --json: replace the whole config\n"
+    "  --replace          put --json, import: replace the whole config\n"
     "  --version N        get: read version N instead of the current one\n"
     "  --purge            rm: remove every trace of the tenant\n"
+    "  --dry-run          import: print what would change, store nothing\n"
+    "  --format env|json  export: the output format (default env)\n"
+    "  --force            export: print secrets to a terminal too\n"
+    "  --only F1,F2       run: pass only these fields\n"
+    "  -n, --no-newline   get TENANT FIELD: no newline after the value\n"
     "  -h, --help         show this help\n"
     "  --version          (alone, without a command) print wfvault's\n"
     "                     version\n"
@@ -132,7 +165,8 @@ static const char help_tail[] =
     "  4  permission denied\n"
     "  5  conflict: the --cas version did not match, or a backup of that\n"
     "     name exists\n"
-    "  6  daemon unreachable (cannot connect, or the connection was lost)\n";
+    "  6  daemon unreachable (cannot connect, or the connection was lost)\n"
+    "run exits with CMD's own status, or 127 when CMD cannot be run.\n";
 
 int
 cli_fail(struct cli_error *err, int status, const char *fmt, ...)
@@ -283,6 +317,24 @@ option_parse(int argc, char **argv, int *i, struct cli_args *args, int *want,
 	case CLI_OPT_PURGE:
 		args->ca_purge = 1;
 		break;
+	case CLI_OPT_DRY_RUN:
+		args->ca_dry_run = 1;
+		break;
+	case CLI_OPT_FORMAT:
+		if (strcmp(value, "env") != 0 && strcmp(value, "json") != 0)
+			return cli_fail(err, CLI_EXIT_USAGE,
+			    "--format is env or json");
+		args->ca_format = value;
+		break;
+	case CLI_OPT_FORCE:
+		args->ca_force = 1;
+		break;
+	case CLI_OPT_ONLY:
+		args->ca_only = value;
+		break;
+	case CLI_OPT_NO_NEWLINE:
+		args->ca_no_newline = 1;
+		break;
 	}
 	return 0;
 }
@@ -320,6 +372,13 @@ args_parse(int argc, char **argv, struct cli_args *args, int *want,
 	for (i = 1; i < argc; i++) {
 		arg = argv[i];
 		if (!dashdash && strcmp(arg, "--") == 0) {
+			/* run: the rest is the command, options included. */
+			if (args->ca_cmd != NULL &&
+			    strcmp(args->ca_cmd->cc_name, "run") == 0) {
+				args->ca_exec = argv + i + 1;
+				args->ca_nexec = argc - i - 1;
+				break;
+			}
 			dashdash = 1;
 			continue;
 		}

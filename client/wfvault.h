@@ -44,6 +44,12 @@ struct cli_error {
 #define CLI_OPT_REPLACE	0x08
 #define CLI_OPT_VERSION	0x10
 #define CLI_OPT_PURGE	0x20
+/* Those of import, export, run and get -n (cli_script.c). */
+#define CLI_OPT_DRY_RUN		0x1000
+#define CLI_OPT_FORMAT		0x2000
+#define CLI_OPT_FORCE		0x4000
+#define CLI_OPT_ONLY		0x8000
+#define CLI_OPT_NO_NEWLINE	0x10000
 
 #define CLI_MAX_OPERANDS	2
 
@@ -72,6 +78,13 @@ struct cli_args {
 	int				 ca_json;
 	int				 ca_replace;
 	int				 ca_purge;
+	const char			*ca_format;	/* export */
+	const char			*ca_only;	/* run */
+	int				 ca_dry_run;
+	int				 ca_force;
+	int				 ca_no_newline;
+	char				**ca_exec;	/* run: after "--" */
+	int				 ca_nexec;
 };
 
 /* wfvault.c */
@@ -92,6 +105,10 @@ int	cmd_rotate_key(struct cli_args *, struct cli_error *);
 
 /* cli_catalog.c */
 int	cmd_integrations(struct cli_args *, struct cli_error *);
+/* cli_script.c */
+int	cmd_import(struct cli_args *, struct cli_error *);
+int	cmd_export(struct cli_args *, struct cli_error *);
+int	cmd_run(struct cli_args *, struct cli_error *);
 
 /* cli_conn.c */
 /* Connects to args->ca_socket; on failure err says what to do (exit 6). */
@@ -129,6 +146,12 @@ int	value_read(struct value *v, const char *path, const char *tenant,
  * without the text checks.
  */
 int	value_read_stdin(struct value *v, size_t max, struct cli_error *err);
+/*
+ * Reads all of path (at most max bytes, else a too-large error) into v,
+ * without the text checks.
+ */
+int	value_read_file(struct value *v, const char *path, size_t max,
+	    struct cli_error *err);
 /* Wipes and frees v's buffer; v is VALUE_INIT afterwards. */
 void	value_free(struct value *v);
 /* 1 when buf[0..len) is UTF-8 without NUL bytes (RFC 3629), else 0. */
@@ -145,6 +168,8 @@ int	out_printf(struct cli_error *err, const char *fmt, ...)
 	    __attribute__((__format__(printf, 2, 3)));
 /* Prints json (JSON_* flags of jansson) and a newline. */
 int	out_json(json_t *json, size_t flags, struct cli_error *err);
+/* The same without the newline. */
+int	out_json_raw(json_t *json, size_t flags, struct cli_error *err);
 /* Writes out what is buffered. */
 int	out_flush(struct cli_error *err);
 /* Wipes the output buffer; nothing is written. */
