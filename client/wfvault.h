@@ -105,6 +105,15 @@ int	cmd_rotate_key(struct cli_args *, struct cli_error *);
 
 /* cli_catalog.c */
 int	cmd_integrations(struct cli_args *, struct cli_error *);
+/* cli_dotenv.c */
+/*
+ * Parses an .env text into *out, a new object of string fields (names
+ * lower-cased, each a valid field name, none twice).  0, or -1 with err
+ * naming the line, never the value.
+ */
+int	env_parse(const char *buf, size_t len, json_t **out,
+	    struct cli_error *err);
+
 /* cli_script.c */
 int	cmd_import(struct cli_args *, struct cli_error *);
 int	cmd_export(struct cli_args *, struct cli_error *);
