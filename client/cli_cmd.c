@@ -453,8 +453,9 @@ cmd_fields(struct cli_args *args, struct cli_error *err)
 		    "not list it)", ff.ff_tenant);
 		goto out;
 	}
+	/* An object like every other --json output: list's entry for it. */
 	if (args->ca_json) {
-		rv = out_json(ff.ff_fields, JSON_OUT_FLAGS, err);
+		rv = out_json(ff.ff_entry, JSON_OUT_FLAGS, err);
 		goto out;
 	}
 	json_array_foreach(ff.ff_fields, i, name) {

@@ -217,3 +217,55 @@ complete_words() {
 	[ -z "$output" ]
 	[ -z "$stderr" ]
 }
+
+# --- the documented --json shapes (README.md "JSON output") ---------------
+
+# The sorted keys of the JSON on stdin, comma-separated.
+keys_of() {
+	jq -r "$1"' | keys | join(",")'
+}
+
+@test "--json outputs have the members the README lists" {
+	[ "$(printf v | wfv put acme k --json | keys_of .)" = tenant,version ]
+	[ "$(echo '{"j":"w"}' | wfv put acme --json | keys_of .)" = \
+	    tenant,version ]
+	[ "$(wfv get acme --json | keys_of .)" = fields,tenant,version ]
+	[ "$(wfv get acme k --json | keys_of .)" = field,tenant,value,version ]
+	[ "$(wfv list --json | keys_of .)" = tenants ]
+	[ "$(wfv list --json | keys_of '.tenants[0]')" = \
+	    fields,tenant,updated_at,version ]
+	# fields is an object like the others: the tenant's list entry.
+	[ "$(wfv fields acme --json | keys_of .)" = \
+	    fields,tenant,updated_at,version ]
+	[ "$(wfv fields acme --json | jq -c .fields)" = '["j","k"]' ]
+	[ "$(wfv status --json | keys_of .)" = \
+	    connections,protocol,server,store,sync,tenants,uptime,version ]
+	[ "$(wfv rotate-key acme --json | keys_of .)" = resealed,tenant ]
+	[ "$(wfv integrations --json | keys_of .)" = integrations ]
+	[ "$(wfv integrations --json | keys_of '.integrations[0]')" = \
+	    fields,id,kind,title ]
+	[ "$(printf 'X=1\n' | wfv import acme --dry-run --json | keys_of .)" = \
+	    add,change,remove,unchanged ]
+	[ "$(printf 'X=1\n' | wfv import acme --json | keys_of .)" = \
+	    tenant,version ]
+	[ "$(wfv rm acme x --json | keys_of .)" = tenant,version ]
+	[ "$(wfv rm acme --json </dev/null | keys_of .)" = tenant,version ]
+	put_value beta k v
+	[ "$(wfv rm beta --purge --json </dev/null | keys_of .)" = \
+	    purged,tenant,version ]
+}
+
+@test "completion: every option wfvault help lists for a command" {
+	local cmd opts o
+	for cmd in put get list fields rm status backup rotate-key \
+	    rotate-master-key integrations import export run; do
+		opts=$(complete_words "$cmd" x -)
+		for o in $("$WFVAULT" help "$cmd" | sed -n '2,/^Options/p' |
+		    grep -oE -- '(^|[ [(])--?[a-z][a-z-]*' | tr -d ' [('); do
+			if ! grep -qxF -- "$o" <<<"$opts"; then
+				echo "$cmd: $o not completed" >&2
+				return 1
+			fi
+		done
+	done
+}
