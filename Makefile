@@ -206,6 +206,7 @@ MANDIR		?= $(PREFIX)/share/man
 # The shipped integration catalog; wfvaultd reads /usr/share/wfvault/
 # integrations unless its config names another integrations_dir.
 INTEGRATIONSDIR	?= $(PREFIX)/share/wfvault/integrations
+BASHCOMPDIR	?= $(PREFIX)/share/bash-completion/completions
 UNITS		= wfvaultd.service wfvaultd.socket wfvault-sync.service
 MAN_PAGES	= client/wfvault.1 daemon/wfvaultd.conf.5 daemon/wfvaultd.8 \
 		  sync/wfvault-sync.8
@@ -240,6 +241,8 @@ install: all
 	done
 	install -d $(DESTDIR)$(INTEGRATIONSDIR)
 	install -m 0644 integrations/*.json $(DESTDIR)$(INTEGRATIONSDIR)/
+	install -d $(DESTDIR)$(BASHCOMPDIR)
+	install -m 0644 completion/wfvault.bash $(DESTDIR)$(BASHCOMPDIR)/wfvault
 	@if [ "$(INTEGRATIONSDIR)" != /usr/share/wfvault/integrations ]; then \
 		echo "make install: wfvaultd reads /usr/share/wfvault/integrations; add 'integrations_dir $(INTEGRATIONSDIR)' to $(SYSCONFDIR)/wfvault/wfvaultd.conf"; \
 	fi
@@ -269,6 +272,7 @@ uninstall:
 	rm -f $(foreach m,$(MAN_PAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
 	rm -f $(addprefix $(DESTDIR)$(INTEGRATIONSDIR)/,$(notdir $(wildcard integrations/*.json)))
 	@rmdir $(DESTDIR)$(INTEGRATIONSDIR) $(DESTDIR)$(PREFIX)/share/wfvault 2>/dev/null || true
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/wfvault
 	@set -e; for c in $(CONFIGS); do \
 		dst=$(DESTDIR)$(SYSCONFDIR)/wfvault/$$c.conf; \
 		rm -f $$dst.example; \

@@ -3,8 +3,12 @@
  * request, calls the daemon once (list pages until done) and prints the
  * result for people or, with --json, for programs.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "proto.h"
 #include "wfvault.h"
@@ -449,8 +453,9 @@ cmd_fields(struct cli_args *args, struct cli_error *err)
 		    "not list it)", ff.ff_tenant);
 		goto out;
 	}
+	/* An object like every other --json output: list's entry for it. */
 	if (args->ca_json) {
-		rv = out_json(ff.ff_fields, JSON_OUT_FLAGS, err);
+		rv = out_json(ff.ff_entry, JSON_OUT_FLAGS, err);
 		goto out;
 	}
 	json_array_foreach(ff.ff_fields, i, name) {
@@ -469,6 +474,50 @@ out:
 	return rv;
 }
 
+/*
+ * Asks on the terminal whether to remove a whole tenant: 1 for y or yes,
+ * else 0 (EOF and errors included).  The answer is read from /dev/tty,
+ * as the question is written there, not to the output a script may read.
+ */
+static int
+rm_confirm(const char *tenant)
+{
+	char	q[PROTO_TENANT_MAX + 64], ans[16];
+	size_t	len = 0;
+	ssize_t	n;
+	int	fd, ofd, own, yes = 0;
+	char	c;
+
+	if ((fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)) != -1) {
+		ofd = fd;
+		own = 1;
+	} else {
+		fd = STDIN_FILENO;
+		ofd = STDERR_FILENO;
+		own = 0;
+	}
+	snprintf(q, sizeof(q), "remove tenant '%s' and every version of "
+	    "it? [y/N] ", tenant);
+	if (write(ofd, q, strlen(q)) == -1)
+		goto out;
+	for (;;) {
+		if ((n = read(fd, &c, 1)) == -1 && errno == EINTR)
+			continue;
+		if (n <= 0 || c == '\n')
+			break;
+		if (len + 1 < sizeof(ans))
+			ans[len++] = c;
+	}
+	ans[len] = '\0';
+	if (len > 0 && ans[len - 1] == '\r')
+		ans[--len] = '\0';
+	yes = strcasecmp(ans, "y") == 0 || strcasecmp(ans, "yes") == 0;
+out:
+	if (own)
+		close(fd);
+	return yes;
+}
+
 int
 cmd_rm(struct cli_args *args, struct cli_error *err)
 {
@@ -485,6 +534,11 @@ cmd_rm(struct cli_args *args, struct cli_error *err)
 		return -1;
 	if (field != NULL && field_check(field, err) == -1)
 		return -1;
+	/* A person at a terminal is asked; a script (stdin not one) is not. */
+	if (field == NULL && !args->ca_yes && isatty(STDIN_FILENO) &&
+	    !rm_confirm(tenant))
+		return cli_fail(err, CLI_EXIT_ERROR, "tenant '%s' not removed "
+		    "(--yes removes it without asking)", tenant);
 
 	if ((params = json_object()) == NULL)
 		return cli_fail(err, CLI_EXIT_ERROR, "out of memory");

@@ -96,7 +96,11 @@ conn_call(struct proto_client *c, const char *method, json_t *params,
 		else
 			snprintf(msg, sizeof(msg), "%s failed: %s", method,
 			    pe.pe_kind[0] != '\0' ? pe.pe_kind : "error");
-		return cli_fail(err, conn_status(pe.pe_code), "%s", msg);
+		(void)cli_fail(err, conn_status(pe.pe_code), "%s", msg);
+		/* For --json's error object on stderr. */
+		err->ce_code = pe.pe_code;
+		message_clean(err->ce_kind, sizeof(err->ce_kind), pe.pe_kind);
+		return -1;
 	}
 	message_clean(msg, sizeof(msg), pe.pe_message[0] != '\0' ?
 	    pe.pe_message : "lost the connection to wfvaultd");

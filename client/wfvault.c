@@ -45,11 +45,13 @@ static const struct cli_command commands[] = {
 	{ "fields", 1, 1, CLI_OPT_JSON, cmd_fields, "fields TENANT",
 	    "  fields TENANT [--json]\n"
 	    "        print a tenant's field names, one per line\n" },
-	{ "rm", 1, 2, CLI_OPT_CAS | CLI_OPT_JSON | CLI_OPT_PURGE, cmd_rm,
+	{ "rm", 1, 2, CLI_OPT_CAS | CLI_OPT_JSON | CLI_OPT_PURGE |
+	    CLI_OPT_YES, cmd_rm,
 	    "rm TENANT [FIELD], or rm TENANT --purge",
-	    "  rm TENANT [FIELD] [--cas N] [--json]\n"
-	    "        delete one field, or the whole tenant\n"
-	    "  rm TENANT --purge [--cas N] [--json]\n"
+	    "  rm TENANT [FIELD] [--cas N] [--yes] [--json]\n"
+	    "        delete one field, or the whole tenant (asked first when\n"
+	    "        stdin is a terminal, unless --yes)\n"
+	    "  rm TENANT --purge [--cas N] [--yes] [--json]\n"
 	    "        delete the whole tenant and every trace the vault keeps\n"
 	    "        of it (no tombstone, no older change-feed entries)\n" },
 	{ "status", 0, 0, CLI_OPT_JSON, cmd_status, "status",
@@ -121,6 +123,8 @@ static const struct cli_option {
 	{ "--only", CLI_OPT_ONLY, 1 },
 	{ "-n", CLI_OPT_NO_NEWLINE, 0 },
 	{ "--no-newline", CLI_OPT_NO_NEWLINE, 0 },
+	{ "-y", CLI_OPT_YES, 0 },
+	{ "--yes", CLI_OPT_YES, 0 },
 	{ NULL, 0, 0 }
 };
 
@@ -141,7 +145,8 @@ static const char help_tail[] =
     "  --file PATH        put: read the value from PATH (at most 1 MiB;\n"
     "                     - is stdin)\n"
     "  --json             machine-readable JSON output (and, for\n"
-    "                     put TENANT --json, JSON input)\n"
+    "                     put TENANT --json, JSON input); errors then\n"
+    "                     come as one JSON object on stderr\n"
     "  --replace          put --json, import: replace the whole config\n"
     "  --version N        get: read version N instead of the current one\n"
     "  --purge            rm: remove every trace of the tenant\n"
@@ -150,6 +155,7 @@ static const char help_tail[] =
     "  --force            export: print secrets to a terminal too\n"
     "  --only F1,F2       run: pass only these fields\n"
     "  -n, --no-newline   get TENANT FIELD: no newline after the value\n"
+    "  -y, --yes          rm TENANT: do not ask on a terminal\n"
     "  -h, --help         show this help\n"
     "  --version          (alone, without a command) print wfvault's\n"
     "                     version\n"
@@ -174,6 +180,8 @@ cli_fail(struct cli_error *err, int status, const char *fmt, ...)
 	va_list	ap;
 
 	err->ce_status = status;
+	err->ce_code = 0;
+	err->ce_kind[0] = '\0';
 	va_start(ap, fmt);
 	vsnprintf(err->ce_msg, sizeof(err->ce_msg), fmt, ap);
 	va_end(ap);
@@ -335,6 +343,9 @@ option_parse(int argc, char **argv, int *i, struct cli_args *args, int *want,
 	case CLI_OPT_NO_NEWLINE:
 		args->ca_no_newline = 1;
 		break;
+	case CLI_OPT_YES:
+		args->ca_yes = 1;
+		break;
 	}
 	return 0;
 }
@@ -367,7 +378,7 @@ args_parse(int argc, char **argv, struct cli_args *args, int *want,
 	const struct cli_option		*o;
 	char				*arg;
 	int				 i, dashdash = 0, nextra = 0, failed = 0;
-	struct cli_error		 first = { 0, "" }, later;
+	struct cli_error		 first = { 0, "", 0, "" }, later;
 
 	for (i = 1; i < argc; i++) {
 		arg = argv[i];
@@ -482,6 +493,60 @@ cmd_help(struct cli_args *args, struct cli_error *err)
 }
 
 /*
+ * Whether --json is on the command line (before a "--"), decided apart
+ * from the parser so that a usage error found before or after it is
+ * reported as JSON too.
+ */
+static int
+json_wanted(int argc, char **argv)
+{
+	int	i;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--json") == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The error as one line of JSON on stderr (README.md "Exit codes"):
+ * {"error":{"code":N,"kind":K,"message":M,"exit":S}}, code and kind only
+ * when the daemon sent them.  Falls back to the text line if jansson
+ * cannot build it.
+ */
+static void
+error_print_json(const struct cli_error *err)
+{
+	json_t	*e, *top;
+	char	*s = NULL;
+
+	if ((e = json_object()) == NULL ||
+	    (err->ce_code != 0 &&
+	    json_object_set_new(e, "code", json_integer(err->ce_code)) == -1) ||
+	    (err->ce_kind[0] != '\0' &&
+	    json_object_set_new(e, "kind", json_string(err->ce_kind)) == -1) ||
+	    json_object_set_new(e, "message", json_string(err->ce_msg)) == -1 ||
+	    json_object_set_new(e, "exit", json_integer(err->ce_status)) == -1) {
+		json_decref(e);
+		goto text;
+	}
+	if ((top = json_pack("{s:o}", "error", e)) == NULL)
+		goto text;
+	s = json_dumps(top, JSON_COMPACT);
+	json_decref(top);
+	if (s == NULL)
+		goto text;
+	fprintf(stderr, "%s\n", s);
+	free(s);
+	return;
+text:
+	fprintf(stderr, "wfvault: %s\n", err->ce_msg);
+}
+
+/*
  * wfvault holds secrets in memory: no core dumps, no ptrace by other users'
  * processes, and a closed stdout is an error to report, not a signal.
  */
@@ -499,7 +564,7 @@ int
 main(int argc, char **argv)
 {
 	struct cli_args		 args;
-	struct cli_error	 err = { CLI_EXIT_OK, "" };
+	struct cli_error	 err = { CLI_EXIT_OK, "", 0, "" };
 	const char		*env;
 	int			 want = 0;
 
@@ -531,7 +596,11 @@ main(int argc, char **argv)
 
 done:
 	out_wipe();
-	if (err.ce_status != CLI_EXIT_OK && err.ce_msg[0] != '\0')
-		fprintf(stderr, "wfvault: %s\n", err.ce_msg);
+	if (err.ce_status != CLI_EXIT_OK && err.ce_msg[0] != '\0') {
+		if (json_wanted(argc, argv))
+			error_print_json(&err);
+		else
+			fprintf(stderr, "wfvault: %s\n", err.ce_msg);
+	}
 	return err.ce_status;
 }

@@ -35,6 +35,8 @@
 struct cli_error {
 	int	ce_status;		/* CLI_EXIT_* */
 	char	ce_msg[768];
+	int	ce_code;		/* the daemon's error code, else 0 */
+	char	ce_kind[32];		/* the daemon's error kind, else "" */
 };
 
 /* The options a command may accept. */
@@ -50,6 +52,8 @@ struct cli_error {
 #define CLI_OPT_FORCE		0x4000
 #define CLI_OPT_ONLY		0x8000
 #define CLI_OPT_NO_NEWLINE	0x10000
+/* rm TENANT without the question on a terminal. */
+#define CLI_OPT_YES		0x20000
 
 #define CLI_MAX_OPERANDS	2
 
@@ -83,6 +87,7 @@ struct cli_args {
 	int				 ca_dry_run;
 	int				 ca_force;
 	int				 ca_no_newline;
+	int				 ca_yes;	/* rm */
 	char				**ca_exec;	/* run: after "--" */
 	int				 ca_nexec;
 };

@@ -445,6 +445,9 @@ assert_file_mode() {
 	assert_file_mode "$d" /usr/share/man/man5/wfvaultd.conf.5 644
 	assert_file_mode "$d" /usr/share/man/man8/wfvaultd.8 644
 	assert_file_mode "$d" /usr/share/man/man8/wfvault-sync.8 644
+	assert_file_mode "$d" /usr/share/bash-completion/completions/wfvault 644
+	cmp "$E2E_ROOT/completion/wfvault.bash" \
+	    "$d/usr/share/bash-completion/completions/wfvault"
 	assert_file_mode "$d" /etc/wfvault/wfvaultd.conf 640
 	assert_file_mode "$d" /etc/wfvault/wfvault-sync.conf 640
 	[ "$(stat -c %a "$d/etc/wfvault")" = 750 ]
@@ -459,7 +462,7 @@ assert_file_mode() {
 	done
 	[ "$n" -ge 7 ]
 	# Nothing else: no stray temporary files.
-	[ "$(find "$d" -type f | wc -l)" -eq $((14 + n)) ]
+	[ "$(find "$d" -type f | wc -l)" -eq $((15 + n)) ]
 }
 
 @test "make install under another prefix makes the units name it" {
