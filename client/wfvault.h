@@ -50,6 +50,8 @@ struct cli_error {
 #define CLI_OPT_FORCE		0x4000
 #define CLI_OPT_ONLY		0x8000
 #define CLI_OPT_NO_NEWLINE	0x10000
+/* put --integrations (cli_cmd.c). */
+#define CLI_OPT_INTEGRATIONS	0x100000
 
 #define CLI_MAX_OPERANDS	2
 
@@ -80,6 +82,7 @@ struct cli_args {
 	int				 ca_purge;
 	const char			*ca_format;	/* export */
 	const char			*ca_only;	/* run */
+	const char			*ca_integrations; /* put: ID,ID */
 	int				 ca_dry_run;
 	int				 ca_force;
 	int				 ca_no_newline;

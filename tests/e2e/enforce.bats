@@ -168,3 +168,32 @@ assert_refused() {
 	wait_for_line "$LOG" 50 "uses integration 'openai', which is not in the catalog"
 	[ "$(wfv get acme --json | jq -c .integrations)" = '["openai"]' ]
 }
+
+@test "wfvault put --integrations records them, alone or with values" {
+	run wfv put acme --integrations openai
+	[ "$status" -eq 0 ]
+	[ "$(wfv get acme --json | jq -c .integrations)" = '["openai"]' ]
+	# With a value: checked against the list the put makes.
+	run bash -c "printf '%s' '$BAD' | timeout 30 '$WFVAULT' -s '$SOCK' \
+	    put acme stripe_secret_key --integrations stripe"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"field 'stripe_secret_key' does not match the format of integration 'stripe'"* ]]
+	[[ "$output" != *SECRETVALUE* ]]
+	[ "$(wfv get acme --json | jq -c .integrations)" = '["openai"]' ]
+	run bash -c "printf '{\"openai_api_key\":\"%s\"}' '$GOOD' |
+	    timeout 30 '$WFVAULT' -s '$SOCK' put acme --json --replace \
+	    --integrations stripe,openai"
+	[ "$status" -eq 0 ]
+	[ "$(wfv get acme --json | jq -c .integrations)" = '["openai","stripe"]' ]
+	# Unknown ids and a malformed list are refused; nothing stored.
+	run wfv put acme --integrations nosuch
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"unknown integration 'nosuch'"* ]]
+	run wfv put acme --integrations openai,,stripe
+	[ "$status" -eq 2 ]
+	run wfv put acme --integrations openai --replace
+	[ "$status" -eq 2 ]
+	[ "$(wfv get acme --json | jq .version)" = 2 ]
+	run wfv help put
+	[[ "$output" == *"--integrations ID,ID"* ]]
+}
