@@ -178,23 +178,57 @@ out:
 	return rv;
 }
 
+/*
+ * --integrations ID,ID as a new JSON array (*out); the daemon checks the
+ * ids against its catalog.
+ */
+static int
+put_integrations(const char *list, json_t **out, struct cli_error *err)
+{
+	const char	*p = list, *comma;
+	size_t		 n;
+
+	if ((*out = json_array()) == NULL)
+		return cli_fail(err, CLI_EXIT_ERROR, "out of memory");
+	for (;;) {
+		comma = strchr(p, ',');
+		n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		if (n == 0 || n > PROTO_FIELD_MAX) {
+			json_decref(*out);
+			*out = NULL;
+			return cli_fail(err, CLI_EXIT_USAGE, "--integrations "
+			    "takes integration ids separated by commas, like "
+			    "openai,stripe (wfvault integrations lists them)");
+		}
+		if (json_array_append_new(*out, json_stringn(p, n)) == -1) {
+			json_decref(*out);
+			*out = NULL;
+			return cli_fail(err, CLI_EXIT_ERROR, "out of memory");
+		}
+		if (comma == NULL)
+			return 0;
+		p = comma + 1;
+	}
+}
+
 int
 cmd_put(struct cli_args *args, struct cli_error *err)
 {
 	const char	*tenant = args->ca_operands[0], *field = NULL;
 	json_t		*params = NULL, *fields = NULL, *result = NULL;
+	json_t		*ints = NULL;
 	int		 rv = -1;
 
 	if (args->ca_noperands == 2)
 		field = args->ca_operands[1];
-	if (field == NULL && !args->ca_json)
+	if (field == NULL && !args->ca_json && args->ca_integrations == NULL)
 		return cli_fail(err, CLI_EXIT_USAGE, "put needs TENANT FIELD, "
 		    "or TENANT --json to read a JSON object of fields from "
-		    "stdin");
+		    "stdin, or TENANT --integrations ID,ID");
 	if (field == NULL && args->ca_file != NULL)
 		return cli_fail(err, CLI_EXIT_USAGE, "--file needs "
 		    "put TENANT FIELD --file PATH");
-	if (field != NULL && args->ca_replace)
+	if ((field != NULL || !args->ca_json) && args->ca_replace)
 		return cli_fail(err, CLI_EXIT_USAGE, "--replace needs "
 		    "put TENANT --json (a whole config on stdin)");
 	if (tenant_check(tenant, err) == -1)
@@ -202,21 +236,43 @@ cmd_put(struct cli_args *args, struct cli_error *err)
 	if (field != NULL && field_check(field, err) == -1)
 		return -1;
 
-	/* Read the value before connecting: a prompt may take a while. */
-	if (field == NULL) {
-		if (put_json_fields(&fields, err) == -1)
-			return -1;
-	} else if (put_one_field(args, tenant, field, &fields, err) == -1)
+	if (args->ca_integrations != NULL &&
+	    put_integrations(args->ca_integrations, &ints, err) == -1)
 		return -1;
+
+	/* Read the value before connecting: a prompt may take a while. */
+	if (field == NULL && !args->ca_json) {
+		/* Only the integrations: no field changes. */
+		if ((fields = json_object()) == NULL) {
+			json_decref(ints);
+			return cli_fail(err, CLI_EXIT_ERROR, "out of memory");
+		}
+	} else if (field == NULL) {
+		if (put_json_fields(&fields, err) == -1) {
+			json_decref(ints);
+			return -1;
+		}
+	} else if (put_one_field(args, tenant, field, &fields, err) == -1) {
+		json_decref(ints);
+		return -1;
+	}
 
 	if ((params = json_object()) == NULL) {
 		json_decref(fields);
+		json_decref(ints);
 		return cli_fail(err, CLI_EXIT_ERROR, "out of memory");
 	}
 	/* fields first: set_new always takes it, even when it fails. */
 	if (set_new(params, "fields", fields, err) == -1 ||
 	    set_new(params, "tenant", json_string(tenant), err) == -1)
 		goto out;
+	if (ints != NULL) {
+		rv = set_new(params, "integrations", ints, err);
+		ints = NULL;
+		if (rv == -1)
+			goto out;
+		rv = -1;
+	}
 	if ((args->ca_given & CLI_OPT_CAS) &&
 	    set_new(params, "cas", json_integer(args->ca_cas), err) == -1)
 		goto out;

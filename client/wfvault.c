@@ -21,7 +21,8 @@ static int	cmd_help(struct cli_args *, struct cli_error *);
 
 static const struct cli_command commands[] = {
 	{ "put", 1, 2, CLI_OPT_CAS | CLI_OPT_FILE | CLI_OPT_JSON |
-	    CLI_OPT_REPLACE, cmd_put, "put TENANT FIELD, or put TENANT --json",
+	    CLI_OPT_REPLACE | CLI_OPT_INTEGRATIONS, cmd_put,
+	    "put TENANT FIELD, or put TENANT --json",
 	    "  put TENANT FIELD [--cas N] [--json]\n"
 	    "        store one value read from stdin (one trailing newline\n"
 	    "        dropped), or typed at a prompt without echo on a terminal\n"
@@ -31,7 +32,11 @@ static const struct cli_command commands[] = {
 	    "  put TENANT --json [--replace] [--cas N]\n"
 	    "        merge a JSON object of fields read from stdin, atomically;\n"
 	    "        a null value removes that field, --replace replaces the\n"
-	    "        whole config\n" },
+	    "        whole config\n"
+	    "  put TENANT [FIELD|--json] --integrations ID,ID [--replace]\n"
+	    "        record the catalog's integrations the tenant uses (added\n"
+	    "        to its list; with --json --replace, the whole list); its\n"
+	    "        writes are then checked against their formats\n" },
 	{ "get", 1, 2, CLI_OPT_JSON | CLI_OPT_VERSION | CLI_OPT_NO_NEWLINE,
 	    cmd_get, "get TENANT [FIELD]",
 	    "  get TENANT FIELD [--version N] [-n] [--json]\n"
@@ -121,6 +126,7 @@ static const struct cli_option {
 	{ "--format", CLI_OPT_FORMAT, 1 },
 	{ "--force", CLI_OPT_FORCE, 0 },
 	{ "--only", CLI_OPT_ONLY, 1 },
+	{ "--integrations", CLI_OPT_INTEGRATIONS, 1 },
 	{ "-n", CLI_OPT_NO_NEWLINE, 0 },
 	{ "--no-newline", CLI_OPT_NO_NEWLINE, 0 },
 	{ "-y", CLI_OPT_YES, 0 },
@@ -154,6 +160,7 @@ static const char help_tail[] =
     "  --format env|json  export: the output format (default env)\n"
     "  --force            export: print secrets to a terminal too\n"
     "  --only F1,F2       run: pass only these fields\n"
+    "  --integrations ID,ID  put: the integrations the tenant uses\n"
     "  -n, --no-newline   get TENANT FIELD: no newline after the value\n"
     "  -y, --yes          rm TENANT: do not ask on a terminal\n"
     "  -h, --help         show this help\n"
@@ -339,6 +346,9 @@ option_parse(int argc, char **argv, int *i, struct cli_args *args, int *want,
 		break;
 	case CLI_OPT_ONLY:
 		args->ca_only = value;
+		break;
+	case CLI_OPT_INTEGRATIONS:
+		args->ca_integrations = value;
 		break;
 	case CLI_OPT_NO_NEWLINE:
 		args->ca_no_newline = 1;

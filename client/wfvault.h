@@ -54,6 +54,8 @@ struct cli_error {
 #define CLI_OPT_NO_NEWLINE	0x10000
 /* rm TENANT without the question on a terminal. */
 #define CLI_OPT_YES		0x20000
+/* put --integrations (cli_cmd.c). */
+#define CLI_OPT_INTEGRATIONS	0x100000
 
 #define CLI_MAX_OPERANDS	2
 
@@ -84,6 +86,7 @@ struct cli_args {
 	int				 ca_purge;
 	const char			*ca_format;	/* export */
 	const char			*ca_only;	/* run */
+	const char			*ca_integrations; /* put: ID,ID */
 	int				 ca_dry_run;
 	int				 ca_force;
 	int				 ca_no_newline;

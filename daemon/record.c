@@ -208,8 +208,14 @@ record_config_keys(json_t *config, const char ***keysp, size_t *np)
 	keys = calloc(json_object_size(config), sizeof(*keys));
 	if (keys == NULL)
 		return STORE_E_NOMEM;
+	/* Members that are not field names (STORE_INTEGRATIONS) are not listed. */
 	json_object_foreach(config, k, v)
-		keys[n++] = k;
+		if (k[0] != '@')
+			keys[n++] = k;
+	if (n == 0) {
+		free(keys);
+		return STORE_OK;
+	}
 	qsort(keys, n, sizeof(*keys), record_keys_cmp);
 	*keysp = keys;
 	*np = n;

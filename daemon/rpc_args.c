@@ -89,9 +89,10 @@ static int
 args_put(json_t *params, struct rpc_args *a, char *err, size_t errlen)
 {
 	static const char *const allowed[] = { "tenant", "fields", "cas",
-	    "replace", NULL };
+	    "replace", "integrations", NULL };
 	const char	*key;
 	json_t		*value;
+	size_t		 i;
 	int		 present;
 
 	if (proto_params_check(params, allowed, err, errlen) == -1 ||
@@ -111,7 +112,35 @@ args_put(json_t *params, struct rpc_args *a, char *err, size_t errlen)
 		snprintf(err, errlen, "param 'fields' must be an object");
 		return -1;
 	}
-	if (json_object_size(a->ra_fields) == 0) {
+	/*
+	 * The integrations a tenant uses are ids the catalog knows (rpc_put
+	 * checks that); here only their shape.  fields may then be empty:
+	 * onboarding records the integrations before any value.
+	 */
+	a->ra_integrations = json_object_get(params, "integrations");
+	if (a->ra_integrations != NULL) {
+		if (!json_is_array(a->ra_integrations) ||
+		    json_array_size(a->ra_integrations) > RPC_INTEGRATIONS_MAX) {
+			snprintf(err, errlen, "param 'integrations' must be an "
+			    "array of at most %d integration ids",
+			    RPC_INTEGRATIONS_MAX);
+			return -1;
+		}
+		json_array_foreach(a->ra_integrations, i, value) {
+			if (!json_is_string(value) ||
+			    json_string_length(value) == 0 ||
+			    json_string_length(value) > PROTO_FIELD_MAX ||
+			    strlen(json_string_value(value)) !=
+			    json_string_length(value)) {
+				snprintf(err, errlen, "param 'integrations' "
+				    "must hold integration ids (strings of 1 "
+				    "to %d bytes)", PROTO_FIELD_MAX);
+				return -1;
+			}
+		}
+	}
+	if (json_object_size(a->ra_fields) == 0 &&
+	    (a->ra_integrations == NULL || a->ra_replace)) {
 		snprintf(err, errlen, "param 'fields' is empty; nothing to "
 		    "store");
 		return -1;

@@ -9,6 +9,8 @@
 
 #include "wfvaultd.h"
 
+static int	rpc_put_integrations(struct rpc_call *, json_t *, json_t **);
+static int	rpc_enforce(struct rpc_call *, json_t *);
 static int	rpc_current(struct rpc_call *, json_t **, uint64_t *);
 static int	rpc_store_config(struct rpc_call *, json_t *);
 static int	rpc_purge(struct rpc_call *);
@@ -79,11 +81,127 @@ rpc_store_config(struct rpc_call *call, json_t *config)
 	    "version", (json_int_t)version));
 }
 
+static int
+rpc_id_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * The integrations the tenant uses after this put: the stored ones
+ * (current's, or none), plus the ones given, or only the given ones on a
+ * replace.  Every id given must be in the catalog.  0 with a new sorted
+ * array without repeats in *out, or -1 (answered).
+ */
+static int
+rpc_put_integrations(struct rpc_call *call, json_t *current, json_t **out)
+{
+	struct rpc_args	*a = &call->rc_args;
+	const char	*ids[2 * RPC_INTEGRATIONS_MAX], *id;
+	json_t		*stored, *v;
+	char		 unknown[256];
+	size_t		 n = 0, i, len = 0;
+
+	*out = NULL;
+	stored = current != NULL ? json_object_get(current,
+	    STORE_INTEGRATIONS) : NULL;
+	if (json_is_array(stored) && (a->ra_integrations == NULL ||
+	    !a->ra_replace))
+		json_array_foreach(stored, i, v)
+			if (json_is_string(v) && n < sizeof(ids) / sizeof(ids[0]))
+				ids[n++] = json_string_value(v);
+	unknown[0] = '\0';
+	json_array_foreach(a->ra_integrations, i, v) {
+		id = json_string_value(v);
+		if (catalog_find(call->rc_srv->srv_catalog, id) == NULL) {
+			/* Ids are short strings checked by rpc_args. */
+			len += snprintf(unknown + len, len < sizeof(unknown) ?
+			    sizeof(unknown) - len : 0, "%s'%s'", len > 0 ?
+			    ", " : "", id);
+			if (len >= sizeof(unknown))
+				len = sizeof(unknown);
+			continue;
+		}
+		if (n < sizeof(ids) / sizeof(ids[0]))
+			ids[n++] = id;
+	}
+	if (unknown[0] != '\0')
+		return rpc_fail(call, PROTO_E_PARAMS, "unknown integration %s: "
+		    "not in the catalog (wfvault integrations lists it); "
+		    "nothing stored", unknown);
+	qsort(ids, n, sizeof(ids[0]), rpc_id_cmp);
+	if ((*out = json_array()) == NULL)
+		return rpc_fail(call, PROTO_E_INTERNAL, "out of memory");
+	for (i = 0; i < n; i++) {
+		if (i > 0 && strcmp(ids[i], ids[i - 1]) == 0)
+			continue;
+		if (json_array_size(*out) == RPC_INTEGRATIONS_MAX) {
+			json_decref(*out);
+			*out = NULL;
+			return rpc_fail(call, PROTO_E_PARAMS, "tenant '%s' "
+			    "would use more than %d integrations; nothing "
+			    "stored", a->ra_tenant, RPC_INTEGRATIONS_MAX);
+		}
+		if (json_array_append_new(*out, json_string(ids[i])) == -1) {
+			json_decref(*out);
+			*out = NULL;
+			return rpc_fail(call, PROTO_E_INTERNAL,
+			    "out of memory");
+		}
+	}
+	return 0;
+}
+
+/*
+ * Every field of config named by an integration the tenant uses must be
+ * a string matching the field's format; a missing one is fine (it is
+ * collected later).  The message names the field and the format, never
+ * the value: it may be a secret.  An integration gone from the catalog
+ * (a reload dropped it) checks nothing, with a warning.
+ */
+static int
+rpc_enforce(struct rpc_call *call, json_t *config)
+{
+	const struct catalog_integration	*ci;
+	const struct catalog_field		*cf;
+	json_t					*ids, *id, *v;
+	size_t					 i, j;
+
+	ids = json_object_get(config, STORE_INTEGRATIONS);
+	json_array_foreach(ids, i, id) {
+		ci = catalog_find(call->rc_srv->srv_catalog,
+		    json_string_value(id));
+		if (ci == NULL) {
+			log_warnx("tenant '%s' uses integration '%s', which "
+			    "is not in the catalog: its formats are not "
+			    "checked", call->rc_args.ra_tenant,
+			    json_string_value(id));
+			continue;
+		}
+		for (j = 0; j < ci->ci_nfields; j++) {
+			cf = &ci->ci_fields[j];
+			if ((v = json_object_get(config, cf->cf_name)) == NULL)
+				continue;
+			/* A NUL inside would hide the rest from the regex. */
+			if (json_is_string(v) && strlen(json_string_value(v)) ==
+			    json_string_length(v) &&
+			    catalog_field_match(cf, json_string_value(v)))
+				continue;
+			return rpc_fail(call, PROTO_E_PARAMS, "field '%s' does "
+			    "not match the format of integration '%s' (%s); "
+			    "nothing stored", cf->cf_name, ci->ci_id,
+			    cf->cf_format);
+		}
+	}
+	return 0;
+}
+
 int
 rpc_put(struct rpc_call *call)
 {
 	struct rpc_args	*a = &call->rc_args;
 	json_t		*config = NULL, *current = NULL, *value, *old;
+	json_t		*ints = NULL, *was = NULL;
 	const char	*key;
 	uint64_t	 version;
 	int		 ret = -1, changed = 0, may_read;
@@ -96,9 +214,13 @@ rpc_put(struct rpc_call *call)
 	 */
 	may_read = (acl_perms(&call->rc_srv->srv_conf->dc_acl, &call->rc_peer,
 	    a->ra_tenant) & PERM_READ) != 0;
-	if (rpc_current(call, !a->ra_replace || may_read ? &current : NULL,
-	    &version) == -1)
+	/* Even a write-only replace keeps the integrations stored. */
+	if (rpc_current(call, &current, &version) == -1)
 		goto out;
+	if (rpc_put_integrations(call, current, &ints) == -1)
+		goto out;
+	if (current != NULL)
+		was = json_incref(json_object_get(current, STORE_INTEGRATIONS));
 	if (!a->ra_replace && current != NULL)
 		config = json_incref(current);
 	else if ((config = json_object()) == NULL) {
@@ -121,6 +243,17 @@ rpc_put(struct rpc_call *call)
 			changed = 1;
 		}
 	}
+	if (json_array_size(ints) > 0) {
+		if (json_object_set(config, STORE_INTEGRATIONS, ints) == -1) {
+			rpc_fail(call, PROTO_E_INTERNAL, "out of memory");
+			goto out;
+		}
+	} else
+		json_object_del(config, STORE_INTEGRATIONS);
+	if (was != NULL ? !json_equal(was, ints) : json_array_size(ints) > 0)
+		changed = 1;
+	if (rpc_enforce(call, config) == -1)
+		goto out;
 	if (version == 0 && json_object_size(config) == 0) {
 		rpc_fail(call, PROTO_E_PARAMS, "nothing to store: tenant '%s' "
 		    "does not exist and every field given is null",
@@ -141,6 +274,8 @@ rpc_put(struct rpc_call *call)
 	}
 	ret = rpc_store_config(call, config);
 out:
+	json_decref(ints);
+	json_decref(was);
 	json_decref(config);
 	json_decref(current);
 	return ret;
@@ -213,7 +348,7 @@ int
 rpc_get(struct rpc_call *call)
 {
 	struct rpc_args	*a = &call->rc_args;
-	json_t		*config = NULL, *value;
+	json_t		*config = NULL, *value, *ints;
 	uint64_t	 version;
 	int		 rc;
 
@@ -225,15 +360,26 @@ rpc_get(struct rpc_call *call)
 		    a->ra_tenant, (unsigned long long)a->ra_version);
 	if (rc != STORE_OK)
 		return rpc_store_fail(call, rc);
+	/*
+	 * The integrations go beside fields, not in it: fields is exactly
+	 * what the sync agent pushes to Workers KV.
+	 */
+	ints = json_incref(json_object_get(config, STORE_INTEGRATIONS));
+	json_object_del(config, STORE_INTEGRATIONS);
+	if (ints == NULL && (ints = json_array()) == NULL) {
+		json_decref(config);
+		return rpc_fail(call, PROTO_E_INTERNAL, "out of memory");
+	}
 	if (a->ra_field == NULL) {
 		/* The audit line names every field whose value went out. */
 		json_decref(call->rc_names);
 		call->rc_names = NULL;
 		rpc_note_fields(call, config, NULL);
-		return rpc_result(call, json_pack("{s:s,s:I,s:o}", "tenant",
-		    a->ra_tenant, "version", (json_int_t)version, "fields",
-		    config));
+		return rpc_result(call, json_pack("{s:s,s:I,s:o,s:o}",
+		    "tenant", a->ra_tenant, "version", (json_int_t)version,
+		    "fields", config, "integrations", ints));
 	}
+	json_decref(ints);
 	if ((value = json_object_get(config, a->ra_field)) == NULL) {
 		json_decref(config);
 		return rpc_fail(call, PROTO_E_NOT_FOUND, "tenant '%s' has no "

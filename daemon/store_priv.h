@@ -134,7 +134,10 @@ int	 record_tenant_rewrite(const MDB_val *val, const struct store_rec *rec,
 	    const unsigned char *pending, MDB_val *out);
 /* The record's field names as a new JSON array, or NULL. */
 json_t	*record_fields_json(const struct store_rec *rec);
-/* config's keys (borrowed from it), sorted, in a new array (*keysp). */
+/*
+ * config's field names (borrowed from it), sorted, in a new array (*keysp;
+ * NULL when none): members starting with '@' are not fields.
+ */
 int	 record_config_keys(json_t *config, const char ***keysp, size_t *np);
 /* 1 if the record names exactly config's keys, in byte order. */
 int	 record_fields_match(const struct store_rec *rec, json_t *config);

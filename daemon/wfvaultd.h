@@ -392,6 +392,14 @@ int	store_config_get(struct store *store, MDB_txn *txn, const char *tenant,
 	    uint64_t version, json_t **config, uint64_t *got_version);
 
 /*
+ * Beside its fields, a version's object may hold this member: the sorted
+ * ids of the integrations the tenant uses, versioned with the fields.  No
+ * field name can start with '@', and the tenant record lists field names
+ * only (record_config_keys skips it).  A version without it uses none.
+ */
+#define STORE_INTEGRATIONS	"@integrations"
+
+/*
  * Stores config (an object, borrowed) as the tenant's next version, creating
  * the tenant (and its data key) if needed, pruning versions beyond
  * sp_keep_versions, and appending a put to the change feed.  STORE_OK,
@@ -921,10 +929,14 @@ void	rotate_release(struct server *srv);
 
 /* rpc_args.c */
 /* The checked params of a request; strings are borrowed from its params. */
+/* At most this many integrations per tenant (put's param). */
+#define RPC_INTEGRATIONS_MAX	64
+
 struct rpc_args {
 	const char	*ra_tenant;
 	const char	*ra_field;
 	json_t		*ra_fields;
+	json_t		*ra_integrations;	/* put: array of ids, or NULL */
 	uint64_t	 ra_cas;
 	int		 ra_has_cas;
 	int		 ra_replace;

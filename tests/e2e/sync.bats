@@ -664,3 +664,13 @@ load_tenants() {
 	[ "$(worker_get ghost | jq -r .config)" != null ]
 	[ "$(stat_of bulk_delete)" -eq 0 ]
 }
+
+@test "the integrations a tenant uses stay out of the config in KV" {
+	wfv put acme --integrations openai
+	put_value acme openai_api_key sk-abcdefghijklmnopqrstuvwxyz
+	run sync_once
+	[ "$status" -eq 0 ]
+	run worker_get acme
+	[ "$(jq -c .config <<<"$output")" = \
+	    '{"openai_api_key":"sk-abcdefghijklmnopqrstuvwxyz"}' ]
+}

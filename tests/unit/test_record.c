@@ -241,6 +241,20 @@ test_fields_match(void **state)
 	json_object_del(c, "c");
 	json_object_del(c, "bb");
 	assert_false(record_fields_match(&rec, c));
+	/* The integrations member is versioned data, not a field name. */
+	json_object_set_new(c, "bb", json_integer(1));
+	json_object_set_new(c, STORE_INTEGRATIONS, json_pack("[s]", "openai"));
+	assert_int_equal(record_config_keys(c, &keys, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(keys[0], "a");
+	assert_string_equal(keys[1], "bb");
+	free(keys);
+	assert_true(record_fields_match(&rec, c));
+	json_decref(c);
+	c = json_pack("{s:[s]}", STORE_INTEGRATIONS, "openai");
+	assert_int_equal(record_config_keys(c, &keys, &n), STORE_OK);
+	assert_int_equal(n, 0);
+	assert_null(keys);
 	json_decref(c);
 	free(val.mv_data);
 }
