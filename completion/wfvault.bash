@@ -13,7 +13,7 @@ _wfvault_options()
 {
 	local common="-s --socket -h --help"
 	case $1 in
-	put)	echo "$common --cas --file --json --replace" ;;
+	put)	echo "$common --cas --file --integrations --json --replace" ;;
 	get)	echo "$common --json --version -n --no-newline" ;;
 	list|fields|status|backup|rotate-master-key|rotate-key|integrations)
 		echo "$common --json" ;;

@@ -229,7 +229,8 @@ keys_of() {
 	[ "$(printf v | wfv put acme k --json | keys_of .)" = tenant,version ]
 	[ "$(echo '{"j":"w"}' | wfv put acme --json | keys_of .)" = \
 	    tenant,version ]
-	[ "$(wfv get acme --json | keys_of .)" = fields,tenant,version ]
+	[ "$(wfv get acme --json | keys_of .)" = \
+	    fields,integrations,tenant,version ]
 	[ "$(wfv get acme k --json | keys_of .)" = field,tenant,value,version ]
 	[ "$(wfv list --json | keys_of .)" = tenants ]
 	[ "$(wfv list --json | keys_of '.tenants[0]')" = \
