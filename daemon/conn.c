@@ -47,6 +47,8 @@ static int	conn_output_full(struct conn *, size_t *);
 #define OUTPUT_RESUME_DIVISOR	2
 /* Buffer segments looked at per evbuffer_peek while framing. */
 #define FRAME_PEEK_VECS		8
+/* Replies a peer with no grant may still have on their way at its end. */
+#define UNGRANTED_OWED_BYTES	(64 * 1024)
 
 
 int
@@ -517,17 +519,27 @@ conn_ungranted(evutil_socket_t fd, short ev, void *arg)
 {
 	struct conn		*conn = arg;
 	struct daemon_conf	*conf = conn->c_srv->srv_conf;
+	struct timeval		 tv;
 	char			 msg[256];
 
+	/* Told, and still not gone a second timeout later: closed now. */
+	if (conn->c_ungranted_told) {
+		conn_close(conn);
+		return;
+	}
 	if (conn->c_closing ||
 	    acl_perms_any(&conf->dc_acl, &conn->c_peer) != 0)
 		return;
 	log_debug("%s: connection %llu of uid %u holds no permission; closed "
 	    "after ungranted_timeout", __func__,
 	    (unsigned long long)conn->c_id, (unsigned)conn->c_peer.p_uid);
-	/* One that does not read its replies is not owed them. */
-	if (evbuffer_get_length(bufferevent_get_output(conn->c_bev)) > 0 ||
-	    conn->c_waiting > 0) {
+	/*
+	 * One that does not read its replies is not owed them; one that
+	 * does (a reply or two still on their way) gets the reason after
+	 * them, and at most one more ungranted_timeout to take it.
+	 */
+	if (evbuffer_get_length(bufferevent_get_output(conn->c_bev)) >
+	    UNGRANTED_OWED_BYTES || conn->c_waiting > 0) {
 		conn_close(conn);
 		return;
 	}
@@ -539,8 +551,14 @@ conn_ungranted(evutil_socket_t fd, short ev, void *arg)
 	    (unsigned long long)conf->dc_ungranted_timeout);
 	server_send_close(conn, proto_reply_error(NULL, PROTO_E_DENIED, msg,
 	    json_pack("{s:s}", "kind", proto_err_kind(PROTO_E_DENIED))));
-	if (conn_finished(conn))
+	if (conn_finished(conn)) {
 		conn_close(conn);
+		return;
+	}
+	conn->c_ungranted_told = 1;
+	tv.tv_sec = (time_t)conf->dc_ungranted_timeout;
+	tv.tv_usec = 0;
+	evtimer_add(conn->c_ungranted, &tv);
 }
 
 /*

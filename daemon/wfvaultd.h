@@ -685,6 +685,7 @@ struct conn {
 	struct bufferevent	*c_bev;
 	struct event		*c_deadline;	/* for one whole message */
 	struct event		*c_ungranted;	/* a peer with no grant */
+	int			 c_ungranted_told; /* ... was told, closing */
 	struct evbuffer_cb_entry *c_output_cb;	/* srv_output_total */
 	struct peer		 c_peer;
 	int			 c_waiting;	/* queued writes not answered */
