@@ -121,3 +121,16 @@ catalog_file() {
 	run wfv test beta
 	[ "$status" -eq 3 ]
 }
+
+@test "the CLI links no libcurl: only wfvault-test does" {
+	run ldd "$WFVAULT"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *libjansson* ]]
+	[[ "$output" != *libcurl* ]]
+	run ldd "$E2E_BUILD/wfvault-test"
+	[[ "$output" == *libcurl* ]]
+	run wfv help test
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"test TENANT [INTEGRATION...]"* ]]
+	[[ "$output" == *"7  test: a live test failed"* ]]
+}
