@@ -45,14 +45,17 @@ test_id_echoable(const char *s)
 
 /*
  * The helper: $WFVAULT_TEST_HELPER, else wfvault-test next to this
- * program (a build tree, or bin/ of an install), else the libexec one.
+ * program (a build tree), else in ../libexec/wfvault from it (an install
+ * under any PREFIX), else in the LIBEXECDIR this was built for.
  */
 static int
 test_helper_path(char *path, size_t len, struct cli_error *err)
 {
+	static const char *const rel[] = { "", "/../libexec/wfvault" };
 	const char	*env;
 	char		 self[PATH_MAX], *slash;
 	ssize_t		 n;
+	size_t		 i;
 
 	if ((env = getenv("WFVAULT_TEST_HELPER")) != NULL && *env != '\0') {
 		snprintf(path, len, "%s", env);
@@ -62,17 +65,20 @@ test_helper_path(char *path, size_t len, struct cli_error *err)
 		self[n] = '\0';
 		if ((slash = strrchr(self, '/')) != NULL) {
 			*slash = '\0';
-			if ((size_t)snprintf(path, len, "%s/" TEST_HELPER,
-			    self) < len && access(path, X_OK) == 0)
-				return 0;
+			for (i = 0; i < sizeof(rel) / sizeof(rel[0]); i++)
+				if ((size_t)snprintf(path, len, "%s%s/"
+				    TEST_HELPER, self, rel[i]) < len &&
+				    access(path, X_OK) == 0)
+					return 0;
 		}
 	}
 	snprintf(path, len, "%s/" TEST_HELPER, WFVAULT_LIBEXECDIR);
 	if (access(path, X_OK) == 0)
 		return 0;
 	return cli_fail(err, CLI_EXIT_ERROR, "cannot find %s (looked next "
-	    "to wfvault and in %s; WFVAULT_TEST_HELPER names another)",
-	    TEST_HELPER, WFVAULT_LIBEXECDIR);
+	    "to wfvault, in ../libexec/wfvault from it and in %s; "
+	    "WFVAULT_TEST_HELPER names another)", TEST_HELPER,
+	    WFVAULT_LIBEXECDIR);
 }
 
 /* WFVAULT_TEST_TIMEOUT seconds (1..600), for a request's whole time. */
