@@ -134,7 +134,7 @@ lt_fill(CURL *curl, const char *t, json_t *fields, int encode, char **buf,
 			end += 2;
 			if ((val = json_string_value(json_object_get(fields,
 			    name))) == NULL) {
-				util_wipe_realloc(out, 0);
+				proto_wipe_free(out);
 				return lt_fail(o, "the tenant has no field '%s'",
 				    name);
 			}
@@ -171,7 +171,7 @@ lt_fill(CURL *curl, const char *t, json_t *fields, int encode, char **buf,
 oom:
 	if (enc != NULL)
 		curl_free(enc);
-	util_wipe_realloc(out, 0);
+	proto_wipe_free(out);
 	return lt_fail(o, "%s", "out of memory");
 }
 
@@ -270,19 +270,19 @@ lt_headers(CURL *curl, json_t *headers, json_t *fields,
 		    -1)
 			return -1;
 		if (strpbrk(val, "\r\n") != NULL) {
-			util_wipe_realloc(val, 0);
+			proto_wipe_free(val);
 			return lt_fail(o, "a field in header '%.64s' holds a "
 			    "line break", name);
 		}
 		n = strlen(name) + strlen(val) + 3;
 		if ((line = util_wipe_realloc(NULL, n)) == NULL) {
-			util_wipe_realloc(val, 0);
+			proto_wipe_free(val);
 			return lt_fail(o, "%s", "out of memory");
 		}
 		snprintf(line, n, "%s: %s", name, val);
-		util_wipe_realloc(val, 0);
+		proto_wipe_free(val);
 		nl = curl_slist_append(*list, line);
-		util_wipe_realloc(line, 0);
+		proto_wipe_free(line);
 		if (nl == NULL)
 			return lt_fail(o, "%s", "out of memory");
 		*list = nl;
@@ -395,7 +395,7 @@ lt_run(json_t *job, struct lt_outcome *o)
 	}
 done:
 	curl_slist_free_all(hdrs);
-	util_wipe_realloc(url, 0);
+	proto_wipe_free(url);
 	curl_easy_cleanup(curl);
 }
 
@@ -424,7 +424,7 @@ lt_read_job(size_t *lenp)
 	*lenp = len;
 	return buf;
 fail:
-	util_wipe_realloc(buf, 0);
+	proto_wipe_free(buf);
 	return NULL;
 }
 
@@ -459,7 +459,7 @@ main(int argc, char **argv)
 		goto done;
 	}
 	job = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
-	util_wipe_realloc(buf, 0);
+	proto_wipe_free(buf);
 	if (!json_is_object(job)) {
 		fprintf(stderr, "wfvault-test: the job is not a JSON object\n");
 		goto done;
