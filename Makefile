@@ -72,12 +72,17 @@ INC_client  = -Iclient -Iproto
 INC_sync    = -Isync -Iproto -Iconfig -Icommon
 INC_unit    = -Itests/unit -Idaemon -Isync -Iproto -Iconfig -Icommon
 INC_e2e     =
+INC_livetest = -Iproto -Icommon
 
 DAEMON_LIBS = -llmdb -lsodium -levent -ljansson -pthread
 CLI_LIBS    = -ljansson
 SYNC_LIBS   = -ljansson -lcurl
+# wfvault test's helper: libcurl stays out of the CLI's start-up.
+LIVETEST_LIBS = -ljansson -lcurl
+LIBEXECDIR  ?= $(PREFIX)/libexec/wfvault
 
-PROGS = $(BUILD)/wfvaultd $(BUILD)/wfvault $(BUILD)/wfvault-sync
+PROGS = $(BUILD)/wfvaultd $(BUILD)/wfvault $(BUILD)/wfvault-sync \
+	$(BUILD)/wfvault-test
 
 .PHONY: all deps deps-build deps-test build test-build test demo bench \
 	fuzz format install uninstall clean
@@ -135,6 +140,11 @@ $(BUILD)/obj/client/%.o: INC = $(INC_client)
 $(BUILD)/obj/sync/%.o: INC = $(INC_sync)
 $(BUILD)/obj/tests/unit/%.o: INC = $(INC_unit)
 $(BUILD)/obj/tests/e2e/%.o: INC = $(INC_e2e)
+$(BUILD)/obj/livetest/%.o: INC = $(INC_livetest)
+# Where an installed wfvault looks for wfvault-test when it is not next
+# to it.
+$(BUILD)/obj/client/cli_test.o: ALL_CPPFLAGS += \
+	-DWFVAULT_LIBEXECDIR='"$(LIBEXECDIR)"'
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -148,6 +158,9 @@ $(BUILD)/wfvault: $(CLI_OBJS) $(PROTO_OBJS) $(COMMON_OBJS)
 
 $(BUILD)/wfvault-sync: $(BUILD)/obj/sync/sync.o $(SYNC_OBJS) $(CONFIG_OBJS) $(PROTO_OBJS) $(COMMON_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(SYNC_LIBS)
+
+$(BUILD)/wfvault-test: $(BUILD)/obj/livetest/wfvault-test.o $(PROTO_OBJS) $(COMMON_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIVETEST_LIBS)
 
 # Unit tests link the modules they use from this archive, and the
 # helpers several of them share (tests/unit/support.c).
@@ -220,6 +233,8 @@ install: all
 	install -m 0755 $(BUILD)/wfvaultd $(DESTDIR)$(PREFIX)/sbin/wfvaultd
 	install -m 0755 $(BUILD)/wfvault $(DESTDIR)$(PREFIX)/bin/wfvault
 	install -m 0755 $(BUILD)/wfvault-sync $(DESTDIR)$(PREFIX)/bin/wfvault-sync
+	install -d $(DESTDIR)$(LIBEXECDIR)
+	install -m 0755 $(BUILD)/wfvault-test $(DESTDIR)$(LIBEXECDIR)/wfvault-test
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
 	    $(DESTDIR)$(TMPFILESDIR)
 	@set -e; for u in $(UNITS); do \
@@ -266,7 +281,9 @@ install: all
 # is in $(SYSCONFDIR)/wfvault (credentials), the store and the users.
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/wfvaultd $(DESTDIR)$(PREFIX)/bin/wfvault \
-	    $(DESTDIR)$(PREFIX)/bin/wfvault-sync
+	    $(DESTDIR)$(PREFIX)/bin/wfvault-sync \
+	    $(DESTDIR)$(LIBEXECDIR)/wfvault-test
+	@rmdir $(DESTDIR)$(LIBEXECDIR) 2>/dev/null || true
 	rm -f $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(UNITS)) \
 	    $(DESTDIR)$(SYSUSERSDIR)/wfvault.conf $(DESTDIR)$(TMPFILESDIR)/wfvault.conf
 	rm -f $(foreach m,$(MAN_PAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))

@@ -81,6 +81,13 @@ static const struct cli_command commands[] = {
 	    "  integrations [--json]\n"
 	    "        list the integration catalog: each provider's id, kind,\n"
 	    "        title and the fields a tenant needs ((secret) marked)\n" },
+	{ "test", 1, CLI_MAX_OPERANDS, CLI_OPT_JSON, cmd_test,
+	    "test TENANT [INTEGRATION...]",
+	    "  test TENANT [INTEGRATION...] [--json]\n"
+	    "        run the catalog's live test of each integration named\n"
+	    "        (default: each one whose fields the tenant holds) and\n"
+	    "        print pass or FAIL with the HTTP status; exit 7 if one\n"
+	    "        failed\n" },
 	{ "import", 1, 2, CLI_OPT_CAS | CLI_OPT_JSON | CLI_OPT_REPLACE |
 	    CLI_OPT_DRY_RUN, cmd_import, "import TENANT [FILE|-]",
 	    "  import TENANT [FILE|-] [--replace] [--cas N] [--dry-run] [--json]\n"
@@ -179,6 +186,7 @@ static const char help_tail[] =
     "  5  conflict: the --cas version did not match, or a backup of that\n"
     "     name exists\n"
     "  6  daemon unreachable (cannot connect, or the connection was lost)\n"
+    "  7  test: a live test failed\n"
     "run exits with CMD's own status, or 127 when CMD cannot be run.\n";
 
 int

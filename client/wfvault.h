@@ -20,6 +20,8 @@
 #define CLI_EXIT_DENIED		4
 #define CLI_EXIT_CONFLICT	5
 #define CLI_EXIT_UNREACHABLE	6
+/* wfvault test: a live test failed (its line says which and why). */
+#define CLI_EXIT_TEST_FAILED	7
 
 /* The largest value put accepts from stdin, a file or the terminal. */
 #define CLI_VALUE_MAX		(1024 * 1024)
@@ -57,7 +59,8 @@ struct cli_error {
 /* put --integrations (cli_cmd.c). */
 #define CLI_OPT_INTEGRATIONS	0x100000
 
-#define CLI_MAX_OPERANDS	2
+/* test TENANT [INTEGRATION...] takes the most. */
+#define CLI_MAX_OPERANDS	32
 
 struct cli_args;
 
@@ -113,6 +116,8 @@ int	cmd_rotate_key(struct cli_args *, struct cli_error *);
 
 /* cli_catalog.c */
 int	cmd_integrations(struct cli_args *, struct cli_error *);
+/* cli_test.c */
+int	cmd_test(struct cli_args *, struct cli_error *);
 /* cli_dotenv.c */
 /*
  * Parses an .env text into *out, a new object of string fields (names

@@ -435,6 +435,11 @@ assert_file_mode() {
 	assert_file_mode "$d" /usr/sbin/wfvaultd 755
 	assert_file_mode "$d" /usr/bin/wfvault 755
 	assert_file_mode "$d" /usr/bin/wfvault-sync 755
+	assert_file_mode "$d" /usr/libexec/wfvault/wfvault-test 755
+	# The installed CLI finds its helper (else exit 1, not 6).
+	run env -u WFVAULT_TEST_HELPER "$d/usr/bin/wfvault" \
+	    -s "$S/nowhere.sock" test acme
+	[ "$status" -eq 6 ] || { echo "$output" >&2; false; }
 	for u in $UNITS; do
 		assert_file_mode "$d" "/usr/lib/systemd/system/$u" 644
 		cmp "$E2E_ROOT/systemd/$u" "$d/usr/lib/systemd/system/$u"

@@ -1,0 +1,404 @@
+/*
+ * wfvault test: runs the catalog's live tests for a tenant.  The request
+ * itself is made by wfvault-test, a helper program that links libcurl, so
+ * that this CLI (and every other command's start-up) does not; the helper
+ * gets the test and the field values on a pipe, never in argv.
+ */
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto.h"
+#include "wfvault.h"
+
+#ifndef WFVAULT_LIBEXECDIR
+#define WFVAULT_LIBEXECDIR	"/usr/local/libexec/wfvault"
+#endif
+#define TEST_HELPER		"wfvault-test"
+#define TEST_CONNECT_TIMEOUT	10	/* seconds */
+#define TEST_TIMEOUT		20
+#define TEST_TIMEOUT_MAX	600
+#define TEST_ANSWER_MAX		4096
+#define TEST_JSON_FLAGS		(JSON_INDENT(2) | JSON_SORT_KEYS)
+
+/* An integration id may be echoed: the catalog's ids are plain words. */
+static int
+test_id_echoable(const char *s)
+{
+	size_t	i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+		    s[i] == '-'))
+			return 0;
+	return i > 0 && i <= 64;
+}
+
+/*
+ * The helper: $WFVAULT_TEST_HELPER, else wfvault-test next to this
+ * program (a build tree), else in ../libexec/wfvault from it (an install
+ * under any PREFIX), else in the LIBEXECDIR this was built for.
+ */
+static int
+test_helper_path(char *path, size_t len, struct cli_error *err)
+{
+	static const char *const rel[] = { "", "/../libexec/wfvault" };
+	const char	*env;
+	char		 self[PATH_MAX], *slash;
+	ssize_t		 n;
+	size_t		 i;
+
+	if ((env = getenv("WFVAULT_TEST_HELPER")) != NULL && *env != '\0') {
+		snprintf(path, len, "%s", env);
+		return 0;
+	}
+	if ((n = readlink("/proc/self/exe", self, sizeof(self) - 1)) > 0) {
+		self[n] = '\0';
+		if ((slash = strrchr(self, '/')) != NULL) {
+			*slash = '\0';
+			for (i = 0; i < sizeof(rel) / sizeof(rel[0]); i++)
+				if ((size_t)snprintf(path, len, "%s%s/"
+				    TEST_HELPER, self, rel[i]) < len &&
+				    access(path, X_OK) == 0)
+					return 0;
+		}
+	}
+	snprintf(path, len, "%s/" TEST_HELPER, WFVAULT_LIBEXECDIR);
+	if (access(path, X_OK) == 0)
+		return 0;
+	return cli_fail(err, CLI_EXIT_ERROR, "cannot find %s (looked next "
+	    "to wfvault, in ../libexec/wfvault from it and in %s; "
+	    "WFVAULT_TEST_HELPER names another)", TEST_HELPER,
+	    WFVAULT_LIBEXECDIR);
+}
+
+/* WFVAULT_TEST_TIMEOUT seconds (1..600), for a request's whole time. */
+static int
+test_timeout(long *total, struct cli_error *err)
+{
+	const char	*env;
+	char		*end;
+	long		 n;
+
+	*total = TEST_TIMEOUT;
+	if ((env = getenv("WFVAULT_TEST_TIMEOUT")) == NULL || *env == '\0')
+		return 0;
+	errno = 0;
+	n = strtol(env, &end, 10);
+	if (errno != 0 || *end != '\0' || n < 1 || n > TEST_TIMEOUT_MAX)
+		return cli_fail(err, CLI_EXIT_USAGE, "WFVAULT_TEST_TIMEOUT is "
+		    "a number of seconds, 1 to %d", TEST_TIMEOUT_MAX);
+	*total = n;
+	return 0;
+}
+
+/* Writes all of buf to fd; a helper that exits early is not our error. */
+static void
+test_write_all(int fd, const char *buf, size_t len)
+{
+	ssize_t	n;
+
+	while (len > 0) {
+		if ((n = write(fd, buf, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		buf += n;
+		len -= n;
+	}
+}
+
+/*
+ * Runs the helper with job on its stdin; *answer is a new reference to
+ * its outcome object.  The job's text is wiped once written.
+ */
+static int
+test_spawn(const char *helper, json_t *job, json_t **answer,
+    struct cli_error *err)
+{
+	int	 in[2] = { -1, -1 }, out[2] = { -1, -1 }, st, rv = -1;
+	char	*text, buf[TEST_ANSWER_MAX];
+	size_t	 len = 0, tlen;
+	ssize_t	 n;
+	pid_t	 pid;
+
+	*answer = NULL;
+	if ((text = json_dumps(job, JSON_COMPACT)) == NULL)
+		return cli_fail(err, CLI_EXIT_ERROR, "out of memory");
+	tlen = strlen(text);
+	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1) {
+		cli_fail(err, CLI_EXIT_ERROR, "pipe: %s", strerror(errno));
+		goto done;
+	}
+	if ((pid = fork()) == -1) {
+		cli_fail(err, CLI_EXIT_ERROR, "fork: %s", strerror(errno));
+		goto done;
+	}
+	if (pid == 0) {
+		if (dup2(in[0], STDIN_FILENO) == -1 ||
+		    dup2(out[1], STDOUT_FILENO) == -1)
+			_exit(127);
+		execl(helper, TEST_HELPER, (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	in[0] = out[1] = -1;
+	/* The job is far below a pipe's buffer, so this cannot deadlock. */
+	test_write_all(in[1], text, tlen);
+	close(in[1]);
+	in[1] = -1;
+	while (len < sizeof(buf) - 1) {
+		if ((n = read(out[0], buf + len, sizeof(buf) - 1 - len)) ==
+		    -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (n == 0)
+			break;
+		len += n;
+	}
+	buf[len] = '\0';
+	while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
+		;
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 127 && len == 0) {
+		cli_fail(err, CLI_EXIT_ERROR, "cannot run %s", helper);
+		goto done;
+	}
+	if ((*answer = json_loads(buf, 0, NULL)) == NULL ||
+	    !json_is_object(*answer)) {
+		json_decref(*answer);
+		*answer = NULL;
+		cli_fail(err, CLI_EXIT_ERROR, "%s failed (exit status %d)",
+		    TEST_HELPER, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+		goto done;
+	}
+	rv = 0;
+done:
+	if (in[0] != -1)
+		close(in[0]);
+	if (in[1] != -1)
+		close(in[1]);
+	if (out[0] != -1)
+		close(out[0]);
+	if (out[1] != -1)
+		close(out[1]);
+	proto_wipe_free(text);
+	return rv;
+}
+
+/* The integration's field values the tenant holds; NULL if one is missing. */
+static json_t *
+test_fields_of(json_t *integ, json_t *tenant_fields, const char **missing)
+{
+	json_t		*fields, *f, *v;
+	const char	*name;
+	size_t		 i;
+
+	if ((fields = json_object()) == NULL)
+		return NULL;
+	json_array_foreach(json_object_get(integ, "fields"), i, f) {
+		name = json_string_value(json_object_get(f, "name"));
+		if (name == NULL)
+			continue;
+		if (!json_is_string(v = json_object_get(tenant_fields,
+		    name))) {
+			*missing = name;
+			json_decref(fields);
+			return NULL;
+		}
+		json_object_set(fields, name, v);
+	}
+	return fields;
+}
+
+static json_t *
+test_find(json_t *list, const char *id)
+{
+	json_t	*it;
+	size_t	 i;
+
+	json_array_foreach(list, i, it)
+		if (strcmp(json_string_value(json_object_get(it, "id")) ?
+		    json_string_value(json_object_get(it, "id")) : "", id) ==
+		    0)
+			return it;
+	return NULL;
+}
+
+/* One integration's outcome, as {integration, result, status, reason}. */
+static json_t *
+test_one(const char *helper, json_t *integ, json_t *tenant_fields,
+    long timeout, struct cli_error *err)
+{
+	json_t		*test, *fields, *job, *answer;
+	const char	*id, *missing = NULL;
+	char		 reason[160];
+
+	id = json_string_value(json_object_get(integ, "id"));
+	if ((test = json_object_get(integ, "test")) == NULL)
+		return json_pack("{s:s,s:s,s:n,s:s}", "integration", id,
+		    "result", "skipped", "status", "reason", "no live test");
+	if ((fields = test_fields_of(integ, tenant_fields, &missing)) ==
+	    NULL) {
+		if (missing == NULL)
+			return NULL;
+		snprintf(reason, sizeof(reason), "the tenant has no field "
+		    "'%s'", missing);
+		return json_pack("{s:s,s:s,s:n,s:s}", "integration", id,
+		    "result", "fail", "status", "reason", reason);
+	}
+	job = json_pack("{s:O,s:o,s:i,s:i}", "test", test, "fields", fields,
+	    "connect_timeout", (int)(timeout < TEST_CONNECT_TIMEOUT ? timeout :
+	    TEST_CONNECT_TIMEOUT), "timeout", (int)timeout);
+	if (job == NULL) {
+		cli_fail(err, CLI_EXIT_ERROR, "out of memory");
+		return NULL;
+	}
+	if (test_spawn(helper, job, &answer, err) == -1) {
+		json_decref(job);
+		return NULL;
+	}
+	json_decref(job);
+	if (json_object_set_new(answer, "integration", json_string(id)) == -1) {
+		json_decref(answer);
+		cli_fail(err, CLI_EXIT_ERROR, "out of memory");
+		return NULL;
+	}
+	return answer;
+}
+
+/*
+ * The integrations to test: those named, else every one with a test whose
+ * fields the tenant all has.  *out is a new array of borrowed entries.
+ */
+static int
+test_pick(struct cli_args *args, json_t *list, json_t *tenant_fields,
+    json_t **out, struct cli_error *err)
+{
+	json_t		*picked, *it, *f;
+	const char	*missing;
+	int		 i;
+
+	if ((*out = picked = json_array()) == NULL)
+		return cli_fail(err, CLI_EXIT_ERROR, "out of memory");
+	for (i = 1; i < args->ca_noperands; i++) {
+		if ((it = test_find(list, args->ca_operands[i])) == NULL) {
+			if (test_id_echoable(args->ca_operands[i]))
+				return cli_fail(err, CLI_EXIT_USAGE, "no "
+				    "integration '%s' in the catalog (see "
+				    "'wfvault integrations')",
+				    args->ca_operands[i]);
+			return cli_fail(err, CLI_EXIT_USAGE, "no such "
+			    "integration in the catalog (see 'wfvault "
+			    "integrations')");
+		}
+		json_array_append(picked, it);
+	}
+	if (args->ca_noperands > 1)
+		return 0;
+	json_array_foreach(list, i, it) {
+		if (json_object_get(it, "test") == NULL)
+			continue;
+		missing = NULL;
+		if ((f = test_fields_of(it, tenant_fields, &missing)) == NULL)
+			continue;
+		json_decref(f);
+		json_array_append(picked, it);
+	}
+	if (json_array_size(picked) == 0)
+		return cli_fail(err, CLI_EXIT_NOT_FOUND, "tenant '%s' holds "
+		    "the fields of no integration with a live test; name the "
+		    "integrations to test", args->ca_operands[0]);
+	return 0;
+}
+
+static int
+test_print(json_t *r, struct cli_error *err)
+{
+	const char	*result, *reason;
+
+	result = json_string_value(json_object_get(r, "result"));
+	reason = json_string_value(json_object_get(r, "reason"));
+	return out_printf(err, "%s: %s (%s)\n",
+	    json_string_value(json_object_get(r, "integration")),
+	    strcmp(result, "pass") == 0 ? "pass" :
+	    strcmp(result, "fail") == 0 ? "FAIL" : "skipped",
+	    reason != NULL ? reason : "");
+}
+
+int
+cmd_test(struct cli_args *args, struct cli_error *err)
+{
+	struct proto_client	 c = PROTO_CLIENT_INIT;
+	json_t			*cat = NULL, *got = NULL, *picked = NULL;
+	json_t			*results = NULL, *it, *r, *list, *tf;
+	const char		*tenant = args->ca_operands[0];
+	char			 helper[PATH_MAX], msg[512];
+	long			 timeout;
+	size_t			 i;
+	int			 failed = 0, rv = -1;
+
+	if (proto_tenant_valid(tenant, msg, sizeof(msg)) == -1)
+		return cli_fail(err, CLI_EXIT_USAGE, "invalid tenant id "
+		    "(1-128 bytes of A-Z a-z 0-9 . _ -, not starting with . "
+		    "or -)");
+	if (test_timeout(&timeout, err) == -1 ||
+	    test_helper_path(helper, sizeof(helper), err) == -1)
+		return -1;
+	if (conn_open(args, &c, err) == -1)
+		return -1;
+	if (conn_call(&c, "integrations", json_object(), &cat, err) == -1 ||
+	    conn_call(&c, "get", json_pack("{s:s}", "tenant", tenant), &got,
+	    err) == -1)
+		goto done;
+	proto_client_close(&c);
+	list = json_object_get(cat, "integrations");
+	tf = json_object_get(got, "fields");
+	if (!json_is_array(list) || !json_is_object(tf)) {
+		cli_fail(err, CLI_EXIT_ERROR, "wfvaultd's reply has no "
+		    "integrations or fields");
+		goto done;
+	}
+	if (test_pick(args, list, tf, &picked, err) == -1 ||
+	    (results = json_array()) == NULL)
+		goto done;
+	json_array_foreach(picked, i, it) {
+		if ((r = test_one(helper, it, tf, timeout, err)) == NULL)
+			goto done;
+		if (strcmp(json_string_value(json_object_get(r, "result")),
+		    "fail") == 0)
+			failed = 1;
+		json_array_append_new(results, r);
+		if (!args->ca_json && (test_print(r, err) == -1 ||
+		    out_flush(err) == -1))
+			goto done;
+	}
+	if (args->ca_json && out_json(results, TEST_JSON_FLAGS, err) == -1)
+		goto done;
+	if (failed) {
+		(void)out_flush(err);
+		/* The lines above said which; exit 7 says that one did. */
+		cli_fail(err, CLI_EXIT_TEST_FAILED, "%s", "");
+		goto done;
+	}
+	rv = 0;
+done:
+	proto_client_close(&c);
+	json_decref(results);
+	json_decref(picked);
+	json_decref(got);	/* the values: wiped by the JSON allocator */
+	json_decref(cat);
+	return rv;
+}
