@@ -467,7 +467,7 @@ assert_file_mode() {
 	done
 	[ "$n" -ge 7 ]
 	# Nothing else: no stray temporary files.
-	[ "$(find "$d" -type f | wc -l)" -eq $((15 + n)) ]
+	[ "$(find "$d" -type f | wc -l)" -eq $((16 + n)) ]
 }
 
 @test "make install under another prefix makes the units name it" {
