@@ -6,7 +6,7 @@
 # Installed by `make install` as share/bash-completion/completions/wfvault.
 
 _wfvault_commands="put get list fields rm status backup rotate-master-key
-rotate-key integrations import export run help"
+rotate-key integrations import export run test help"
 
 # The options of one command (the common -s/--socket/-h/--help included).
 _wfvault_options()
@@ -15,7 +15,7 @@ _wfvault_options()
 	case $1 in
 	put)	echo "$common --cas --file --integrations --json --replace" ;;
 	get)	echo "$common --json --version -n --no-newline" ;;
-	list|fields|status|backup|rotate-master-key|rotate-key|integrations)
+	list|fields|status|backup|rotate-master-key|rotate-key|integrations|test)
 		echo "$common --json" ;;
 	rm)	echo "$common --cas --json --purge -y --yes" ;;
 	import)	echo "$common --cas --json --replace --dry-run" ;;
@@ -98,7 +98,7 @@ _wfvault()
 	help)
 		[ "$nops" -eq 0 ] &&
 		    COMPREPLY=($(compgen -W "$_wfvault_commands" -- "$cur")) ;;
-	put|get|fields|rm|rotate-key|export|run)
+	put|get|fields|rm|rotate-key|export|run|test)
 		[ "$nops" -eq 0 ] &&
 		    COMPREPLY=($(_wfvault_tenants "$cur" "$sock" \
 		    "${COMP_WORDS[0]}")) ;;
