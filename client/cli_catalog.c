@@ -67,19 +67,11 @@ catalog_print(json_t *list, struct cli_error *err)
 int
 cmd_integrations(struct cli_args *args, struct cli_error *err)
 {
-	struct proto_client	 c = PROTO_CLIENT_INIT;
-	json_t			*params, *result = NULL, *list;
-	int			 rv = -1;
+	json_t	*result, *list;
+	int	 rv;
 
-	if ((params = json_object()) == NULL)
-		return cli_fail(err, CLI_EXIT_ERROR, "out of memory");
-	if (conn_open(args, &c, err) == -1) {
-		json_decref(params);
-		return -1;
-	}
-	rv = conn_call(&c, "integrations", params, &result, err);
-	proto_client_close(&c);
-	if (rv == -1)
+	if (conn_call_once(args, "integrations", json_object(), 0, &result,
+	    err) == -1)
 		return -1;
 	if (args->ca_json)
 		rv = out_json(result, CATALOG_JSON_FLAGS, err);

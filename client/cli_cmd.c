@@ -74,24 +74,6 @@ set_new(json_t *obj, const char *key, json_t *value, struct cli_error *err)
 	return 0;
 }
 
-/* Connects, makes one call and closes; *result is a new reference. */
-static int
-call_once(struct cli_args *args, const char *method, json_t *params,
-    json_t **result, struct cli_error *err)
-{
-	struct proto_client	c = PROTO_CLIENT_INIT;
-	int			rv;
-
-	*result = NULL;
-	if (conn_open(args, &c, err) == -1) {
-		json_decref(params);
-		return -1;
-	}
-	rv = conn_call(&c, method, params, result, err);
-	proto_client_close(&c);
-	return rv;
-}
-
 /*
  * put TENANT --json: stdin holds a JSON object of fields.  The parser's
  * own error text is not shown: it may quote the input, i.e. a secret.
@@ -280,7 +262,7 @@ cmd_put(struct cli_args *args, struct cli_error *err)
 	    set_new(params, "replace", json_true(), err) == -1)
 		goto out;
 
-	rv = call_once(args, "put", params, &result, err);
+	rv = conn_call_once(args, "put", params, 0, &result, err);
 	params = NULL;
 	if (rv == 0 && args->ca_json)
 		rv = out_json(result, JSON_OUT_FLAGS, err);
@@ -318,7 +300,7 @@ cmd_get(struct cli_args *args, struct cli_error *err)
 		json_decref(params);
 		return -1;
 	}
-	if (call_once(args, "get", params, &result, err) == -1)
+	if (conn_call_once(args, "get", params, 0, &result, err) == -1)
 		return -1;
 
 	if (args->ca_json)
@@ -608,7 +590,7 @@ cmd_rm(struct cli_args *args, struct cli_error *err)
 		json_decref(params);
 		return -1;
 	}
-	if (call_once(args, "delete", params, &result, err) == -1)
+	if (conn_call_once(args, "delete", params, 0, &result, err) == -1)
 		return -1;
 	if (args->ca_json)
 		rv = out_json(result, JSON_OUT_FLAGS, err);
@@ -733,32 +715,14 @@ cmd_status(struct cli_args *args, struct cli_error *err)
 	json_t	*result;
 	int	 rv;
 
-	if (call_once(args, "status", json_object(), &result, err) == -1)
+	if (conn_call_once(args, "status", json_object(), 0, &result,
+	    err) == -1)
 		return -1;
 	if (args->ca_json)
 		rv = out_json(result, JSON_OUT_FLAGS, err);
 	else
 		rv = status_print(result, err);
 	json_decref(result);
-	return rv;
-}
-
-/* Like call_once, with a longer wait for the reply. */
-static int
-call_slow(struct cli_args *args, const char *method, json_t *params,
-    int timeout_ms, json_t **result, struct cli_error *err)
-{
-	struct proto_client	c = PROTO_CLIENT_INIT;
-	int			rv;
-
-	*result = NULL;
-	if (conn_open(args, &c, err) == -1) {
-		json_decref(params);
-		return -1;
-	}
-	c.pc_timeout_ms = timeout_ms;
-	rv = conn_call(&c, method, params, result, err);
-	proto_client_close(&c);
 	return rv;
 }
 
@@ -783,7 +747,7 @@ cmd_backup(struct cli_args *args, struct cli_error *err)
 		json_decref(params);
 		return -1;
 	}
-	if (call_slow(args, "backup", params, BACKUP_TIMEOUT_MS, &result,
+	if (conn_call_once(args, "backup", params, BACKUP_TIMEOUT_MS, &result,
 	    err) == -1)
 		return -1;
 	if (args->ca_json)
@@ -811,7 +775,7 @@ cmd_rotate_master_key(struct cli_args *args, struct cli_error *err)
 	/* No key material on the socket: the daemon reads its own config. */
 	if ((params = json_object()) == NULL)
 		return cli_fail(err, CLI_EXIT_ERROR, "out of memory");
-	if (call_slow(args, "rotate_master_key", params, ROTATE_TIMEOUT_MS,
+	if (conn_call_once(args, "rotate_master_key", params, ROTATE_TIMEOUT_MS,
 	    &result, err) == -1)
 		return -1;
 	if (args->ca_json)
@@ -842,7 +806,7 @@ cmd_rotate_key(struct cli_args *args, struct cli_error *err)
 		json_decref(params);
 		return -1;
 	}
-	if (call_slow(args, "rotate_tenant_key", params, ROTATE_TIMEOUT_MS,
+	if (conn_call_once(args, "rotate_tenant_key", params, ROTATE_TIMEOUT_MS,
 	    &result, err) == -1)
 		return -1;
 	if (args->ca_json)

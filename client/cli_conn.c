@@ -107,3 +107,24 @@ conn_call(struct proto_client *c, const char *method, json_t *params,
 	return cli_fail(err, CLI_EXIT_UNREACHABLE,
 	    "%s (did wfvaultd stop? see its log)", msg);
 }
+
+int
+conn_call_once(struct cli_args *args, const char *method, json_t *params,
+    int timeout_ms, json_t **result, struct cli_error *err)
+{
+	struct proto_client	c = PROTO_CLIENT_INIT;
+	int			rv;
+
+	*result = NULL;
+	if (params == NULL)
+		return cli_fail(err, CLI_EXIT_ERROR, "out of memory");
+	if (conn_open(args, &c, err) == -1) {
+		json_decref(params);
+		return -1;
+	}
+	if (timeout_ms > 0)
+		c.pc_timeout_ms = timeout_ms;
+	rv = conn_call(&c, method, params, result, err);
+	proto_client_close(&c);
+	return rv;
+}

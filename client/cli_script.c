@@ -33,26 +33,6 @@ script_tenant_check(const char *tenant, struct cli_error *err)
 	return 0;
 }
 
-/* Connects, makes one call and closes; *result is a new reference. */
-static int
-script_call(struct cli_args *args, const char *method, json_t *params,
-    json_t **result, struct cli_error *err)
-{
-	struct proto_client	c = PROTO_CLIENT_INIT;
-	int			rv;
-
-	*result = NULL;
-	if (params == NULL)
-		return cli_fail(err, CLI_EXIT_ERROR, "out of memory");
-	if (conn_open(args, &c, err) == -1) {
-		json_decref(params);
-		return -1;
-	}
-	rv = conn_call(&c, method, params, result, err);
-	proto_client_close(&c);
-	return rv;
-}
-
 /*
  * The tenant's current fields: *fields is a new reference (an empty
  * object when missing_ok and the tenant does not exist).
@@ -64,7 +44,7 @@ script_fields_get(struct cli_args *args, const char *tenant, int missing_ok,
 	json_t	*result, *f;
 
 	*fields = NULL;
-	if (script_call(args, "get", json_pack("{s:s}", "tenant", tenant),
+	if (conn_call_once(args, "get", json_pack("{s:s}", "tenant", tenant), 0,
 	    &result, err) == -1) {
 		if (missing_ok && err->ce_status == CLI_EXIT_NOT_FOUND) {
 			err->ce_status = CLI_EXIT_OK;
@@ -298,7 +278,7 @@ cmd_import(struct cli_args *args, struct cli_error *err)
 		cli_fail(err, CLI_EXIT_ERROR, "out of memory");
 		goto out;
 	}
-	rv = script_call(args, "put", params, &result, err);
+	rv = conn_call_once(args, "put", params, 0, &result, err);
 	params = NULL;
 	if (rv == -1)
 		goto out;

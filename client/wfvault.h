@@ -142,6 +142,14 @@ int	conn_open(struct cli_args *args, struct proto_client *c,
  */
 int	conn_call(struct proto_client *c, const char *method, json_t *params,
 	    json_t **result, struct cli_error *err);
+/*
+ * Connects, makes one conn_call (params stolen; NULL: out of memory) and
+ * closes.  timeout_ms > 0 waits that long for the reply instead of the
+ * client's default.
+ */
+int	conn_call_once(struct cli_args *args, const char *method,
+	    json_t *params, int timeout_ms, json_t **result,
+	    struct cli_error *err);
 
 /* cli_input.c */
 /*
