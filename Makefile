@@ -42,7 +42,8 @@ DEB_NODE  = nodejs npm
 # One folder a program, and the shared layers under them: common/ (the
 # logger, the clock, the wiping reallocator), proto/ (the wire contract
 # and the blocking client) and config/ (the parser).
-COMMON_SRCS = $(wildcard common/*.c)
+# curlwipe.c only goes into the programs that link libcurl.
+COMMON_SRCS = $(filter-out common/curlwipe.c,$(wildcard common/*.c))
 PROTO_SRCS  = $(wildcard proto/*.c)
 CONFIG_SRCS = $(wildcard config/*.c)
 DAEMON_SRCS = $(filter-out daemon/main.c,$(wildcard daemon/*.c))
@@ -53,6 +54,7 @@ SUPPORT_SRCS = tests/unit/support.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 COMMON_OBJS = $(call obj,$(COMMON_SRCS))
+CURLWIPE_OBJ = $(call obj,common/curlwipe.c)
 PROTO_OBJS  = $(call obj,$(PROTO_SRCS))
 CONFIG_OBJS = $(call obj,$(CONFIG_SRCS))
 DAEMON_OBJS = $(call obj,$(DAEMON_SRCS))
@@ -156,15 +158,15 @@ $(BUILD)/wfvaultd: $(BUILD)/obj/daemon/main.o $(DAEMON_OBJS) $(CONFIG_OBJS) $(PR
 $(BUILD)/wfvault: $(CLI_OBJS) $(PROTO_OBJS) $(COMMON_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CLI_LIBS)
 
-$(BUILD)/wfvault-sync: $(BUILD)/obj/sync/sync.o $(SYNC_OBJS) $(CONFIG_OBJS) $(PROTO_OBJS) $(COMMON_OBJS)
+$(BUILD)/wfvault-sync: $(BUILD)/obj/sync/sync.o $(SYNC_OBJS) $(CONFIG_OBJS) $(PROTO_OBJS) $(COMMON_OBJS) $(CURLWIPE_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(SYNC_LIBS)
 
-$(BUILD)/wfvault-test: $(BUILD)/obj/livetest/wfvault-test.o $(PROTO_OBJS) $(COMMON_OBJS)
+$(BUILD)/wfvault-test: $(BUILD)/obj/livetest/wfvault-test.o $(PROTO_OBJS) $(COMMON_OBJS) $(CURLWIPE_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIVETEST_LIBS)
 
 # Unit tests link the modules they use from this archive, and the
 # helpers several of them share (tests/unit/support.c).
-$(BUILD)/libtest.a: $(DAEMON_OBJS) $(SYNC_OBJS) $(CONFIG_OBJS) $(PROTO_OBJS) $(COMMON_OBJS)
+$(BUILD)/libtest.a: $(DAEMON_OBJS) $(SYNC_OBJS) $(CONFIG_OBJS) $(PROTO_OBJS) $(COMMON_OBJS) $(CURLWIPE_OBJ)
 	rm -f $@; ar rcs $@ $^
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SUPPORT_OBJS) $(BUILD)/libtest.a

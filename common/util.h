@@ -18,4 +18,11 @@ int64_t	util_now_ms(void);
  */
 void	*util_wipe_realloc(void *p, size_t n);
 
+/* curlwipe.c (linked only into the programs that link libcurl) */
+/*
+ * curl_global_init with an allocator that wipes every block libcurl frees
+ * or moves.  0, or -1 with a message in err.
+ */
+int	util_curl_init(char *err, size_t errlen);
+
 #endif /* WFVAULT_UTIL_H */

@@ -40,30 +40,6 @@ struct lt_outcome {
 	char	lo_reason[LT_REASON_MAX];
 };
 
-/* libcurl's allocator: what it frees or moves (headers, the URL) is wiped. */
-static void *
-lt_malloc(size_t n)
-{
-	return malloc(n);
-}
-
-static char *
-lt_strdup(const char *s)
-{
-	size_t	 n = strlen(s) + 1;
-	char	*p;
-
-	if ((p = malloc(n)) != NULL)
-		memcpy(p, s, n);
-	return p;
-}
-
-static void *
-lt_calloc(size_t nmemb, size_t size)
-{
-	return calloc(nmemb, size);
-}
-
 /* The response body is never kept nor shown: it may echo the secret. */
 static size_t
 lt_discard(char *ptr, size_t size, size_t nmemb, void *arg)
@@ -448,10 +424,8 @@ main(int argc, char **argv)
 		    "test, see wfvault(1))\n");
 		return LT_EXIT_ERROR;
 	}
-	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, lt_malloc,
-	    proto_wipe_free, util_wipe_realloc, lt_strdup, lt_calloc) !=
-	    CURLE_OK) {
-		fprintf(stderr, "wfvault-test: cannot initialise libcurl\n");
+	if (util_curl_init(o.lo_reason, sizeof(o.lo_reason)) == -1) {
+		fprintf(stderr, "wfvault-test: %s\n", o.lo_reason);
 		return LT_EXIT_ERROR;
 	}
 	if ((buf = lt_read_job(&len)) == NULL) {

@@ -20,52 +20,10 @@
 #define KV_USER_AGENT	SYNC_PROG "/" PROTO_SERVER_VERSION
 #define KV_MESSAGE_MAX	200	/* of Cloudflare's error text we quote */
 
-/*
- * libcurl's allocator.  Every block it frees or moves is wiped first: the
- * Authorization header and the request it builds carry the token.
- */
-static void *
-kv_malloc(size_t n)
-{
-	return malloc(n);
-}
-
-static void
-kv_free(void *p)
-{
-	proto_wipe_free(p);
-}
-
-static char *
-kv_strdup(const char *s)
-{
-	size_t	 n = strlen(s) + 1;
-	char	*p;
-
-	if ((p = malloc(n)) != NULL)
-		memcpy(p, s, n);
-	return p;
-}
-
-static void *
-kv_calloc(size_t nmemb, size_t size)
-{
-	return calloc(nmemb, size);
-}
-
 int
 kv_global_init(char *err, size_t errlen)
 {
-	CURLcode	cc;
-
-	cc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, kv_malloc, kv_free,
-	    util_wipe_realloc, kv_strdup, kv_calloc);
-	if (cc != CURLE_OK) {
-		snprintf(err, errlen, "cannot initialise libcurl: %s",
-		    curl_easy_strerror(cc));
-		return -1;
-	}
-	return 0;
+	return util_curl_init(err, errlen);
 }
 
 void
@@ -250,7 +208,7 @@ kv_client_init(struct kv_client *kc, const struct sync_conf *sc,
 		goto fail;
 	}
 	snprintf(h, hlen, "%s%s", auth, token);
-	/* curl_slist_append copies h with kv_strdup; h is wiped here. */
+	/* curl_slist_append copies h (wiped when freed: curlwipe.c). */
 	l = curl_slist_append(kc->kc_headers, h);
 	explicit_bzero(h, hlen);
 	free(h);
