@@ -16,11 +16,8 @@
 
 struct rpc_handler {
 	int	(*rh_run)(struct rpc_call *);
-	int	 rh_alone;	/* a write that needs a transaction of its own */
 };
 
-static void	rpc_commit_txn(struct server *, struct rpc_write_list *,
-		    struct rpc_write_list *);
 static int	rpc_allowed(struct rpc_call *);
 static void	rpc_audit(struct rpc_call *, const char *);
 static void	rpc_reply(struct conn *, json_t *, struct rpc_call *);
@@ -34,25 +31,25 @@ static void	rpc_run_write(struct server *, MDB_txn *, struct rpc_write *);
  * administration: rpc_admin.c), named here.
  */
 static const struct rpc_handler rpc_handlers[PM__COUNT] = {
-	[PM_HELLO] = { rpc_hello, 0 },
-	[PM_PUT] = { rpc_put, 0 },
-	[PM_GET] = { rpc_get, 0 },
-	[PM_LIST] = { rpc_list, 0 },
-	[PM_DELETE] = { rpc_delete, 0 },
-	[PM_CHANGES] = { rpc_changes, 0 },
-	[PM_SYNC_ACK] = { rpc_sync_ack, 0 },
-	[PM_WATCH] = { rpc_watch, 0 },
-	[PM_STATUS] = { rpc_status, 0 },
-	[PM_SYNC_STATE] = { rpc_sync_state, 0 },
+	[PM_HELLO] = { rpc_hello },
+	[PM_PUT] = { rpc_put },
+	[PM_GET] = { rpc_get },
+	[PM_LIST] = { rpc_list },
+	[PM_DELETE] = { rpc_delete },
+	[PM_CHANGES] = { rpc_changes },
+	[PM_SYNC_ACK] = { rpc_sync_ack },
+	[PM_WATCH] = { rpc_watch },
+	[PM_STATUS] = { rpc_status },
+	[PM_SYNC_STATE] = { rpc_sync_state },
 	/* Not run here: rpc_backup_begin starts it, rpc_admin.c answers. */
-	[PM_BACKUP] = { NULL, 0 },
+	[PM_BACKUP] = { NULL },
 	/*
 	 * Not run in the group commit either: rpc_rotate_begin starts them
 	 * in rotate.c's steps, rpc_admin.c answers.
 	 */
-	[PM_ROTATE_MASTER_KEY] = { NULL, 0 },
-	[PM_ROTATE_TENANT_KEY] = { NULL, 0 },
-	[PM_INTEGRATIONS] = { rpc_integrations, 0 },
+	[PM_ROTATE_MASTER_KEY] = { NULL },
+	[PM_ROTATE_TENANT_KEY] = { NULL },
+	[PM_INTEGRATIONS] = { rpc_integrations },
 };
 
 int
@@ -164,27 +161,46 @@ blocked:
  * The group commit: every write queued in this loop turn runs in its own
  * nested transaction inside one parent, so a write that fails (a conflict,
  * a full map) is undone alone, and the parent commits once, with one
- * fsync, before any of them is answered.  A write that must be alone
- * (rh_alone; none is now that key rotations run in rotate.c's steps) would
- * get a transaction of its own between the others.
+ * fsync, before any of them is answered.
  */
 void
 rpc_commit(struct server *srv)
 {
-	struct rpc_write_list	 batch, done;
+	struct rpc_write_list	 batch;
 	struct rpc_write	*w;
+	MDB_txn			*txn = NULL;
 	uint64_t		 last = 0;
+	size_t			 n = 0;
+	int			 rc;
 
 	TAILQ_INIT(&batch);
-	TAILQ_INIT(&done);
 	TAILQ_CONCAT(&batch, &srv->srv_writes, w_entry);
 	if (TAILQ_EMPTY(&batch))
 		return;
-	while (!TAILQ_EMPTY(&batch))
-		rpc_commit_txn(srv, &batch, &done);
 
-	while ((w = TAILQ_FIRST(&done)) != NULL) {
-		TAILQ_REMOVE(&done, w, w_entry);
+	rc = store_txn_begin(srv->srv_store, NULL, 1, &txn);
+	TAILQ_FOREACH(w, &batch, w_entry) {
+		if (rc != STORE_OK)
+			rpc_store_fail(&w->w_call, rc);
+		else
+			rpc_run_write(srv, txn, w);
+		n++;
+	}
+	if (rc == STORE_OK)
+		rpc_feed_trim(srv, txn, n);
+	if (rc == STORE_OK && (rc = store_txn_commit(txn)) != STORE_OK) {
+		log_warnx("group commit failed: %s", store_strerror(rc));
+		TAILQ_FOREACH(w, &batch, w_entry) {
+			if (w->w_call.rc_code == 0) {
+				json_decref(w->w_call.rc_result);
+				w->w_call.rc_result = NULL;
+				rpc_store_fail(&w->w_call, rc);
+			}
+		}
+	}
+
+	while ((w = TAILQ_FIRST(&batch)) != NULL) {
+		TAILQ_REMOVE(&batch, w, w_entry);
 		if (w->w_call.rc_code == 0 && w->w_call.rc_seq > last)
 			last = w->w_call.rc_seq;
 		rpc_write_answer(w);
@@ -197,55 +213,6 @@ rpc_commit(struct server *srv)
 	server_conns_resume(srv);
 	if (last > srv->srv_notified_seq)
 		rpc_notify_watchers(srv);
-}
-
-/*
- * Runs the writes at the head of batch in one transaction and moves them
- * to done: all of them up to the first that must be alone, or that one.
- */
-static void
-rpc_commit_txn(struct server *srv, struct rpc_write_list *batch,
-    struct rpc_write_list *done)
-{
-	struct rpc_write_list	 txw;
-	struct rpc_write	*w;
-	MDB_txn			*txn = NULL;
-	size_t			 n;
-	int			 rc, alone;
-
-	TAILQ_INIT(&txw);
-	while ((w = TAILQ_FIRST(batch)) != NULL) {
-		alone = rpc_handlers[w->w_call.rc_method->pm_id].rh_alone;
-		if (alone && !TAILQ_EMPTY(&txw))
-			break;
-		TAILQ_REMOVE(batch, w, w_entry);
-		TAILQ_INSERT_TAIL(&txw, w, w_entry);
-		if (alone)
-			break;
-	}
-
-	rc = store_txn_begin(srv->srv_store, NULL, 1, &txn);
-	n = 0;
-	TAILQ_FOREACH(w, &txw, w_entry) {
-		if (rc != STORE_OK)
-			rpc_store_fail(&w->w_call, rc);
-		else
-			rpc_run_write(srv, txn, w);
-		n++;
-	}
-	if (rc == STORE_OK)
-		rpc_feed_trim(srv, txn, n);
-	if (rc == STORE_OK && (rc = store_txn_commit(txn)) != STORE_OK) {
-		log_warnx("group commit failed: %s", store_strerror(rc));
-		TAILQ_FOREACH(w, &txw, w_entry) {
-			if (w->w_call.rc_code == 0) {
-				json_decref(w->w_call.rc_result);
-				w->w_call.rc_result = NULL;
-				rpc_store_fail(&w->w_call, rc);
-			}
-		}
-	}
-	TAILQ_CONCAT(done, &txw, w_entry);
 }
 
 static void
