@@ -258,7 +258,8 @@ out:
 
 void
 audit_log(struct audit *a, const struct peer *peer, const char *method,
-    const char *tenant, json_t *fields, const char *outcome)
+    const char *tenant, json_t *fields, const char *outcome,
+    uint64_t version)
 {
 	json_t		*obj = NULL, *names, *v;
 	size_t		 i;
@@ -283,6 +284,9 @@ audit_log(struct audit *a, const struct peer *peer, const char *method,
 				goto fail;
 		}
 	}
+	if (version != 0 && json_object_set_new(obj, "version",
+	    json_integer((json_int_t)version)) == -1)
+		goto fail;
 	if (audit_set_string(obj, "outcome", outcome) == -1)
 		goto fail;
 	audit_write(a, obj);
@@ -371,7 +375,7 @@ audit_limited(struct audit *a, const struct peer *peer, const char *method,
 	/* The counts could not say which method or what it was. */
 	if ((k = audit_kind(code)) == -1 ||
 	    (code == 0 && strcmp(method, "hello") != 0)) {
-		audit_log(a, peer, method, tenant, fields, outcome);
+		audit_log(a, peer, method, tenant, fields, outcome, 0);
 		return 1;
 	}
 	for (i = 0; i < a->a_npeers; i++) {
@@ -384,7 +388,7 @@ audit_limited(struct audit *a, const struct peer *peer, const char *method,
 		/* Once counting began, full lines wait for the next one. */
 		if (ap->ap_written < AUDIT_BURST && ap->ap_counted == 0) {
 			ap->ap_written++;
-			audit_log(a, peer, method, tenant, fields, outcome);
+			audit_log(a, peer, method, tenant, fields, outcome, 0);
 			return 1;
 		}
 		if (ap->ap_count[k]++ == 0)
@@ -409,7 +413,7 @@ audit_limited(struct audit *a, const struct peer *peer, const char *method,
 		ap->ap_start = now;
 		ap->ap_written = 1;
 	}
-	audit_log(a, peer, method, tenant, fields, outcome);
+	audit_log(a, peer, method, tenant, fields, outcome, 0);
 	return 1;
 }
 

@@ -50,6 +50,8 @@ static const struct rpc_handler rpc_handlers[PM__COUNT] = {
 	[PM_ROTATE_MASTER_KEY] = { NULL },
 	[PM_ROTATE_TENANT_KEY] = { NULL },
 	[PM_INTEGRATIONS] = { rpc_integrations },
+	[PM_HISTORY] = { rpc_history },
+	[PM_ROLLBACK] = { rpc_rollback },
 };
 
 int
@@ -340,7 +342,7 @@ rpc_audit(struct rpc_call *call, const char *method)
 	if (call->rc_code == 0 && call->rc_method->pm_id != PM_HELLO &&
 	    call->rc_method->pm_id != PM_INTEGRATIONS) {
 		audit_log(audit, &call->rc_peer, name, call->rc_args.ra_tenant,
-		    call->rc_names, "ok");
+		    call->rc_names, "ok", call->rc_version);
 		return;
 	}
 	/*

@@ -26,6 +26,7 @@ static int	args_sync_state(json_t *, struct rpc_args *, char *, size_t);
 static int	args_watch(json_t *, struct rpc_args *, char *, size_t);
 static int	args_backup(json_t *, struct rpc_args *, char *, size_t);
 static int	args_tenant_only(json_t *, struct rpc_args *, char *, size_t);
+static int	args_rollback(json_t *, struct rpc_args *, char *, size_t);
 
 /* The checker of each method of proto.c's table. */
 static int (*const rpc_args_checkers[PM__COUNT])(json_t *, struct rpc_args *,
@@ -44,6 +45,8 @@ static int (*const rpc_args_checkers[PM__COUNT])(json_t *, struct rpc_args *,
 	[PM_ROTATE_MASTER_KEY] = args_none,
 	[PM_ROTATE_TENANT_KEY] = args_tenant_only,
 	[PM_INTEGRATIONS] = args_none,
+	[PM_HISTORY] = args_tenant_only,
+	[PM_ROLLBACK] = args_rollback,
 };
 
 int
@@ -234,6 +237,25 @@ args_tenant_only(json_t *params, struct rpc_args *a, char *err,
 	if (proto_params_check(params, allowed, err, errlen) == -1 ||
 	    args_tenant(params, "tenant", 1, &a->ra_tenant, err,
 	    errlen) == -1)
+		return -1;
+	return 0;
+}
+
+/* Versions start at 1; cas as put's. */
+static int
+args_rollback(json_t *params, struct rpc_args *a, char *err, size_t errlen)
+{
+	static const char *const allowed[] = { "tenant", "version", "cas",
+	    NULL };
+	int	present;
+
+	if (proto_params_check(params, allowed, err, errlen) == -1 ||
+	    args_tenant(params, "tenant", 1, &a->ra_tenant, err,
+	    errlen) == -1 ||
+	    proto_param_uint(params, "version", 1, 1, INT64_MAX,
+	    &a->ra_version, &present, err, errlen) == -1 ||
+	    proto_param_uint(params, "cas", 0, 0, INT64_MAX, &a->ra_cas,
+	    &a->ra_has_cas, err, errlen) == -1)
 		return -1;
 	return 0;
 }

@@ -1,5 +1,6 @@
 /*
- * The methods on tenant data: put, get, list and delete (with purge).
+ * The methods on tenant data: put, get, list and delete (with purge), and
+ * what rpc_history.c shares with them.
  */
 #include <sys/types.h>
 
@@ -10,18 +11,15 @@
 #include "wfvaultd.h"
 
 static int	rpc_put_integrations(struct rpc_call *, json_t *, json_t **);
-static int	rpc_enforce(struct rpc_call *, json_t *);
-static int	rpc_current(struct rpc_call *, json_t **, uint64_t *);
-static int	rpc_store_config(struct rpc_call *, json_t *);
 static int	rpc_purge(struct rpc_call *);
-static void	rpc_time(uint64_t, char *, size_t);
 static int	rpc_list_one(void *, const struct store_tenant *);
 
 /*
  * Reads the tenant's current version (0 when it does not exist or was
- * deleted) and, when want_config, its config; then applies cas.
+ * deleted) and, when want_config, its config; then applies cas.  Who made
+ * the version is not part of the config put compares and keeps.
  */
-static int
+int
 rpc_current(struct rpc_call *call, json_t **config, uint64_t *version)
 {
 	struct store_tenant	 st = STORE_TENANT_INIT;
@@ -55,15 +53,22 @@ rpc_current(struct rpc_call *call, json_t **config, uint64_t *version)
 	    a->ra_tenant, 0, config, version);
 	if (rc != STORE_OK)
 		return rpc_store_fail(call, rc);
+	json_object_del(*config, STORE_META);
 	return 0;
 }
 
-/* Stores config as the tenant's next version, within max_config_bytes. */
-static int
-rpc_store_config(struct rpc_call *call, json_t *config)
+/*
+ * Stores config as the tenant's next version, within max_config_bytes
+ * (which counts what callers store, not STORE_META), with who made it and
+ * when, so that history can say so.
+ */
+int
+rpc_store_config(struct rpc_call *call, json_t *config, uint64_t rollback_of)
 {
 	struct daemon_conf	*conf = call->rc_srv->srv_conf;
 	const char		*tenant = call->rc_args.ra_tenant;
+	json_t			*meta;
+	time_t			 now = time(NULL);
 	uint64_t		 version;
 	size_t			 size;
 	int			 rc;
@@ -73,10 +78,22 @@ rpc_store_config(struct rpc_call *call, json_t *config)
 		return rpc_fail(call, PROTO_E_TOO_LARGE, "config too large: "
 		    "tenant '%s' would be over max_config_bytes (%llu)",
 		    tenant, (unsigned long long)conf->dc_max_config_bytes);
+	meta = json_pack("{s:I,s:I}", "uid", (json_int_t)call->rc_peer.p_uid,
+	    "at", (json_int_t)(now < 0 ? 0 : now));
+	if (meta == NULL || (rollback_of != 0 && json_object_set_new(meta,
+	    "rollback_of", json_integer((json_int_t)rollback_of)) == -1) ||
+	    json_object_set_new(config, STORE_META, meta) == -1)
+		return rpc_fail(call, PROTO_E_INTERNAL, "out of memory");
 	rc = store_config_put(call->rc_srv->srv_store, call->rc_txn, tenant,
 	    config, &version, &call->rc_seq);
+	json_object_del(config, STORE_META);
 	if (rc != STORE_OK)
 		return rpc_store_fail(call, rc);
+	call->rc_version = version;
+	if (rollback_of != 0)
+		return rpc_result(call, json_pack("{s:s,s:I,s:I}", "tenant",
+		    tenant, "version", (json_int_t)version, "rollback_of",
+		    (json_int_t)rollback_of));
 	return rpc_result(call, json_pack("{s:s,s:I}", "tenant", tenant,
 	    "version", (json_int_t)version));
 }
@@ -159,7 +176,7 @@ rpc_put_integrations(struct rpc_call *call, json_t *current, json_t **out)
  * the value: it may be a secret.  An integration gone from the catalog
  * (a reload dropped it) checks nothing, with a warning.
  */
-static int
+int
 rpc_enforce(struct rpc_call *call, json_t *config)
 {
 	const struct catalog_integration	*ci;
@@ -268,11 +285,12 @@ rpc_put(struct rpc_call *call)
 	 * change for the sync agent to push again.
 	 */
 	if (may_read && version != 0 && !changed) {
+		call->rc_version = version;
 		ret = rpc_result(call, json_pack("{s:s,s:I}", "tenant",
 		    a->ra_tenant, "version", (json_int_t)version));
 		goto out;
 	}
-	ret = rpc_store_config(call, config);
+	ret = rpc_store_config(call, config, 0);
 out:
 	json_decref(ints);
 	json_decref(was);
@@ -299,6 +317,7 @@ rpc_purge(struct rpc_call *call)
 	    a->ra_tenant, &version, &call->rc_seq);
 	if (rc != STORE_OK)
 		return rpc_store_fail(call, rc);
+	call->rc_version = version;
 	return rpc_result(call, json_pack("{s:s,s:I,s:b}", "tenant",
 	    a->ra_tenant, "version", (json_int_t)version, "purged", 1));
 }
@@ -328,6 +347,7 @@ rpc_delete(struct rpc_call *call)
 			rpc_store_fail(call, rc);
 			goto out;
 		}
+		call->rc_version = version;
 		ret = rpc_result(call, json_pack("{s:s,s:I}", "tenant",
 		    a->ra_tenant, "version", (json_int_t)version));
 		goto out;
@@ -338,7 +358,7 @@ rpc_delete(struct rpc_call *call)
 		goto out;
 	}
 	json_object_del(config, a->ra_field);
-	ret = rpc_store_config(call, config);
+	ret = rpc_store_config(call, config, 0);
 out:
 	json_decref(config);
 	return ret;
@@ -348,7 +368,9 @@ int
 rpc_get(struct rpc_call *call)
 {
 	struct rpc_args	*a = &call->rc_args;
-	json_t		*config = NULL, *value, *ints;
+	json_t		*config = NULL, *value, *ints, *v;
+	const char	*key;
+	void		*tmp;
 	uint64_t	 version;
 	int		 rc;
 
@@ -365,7 +387,10 @@ rpc_get(struct rpc_call *call)
 	 * what the sync agent pushes to Workers KV.
 	 */
 	ints = json_incref(json_object_get(config, STORE_INTEGRATIONS));
-	json_object_del(config, STORE_INTEGRATIONS);
+	/* Nor any other member that is not a field (STORE_META, ...). */
+	json_object_foreach_safe(config, tmp, key, v)
+		if (key[0] == '@')
+			json_object_del(config, key);
 	if (ints == NULL && (ints = json_array()) == NULL) {
 		json_decref(config);
 		return rpc_fail(call, PROTO_E_INTERNAL, "out of memory");
@@ -399,7 +424,7 @@ struct rpc_list_ctx {
 	int		 lc_more;
 };
 
-static void
+void
 rpc_time(uint64_t t, char *buf, size_t len)
 {
 	struct tm	tm;

@@ -398,6 +398,12 @@ int	store_config_get(struct store *store, MDB_txn *txn, const char *tenant,
  * only (record_config_keys skips it).  A version without it uses none.
  */
 #define STORE_INTEGRATIONS	"@integrations"
+/*
+ * And this one, in every version the daemon stores from now on: who made
+ * it and when, {"uid": U, "at": UNIX_SECONDS}, plus "rollback_of": N for
+ * a rollback (rpc_store_config).  Never shown by get; history reads it.
+ */
+#define STORE_META		"@meta"
 
 /*
  * Stores config (an object, borrowed) as the tenant's next version, creating
@@ -636,10 +642,12 @@ void	audit_close(struct audit *a);
 /*
  * Writes one JSON line: time, uid, gid, pid, method, tenant (may be NULL),
  * fields (array of names, borrowed, may be NULL), outcome ("ok" or an error
- * kind).  Never values.
+ * kind), and the version a write made or named (0: none, left out).
+ * Never values.
  */
 void	audit_log(struct audit *a, const struct peer *peer, const char *method,
-	    const char *tenant, json_t *fields, const char *outcome);
+	    const char *tenant, json_t *fields, const char *outcome,
+	    uint64_t version);
 /*
  * A request a peer could repeat in a loop: one that failed (code is its
  * PROTO_E_*), or a hello (code 0).  The first AUDIT_BURST of peer's uid in
@@ -978,6 +986,7 @@ struct rpc_call {
 	char				 rc_msg[512];
 	uint64_t			 rc_seq;	/* change appended */
 	uint64_t			 rc_first_seq;	/* feed_trimmed */
+	uint64_t			 rc_version;	/* a write's, audited */
 };
 
 /*
@@ -1043,6 +1052,26 @@ int	rpc_put(struct rpc_call *call);
 int	rpc_get(struct rpc_call *call);
 int	rpc_list(struct rpc_call *call);
 int	rpc_delete(struct rpc_call *call);
+/*
+ * For rpc_history.c.  rpc_current: the tenant's current version (0: none
+ * or deleted) after the cas check and, when config is not NULL, its config
+ * without STORE_META (new; NULL when version is 0).  rpc_enforce: config's
+ * values against the formats of the integrations it uses.
+ * rpc_store_config: config (borrowed, left as it was) as the next version,
+ * its @meta naming rollback_of (0: not a rollback), and the result.  All
+ * three: 0, or -1 with call's error set.
+ */
+int	rpc_current(struct rpc_call *call, json_t **config,
+	    uint64_t *version);
+int	rpc_enforce(struct rpc_call *call, json_t *config);
+int	rpc_store_config(struct rpc_call *call, json_t *config,
+	    uint64_t rollback_of);
+/* t (unix seconds) as "2026-11-29T12:00:00Z" into buf. */
+void	rpc_time(uint64_t t, char *buf, size_t len);
+
+/* rpc_history.c */
+int	rpc_history(struct rpc_call *call);
+int	rpc_rollback(struct rpc_call *call);
 
 /* rpc_sync.c */
 int	rpc_changes(struct rpc_call *call);

@@ -28,6 +28,9 @@ static const struct proto_method_info proto_methods[PM__COUNT] = {
 	{ "rotate_tenant_key", PM_ROTATE_TENANT_KEY, PERM_WRITE, 1, 1 },
 	/* The catalog holds no secret: any peer that may connect reads it. */
 	{ "integrations", PM_INTEGRATIONS, 0,	0, 0 },
+	/* Who changed which field names when: no value, so list suffices. */
+	{ "history",	PM_HISTORY,	PERM_LIST,	1, 0 },
+	{ "rollback",	PM_ROLLBACK,	PERM_WRITE,	1, 1 },
 };
 
 static const struct {

@@ -55,6 +55,8 @@ static const char *const ta_valid[PM__COUNT] = {
 	[PM_ROTATE_MASTER_KEY] = "{}",
 	[PM_ROTATE_TENANT_KEY] = "{\"tenant\":\"acme\"}",
 	[PM_INTEGRATIONS] = "{}",
+	[PM_HISTORY] = "{\"tenant\":\"acme\"}",
+	[PM_ROLLBACK] = "{\"tenant\":\"acme\",\"version\":1}",
 };
 
 /*
@@ -165,6 +167,43 @@ test_get_delete(void **state)
 }
 
 static void
+test_history_rollback(void **state)
+{
+	struct rpc_args	a;
+	char		err[256];
+
+	assert_int_equal(ta_check(PM_HISTORY, "{\"tenant\":\"acme\"}", &a,
+	    err, sizeof(err)), 0);
+	assert_string_equal(a.ra_tenant, "acme");
+	assert_int_equal(ta_check(PM_HISTORY, "{\"tenant\":\"acme\","
+	    "\"version\":1}", &a, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "version"));
+
+	assert_int_equal(ta_check(PM_ROLLBACK, "{\"tenant\":\"acme\","
+	    "\"version\":2,\"cas\":5}", &a, err, sizeof(err)), 0);
+	assert_int_equal(a.ra_version, 2);
+	assert_true(a.ra_has_cas);
+	assert_int_equal(a.ra_cas, 5);
+	assert_int_equal(ta_check(PM_ROLLBACK, "{\"tenant\":\"acme\","
+	    "\"version\":1}", &a, err, sizeof(err)), 0);
+	assert_false(a.ra_has_cas);
+	/* The version is required and starts at 1. */
+	assert_int_equal(ta_check(PM_ROLLBACK, "{\"tenant\":\"acme\"}", &a,
+	    err, sizeof(err)), -1);
+	assert_string_equal(err, "missing param 'version'");
+	assert_int_equal(ta_check(PM_ROLLBACK, "{\"tenant\":\"acme\","
+	    "\"version\":0}", &a, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "at least 1"));
+	assert_int_equal(ta_check(PM_ROLLBACK, "{\"tenant\":\"acme\","
+	    "\"version\":\"1\"}", &a, err, sizeof(err)), -1);
+	assert_int_equal(ta_check(PM_ROLLBACK, "{\"tenant\":\"acme\","
+	    "\"version\":1,\"cas\":-1}", &a, err, sizeof(err)), -1);
+	assert_int_equal(ta_check(PM_ROLLBACK, "{\"tenant\":\"acme\","
+	    "\"version\":1,\"fields\":{}}", &a, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "fields"));
+}
+
+static void
 test_list(void **state)
 {
 	struct rpc_args	a;
@@ -252,6 +291,7 @@ main(void)
 		cmocka_unit_test(test_unknown_params),
 		cmocka_unit_test(test_put),
 		cmocka_unit_test(test_get_delete),
+		cmocka_unit_test(test_history_rollback),
 		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_feed),
 		cmocka_unit_test(test_backup),

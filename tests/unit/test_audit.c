@@ -104,12 +104,12 @@ test_lines(void **state)
 
 	fields = json_pack("[ss]", "openai_api_key", "stripe_key");
 	assert_non_null(fields);
-	audit_log(a, &p, "put", "acme", fields, "ok");
-	audit_log(a, &p, "status", NULL, NULL, "permission_denied");
+	audit_log(a, &p, "put", "acme", fields, "ok", 7);
+	audit_log(a, &p, "status", NULL, NULL, "permission_denied", 0);
 	/* Only names get through, even if a caller passes something else. */
 	json_array_append_new(fields, json_pack("{ss}", "value", "sk-secret"));
 	json_array_append_new(fields, json_integer(7));
-	audit_log(a, &p, "get", "acme", fields, "ok");
+	audit_log(a, &p, "get", "acme", fields, "ok", 0);
 	json_decref(fields);
 	assert_int_equal(audit_failures(a, NULL), 0);
 	audit_close(a);
@@ -139,7 +139,9 @@ test_lines(void **state)
 	assert_string_equal(json_string_value(json_array_get(
 	    json_object_get(l, "fields"), 1)), "stripe_key");
 	assert_null(json_object_get(l, "value"));
-	assert_int_equal(json_object_size(l), 8);
+	/* The version the write made. */
+	assert_int_equal(json_integer_value(json_object_get(l, "version")), 7);
+	assert_int_equal(json_object_size(l), 9);
 
 	l = json_array_get(lines, 1);
 	assert_null(json_object_get(l, "tenant"));
@@ -155,7 +157,7 @@ test_lines(void **state)
 
 	/* Reopening appends; it never truncates. */
 	assert_int_equal(audit_open(&a, td->td_log, err, sizeof(err)), 0);
-	audit_log(a, &p, "hello", NULL, NULL, "ok");
+	audit_log(a, &p, "hello", NULL, NULL, "ok", 0);
 	audit_close(a);
 	lines = read_lines(td->td_log);
 	assert_int_equal(json_array_size(lines), 4);
@@ -251,7 +253,7 @@ test_failures_coalesced(void **state)
 			written += audit_limited(a, &p, codes[j] == 0 ?
 			    "hello" : "invalid", NULL, NULL, codes[j]);
 		if (i == 500)
-			audit_log(a, &p, "get", "acme", NULL, "ok");
+			audit_log(a, &p, "get", "acme", NULL, "ok", 0);
 	}
 	/* A burst per interval: a second boundary may fall in the loop. */
 	assert_true(written >= AUDIT_BURST && written <= 2 * AUDIT_BURST);
@@ -305,7 +307,7 @@ test_no_secret_in_file(void **state)
 	assert_int_equal(audit_open(&a, td->td_log, err, sizeof(err)), 0);
 	fields = json_pack("[s{ss}]", "api_key", "api_key", "sk-live-SECRET");
 	assert_non_null(fields);
-	audit_log(a, &p, "put", "acme", fields, "ok");
+	audit_log(a, &p, "put", "acme", fields, "ok", 0);
 	json_decref(fields);
 	audit_close(a);
 	assert_non_null(f = fopen(td->td_log, "r"));
@@ -327,7 +329,7 @@ test_disabled(void **state)
 	(void)state;
 	assert_int_equal(audit_open(&a, NULL, err, sizeof(err)), 0);
 	assert_non_null(a);
-	audit_log(a, &p, "get", "acme", NULL, "ok");
+	audit_log(a, &p, "get", "acme", NULL, "ok", 0);
 	assert_int_equal(audit_reopen(a, err, sizeof(err)), 0);
 	assert_int_equal(audit_failures(a, NULL), 0);
 	audit_close(a);
@@ -344,13 +346,13 @@ test_reopen_rotation(void **state)
 	json_t		*lines;
 
 	assert_int_equal(audit_open(&a, td->td_log, err, sizeof(err)), 0);
-	audit_log(a, &p, "get", "one", NULL, "ok");
+	audit_log(a, &p, "get", "one", NULL, "ok", 0);
 	snprintf(rotated, sizeof(rotated), "%s.1", td->td_log);
 	assert_int_equal(rename(td->td_log, rotated), 0);
 	/* Until the reopen the old file still gets the lines. */
-	audit_log(a, &p, "get", "two", NULL, "ok");
+	audit_log(a, &p, "get", "two", NULL, "ok", 0);
 	assert_int_equal(audit_reopen(a, err, sizeof(err)), 0);
-	audit_log(a, &p, "get", "three", NULL, "ok");
+	audit_log(a, &p, "get", "three", NULL, "ok", 0);
 
 	lines = read_lines(rotated);
 	assert_int_equal(json_array_size(lines), 2);
@@ -366,7 +368,7 @@ test_reopen_rotation(void **state)
 	assert_int_equal(mkdir(td->td_log, 0700), 0);
 	assert_int_equal(audit_reopen(a, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, td->td_log));
-	audit_log(a, &p, "get", "four", NULL, "ok");
+	audit_log(a, &p, "get", "four", NULL, "ok", 0);
 	assert_int_equal(audit_failures(a, NULL), 0);
 	audit_close(a);
 	assert_int_equal(rmdir(td->td_log), 0);
@@ -414,7 +416,7 @@ test_failures_counted(void **state)
 	void		(*oldsig)(int);
 
 	assert_int_equal(audit_open(&a, td->td_log, err, sizeof(err)), 0);
-	audit_log(a, &p, "get", "one", NULL, "ok");
+	audit_log(a, &p, "get", "one", NULL, "ok", 0);
 	assert_int_equal(stat(td->td_log, &st), 0);
 
 	oldsig = signal(SIGXFSZ, SIG_IGN);
@@ -422,14 +424,14 @@ test_failures_counted(void **state)
 	small = old;
 	small.rlim_cur = (rlim_t)st.st_size;
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
-	audit_log(a, &p, "get", "two", NULL, "ok");
-	audit_log(a, &p, "get", "three", NULL, "ok");
+	audit_log(a, &p, "get", "two", NULL, "ok", 0);
+	audit_log(a, &p, "get", "three", NULL, "ok", 0);
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
 	signal(SIGXFSZ, oldsig);
 
 	assert_int_equal(audit_failures(a, &last), 2);
 	assert_int_equal(last, EFBIG);
-	audit_log(a, &p, "get", "four", NULL, "ok");
+	audit_log(a, &p, "get", "four", NULL, "ok", 0);
 	assert_int_equal(audit_failures(a, NULL), 2);
 	audit_close(a);
 }
