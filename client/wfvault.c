@@ -76,6 +76,16 @@ static const struct cli_command commands[] = {
 	    "rotate-key TENANT",
 	    "  rotate-key TENANT [--json]\n"
 	    "        give TENANT a new data key and re-seal its kept versions\n" },
+	{ "history", 1, 1, CLI_OPT_JSON, cmd_history, "history TENANT",
+	    "  history TENANT [--json]\n"
+	    "        list the tenant's kept versions, newest first: time, uid\n"
+	    "        and the field names added (+), changed (~) or removed\n"
+	    "        (-); never values\n" },
+	{ "rollback", 2, 2, CLI_OPT_CAS | CLI_OPT_JSON, cmd_rollback,
+	    "rollback TENANT VERSION",
+	    "  rollback TENANT VERSION [--cas N] [--json]\n"
+	    "        store version VERSION's fields and integrations again as\n"
+	    "        a new version (checked against today's formats)\n" },
 	{ "integrations", 0, 0, CLI_OPT_JSON, cmd_integrations,
 	    "integrations",
 	    "  integrations [--json]\n"
@@ -153,8 +163,9 @@ static const char help_tail[] =
     "Options (before or after the operands):\n"
     "  -s, --socket PATH  the daemon's socket; else $WFVAULT_SOCKET, else\n"
     "                     " PROTO_DEFAULT_SOCKET "\n"
-    "  --cas N            put, rm, import: only if the tenant's current\n"
-    "                     version is N (0: only if it does not exist yet)\n"
+    "  --cas N            put, rm, import, rollback: only if the tenant's\n"
+    "                     current version is N (0: only if it does not\n"
+    "                     exist yet)\n"
     "  --file PATH        put: read the value from PATH (at most 1 MiB;\n"
     "                     - is stdin)\n"
     "  --json             machine-readable JSON output (and, for\n"

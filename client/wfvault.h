@@ -118,6 +118,12 @@ int	cmd_rotate_key(struct cli_args *, struct cli_error *);
 int	cmd_integrations(struct cli_args *, struct cli_error *);
 /* cli_test.c */
 int	cmd_test(struct cli_args *, struct cli_error *);
+/* cli_history.c */
+int	cmd_history(struct cli_args *, struct cli_error *);
+int	cmd_rollback(struct cli_args *, struct cli_error *);
+/* cli_history.c */
+int	cmd_history(struct cli_args *, struct cli_error *);
+int	cmd_rollback(struct cli_args *, struct cli_error *);
 /* cli_dotenv.c */
 /*
  * Parses an .env text into *out, a new object of string fields (names

@@ -6,7 +6,7 @@
 # Installed by `make install` as share/bash-completion/completions/wfvault.
 
 _wfvault_commands="put get list fields rm status backup rotate-master-key
-rotate-key integrations import export run test help"
+rotate-key integrations import export run test history rollback help"
 
 # The options of one command (the common -s/--socket/-h/--help included).
 _wfvault_options()
@@ -15,8 +15,10 @@ _wfvault_options()
 	case $1 in
 	put)	echo "$common --cas --file --integrations --json --replace" ;;
 	get)	echo "$common --json --version -n --no-newline" ;;
-	list|fields|status|backup|rotate-master-key|rotate-key|integrations|test)
+	list|fields|status|backup|rotate-master-key|rotate-key|integrations|test|\
+	history)
 		echo "$common --json" ;;
+	rollback) echo "$common --cas --json" ;;
 	rm)	echo "$common --cas --json --purge -y --yes" ;;
 	import)	echo "$common --cas --json --replace --dry-run" ;;
 	export)	echo "$common --format --force" ;;
@@ -98,7 +100,7 @@ _wfvault()
 	help)
 		[ "$nops" -eq 0 ] &&
 		    COMPREPLY=($(compgen -W "$_wfvault_commands" -- "$cur")) ;;
-	put|get|fields|rm|rotate-key|export|run|test)
+	put|get|fields|rm|rotate-key|export|run|test|history|rollback)
 		[ "$nops" -eq 0 ] &&
 		    COMPREPLY=($(_wfvault_tenants "$cur" "$sock" \
 		    "${COMP_WORDS[0]}")) ;;
