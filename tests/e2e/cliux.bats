@@ -181,7 +181,7 @@ complete_words() {
 	[[ "$output" == *$'\nput\n'* ]]
 	[[ "$output" == *rotate-master-key* ]]
 	run complete_words ro
-	[ "$output" = $'rotate-key\nrotate-master-key' ]
+	[ "$output" = $'rollback\nrotate-key\nrotate-master-key' ]
 	run complete_words rm acme --
 	[[ "$output" == *--yes* ]]
 	[[ "$output" == *--purge* ]]
