@@ -239,7 +239,8 @@ check_print(json_t *r, struct cli_error *err)
 		if (out_printf(err, "  sync %s: %s (acked seq %lld)\n",
 		    json_string_value(json_object_get(it, "target")),
 		    json_is_true(pushed) ? "pushed" : json_is_false(pushed) ?
-		    "NOT pushed yet" : "pushed (its change left the feed)",
+		    "NOT pushed yet" : "unknown (its last change left the feed before this "
+		    "target had it)",
 		    (long long)json_integer_value(json_object_get(it,
 		    "acked_seq"))) == -1)
 			return -1;

@@ -181,17 +181,27 @@ nomem:
 struct check_sync_ctx {
 	json_t		*cs_list;
 	uint64_t	 cs_change;	/* 0: no change of the tenant left */
+	uint64_t	 cs_trimmed;	/* the feed's highest trimmed seq */
 };
 
 static int
 check_sync_one(void *arg, const char *target, uint64_t seq)
 {
 	struct check_sync_ctx	*cs = arg;
-	json_t			*item;
+	json_t			*item, *pushed;
 
+	/*
+	 * With no change of the tenant left in the feed, its last one was
+	 * trimmed: a target that acknowledged the trimmed part pushed it.
+	 */
+	if (cs->cs_change != 0)
+		pushed = json_boolean(seq >= cs->cs_change);
+	else if (cs->cs_trimmed != 0 && seq >= cs->cs_trimmed)
+		pushed = json_true();
+	else
+		pushed = json_null();
 	item = json_pack("{s:s,s:I,s:o}", "target", target, "acked_seq",
-	    (json_int_t)seq, "pushed", cs->cs_change == 0 ? json_null() :
-	    json_boolean(seq >= cs->cs_change));
+	    (json_int_t)seq, "pushed", pushed);
 	if (item == NULL || json_array_append_new(cs->cs_list, item) == -1)
 		return STORE_E_NOMEM;
 	return 0;
@@ -215,7 +225,9 @@ rpc_check(struct rpc_call *call)
 	    (rc = store_tests_get(store, call->rc_txn, a->ra_tenant,
 	    &tests)) != STORE_OK ||
 	    (rc = store_tenant_last_seq(store, call->rc_txn, a->ra_tenant,
-	    &cs.cs_change)) != STORE_OK) {
+	    &cs.cs_change)) != STORE_OK ||
+	    (rc = store_feed_trimmed(store, call->rc_txn,
+	    &cs.cs_trimmed)) != STORE_OK) {
 		rpc_store_fail(call, rc);
 		goto out;
 	}
