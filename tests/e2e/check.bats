@@ -3,9 +3,10 @@
 # is ready -- every field of its integrations there and well formed, no
 # live test failing -- with where to get what is missing, never a value;
 # live test outcomes recorded by wfvault test, removed with the tenant;
-# whether the sync agent pushed the tenant's last change.
+# check's "sync" against the real agent is in sync.bats.
 
 load helpers
+bats_require_minimum_version 1.5.0
 
 GOOD=sk-abcdefghijklmnopqrstuvwxyz0123
 # The key livetest_standin.mjs wants, in the lt_* integrations' format.
@@ -230,7 +231,7 @@ reload_catalog() {
 	     ["lt_ok", "ok", "pass", 1, true]])'
 }
 
-@test "test still prints its results when recording is refused" {
+@test "outcomes carry the tester's uid; a refused record changes nothing" {
 	require_root
 	start_standin
 	chmod 0755 "$T"
@@ -240,13 +241,26 @@ reload_catalog() {
 	    "integrations_dir $T/cat"
 	start_daemon
 	tp_put '{"tenant":"acme","fields":{"lt_key":"'$LT_KEY'"},"integrations":["lt_ok"]}'
-	# Read may record; list alone may check but not record.
 	run wfv_as 4242 4242 test acme lt_ok
 	[ "$status" -eq 0 ]
 	[ "$output" = "lt_ok: pass (200 OK)" ]
 	run wfv check acme --json
 	echo "$output" | jq -e '.tenants[0].integrations[0].last_test |
 	    .uid == 4242 and .result == "pass"'
+	# The real helper, run once the tenant is gone: get worked, the
+	# record is refused (not_found), the result and status stand.
+	cat >"$T/helper.sh" <<-EOF
+	#!/bin/sh
+	"$WFVAULT" -s "$SOCK" rm acme --yes >/dev/null 2>&1 || exit 1
+	exec "$E2E_BUILD/wfvault-test"
+	EOF
+	chmod 0755 "$T/helper.sh"
+	WFVAULT_TEST_HELPER=$T/helper.sh run --separate-stderr wfv test acme lt_ok
+	[ "$status" -eq 0 ]
+	[ "$output" = "lt_ok: pass (200 OK)" ]
+	[[ "$stderr" == "wfvault: warning: the live test outcomes were not recorded: no tenant 'acme'"* ]]
+	run wfv check acme
+	[ "$status" -eq 3 ]
 }
 
 @test "test_result: params checked strictly, read needed, tenant must exist" {
