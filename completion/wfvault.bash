@@ -6,7 +6,7 @@
 # Installed by `make install` as share/bash-completion/completions/wfvault.
 
 _wfvault_commands="put get list fields rm status backup rotate-master-key
-rotate-key integrations import export run test history rollback help"
+rotate-key integrations import export run test check history rollback help"
 
 # The options of one command (the common -s/--socket/-h/--help included).
 _wfvault_options()
@@ -16,7 +16,7 @@ _wfvault_options()
 	put)	echo "$common --cas --file --integrations --json --replace" ;;
 	get)	echo "$common --json --version -n --no-newline" ;;
 	list|fields|status|backup|rotate-master-key|rotate-key|integrations|test|\
-	history)
+	history|check)
 		echo "$common --json" ;;
 	rollback) echo "$common --cas --json" ;;
 	rm)	echo "$common --cas --json --purge -y --yes" ;;
@@ -103,6 +103,10 @@ _wfvault()
 	put|get|fields|rm|rotate-key|export|run|test|history|rollback)
 		[ "$nops" -eq 0 ] &&
 		    COMPREPLY=($(_wfvault_tenants "$cur" "$sock" \
+		    "${COMP_WORDS[0]}")) ;;
+	check)
+		# Any number of tenants (or patterns, typed by hand).
+		COMPREPLY=($(_wfvault_tenants "$cur" "$sock" \
 		    "${COMP_WORDS[0]}")) ;;
 	import)
 		if [ "$nops" -eq 0 ]; then

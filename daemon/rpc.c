@@ -52,6 +52,9 @@ static const struct rpc_handler rpc_handlers[PM__COUNT] = {
 	[PM_INTEGRATIONS] = { rpc_integrations },
 	[PM_HISTORY] = { rpc_history },
 	[PM_ROLLBACK] = { rpc_rollback },
+	/* Readiness (rpc_check.c). */
+	[PM_TEST_RESULT] = { rpc_test_result },
+	[PM_CHECK] = { rpc_check },
 };
 
 int

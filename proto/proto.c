@@ -31,6 +31,13 @@ static const struct proto_method_info proto_methods[PM__COUNT] = {
 	/* Who changed which field names when: no value, so list suffices. */
 	{ "history",	PM_HISTORY,	PERM_LIST,	1, 0 },
 	{ "rollback",	PM_ROLLBACK,	PERM_WRITE,	1, 1 },
+	/*
+	 * A live test's outcome: whoever may read the values could run the
+	 * test, so read records it; it is stored, so a write.
+	 */
+	{ "test_result", PM_TEST_RESULT, PERM_READ,	1, 1 },
+	/* Says what is missing or malformed, never a value: list. */
+	{ "check",	PM_CHECK,	PERM_LIST,	1, 0 },
 };
 
 static const struct {

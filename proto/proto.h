@@ -66,6 +66,8 @@ enum proto_method {
 	PM_INTEGRATIONS,
 	PM_HISTORY,
 	PM_ROLLBACK,
+	PM_TEST_RESULT,
+	PM_CHECK,
 	PM__COUNT
 };
 

@@ -383,6 +383,113 @@ test_delete_recreate(void **state)
 	assert_int_equal(ts_get(ts, "acme", 3, NULL, NULL), STORE_E_NOT_FOUND);
 }
 
+static int	ts_verify(struct test_store *);
+
+/* Records an outcome (JSON text) of tenant's integration in a transaction. */
+static int
+ts_test_put(struct test_store *ts, const char *tenant, const char *id,
+    const char *text)
+{
+	json_t	*o;
+	MDB_txn	*txn;
+	int	 rc;
+
+	assert_non_null(o = json_loads(text, 0, NULL));
+	assert_int_equal(store_txn_begin(ts->ts_store, NULL, 1, &txn),
+	    STORE_OK);
+	rc = store_test_put(ts->ts_store, txn, tenant, id, o);
+	json_decref(o);
+	if (rc != STORE_OK) {
+		store_txn_abort(txn);
+		return rc;
+	}
+	return store_txn_commit(txn);
+}
+
+/* The ids of tenant's recorded outcomes, comma-separated, into buf. */
+static const char *
+ts_tests_ids(struct test_store *ts, const char *tenant, char *buf,
+    size_t len)
+{
+	const char	*id;
+	json_t		*all, *v;
+	MDB_txn		*txn;
+	size_t		 n = 0;
+
+	buf[0] = '\0';
+	assert_int_equal(store_txn_begin(ts->ts_store, NULL, 0, &txn),
+	    STORE_OK);
+	assert_int_equal(store_tests_get(ts->ts_store, txn, tenant, &all),
+	    STORE_OK);
+	store_txn_abort(txn);
+	json_object_foreach(all, id, v) {
+		n += snprintf(buf + n, len - n, "%s%s", n > 0 ? "," : "", id);
+		assert_true(n < len);
+	}
+	json_decref(all);
+	return buf;
+}
+
+/*
+ * Live test outcomes: one per tenant and integration, only for a live
+ * tenant, of one shape; gone with the tenant (and only that tenant, not
+ * one whose id it starts), checked by verify.
+ */
+static void
+test_tests(void **state)
+{
+	static const char pass[] = "{\"at\":1,\"result\":\"pass\","
+	    "\"status\":200,\"reason\":\"200 OK\",\"version\":1,\"uid\":0}";
+	static const char fail[] = "{\"at\":2,\"result\":\"fail\","
+	    "\"status\":null,\"reason\":\"\",\"version\":1,\"uid\":7}";
+	struct test_store	*ts = *state;
+	struct ts_raw		 raw;
+	char			 ids[256];
+	uint64_t		 v, seq;
+	MDB_txn			*txn;
+
+	assert_int_equal(ts_put(ts, "acme", "{\"a\":\"1\"}", NULL), STORE_OK);
+	assert_int_equal(ts_put(ts, "acme-x", "{\"a\":\"1\"}", NULL),
+	    STORE_OK);
+	assert_string_equal(ts_tests_ids(ts, "acme", ids, sizeof(ids)), "");
+	assert_int_equal(ts_test_put(ts, "acme", "openai", pass), STORE_OK);
+	assert_int_equal(ts_test_put(ts, "acme", "stripe", pass), STORE_OK);
+	assert_int_equal(ts_test_put(ts, "acme", "openai", fail), STORE_OK);
+	assert_int_equal(ts_test_put(ts, "acme-x", "openai", pass), STORE_OK);
+	assert_int_equal(ts_test_put(ts, "nobody", "openai", pass),
+	    STORE_E_NOT_FOUND);
+	/* Of another shape: refused. */
+	assert_int_equal(ts_test_put(ts, "acme", "openai", "{\"at\":1}"),
+	    STORE_E_IO);
+	assert_int_equal(ts_test_put(ts, "acme", "", pass), STORE_E_IO);
+	assert_string_equal(ts_tests_ids(ts, "acme", ids, sizeof(ids)),
+	    "openai,stripe");
+	assert_string_equal(ts_tests_ids(ts, "acme-x", ids, sizeof(ids)),
+	    "openai");
+	assert_int_equal(ts_verify(ts), STORE_OK);
+
+	/* Deleted: its outcomes go, acme-x's stay. */
+	assert_int_equal(ts_delete(ts, "acme", &v), STORE_OK);
+	assert_string_equal(ts_tests_ids(ts, "acme", ids, sizeof(ids)), "");
+	assert_string_equal(ts_tests_ids(ts, "acme-x", ids, sizeof(ids)),
+	    "openai");
+	assert_int_equal(ts_test_put(ts, "acme", "openai", pass),
+	    STORE_E_NOT_FOUND);
+	assert_int_equal(store_txn_begin(ts->ts_store, NULL, 1, &txn),
+	    STORE_OK);
+	assert_int_equal(store_tenant_purge(ts->ts_store, txn, "acme-x", &v,
+	    &seq), STORE_OK);
+	assert_int_equal(store_txn_commit(txn), STORE_OK);
+	assert_string_equal(ts_tests_ids(ts, "acme-x", ids, sizeof(ids)), "");
+	assert_int_equal(ts_verify(ts), STORE_OK);
+
+	/* A malformed entry fails verify. */
+	ts_raw_open(ts, "tests", &raw);
+	ts_raw_put(&raw, "zz\0openai", 9, "{\"at\":1}", 8);
+	ts_raw_close(ts, &raw);
+	assert_int_equal(ts_verify(ts), STORE_E_INTEGRITY);
+}
+
 struct ts_change {
 	uint64_t	 tc_seq;
 	char		 tc_tenant[PROTO_TENANT_MAX + 1];
@@ -1284,6 +1391,7 @@ main(void)
 		TS_TEST(test_put_aborted),
 		TS_TEST(test_keep_versions),
 		TS_TEST(test_delete_recreate),
+		TS_TEST(test_tests),
 		TS_TEST(test_changes),
 		TS_TEST(test_sync),
 		TS_TEST(test_list),
