@@ -58,6 +58,10 @@ struct cli_error {
 #define CLI_OPT_YES		0x20000
 /* put --integrations (cli_cmd.c). */
 #define CLI_OPT_INTEGRATIONS	0x100000
+/* onboard (cli_onboard.c). */
+#define CLI_OPT_FROM_ENV	0x200000
+#define CLI_OPT_PARTIAL		0x400000
+#define CLI_OPT_TEST		0x800000
 
 /* test TENANT [INTEGRATION...] takes the most. */
 #define CLI_MAX_OPERANDS	32
@@ -96,6 +100,9 @@ struct cli_args {
 	int				 ca_yes;	/* rm */
 	char				**ca_exec;	/* run: after "--" */
 	int				 ca_nexec;
+	const char			*ca_from_env;	/* onboard */
+	int				 ca_partial;	/* onboard */
+	int				 ca_test;	/* onboard */
 };
 
 /* wfvault.c */
@@ -118,6 +125,8 @@ int	cmd_rotate_key(struct cli_args *, struct cli_error *);
 int	cmd_integrations(struct cli_args *, struct cli_error *);
 /* cli_test.c */
 int	cmd_test(struct cli_args *, struct cli_error *);
+/* cli_onboard.c */
+int	cmd_onboard(struct cli_args *, struct cli_error *);
 /* cli_dotenv.c */
 /*
  * Parses an .env text into *out, a new object of string fields (names
