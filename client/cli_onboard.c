@@ -64,6 +64,7 @@ struct onboard {
 	json_t			*ob_tests;	/* test_run's results */
 	json_t			*ob_check;	/* check's result, or NULL */
 	json_int_t		 ob_version;	/* after the put */
+	struct cli_error	 ob_test_err;	/* why the tests did not run */
 	int			 ob_stopped;	/* EOF at the terminal */
 };
 
@@ -849,9 +850,9 @@ onboard_test(struct cli_args *args, struct onboard *ob, int *failed,
 			*failed = 1;
 	return 0;
 fail:
+	ob->ob_test_err = terr;
 	json_decref(ob->ob_tests);
 	ob->ob_tests = json_pack("{s:s}", "error", terr.ce_msg);
-	*failed = 1;
 	return ob->ob_tests == NULL ? onboard_oom(err) : 0;
 }
 
@@ -968,7 +969,7 @@ onboard_print_missing(struct onboard *ob, struct cli_error *err)
 static int
 onboard_print_tests(struct onboard *ob, struct cli_error *err)
 {
-	json_t		*r, *status;
+	json_t		*r;
 	const char	*result;
 	size_t		 i;
 
@@ -979,17 +980,13 @@ onboard_print_tests(struct onboard *ob, struct cli_error *err)
 		    onboard_str(ob->ob_tests, "error"));
 	if (out_puts("live tests:\n", err) == -1)
 		return -1;
+	/* As wfvault test prints them. */
 	json_array_foreach(ob->ob_tests, i, r) {
 		result = onboard_str(r, "result");
-		status = json_object_get(r, "status");
-		if (out_printf(err, "  %s: %s", onboard_str(r, "integration"),
-		    strcmp(result, "pass") == 0 ? "pass" :
-		    strcmp(result, "fail") == 0 ? "FAIL" : result) == -1 ||
-		    (json_is_integer(status) && out_printf(err, " (HTTP %lld)",
-		    (long long)json_integer_value(status)) == -1) ||
-		    (*onboard_str(r, "reason") != '\0' && out_printf(err,
-		    " %s", onboard_str(r, "reason")) == -1) ||
-		    out_write("\n", 1, err) == -1)
+		if (out_printf(err, "  %s: %s (%s)\n", onboard_str(r,
+		    "integration"), strcmp(result, "pass") == 0 ? "pass" :
+		    strcmp(result, "fail") == 0 ? "FAIL" : "skipped",
+		    onboard_str(r, "reason")) == -1)
 			return -1;
 	}
 	return 0;
@@ -1091,16 +1088,19 @@ cmd_onboard(struct cli_args *args, struct cli_error *err)
 		in = NULL;
 		if (json_array_size(ob.ob_problems) > 0 && !args->ca_partial) {
 			onboard_values_clear(&ob);
+			/* main discards stdout on an error: flush it here. */
 			if (args->ca_json)
-				(void)onboard_summary_json(&ob, err);
+				(void)(onboard_summary_json(&ob, err) == 0 &&
+				    out_flush(err) == 0);
 			else
 				onboard_problems_print(&ob, "");
 			cli_fail(err, CLI_EXIT_USAGE, "%zu problem%s with the "
-			    "input for tenant '%s' (listed above); nothing "
-			    "stored (--partial stores the valid fields)",
+			    "input for tenant '%s' (%s); nothing stored "
+			    "(--partial stores the valid fields)",
 			    json_array_size(ob.ob_problems),
 			    json_array_size(ob.ob_problems) == 1 ? "" : "s",
-			    ob.ob_tenant);
+			    ob.ob_tenant, args->ca_json ? "see \"problems\"" :
+			    "listed above");
 			goto out;
 		}
 		if (!args->ca_json)
@@ -1121,6 +1121,14 @@ cmd_onboard(struct cli_args *args, struct cli_error *err)
 		cli_fail(err, CLI_EXIT_TEST_FAILED, "tenant '%s' is stored as "
 		    "version %lld, but a live test failed (see above)",
 		    ob.ob_tenant, (long long)ob.ob_version);
+		goto out;
+	}
+	if (ob.ob_test_err.ce_status != CLI_EXIT_OK) {
+		(void)out_flush(err);
+		cli_fail(err, ob.ob_test_err.ce_status, "tenant '%s' is stored "
+		    "as version %lld, but the live tests did not run: %s",
+		    ob.ob_tenant, (long long)ob.ob_version,
+		    ob.ob_test_err.ce_msg);
 		goto out;
 	}
 	rv = 0;

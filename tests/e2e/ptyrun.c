@@ -3,7 +3,7 @@
  * script of what to expect on it and what to type, so the e2e tests can
  * talk to a prompt as a person would and keep the whole transcript.
  *
- * usage: wfvault-ptyrun [-t SECONDS] SCRIPT TRANSCRIPT CMD [ARGS...]
+ * usage: wfvault-ptyrun [-e] [-t SECONDS] SCRIPT TRANSCRIPT CMD [ARGS...]
  *
  * SCRIPT has one step a line:
  *   expect TEXT   wait until TEXT is output (after the previous match)
@@ -17,7 +17,9 @@
  * command closes the terminal.  TRANSCRIPT gets every byte the command
  * wrote to the terminal (with what the terminal echoed).  The exit status
  * is the command's (128 + N for a signal N), or 124 when an expect or the
- * end timed out and 125 for ptyrun's own errors.
+ * end timed out and 125 for ptyrun's own errors.  With -e, ptyrun prints
+ * "echo on" or "echo off" at the end: the terminal's echo as the command
+ * left it.
  */
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -51,7 +53,7 @@ struct transcript {
 static __attribute__((__noreturn__)) void
 usage(void)
 {
-	fprintf(stderr, "usage: %s [-t SECONDS] SCRIPT TRANSCRIPT CMD "
+	fprintf(stderr, "usage: %s [-e] [-t SECONDS] SCRIPT TRANSCRIPT CMD "
 	    "[ARGS...]\n", progname);
 	exit(PR_ERROR);
 }
@@ -188,6 +190,7 @@ int
 main(int argc, char **argv)
 {
 	struct transcript	 t = { NULL, 0, 0, 0, 0 };
+	struct termios		 tio;
 	FILE			*script;
 	char			*line = NULL, *end;
 	size_t			 cap = 0;
@@ -195,10 +198,14 @@ main(int argc, char **argv)
 	long			 v;
 	pid_t			 pid;
 	int			 ch, fd, st, r, lineno = 0, timeout_s = 30;
+	int			 show_echo = 0;
 	int			 rv = PR_ERROR;
 
-	while ((ch = getopt(argc, argv, "+t:")) != -1) {
+	while ((ch = getopt(argc, argv, "+et:")) != -1) {
 		switch (ch) {
+		case 'e':
+			show_echo = 1;
+			break;
 		case 't':
 			errno = 0;
 			v = strtol(optarg, &end, 10);
@@ -271,6 +278,13 @@ main(int argc, char **argv)
 			st = -1;
 			break;
 		}
+	/* The pair's settings outlive the command while we hold the master. */
+	if (show_echo) {
+		if (tcgetattr(fd, &tio) == -1)
+			printf("echo unknown\n");
+		else
+			printf("echo %s\n", tio.c_lflag & ECHO ? "on" : "off");
+	}
 	if (st == -1)
 		rv = PR_ERROR;
 	else if (WIFEXITED(st))
