@@ -30,17 +30,6 @@ static const int onboard_signals[] = {
 
 static volatile sig_atomic_t	onboard_caught[ONBOARD_NSIGNALS];
 
-/*
- * wfvault test's runner (cli_test.c, issue 9): runs the live tests of ids
- * (NULL: every testable one) for tenant over c and records each outcome;
- * *results is a new array of {integration, result, status, reason}.
- * Weak until the branch that brings it is merged: onboard --test then
- * says it cannot test rather than failing to link.  MERGE: drop this once
- * wfvault.h declares test_run.
- */
-int	test_run(struct proto_client *c, const char *tenant, json_t *ids,
-	    json_t **results, struct cli_error *err) __attribute__((__weak__));
-
 /* One field of a named integration that the tenant does not hold. */
 struct onboard_field {
 	json_t		*of_integ;	/* borrowed from ob_catalog */
@@ -832,12 +821,6 @@ onboard_test(struct cli_args *args, struct onboard *ob, int *failed,
 	size_t			 i;
 
 	*failed = 0;
-	if (test_run == NULL) {
-		/* Built without wfvault test's test_run (see its declaration). */
-		cli_fail(&terr, CLI_EXIT_ERROR, "this wfvault cannot run live "
-		    "tests; run 'wfvault test %s' once it can", ob->ob_tenant);
-		goto fail;
-	}
 	if (conn_open(args, &c, &terr) == -1 ||
 	    test_run(&c, ob->ob_tenant, ob->ob_ids, &ob->ob_tests,
 	    &terr) == -1) {

@@ -2,7 +2,8 @@
  * wfvault test: runs the catalog's live tests for a tenant.  The request
  * itself is made by wfvault-test, a helper program that links libcurl, so
  * that this CLI (and every other command's start-up) does not; the helper
- * gets the test and the field values on a pipe, never in argv.
+ * gets the test and the field values on a pipe, never in argv.  Each
+ * outcome is recorded in wfvaultd (test_result) for wfvault check.
  */
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -28,6 +29,8 @@
 #define TEST_TIMEOUT_MAX	600
 #define TEST_ANSWER_MAX		4096
 #define TEST_JSON_FLAGS		(JSON_INDENT(2) | JSON_SORT_KEYS)
+/* The longest reason test_result takes (docs/protocol.md). */
+#define TEST_REASON_MAX		160
 
 /* An integration id may be echoed: the catalog's ids are plain words. */
 static int
@@ -280,33 +283,34 @@ test_one(const char *helper, json_t *integ, json_t *tenant_fields,
 }
 
 /*
- * The integrations to test: those named, else every one with a test whose
- * fields the tenant all has.  *out is a new array of borrowed entries.
+ * The integrations to test: those named in ids (an array of strings),
+ * else every one with a test whose fields the tenant all has.  *out is a
+ * new array of borrowed entries.
  */
 static int
-test_pick(struct cli_args *args, json_t *list, json_t *tenant_fields,
-    json_t **out, struct cli_error *err)
+test_pick(const char *tenant, json_t *ids, json_t *list,
+    json_t *tenant_fields, json_t **out, struct cli_error *err)
 {
-	json_t		*picked, *it, *f;
-	const char	*missing;
-	int		 i;
+	json_t		*picked, *it, *f, *idv;
+	const char	*id, *missing;
+	size_t		 i;
 
 	if ((*out = picked = json_array()) == NULL)
 		return cli_fail(err, CLI_EXIT_ERROR, "out of memory");
-	for (i = 1; i < args->ca_noperands; i++) {
-		if ((it = test_find(list, args->ca_operands[i])) == NULL) {
-			if (test_id_echoable(args->ca_operands[i]))
+	json_array_foreach(ids, i, idv) {
+		id = json_string_value(idv);
+		if (id == NULL || (it = test_find(list, id)) == NULL) {
+			if (id != NULL && test_id_echoable(id))
 				return cli_fail(err, CLI_EXIT_USAGE, "no "
 				    "integration '%s' in the catalog (see "
-				    "'wfvault integrations')",
-				    args->ca_operands[i]);
+				    "'wfvault integrations')", id);
 			return cli_fail(err, CLI_EXIT_USAGE, "no such "
 			    "integration in the catalog (see 'wfvault "
 			    "integrations')");
 		}
 		json_array_append(picked, it);
 	}
-	if (args->ca_noperands > 1)
+	if (json_array_size(ids) > 0)
 		return 0;
 	json_array_foreach(list, i, it) {
 		if (json_object_get(it, "test") == NULL)
@@ -320,8 +324,108 @@ test_pick(struct cli_args *args, json_t *list, json_t *tenant_fields,
 	if (json_array_size(picked) == 0)
 		return cli_fail(err, CLI_EXIT_NOT_FOUND, "tenant '%s' holds "
 		    "the fields of no integration with a live test; name the "
-		    "integrations to test", args->ca_operands[0]);
+		    "integrations to test", tenant);
 	return 0;
+}
+
+/*
+ * Records r, a pass or a fail, as the outcome of testing version of
+ * tenant (test_result).  The reason is made printable ASCII within the
+ * daemon's limit; a status outside HTTP's range goes as null.
+ */
+static int
+test_record(struct proto_client *c, const char *tenant, json_int_t version,
+    json_t *r, struct cli_error *err)
+{
+	json_t		*status, *params, *res = NULL;
+	const char	*src;
+	char		 reason[TEST_REASON_MAX + 1];
+	size_t		 i;
+
+	src = json_string_value(json_object_get(r, "reason"));
+	for (i = 0; src != NULL && src[i] != '\0' && i < TEST_REASON_MAX; i++)
+		reason[i] = (src[i] >= 0x20 && src[i] <= 0x7e) ? src[i] : '?';
+	reason[i] = '\0';
+	status = json_object_get(r, "status");
+	if (!json_is_integer(status) || json_integer_value(status) < 100 ||
+	    json_integer_value(status) > 599)
+		status = NULL;
+	params = json_pack("{s:s,s:O,s:O,s:o,s:s,s:I}", "tenant", tenant,
+	    "integration", json_object_get(r, "integration"), "result",
+	    json_object_get(r, "result"), "status", status != NULL ?
+	    json_incref(status) : json_null(), "reason", reason, "version",
+	    version);
+	if (params == NULL)
+		return cli_fail(err, CLI_EXIT_ERROR, "out of memory");
+	if (conn_call(c, "test_result", params, &res, err) == -1)
+		return -1;
+	json_decref(res);
+	return 0;
+}
+
+int
+test_run(struct proto_client *c, const char *tenant, json_t *ids,
+    json_t **results, struct cli_error *err)
+{
+	struct cli_error	 rerr;
+	json_t			*cat = NULL, *got = NULL, *picked = NULL;
+	json_t			*it, *r, *list, *tf;
+	char			 helper[PATH_MAX];
+	const char		*result;
+	json_int_t		 version;
+	long			 timeout;
+	size_t			 i;
+	int			 failed = 0, rv = -1, record = 1;
+
+	*results = NULL;
+	if (test_timeout(&timeout, err) == -1 ||
+	    test_helper_path(helper, sizeof(helper), err) == -1)
+		return -1;
+	if (conn_call(c, "integrations", json_object(), &cat, err) == -1 ||
+	    conn_call(c, "get", json_pack("{s:s}", "tenant", tenant), &got,
+	    err) == -1)
+		goto done;
+	list = json_object_get(cat, "integrations");
+	tf = json_object_get(got, "fields");
+	version = json_integer_value(json_object_get(got, "version"));
+	if (!json_is_array(list) || !json_is_object(tf) || version < 1) {
+		cli_fail(err, CLI_EXIT_ERROR, "wfvaultd's reply has no "
+		    "integrations, fields or version");
+		goto done;
+	}
+	if (test_pick(tenant, ids, list, tf, &picked, err) == -1 ||
+	    (*results = json_array()) == NULL)
+		goto done;
+	json_array_foreach(picked, i, it) {
+		if ((r = test_one(helper, it, tf, timeout, err)) == NULL)
+			goto done;
+		json_array_append_new(*results, r);
+		result = json_string_value(json_object_get(r, "result"));
+		if (result != NULL && strcmp(result, "fail") == 0)
+			failed++;
+		else if (result == NULL || strcmp(result, "pass") != 0)
+			continue;
+		/*
+		 * Not being able to record (no read permission, a daemon
+		 * gone) changes nothing of the tests: said once, then left.
+		 */
+		if (record && test_record(c, tenant, version, r,
+		    &rerr) == -1) {
+			fprintf(stderr, "wfvault: warning: the live test "
+			    "outcomes were not recorded: %s\n", rerr.ce_msg);
+			record = 0;
+		}
+	}
+	rv = failed;
+done:
+	if (rv == -1) {
+		json_decref(*results);
+		*results = NULL;
+	}
+	json_decref(picked);
+	json_decref(got);	/* the values: wiped by the JSON allocator */
+	json_decref(cat);
+	return rv;
 }
 
 static int
@@ -342,52 +446,37 @@ int
 cmd_test(struct cli_args *args, struct cli_error *err)
 {
 	struct proto_client	 c = PROTO_CLIENT_INIT;
-	json_t			*cat = NULL, *got = NULL, *picked = NULL;
-	json_t			*results = NULL, *it, *r, *list, *tf;
+	json_t			*ids = NULL, *results = NULL, *r;
 	const char		*tenant = args->ca_operands[0];
-	char			 helper[PATH_MAX], msg[512];
-	long			 timeout;
+	char			 msg[512];
 	size_t			 i;
-	int			 failed = 0, rv = -1;
+	int			 failed, n, rv = -1;
 
 	if (proto_tenant_valid(tenant, msg, sizeof(msg)) == -1)
 		return cli_fail(err, CLI_EXIT_USAGE, "invalid tenant id "
 		    "(1-128 bytes of A-Z a-z 0-9 . _ -, not starting with . "
 		    "or -)");
-	if (test_timeout(&timeout, err) == -1 ||
-	    test_helper_path(helper, sizeof(helper), err) == -1)
-		return -1;
+	if ((ids = json_array()) == NULL)
+		return cli_fail(err, CLI_EXIT_ERROR, "out of memory");
+	for (n = 1; n < args->ca_noperands; n++)
+		if (json_array_append_new(ids,
+		    json_string(args->ca_operands[n])) == -1) {
+			json_decref(ids);
+			return cli_fail(err, CLI_EXIT_ERROR, "out of memory");
+		}
 	if (conn_open(args, &c, err) == -1)
-		return -1;
-	if (conn_call(&c, "integrations", json_object(), &cat, err) == -1 ||
-	    conn_call(&c, "get", json_pack("{s:s}", "tenant", tenant), &got,
-	    err) == -1)
+		goto done;
+	if ((failed = test_run(&c, tenant, ids, &results, err)) == -1)
 		goto done;
 	proto_client_close(&c);
-	list = json_object_get(cat, "integrations");
-	tf = json_object_get(got, "fields");
-	if (!json_is_array(list) || !json_is_object(tf)) {
-		cli_fail(err, CLI_EXIT_ERROR, "wfvaultd's reply has no "
-		    "integrations or fields");
-		goto done;
-	}
-	if (test_pick(args, list, tf, &picked, err) == -1 ||
-	    (results = json_array()) == NULL)
-		goto done;
-	json_array_foreach(picked, i, it) {
-		if ((r = test_one(helper, it, tf, timeout, err)) == NULL)
+	if (args->ca_json) {
+		if (out_json(results, TEST_JSON_FLAGS, err) == -1)
 			goto done;
-		if (strcmp(json_string_value(json_object_get(r, "result")),
-		    "fail") == 0)
-			failed = 1;
-		json_array_append_new(results, r);
-		if (!args->ca_json && (test_print(r, err) == -1 ||
-		    out_flush(err) == -1))
-			goto done;
-	}
-	if (args->ca_json && out_json(results, TEST_JSON_FLAGS, err) == -1)
-		goto done;
-	if (failed) {
+	} else
+		json_array_foreach(results, i, r)
+			if (test_print(r, err) == -1)
+				goto done;
+	if (failed > 0) {
 		(void)out_flush(err);
 		/* The lines above said which; exit 7 says that one did. */
 		cli_fail(err, CLI_EXIT_TEST_FAILED, "%s", "");
@@ -397,8 +486,6 @@ cmd_test(struct cli_args *args, struct cli_error *err)
 done:
 	proto_client_close(&c);
 	json_decref(results);
-	json_decref(picked);
-	json_decref(got);	/* the values: wiped by the JSON allocator */
-	json_decref(cat);
+	json_decref(ids);
 	return rv;
 }

@@ -88,6 +88,14 @@ static const struct cli_command commands[] = {
 	    "        (default: each one whose fields the tenant holds) and\n"
 	    "        print pass or FAIL with the HTTP status; exit 7 if one\n"
 	    "        failed\n" },
+	{ "check", 0, CLI_MAX_OPERANDS, CLI_OPT_JSON, cmd_check,
+	    "check [TENANT|PATTERN...]",
+	    "  check [TENANT|PATTERN...] [--json]\n"
+	    "        say whether each tenant (default: every one you may\n"
+	    "        list; a PATTERN has * ? or [) is ready: per integration\n"
+	    "        the fields missing (and where to get them), malformed\n"
+	    "        (and their format), the last live test; exit 8 if one\n"
+	    "        is not ready\n" },
 	{ "onboard", 2, CLI_MAX_OPERANDS, CLI_OPT_CAS | CLI_OPT_JSON |
 	    CLI_OPT_FROM_ENV | CLI_OPT_PARTIAL | CLI_OPT_TEST, cmd_onboard,
 	    "onboard TENANT INTEGRATION...",
@@ -205,6 +213,7 @@ static const char help_tail[] =
     "     name exists\n"
     "  6  daemon unreachable (cannot connect, or the connection was lost)\n"
     "  7  test, onboard --test: a live test failed\n"
+    "  8  check: a tenant is not ready\n"
     "run exits with CMD's own status, or 127 when CMD cannot be run.\n";
 
 int

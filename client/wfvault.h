@@ -22,6 +22,8 @@
 #define CLI_EXIT_UNREACHABLE	6
 /* wfvault test: a live test failed (its line says which and why). */
 #define CLI_EXIT_TEST_FAILED	7
+/* wfvault check: a tenant is not ready (its lines say why). */
+#define CLI_EXIT_NOT_READY	8
 
 /* The largest value put accepts from stdin, a file or the terminal. */
 #define CLI_VALUE_MAX		(1024 * 1024)
@@ -125,6 +127,23 @@ int	cmd_rotate_key(struct cli_args *, struct cli_error *);
 int	cmd_integrations(struct cli_args *, struct cli_error *);
 /* cli_test.c */
 int	cmd_test(struct cli_args *, struct cli_error *);
+/*
+ * Runs the catalog's live tests for tenant over c (an open connection,
+ * left open): those of the integrations named in ids (an array of id
+ * strings; NULL or empty: each one with a test whose fields the tenant
+ * all holds), and records each pass or fail in wfvaultd with test_result
+ * for the version get returned (when that fails, one warning on stderr,
+ * nothing else changes).  *results is a new array of {"integration",
+ * "result": "pass"|"fail"|"skipped", "status": N|null, "reason"}, in
+ * the order run.  Returns the number of failed tests (0: all passed or
+ * were skipped), or -1 with err filled (*results NULL): a usage error
+ * for an id not in the catalog, not found when nothing can be tested,
+ * the daemon's errors.  Prints nothing on stdout.
+ */
+int	test_run(struct proto_client *c, const char *tenant, json_t *ids,
+	    json_t **results, struct cli_error *err);
+/* cli_check.c */
+int	cmd_check(struct cli_args *, struct cli_error *);
 /* cli_onboard.c */
 int	cmd_onboard(struct cli_args *, struct cli_error *);
 /* cli_dotenv.c */

@@ -457,3 +457,35 @@ store_changes_forget(struct store *store, MDB_txn *txn, const char *tenant,
 	    store_forget_one, &fc);
 	return rc == STORE_WALK_STOP ? STORE_OK : rc;
 }
+
+int
+store_tenant_last_seq(struct store *store, MDB_txn *txn, const char *tenant,
+    uint64_t *seq)
+{
+	MDB_cursor	*cur;
+	MDB_val		 key, val;
+	size_t		 tlen;
+	int		 rc;
+
+	*seq = 0;
+	if (!store->s_has_index || record_name_len(tenant, &tlen) == -1)
+		return STORE_OK;
+	if ((rc = mdb_cursor_open(txn, store->s_feedidx, &cur)) != 0)
+		return store_mdb_code(rc, "open feed index cursor");
+	key.mv_data = (void *)tenant;
+	key.mv_size = tlen;
+	/* The seqs are big-endian: the last duplicate is the newest. */
+	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_KEY);
+	if (rc == 0)
+		rc = mdb_cursor_get(cur, &key, &val, MDB_LAST_DUP);
+	if (rc == 0 && val.mv_size == 8)
+		*seq = record_be64_get(val.mv_data);
+	else if (rc == 0)
+		rc = STORE_E_INTEGRITY;
+	else if (rc == MDB_NOTFOUND)
+		rc = STORE_OK;
+	else
+		rc = store_mdb_code(rc, "last change of tenant");
+	mdb_cursor_close(cur);
+	return rc;
+}

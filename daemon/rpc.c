@@ -50,6 +50,9 @@ static const struct rpc_handler rpc_handlers[PM__COUNT] = {
 	[PM_ROTATE_MASTER_KEY] = { NULL },
 	[PM_ROTATE_TENANT_KEY] = { NULL },
 	[PM_INTEGRATIONS] = { rpc_integrations },
+	/* Readiness (rpc_check.c). */
+	[PM_TEST_RESULT] = { rpc_test_result },
+	[PM_CHECK] = { rpc_check },
 };
 
 int

@@ -26,6 +26,7 @@ static int	args_sync_state(json_t *, struct rpc_args *, char *, size_t);
 static int	args_watch(json_t *, struct rpc_args *, char *, size_t);
 static int	args_backup(json_t *, struct rpc_args *, char *, size_t);
 static int	args_tenant_only(json_t *, struct rpc_args *, char *, size_t);
+static int	args_test_result(json_t *, struct rpc_args *, char *, size_t);
 
 /* The checker of each method of proto.c's table. */
 static int (*const rpc_args_checkers[PM__COUNT])(json_t *, struct rpc_args *,
@@ -44,6 +45,8 @@ static int (*const rpc_args_checkers[PM__COUNT])(json_t *, struct rpc_args *,
 	[PM_ROTATE_MASTER_KEY] = args_none,
 	[PM_ROTATE_TENANT_KEY] = args_tenant_only,
 	[PM_INTEGRATIONS] = args_none,
+	[PM_TEST_RESULT] = args_test_result,
+	[PM_CHECK] = args_tenant_only,
 };
 
 int
@@ -324,3 +327,73 @@ args_watch(json_t *params, struct rpc_args *a, char *err, size_t errlen)
 	return 0;
 }
 
+
+/*
+ * A live test's outcome.  Everything is stored and shown to others
+ * (check), so each member is held to a small, plain shape: the reason is
+ * printable ASCII that cannot forge a line or carry much.
+ */
+static int
+args_test_result(json_t *params, struct rpc_args *a, char *err,
+    size_t errlen)
+{
+	static const char *const allowed[] = { "tenant", "integration",
+	    "result", "status", "reason", "version", NULL };
+	json_t		*v;
+	size_t		 i, len;
+	int		 present;
+
+	if (proto_params_check(params, allowed, err, errlen) == -1 ||
+	    args_tenant(params, "tenant", 1, &a->ra_tenant, err,
+	    errlen) == -1 ||
+	    proto_param_string(params, "integration", 1, &a->ra_integration,
+	    err, errlen) == -1 ||
+	    proto_param_string(params, "result", 1, &a->ra_result, err,
+	    errlen) == -1 ||
+	    proto_param_string(params, "reason", 1, &a->ra_reason, err,
+	    errlen) == -1 ||
+	    proto_param_uint(params, "version", 1, 1, INT64_MAX,
+	    &a->ra_version, &present, err, errlen) == -1)
+		return -1;
+	len = strlen(a->ra_integration);
+	if (len == 0 || len > PROTO_FIELD_MAX) {
+		snprintf(err, errlen, "param 'integration' must be an "
+		    "integration id (1 to %d bytes)", PROTO_FIELD_MAX);
+		return -1;
+	}
+	if (strcmp(a->ra_result, "pass") != 0 &&
+	    strcmp(a->ra_result, "fail") != 0) {
+		snprintf(err, errlen, "param 'result' must be \"pass\" or "
+		    "\"fail\"");
+		return -1;
+	}
+	len = strlen(a->ra_reason);
+	if (len > RPC_REASON_MAX) {
+		snprintf(err, errlen, "param 'reason' must be at most %d "
+		    "bytes", RPC_REASON_MAX);
+		return -1;
+	}
+	for (i = 0; i < len; i++)
+		if ((unsigned char)a->ra_reason[i] < 0x20 ||
+		    (unsigned char)a->ra_reason[i] > 0x7e) {
+			snprintf(err, errlen, "param 'reason' must be "
+			    "printable ASCII");
+			return -1;
+		}
+	/* null: the request got no HTTP answer at all. */
+	if ((v = json_object_get(params, "status")) == NULL) {
+		snprintf(err, errlen, "missing param 'status'");
+		return -1;
+	}
+	if (!json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < 100 ||
+		    json_integer_value(v) > 599) {
+			snprintf(err, errlen, "param 'status' must be an HTTP "
+			    "status (100 to 599) or null");
+			return -1;
+		}
+		a->ra_status = (int)json_integer_value(v);
+		a->ra_has_status = 1;
+	}
+	return 0;
+}

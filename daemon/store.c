@@ -450,6 +450,12 @@ store_setup(struct store *store, const char *path, const char *what,
 		}
 		store->s_has_index = 1;
 	}
+	/* Outcomes of live tests: a backup from before has none. */
+	mrc = mdb_dbi_open(txn, STORE_TESTS_DB, dbflags, &store->s_tests);
+	if (mrc == 0)
+		store->s_has_tests = 1;
+	else if (mrc != MDB_NOTFOUND || !rdonly)
+		goto mdbfail;
 	if (!rdonly && format < 2 && (rc = store_index_build(store, txn, err,
 	    errlen)) != STORE_OK) {
 		mdb_txn_abort(txn);

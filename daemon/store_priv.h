@@ -1,7 +1,7 @@
 /*
  * The store's private header: its struct, the on-disk record layout and
  * the helpers the store's files (store.c, store_tenant.c, feed.c,
- * store_keys.c, store_rekey.c, verify.c) share.  The rest of the daemon
+ * store_keys.c, store_rekey.c, store_test.c, verify.c) share.  The rest of the daemon
  * sees only wfvaultd.h.
  */
 #ifndef STORE_PRIV_H
@@ -29,6 +29,15 @@
 #define STORE_META_LIVE		"live_tenants"
 #define STORE_META_TRIMMED	"feed_trimmed"
 
+/*
+ * The live tests' outcomes: key tenant, NUL, integration id; value a
+ * small JSON object (store_test_put).  A named database an older wfvaultd
+ * of the same format never opens, so the format stays 2; a read-only
+ * store (a backup) made before it has none and has no outcomes.
+ */
+#define STORE_TESTS_DB		"tests"
+#define STORE_TKEY_MAX		(PROTO_TENANT_MAX + 1 + PROTO_FIELD_MAX)
+
 struct store {
 	MDB_env			*s_env;
 	MDB_dbi			 s_meta;
@@ -38,6 +47,8 @@ struct store {
 	MDB_dbi			 s_sync;
 	MDB_dbi			 s_feedidx;	/* see STORE_META_LIVE */
 	int			 s_has_index;	/* 0: a read-only format 1 */
+	MDB_dbi			 s_tests;	/* see STORE_TESTS_DB */
+	int			 s_has_tests;	/* 0: a backup from before */
 	const unsigned char	*s_mk;		/* borrowed, or s_mk_own */
 	unsigned char		*s_mk_own;	/* from store_master_key_set */
 	unsigned char		*s_dek;		/* scratch data key, guarded */
@@ -240,6 +251,16 @@ int	 store_index_build(struct store *store, MDB_txn *txn, char *err,
 /* Deletes every change of tenant whose seq is below before. */
 int	 store_changes_forget(struct store *store, MDB_txn *txn,
 	    const char *tenant, size_t tlen, uint64_t before);
+
+/* store_test.c */
+/* Deletes every outcome of the tenant (delete, purge). */
+int	 store_tests_forget(struct store *store, MDB_txn *txn,
+	    const char *tenant, size_t tlen);
+/*
+ * Checks one entry of the tests table (verify): its key names a tenant
+ * and an integration, its value is an outcome.  0 or -1.
+ */
+int	 store_test_entry_valid(const MDB_val *key, const MDB_val *val);
 
 /*
  * store_keys.c: a record's data keys.  store_wrapped_open, store_dek_open

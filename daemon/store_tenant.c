@@ -452,6 +452,8 @@ store_tenant_delete(struct store *store, MDB_txn *txn, const char *tenant,
 		return rc;
 	if ((rc = store_live_add(store, txn, -1)) != STORE_OK)
 		return rc;
+	if ((rc = store_tests_forget(store, txn, tenant, tlen)) != STORE_OK)
+		return rc;
 	if ((rc = store_change_append(store, txn, STORE_OP_DELETE,
 	    nrec.sr_version, tenant, tlen, seq)) != STORE_OK)
 		return rc;
@@ -566,6 +568,8 @@ store_tenant_purge(struct store *store, MDB_txn *txn, const char *tenant,
 	key.mv_size = tlen;
 	if ((rc = mdb_del(txn, store->s_tenants, &key, NULL)) != 0)
 		return store_mdb_code(rc, "delete tenant");
+	if ((rc = store_tests_forget(store, txn, tenant, tlen)) != STORE_OK)
+		return rc;
 	/*
 	 * The delete change goes in first, so the feed's last seq never moves
 	 * back when the tenant's older changes (the last one maybe) go.

@@ -278,6 +278,20 @@ store_verify_nop_sync(void *arg, const char *target, uint64_t seq)
 	return 0;
 }
 
+/*
+ * One live test outcome: well formed.  An outcome of a tenant that is
+ * gone is no harm (check shows a tenant's only while it lives) and an
+ * older wfvaultd of the same format leaves them on delete: accepted.
+ */
+static int
+store_verify_test(void *arg, MDB_cursor *cur, const MDB_val *key,
+    const MDB_val *val)
+{
+	if (store_test_entry_valid(key, val) == -1)
+		return STORE_E_INTEGRITY;
+	return STORE_WALK_NEXT;
+}
+
 int
 store_verify(struct store *store, MDB_txn *txn, struct store_verify *sv,
     char *err, size_t errlen)
@@ -324,6 +338,13 @@ store_verify(struct store *store, MDB_txn *txn, struct store_verify *sv,
 	    NULL)) != STORE_OK) {
 		snprintf(err, errlen, "the sync positions hold a malformed "
 		    "entry");
+		return rc;
+	}
+	/* A store from before live test outcomes were kept has none. */
+	if (store->s_has_tests && (rc = store_walk(store, txn,
+	    store->s_tests, NULL, store_verify_test, NULL)) != STORE_OK) {
+		snprintf(err, errlen, "the live test outcomes hold a "
+		    "malformed entry");
 		return rc;
 	}
 	return STORE_OK;

@@ -506,6 +506,34 @@ int	store_feed_trim(struct store *store, MDB_txn *txn, uint64_t retain,
  */
 int	store_feed_trimmed(struct store *store, MDB_txn *txn, uint64_t *seq);
 
+/*
+ * The seq of tenant's newest change left in the feed (0: none left, or
+ * no such tenant), from the feed index.  STORE_OK, STORE_E_INTEGRITY or
+ * STORE_E_IO.
+ */
+int	store_tenant_last_seq(struct store *store, MDB_txn *txn,
+	    const char *tenant, uint64_t *seq);
+
+/* store_test.c */
+/*
+ * Records the outcome of the live test of integration (1..PROTO_FIELD_MAX
+ * bytes) for the live tenant, replacing the one before.  outcome
+ * (borrowed) is {"at", "result", "status", "reason", "version", "uid"}
+ * as docs/protocol.md's test_result says.  STORE_E_NOT_FOUND for a
+ * missing or deleted tenant, STORE_E_IO (also an outcome of another
+ * shape), STORE_E_FULL, STORE_E_DISK_FULL or STORE_E_NOMEM.  The tenant's
+ * delete and purge remove its outcomes.
+ */
+int	store_test_put(struct store *store, MDB_txn *txn, const char *tenant,
+	    const char *integration, json_t *outcome);
+/*
+ * The tenant's outcomes as a new object, integration id -> outcome
+ * (caller decrefs; empty when none).  STORE_OK, STORE_E_INTEGRITY (a
+ * malformed entry), STORE_E_IO or STORE_E_NOMEM.
+ */
+int	store_tests_get(struct store *store, MDB_txn *txn, const char *tenant,
+	    json_t **out);
+
 /* store_keys.c */
 /*
  * Re-wraps every live tenant's data key under newmk and replaces the
@@ -932,6 +960,8 @@ void	rotate_release(struct server *srv);
 /* The checked params of a request; strings are borrowed from its params. */
 /* At most this many integrations per tenant (put's param). */
 #define RPC_INTEGRATIONS_MAX	64
+/* The longest reason test_result stores. */
+#define RPC_REASON_MAX		160
 
 struct rpc_args {
 	const char	*ra_tenant;
@@ -950,6 +980,12 @@ struct rpc_args {
 	uint64_t	 ra_seq;
 	int		 ra_purge;
 	const char	*ra_name;	/* backup */
+	/* test_result */
+	const char	*ra_integration;
+	const char	*ra_result;	/* "pass" or "fail" */
+	const char	*ra_reason;	/* printable ASCII */
+	int		 ra_status;	/* an HTTP status, when ra_has_status */
+	int		 ra_has_status;
 };
 
 /*
@@ -1053,6 +1089,10 @@ int	rpc_watch(struct rpc_call *call);
 void	rpc_notify_watchers(struct server *srv);
 /* Trims the change feed a little in a group commit's transaction. */
 void	rpc_feed_trim(struct server *srv, MDB_txn *parent, size_t nwrites);
+
+/* rpc_check.c */
+int	rpc_test_result(struct rpc_call *call);
+int	rpc_check(struct rpc_call *call);
 
 /* rpc_admin.c */
 int	rpc_hello(struct rpc_call *call);

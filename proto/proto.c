@@ -28,6 +28,13 @@ static const struct proto_method_info proto_methods[PM__COUNT] = {
 	{ "rotate_tenant_key", PM_ROTATE_TENANT_KEY, PERM_WRITE, 1, 1 },
 	/* The catalog holds no secret: any peer that may connect reads it. */
 	{ "integrations", PM_INTEGRATIONS, 0,	0, 0 },
+	/*
+	 * A live test's outcome: whoever may read the values could run the
+	 * test, so read records it; it is stored, so a write.
+	 */
+	{ "test_result", PM_TEST_RESULT, PERM_READ,	1, 1 },
+	/* Says what is missing or malformed, never a value: list. */
+	{ "check",	PM_CHECK,	PERM_LIST,	1, 0 },
 };
 
 static const struct {

@@ -121,7 +121,7 @@ What I need: API key (openai_api_key)"* ]]
 	pty_onboard "$T/script" acme linkedin --partial
 	[ "$status" -eq 0 ]
 	[[ "$(cat "$T/transcript")" == *"stored: linkedin_client_id"* ]]
-	[[ "$(cat "$T/transcript")" == *"linkedin_client_secret (linkedin)"* ]]
+	[[ "$(cat "$T/transcript")" == *"linkedin: incomplete; missing linkedin_client_secret (Primary client secret)"* ]]
 	[ "$(wfv get acme linkedin_client_id)" = "$LI_ID" ]
 	run wfv get acme linkedin_client_secret
 	[ "$status" -eq 3 ]
@@ -212,7 +212,10 @@ What I need: API key (openai_api_key)"* ]]
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"not stored: openai_api_key (openai): does not match the format"* ]]
 	[[ "$output" == *"stored: linkedin_client_id"* ]]
-	[[ "$output" == *"openai_api_key (openai), linkedin_client_secret (linkedin)"* ]]
+	# What is still missing, from wfvaultd's check.
+	[[ "$output" == *"still to do:
+  linkedin: incomplete; missing linkedin_client_secret (Primary client secret)
+  openai: incomplete; missing openai_api_key (API key)"* ]]
 	[[ "$output" != *SECRET* ]]
 	[ "$(version_of acme)" = 1 ]
 	[ "$(wfv get acme --json | jq -c '[.fields, .integrations]')" = \
@@ -284,11 +287,34 @@ What I need: API key (openai_api_key)"* ]]
 	[ "${lines[1]}" = "tenant: acme, version 2" ]
 	[ "${lines[2]}" = "stored: openai_api_key" ]
 	[ "${lines[3]}" = "already present, not asked again: linkedin_client_id" ]
-	[[ "$output" == *"sync: "* ]]
-	[[ "$output" == *"linkedin_client_secret"* ]]
+	[ "${lines[4]}" = "sync: not pushed yet (no sync target has acknowledged a change so far)" ]
+	[ "${lines[5]}" = "still to do:" ]
+	[ "${lines[6]}" = "  linkedin: incomplete; missing linkedin_client_secret (Primary client secret)" ]
 	[[ "$output" != *"$OPENAI"* ]]
 	# What was there is kept, not overwritten by the file.
 	[ "$(wfv get acme linkedin_client_id)" = "$LI_ID" ]
+
+	# A sync target that acknowledged the feed up to before this
+	# version has not pushed it; once it acknowledges all, it has.
+	tp call sync_ack '{"target":"kv","seq":1}'
+	printf 'LINKEDIN_CLIENT_SECRET=%s\n' "$LI_SECRET" >"$T/env"
+	run --separate-stderr wfv onboard acme openai linkedin \
+	    --from-env "$T/env"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "${lines[1]}" = "tenant: acme, version 3" ]
+	[ "${lines[4]}" = "sync: kv: not pushed yet" ]
+	[ "${lines[5]}" = "still to do: nothing, tenant 'acme' is ready" ]
+	local last
+	last=$(tp call sync_state '{"target":"kv"}' | jq -r .result.last_seq)
+	tp call sync_ack "{\"target\":\"kv\",\"seq\":$last}"
+	# Nothing to add: no new version, and the summary says pushed.
+	run --separate-stderr wfv onboard acme openai linkedin </dev/null
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "${lines[1]}" = "tenant: acme, version 3" ]
+	[ "${lines[2]}" = "stored: none" ]
+	[ "${lines[4]}" = "sync: kv: pushed" ]
 }
 
 @test "an unknown integration is refused naming it; nothing stored" {
@@ -311,4 +337,59 @@ What I need: API key (openai_api_key)"* ]]
 	run wfv onboard acme
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"usage: wfvault onboard TENANT INTEGRATION..."* ]]
+}
+
+# A catalog of two stand-in integrations whose live tests GET a local
+# HTTP stand-in (livetest_standin.mjs): lt_ok accepts the key, lt_deny
+# answers 401.
+standin_start() {
+	local id key=lk_0123456789abcdefsecret
+	mkdir "$T/cat"
+	printf '%s\n' "$key" >"$T/key"
+	bg node "$E2E_ROOT/tests/e2e/livetest_standin.mjs" "$T/requests" \
+	    "$T/key" >"$T/standin.out" 2>&1
+	wait_for_line "$T/standin.out" 300 '^READY [0-9]+$' || {
+		cat "$T/standin.out" >&2
+		return 1
+	}
+	PORT=$(sed -n 's/^READY //p' "$T/standin.out")
+	for id in ok deny; do
+		cat >"$T/cat/lt_$id.json" <<-EOF2
+		{"id": "lt_$id", "title": "Stand-in $id", "kind": "api_key",
+		 "fields": [{"name": "lt_${id}_key", "label": "Key",
+		             "secret": true, "format": "^lk_[a-z0-9]{8,}\$",
+		             "where": ["Ask"]}],
+		 "test": {"method": "GET", "url": "http://127.0.0.1:$PORT/$id",
+		          "headers": {"Authorization": "Bearer {{lt_${id}_key}}"},
+		          "expect_status": [200]}}
+		EOF2
+	done
+	printf 'LT_OK_KEY=%s\nLT_DENY_KEY=%s\n' "$key" "$key" >"$T/env"
+	stop_daemon
+	write_conf "integrations_dir none" "integrations_dir $T/cat"
+	start_daemon
+}
+
+@test "--test runs the live tests after storing and records them; a failure is exit 7" {
+	standin_start
+	run --separate-stderr wfv onboard acme lt_ok --from-env "$T/env" --test
+	echo "$output $stderr"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"live tests:
+  lt_ok: pass (200 OK)"* ]]
+	[[ "$output" == *"still to do: nothing, tenant 'acme' is ready"* ]]
+	[[ "$output$stderr" != *lk_0123456789abcdefsecret* ]]
+	# Recorded for check, for the version stored.
+	[ "$(wfv check acme --json | jq -c '.tenants[0].integrations[0].last_test | [.result, .version]')" = '["pass",1]' ]
+
+	run --separate-stderr wfv onboard acme lt_deny --from-env "$T/env" --test
+	echo "$output $stderr"
+	[ "$status" -eq 7 ]
+	[[ "$output" == *"  lt_deny: FAIL (401 Unauthorized)"* ]]
+	[[ "$output" == *"  lt_deny: failing"* ]]
+	[[ "$stderr" == *"stored as version 2, but a live test failed"* ]]
+	[[ "$output$stderr" != *lk_0123456789abcdefsecret* ]]
+	# Stored all the same.
+	[ "$(version_of acme)" = 2 ]
+	[ "$(wfv get acme --json | jq -c .integrations)" = '["lt_deny","lt_ok"]' ]
 }

@@ -674,3 +674,30 @@ load_tenants() {
 	[ "$(jq -c .config <<<"$output")" = \
 	    '{"openai_api_key":"sk-abcdefghijklmnopqrstuvwxyz"}' ]
 }
+
+@test "check says whether the agent pushed the tenant's last change" {
+	put_value acme openai_api_key sk-acme-1
+	# No agent ever ran: no target to name.
+	run wfv check acme --json
+	echo "$output" | jq -e '.tenants[0].sync == [] and
+	    .tenants[0].change_seq == 1'
+	sync_once
+	run wfv check acme --json
+	echo "$output" | jq -e '.tenants[0].sync == [{"target": "default",
+	    "acked_seq": 1, "pushed": true}]'
+	# A change of another tenant leaves acme's pushed.
+	put_value acme openai_api_key sk-acme-2
+	put_value beta openai_api_key sk-beta-1
+	run wfv check acme --json
+	echo "$output" | jq -e '.tenants[0].sync == [{"target": "default",
+	    "acked_seq": 1, "pushed": false}] and .tenants[0].change_seq == 2'
+	run wfv check acme
+	[[ "$output" == *"  sync default: NOT pushed yet (acked seq 1)"* ]]
+	sync_once
+	run wfv check acme --json
+	# Its change left the feed once every target had it: still pushed.
+	echo "$output" | jq -e '.tenants[0].sync == [{"target": "default",
+	    "acked_seq": 3, "pushed": true}] and .tenants[0].change_seq == null'
+	run wfv check acme
+	[[ "$output" == *"  sync default: pushed (acked seq 3)"* ]]
+}

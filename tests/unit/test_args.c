@@ -55,6 +55,10 @@ static const char *const ta_valid[PM__COUNT] = {
 	[PM_ROTATE_MASTER_KEY] = "{}",
 	[PM_ROTATE_TENANT_KEY] = "{\"tenant\":\"acme\"}",
 	[PM_INTEGRATIONS] = "{}",
+	[PM_TEST_RESULT] = "{\"tenant\":\"acme\",\"integration\":\"openai\","
+	    "\"result\":\"pass\",\"status\":200,\"reason\":\"200 OK\","
+	    "\"version\":1}",
+	[PM_CHECK] = "{\"tenant\":\"acme\"}",
 };
 
 /*
@@ -229,6 +233,76 @@ test_feed(void **state)
 	    "digits, '.', '_' or '-'");
 }
 
+/* test_result: every member required, each held to its shape. */
+static void
+test_test_result(void **state)
+{
+	static const char *const bad[] = {
+		/* each lacks or spoils one member */
+		"\"integration\":\"openai\",\"result\":\"pass\","
+		    "\"status\":200,\"reason\":\"\"",
+		"\"integration\":\"openai\",\"result\":\"pass\","
+		    "\"reason\":\"\",\"version\":1",
+		"\"integration\":\"\",\"result\":\"pass\",\"status\":200,"
+		    "\"reason\":\"\",\"version\":1",
+		"\"integration\":\"openai\",\"result\":\"skipped\","
+		    "\"status\":200,\"reason\":\"\",\"version\":1",
+		"\"integration\":\"openai\",\"result\":\"pass\","
+		    "\"status\":99,\"reason\":\"\",\"version\":1",
+		"\"integration\":\"openai\",\"result\":\"pass\","
+		    "\"status\":600,\"reason\":\"\",\"version\":1",
+		"\"integration\":\"openai\",\"result\":\"pass\","
+		    "\"status\":\"200\",\"reason\":\"\",\"version\":1",
+		"\"integration\":\"openai\",\"result\":\"pass\","
+		    "\"status\":200,\"reason\":\"a\\nb\",\"version\":1",
+		"\"integration\":\"openai\",\"result\":\"pass\","
+		    "\"status\":200,\"reason\":\"caf\\u00e9\",\"version\":1",
+		"\"integration\":\"openai\",\"result\":\"pass\","
+		    "\"status\":200,\"reason\":\"\",\"version\":0",
+		"\"integration\":\"openai\",\"result\":\"pass\","
+		    "\"status\":200,\"reason\":7,\"version\":1",
+	};
+	struct rpc_args	a;
+	char		err[256], text[1024], reason[RPC_REASON_MAX + 2];
+	size_t		i;
+
+	assert_int_equal(ta_check(PM_TEST_RESULT, "{\"tenant\":\"acme\","
+	    "\"integration\":\"openai\",\"result\":\"fail\",\"status\":null,"
+	    "\"reason\":\"connection refused\",\"version\":4}", &a, err,
+	    sizeof(err)), 0);
+	assert_string_equal(a.ra_integration, "openai");
+	assert_string_equal(a.ra_result, "fail");
+	assert_string_equal(a.ra_reason, "connection refused");
+	assert_int_equal(a.ra_has_status, 0);
+	assert_int_equal(a.ra_version, 4);
+	assert_int_equal(ta_check(PM_TEST_RESULT, ta_valid[PM_TEST_RESULT], &a,
+	    err, sizeof(err)), 0);
+	assert_int_equal(a.ra_has_status, 1);
+	assert_int_equal(a.ra_status, 200);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "{\"tenant\":\"acme\",%s}", bad[i]);
+		assert_int_equal(ta_check(PM_TEST_RESULT, text, &a, err,
+		    sizeof(err)), -1);
+		assert_null(a.ra_tenant);
+	}
+	/* 160 bytes pass, 161 do not. */
+	memset(reason, 'r', sizeof(reason));
+	reason[RPC_REASON_MAX] = '\0';
+	snprintf(text, sizeof(text), "{\"tenant\":\"acme\",\"integration\":"
+	    "\"openai\",\"result\":\"pass\",\"status\":200,\"reason\":\"%s\","
+	    "\"version\":1}", reason);
+	assert_int_equal(ta_check(PM_TEST_RESULT, text, &a, err,
+	    sizeof(err)), 0);
+	reason[RPC_REASON_MAX] = 'r';
+	reason[RPC_REASON_MAX + 1] = '\0';
+	snprintf(text, sizeof(text), "{\"tenant\":\"acme\",\"integration\":"
+	    "\"openai\",\"result\":\"pass\",\"status\":200,\"reason\":\"%s\","
+	    "\"version\":1}", reason);
+	assert_int_equal(ta_check(PM_TEST_RESULT, text, &a, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "reason"));
+}
+
 static void
 test_backup(void **state)
 {
@@ -255,6 +329,7 @@ main(void)
 		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_feed),
 		cmocka_unit_test(test_backup),
+		cmocka_unit_test(test_test_result),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, ta_teardown);
