@@ -6,7 +6,7 @@
 # Installed by `make install` as share/bash-completion/completions/wfvault.
 
 _wfvault_commands="put get list fields rm status backup rotate-master-key
-rotate-key integrations import export run test help"
+rotate-key integrations import export run test check help"
 
 # The options of one command (the common -s/--socket/-h/--help included).
 _wfvault_options()
@@ -15,7 +15,8 @@ _wfvault_options()
 	case $1 in
 	put)	echo "$common --cas --file --integrations --json --replace" ;;
 	get)	echo "$common --json --version -n --no-newline" ;;
-	list|fields|status|backup|rotate-master-key|rotate-key|integrations|test)
+	list|fields|status|backup|rotate-master-key|rotate-key|integrations|test|\
+	check)
 		echo "$common --json" ;;
 	rm)	echo "$common --cas --json --purge -y --yes" ;;
 	import)	echo "$common --cas --json --replace --dry-run" ;;
@@ -101,6 +102,10 @@ _wfvault()
 	put|get|fields|rm|rotate-key|export|run|test)
 		[ "$nops" -eq 0 ] &&
 		    COMPREPLY=($(_wfvault_tenants "$cur" "$sock" \
+		    "${COMP_WORDS[0]}")) ;;
+	check)
+		# Any number of tenants (or patterns, typed by hand).
+		COMPREPLY=($(_wfvault_tenants "$cur" "$sock" \
 		    "${COMP_WORDS[0]}")) ;;
 	import)
 		if [ "$nops" -eq 0 ]; then

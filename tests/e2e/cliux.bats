@@ -182,6 +182,8 @@ complete_words() {
 	[[ "$output" == *rotate-master-key* ]]
 	run complete_words ro
 	[ "$output" = $'rotate-key\nrotate-master-key' ]
+	run complete_words check --
+	[ "$output" = $'--help\n--json\n--socket' ]
 	run complete_words rm acme --
 	[[ "$output" == *--yes* ]]
 	[[ "$output" == *--purge* ]]
@@ -205,6 +207,9 @@ complete_words() {
 	# The second operand of get is a field, not a tenant.
 	run complete_words -s "$SOCK" get acme ''
 	[ -z "$output" ]
+	# check takes any number of tenants.
+	run complete_words -s "$SOCK" check zeta ac
+	[ "$output" = $'acme\nacme-beta' ]
 }
 
 @test "completion: an unreachable daemon completes nothing, quietly" {
