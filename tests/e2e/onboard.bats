@@ -230,6 +230,10 @@ What I need: API key (openai_api_key)"* ]]
 	[ "$(jq -c '[.tenant, .version, .stored, .ignored, .integrations]' <<<"$output")" = \
 	    '["acme",1,["stripe_secret_key","openai_api_key"],["extra"],["stripe","openai"]]' ]
 	[[ "$output" != *SECRET* ]]
+	# The members README.md "JSON output" lists.
+	[ "$(jq -r 'keys | join(",")' <<<"$output")" = \
+	    already_present,check,ignored,integrations,problems,stored,tenant,version ]
+	[ "$(jq -c '.check.integrations | map(.state)' <<<"$output")" = '["ok","ok"]' ]
 	[ "$(wfv get acme stripe_secret_key)" = "$STRIPE" ]
 	# Not a string, and not an object at all.
 	run --separate-stderr wfv onboard acme2 stripe --json \
@@ -392,4 +396,29 @@ standin_start() {
 	# Stored all the same.
 	[ "$(version_of acme)" = 2 ]
 	[ "$(wfv get acme --json | jq -c .integrations)" = '["lt_deny","lt_ok"]' ]
+}
+
+# The completions of the words given (the last one is being completed).
+complete_words() {
+	bash -c '
+		source "$1"
+		shift
+		COMP_WORDS=(wfvault "$@")
+		COMP_CWORD=$#
+		_wfvault
+		printf "%s\n" "${COMPREPLY[@]}" | sort
+	' complete "$E2E_ROOT/completion/wfvault.bash" "$@"
+}
+
+@test "completion: onboard's options, a tenant, then integration ids" {
+	PATH=$E2E_BUILD:$PATH
+	put_value acme k v
+	run complete_words onboard --
+	[ "$output" = $'--cas\n--from-env\n--help\n--json\n--partial\n--socket\n--test' ]
+	run complete_words -s "$SOCK" onboard a
+	[ "$output" = acme ]
+	run complete_words -s "$SOCK" onboard acme openai s
+	[ "$output" = $'s3\nsendgrid\nstripe' ]
+	run complete_words -s "$SOCK" onboard acme --from-env "$T/dat"
+	[ "$output" = "$T/data" ]
 }
