@@ -37,24 +37,25 @@ struct onboard_field {
 	const char	*of_name;	/* borrowed from of_field */
 };
 
+/* One onboarding session; every json_t is a reference of its own. */
 struct onboard {
-	const char		*ob_tenant;	/* borrowed from argv */
+	const char		*ob_tenant;	/* from argv */
 	json_t			*ob_catalog;	/* integrations' result */
-	json_t			*ob_integs;	/* the named entries, in order */
+	json_t			*ob_integs;	/* the named ones, in order */
 	json_t			*ob_ids;	/* their ids, for put */
-	json_t			*ob_present;	/* the tenant's field names */
-	struct onboard_field	*ob_missing;
+	json_t			*ob_present;	/* the tenant's names */
+	struct onboard_field	*ob_missing;	/* what to collect */
 	size_t			 ob_nmissing;
-	json_t			*ob_values;	/* name -> value, to store */
-	json_t			*ob_stored;	/* their names, once stored */
-	json_t			*ob_kept;	/* names present, not asked */
-	json_t			*ob_ignored;	/* input names not wanted */
+	json_t			*ob_values;	/* name: value, to store */
+	json_t			*ob_stored;	/* their names, once put */
+	json_t			*ob_kept;	/* present, not asked */
+	json_t			*ob_ignored;	/* input names unused */
 	json_t			*ob_problems;	/* [{name, ...}] */
 	json_t			*ob_tests;	/* test_run's results */
-	json_t			*ob_check;	/* check's result, or NULL */
+	json_t			*ob_check;	/* check's, or NULL */
 	json_int_t		 ob_version;	/* after the put */
-	struct cli_error	 ob_test_err;	/* why the tests did not run */
-	int			 ob_stopped;	/* EOF at the terminal */
+	struct cli_error	 ob_test_err;	/* why no tests ran */
+	int			 ob_stopped;	/* ^D at the terminal */
 };
 
 static void
@@ -83,7 +84,11 @@ onboard_str(json_t *obj, const char *key)
 	return s != NULL ? s : "";
 }
 
-/* An id we may repeat in an error: plain words only (it may be a typo'd secret). */
+/*
+ * Whether an operand may be repeated in an error: a short plain word, as
+ * an integration id is; anything else may be a secret typed in the wrong
+ * place.
+ */
 static int
 onboard_id_echoable(const char *s)
 {
@@ -94,7 +99,7 @@ onboard_id_echoable(const char *s)
 		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
 		    s[i] == '-'))
 			return 0;
-	return i > 0 && i <= 64;
+	return i > 0 && i <= 24;
 }
 
 static int
@@ -449,12 +454,12 @@ again:
 			n = read(fd, junk, sizeof(junk));
 		if (n == -1) {
 			if (errno == EINTR) {
+				/* Which one and what next: decided below. */
 				for (i = 0; i < ONBOARD_NSIGNALS; i++)
 					if (onboard_caught[i])
 						break;
 				if (i == ONBOARD_NSIGNALS)
 					continue;
-				rv = LINE_SIGNAL;
 			} else
 				read_errno = errno;
 			break;
@@ -510,6 +515,7 @@ again:
 	}
 	if (rv == LINE_SIGNAL)
 		return rv;
+	/* Stopped and continued, or the stop was discarded: ask again. */
 	if (restart)
 		goto again;
 	if (read_errno != 0) {
@@ -534,18 +540,71 @@ onboard_values_clear(struct onboard *ob)
 }
 
 /*
- * At the terminal: for each field to collect, the block, then the prompt
- * until a valid value comes.  ^D stops: what was collected is stored
- * only with --partial.  A signal wipes everything and is re-raised.
+ * Asks for one field until a valid value is in buf (*lenp bytes): 0, or 1
+ * at ^D, or -1 with err set.  A signal wipes every value and is raised
+ * again: we die of it unless it was ignored when we started.
+ */
+static int
+onboard_ask_one(int fd, int ofd, struct onboard *ob,
+    const struct onboard_field *of, char *buf, size_t *lenp,
+    struct cli_error *err)
+{
+	const char	*why;
+	char		 prompt[256], format[1024];
+	int		 secret, r, signo;
+
+	/* Only false is not secret: a file that says nothing hides. */
+	secret = !json_is_false(json_object_get(of->of_field, "secret"));
+	onboard_block(ofd, ob, of);
+	snprintf(prompt, sizeof(prompt), "%s%s: ", of->of_name,
+	    secret ? " (input hidden)" : "");
+	for (;;) {
+		r = onboard_tty_line(fd, ofd, prompt, !secret, buf,
+		    ONBOARD_LINE_MAX, lenp, &signo);
+		if (r == -1)
+			return cli_fail(err, CLI_EXIT_ERROR, "cannot read from "
+			    "the terminal: %s; nothing stored",
+			    strerror(errno));
+		if (r == LINE_SIGNAL) {
+			explicit_bzero(buf, ONBOARD_LINE_MAX);
+			onboard_values_clear(ob);
+			(void)kill(getpid(), signo);
+			return cli_fail(err, CLI_EXIT_ERROR, "interrupted; "
+			    "nothing stored");
+		}
+		if (r == LINE_EOF)
+			return 1;
+		if (r == LINE_LONG) {
+			onboard_tty_printf(ofd, "%s: the value is longer than "
+			    "%d bytes; try again\n", of->of_name,
+			    ONBOARD_LINE_MAX - 1);
+			continue;
+		}
+		if (*lenp == 0) {
+			onboard_tty_printf(ofd, "%s is needed: enter it, or "
+			    "press Ctrl-D to stop\n", of->of_name);
+			continue;
+		}
+		if ((why = onboard_match(of, buf, *lenp)) == NULL)
+			return 0;
+		explicit_bzero(buf, *lenp);
+		onboard_format(of, format, sizeof(format));
+		onboard_tty_printf(ofd, "%s %s %s; try again\n", of->of_name,
+		    why, format);
+	}
+}
+
+/*
+ * At the terminal (/dev/tty, else stdin and stderr): each field to
+ * collect in turn.  ^D stops: what was collected is stored only with
+ * --partial.
  */
 static int
 onboard_ask(struct cli_args *args, struct onboard *ob, struct cli_error *err)
 {
-	const struct onboard_field	*of;
-	const char			*why;
-	char				*buf, prompt[256], format[1024];
-	size_t				 i, len = 0;
-	int				 fd, ofd, opened, secret, r, signo, rv = -1;
+	char	*buf;
+	size_t	 i, len = 0;
+	int	 fd, ofd, opened, r = 0, rv = -1;
 
 	if ((buf = calloc(1, ONBOARD_LINE_MAX)) == NULL)
 		return onboard_oom(err);
@@ -558,71 +617,27 @@ onboard_ask(struct cli_args *args, struct onboard *ob, struct cli_error *err)
 		ofd = STDERR_FILENO;
 	}
 	for (i = 0; i < ob->ob_nmissing; i++) {
-		of = &ob->ob_missing[i];
-		/* Only false is not secret: a file that says nothing hides. */
-		secret = !json_is_false(json_object_get(of->of_field,
-		    "secret"));
-		onboard_block(ofd, ob, of);
-		snprintf(prompt, sizeof(prompt), "%s%s: ", of->of_name,
-		    secret ? " (input hidden)" : "");
-		for (;;) {
-			r = onboard_tty_line(fd, ofd, prompt, !secret, buf,
-			    ONBOARD_LINE_MAX, &len, &signo);
-			if (r == -1) {
-				cli_fail(err, CLI_EXIT_ERROR, "cannot read "
-				    "from the terminal: %s; nothing stored",
-				    strerror(errno));
-				goto out;
-			}
-			if (r == LINE_SIGNAL) {
-				explicit_bzero(buf, ONBOARD_LINE_MAX);
-				onboard_values_clear(ob);
-				(void)kill(getpid(), signo);
-				/* Still here: it was ignored when we started. */
-				cli_fail(err, CLI_EXIT_ERROR, "interrupted; "
-				    "nothing stored");
-				goto out;
-			}
-			if (r == LINE_EOF) {
-				ob->ob_stopped = 1;
-				break;
-			}
-			if (r == LINE_LONG) {
-				onboard_tty_printf(ofd, "%s: the value is "
-				    "longer than %d bytes; try again\n",
-				    of->of_name, ONBOARD_LINE_MAX - 1);
-				continue;
-			}
-			if (len == 0) {
-				onboard_tty_printf(ofd, "%s is needed: enter "
-				    "it, or press Ctrl-D to stop\n",
-				    of->of_name);
-				continue;
-			}
-			if ((why = onboard_match(of, buf, len)) != NULL) {
-				onboard_format(of, format, sizeof(format));
-				onboard_tty_printf(ofd, "%s %s %s; try "
-				    "again\n", of->of_name, why, format);
-				explicit_bzero(buf, len);
-				continue;
-			}
+		if ((r = onboard_ask_one(fd, ofd, ob, &ob->ob_missing[i], buf,
+		    &len, err)) == -1)
+			goto out;
+		if (r == 1)
 			break;
-		}
-		if (ob->ob_stopped)
-			break;
-		if (json_object_set_new(ob->ob_values, of->of_name,
-		    json_stringn(buf, len)) == -1) {
+		if (json_object_set_new(ob->ob_values,
+		    ob->ob_missing[i].of_name, json_stringn(buf, len)) == -1) {
 			onboard_oom(err);
 			goto out;
 		}
 		explicit_bzero(buf, len);
 	}
-	if (ob->ob_stopped && !args->ca_partial) {
-		onboard_values_clear(ob);
-		cli_fail(err, CLI_EXIT_USAGE, "input ended before %s; nothing "
-		    "stored (--partial stores the fields entered)",
-		    ob->ob_missing[i].of_name);
-		goto out;
+	if (r == 1) {
+		ob->ob_stopped = 1;
+		if (!args->ca_partial) {
+			onboard_values_clear(ob);
+			cli_fail(err, CLI_EXIT_USAGE, "input ended before %s; "
+			    "nothing stored (--partial stores the fields "
+			    "entered)", ob->ob_missing[i].of_name);
+			goto out;
+		}
 	}
 	rv = 0;
 out:

@@ -154,6 +154,29 @@ What I need: API key (openai_api_key)"* ]]
 	[ "$(version_of acme)" = none ]
 }
 
+@test "at a terminal: ^Z at a hidden prompt restores the terminal, then asks again" {
+	# The command leads its own session on the pty, so the stop itself
+	# is discarded (an orphaned process group): what is left to see is
+	# that the prompt comes back and the answer is taken, unechoed.
+	cat >"$T/script" <<-EOF
+	expect linkedin_client_id: 
+	send $LI_ID
+	expect linkedin_client_secret (input hidden): 
+	susp
+	expect linkedin_client_secret (input hidden): 
+	send $LI_SECRET
+	expect stored:
+	EOF
+	run timeout 120 "$PTYRUN" -e "$T/script" "$T/transcript" "$WFVAULT" \
+	    -s "$SOCK" onboard acme linkedin
+	echo "$output"
+	cat "$T/transcript"
+	[ "$status" -eq 0 ]
+	[ "$output" = "echo on" ]
+	[[ "$(cat "$T/transcript")" != *SECRET* ]]
+	[ "$(wfv get acme linkedin_client_secret)" = "$LI_SECRET" ]
+}
+
 @test "--from-env with every field: one new version, the others ignored by name" {
 	put_value acme region eu
 	[ "$(version_of acme)" = 1 ]

@@ -10,6 +10,7 @@
  *   send TEXT     type TEXT and Enter
  *   eof           type the terminal's end-of-file character (^D)
  *   intr          type the interrupt character (^C)
+ *   susp          type the suspend character (^Z)
  * Blank lines and lines starting with '#' are skipped.
  *
  * Each expect waits at most SECONDS (default 30): a bound against a hang,
@@ -175,10 +176,12 @@ step_run(struct transcript *t, int fd, char *line, int timeout_s,
 			return -1;
 		return 0;
 	}
-	if (strcmp(line, "eof") == 0 || strcmp(line, "intr") == 0) {
+	if (strcmp(line, "eof") == 0 || strcmp(line, "intr") == 0 ||
+	    strcmp(line, "susp") == 0) {
 		if (tcgetattr(fd, &tio) == -1)
 			return -1;
-		c = tio.c_cc[line[0] == 'e' ? VEOF : VINTR];
+		c = tio.c_cc[line[0] == 'e' ? VEOF : line[0] == 'i' ? VINTR :
+		    VSUSP];
 		return write_all(fd, &c, 1);
 	}
 	fprintf(stderr, "%s: script line %d: unknown step\n", progname,
