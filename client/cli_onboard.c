@@ -770,16 +770,14 @@ onboard_problems_print(struct onboard *ob, const char *lead)
 	json_array_foreach(ob->ob_problems, i, p)
 		fprintf(stderr, "wfvault: %s%s (%s): %s; format %s\n", lead,
 		    onboard_str(p, "name"), onboard_str(p, "integration"),
-		    strcmp(onboard_str(p, "problem"), "missing") == 0 ?
-		    "missing" : onboard_str(p, "problem"),
-		    onboard_str(p, "format"));
+		    onboard_str(p, "problem"), onboard_str(p, "format"));
 }
 
 /* The names of ob_values in the order they were asked: a new array. */
 static json_t *
 onboard_stored_names(struct onboard *ob)
 {
-	json_t		*names, *v;
+	json_t		*names;
 	const char	*key;
 	size_t		 i;
 
@@ -787,7 +785,7 @@ onboard_stored_names(struct onboard *ob)
 		return NULL;
 	for (i = 0; i < ob->ob_nmissing; i++) {
 		key = ob->ob_missing[i].of_name;
-		if ((v = json_object_get(ob->ob_values, key)) != NULL &&
+		if (json_object_get(ob->ob_values, key) != NULL &&
 		    json_array_append_new(names, json_string(key)) == -1) {
 			json_decref(names);
 			return NULL;

@@ -214,7 +214,7 @@ static const char help_tail[] =
     "  5  conflict: the --cas version did not match, or a backup of that\n"
     "     name exists\n"
     "  6  daemon unreachable (cannot connect, or the connection was lost)\n"
-    "  7  test, onboard --test: a live test failed\n"
+    "  7  test: a live test failed (also onboard --test)\n"
     "  8  check: a tenant is not ready\n"
     "run exits with CMD's own status, or 127 when CMD cannot be run.\n";
 
