@@ -3,7 +3,8 @@
 # installs only the packages the build needs (deps-build).  `make test`,
 # `make demo` and `make bench` also install what they run (deps-test:
 # cmocka, bats, socat, Node and the Miniflare harness, ...), and `make
-# test` builds the unit tests and the e2e test peer too (test-build).
+# test` builds the unit tests, the e2e test peer and pty driver too
+# (test-build).
 # Overridable: CC CFLAGS LDFLAGS PREFIX DESTDIR; SANITIZE=1 builds with
 # AddressSanitizer and UndefinedBehaviorSanitizer into build-san/.
 
@@ -96,7 +97,8 @@ all: deps-build
 # The three programs only; the tests' own binaries are test-build's.
 build: $(PROGS)
 
-test-build: $(PROGS) $(UNIT_BINS) $(BUILD)/tests/wfvault-testpeer
+test-build: $(PROGS) $(UNIT_BINS) $(BUILD)/tests/wfvault-testpeer \
+	$(BUILD)/tests/wfvault-ptyrun
 
 # Installs only the missing Debian packages ($(1)), and Node when $(2) is
 # "node", so a second run is quick.
@@ -179,6 +181,12 @@ $(BUILD)/tests/wfvault-testpeer: $(BUILD)/obj/tests/e2e/testpeer.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^
 
 $(BUILD)/obj/tests/e2e/testpeer.o: ALL_CFLAGS += -Wno-missing-prototypes
+
+# Runs a command on a pseudo-terminal for the tests of prompts
+# (forkpty is glibc's libutil: no new package).
+$(BUILD)/tests/wfvault-ptyrun: $(BUILD)/obj/tests/e2e/ptyrun.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lutil
 
 test: deps-test
 	@$(MAKE) --no-print-directory test-build

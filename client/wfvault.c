@@ -106,6 +106,17 @@ static const struct cli_command commands[] = {
 	    "        the fields missing (and where to get them), malformed\n"
 	    "        (and their format), the last live test; exit 8 if one\n"
 	    "        is not ready\n" },
+	{ "onboard", 2, CLI_MAX_OPERANDS, CLI_OPT_CAS | CLI_OPT_JSON |
+	    CLI_OPT_FROM_ENV | CLI_OPT_PARTIAL | CLI_OPT_TEST, cmd_onboard,
+	    "onboard TENANT INTEGRATION...",
+	    "  onboard TENANT INTEGRATION... [--partial] [--test] [--cas N]\n"
+	    "        record the integrations and ask at the terminal for each\n"
+	    "        field the tenant lacks (where to get it, its format; no\n"
+	    "        echo for secrets), then store them as one new version\n"
+	    "  onboard TENANT INTEGRATION... --from-env FILE|--json [...]\n"
+	    "        the same without a terminal: the values from an .env\n"
+	    "        FILE or a JSON object on stdin; nothing is stored unless\n"
+	    "        every missing field is there and valid (or --partial)\n" },
 	{ "import", 1, 2, CLI_OPT_CAS | CLI_OPT_JSON | CLI_OPT_REPLACE |
 	    CLI_OPT_DRY_RUN, cmd_import, "import TENANT [FILE|-]",
 	    "  import TENANT [FILE|-] [--replace] [--cas N] [--dry-run] [--json]\n"
@@ -152,6 +163,9 @@ static const struct cli_option {
 	{ "--force", CLI_OPT_FORCE, 0 },
 	{ "--only", CLI_OPT_ONLY, 1 },
 	{ "--integrations", CLI_OPT_INTEGRATIONS, 1 },
+	{ "--from-env", CLI_OPT_FROM_ENV, 1 },
+	{ "--partial", CLI_OPT_PARTIAL, 0 },
+	{ "--test", CLI_OPT_TEST, 0 },
 	{ "-n", CLI_OPT_NO_NEWLINE, 0 },
 	{ "--no-newline", CLI_OPT_NO_NEWLINE, 0 },
 	{ "-y", CLI_OPT_YES, 0 },
@@ -171,13 +185,14 @@ static const char help_tail[] =
     "Options (before or after the operands):\n"
     "  -s, --socket PATH  the daemon's socket; else $WFVAULT_SOCKET, else\n"
     "                     " PROTO_DEFAULT_SOCKET "\n"
-    "  --cas N            put, rm, import, rollback: only if the tenant's\n"
-    "                     current version is N (0: only if it does not\n"
-    "                     exist yet)\n"
+    "  --cas N            put, rm, import, rollback, onboard: only if the\n"
+    "                     tenant's current version is N (0: only if it\n"
+    "                     does not exist yet)\n"
     "  --file PATH        put: read the value from PATH (at most 1 MiB;\n"
     "                     - is stdin)\n"
     "  --json             machine-readable JSON output (and, for\n"
-    "                     put TENANT --json, JSON input); errors then\n"
+    "                     put TENANT --json and onboard without\n"
+    "                     --from-env, JSON input); errors then\n"
     "                     come as one JSON object on stderr\n"
     "  --replace          put --json, import: replace the whole config\n"
     "  --version N        get: read version N instead of the current one\n"
@@ -187,6 +202,10 @@ static const char help_tail[] =
     "  --force            export: print secrets to a terminal too\n"
     "  --only F1,F2       run: pass only these fields\n"
     "  --integrations ID,ID  put: the integrations the tenant uses\n"
+    "  --from-env FILE    onboard: read the values from an .env file\n"
+    "  --partial          onboard: store the valid values even when\n"
+    "                     others are missing or malformed\n"
+    "  --test             onboard: run the live tests after storing\n"
     "  -n, --no-newline   get TENANT FIELD: no newline after the value\n"
     "  -y, --yes          rm TENANT: do not ask on a terminal\n"
     "  -h, --help         show this help\n"
@@ -205,7 +224,7 @@ static const char help_tail[] =
     "  5  conflict: the --cas version did not match, or a backup of that\n"
     "     name exists\n"
     "  6  daemon unreachable (cannot connect, or the connection was lost)\n"
-    "  7  test: a live test failed\n"
+    "  7  test: a live test failed (also onboard --test)\n"
     "  8  check: a tenant is not ready\n"
     "run exits with CMD's own status, or 127 when CMD cannot be run.\n";
 
@@ -380,6 +399,18 @@ option_parse(int argc, char **argv, int *i, struct cli_args *args, int *want,
 		break;
 	case CLI_OPT_NO_NEWLINE:
 		args->ca_no_newline = 1;
+		break;
+	case CLI_OPT_FROM_ENV:
+		if (*value == '\0')
+			return cli_fail(err, CLI_EXIT_USAGE,
+			    "--from-env needs a path");
+		args->ca_from_env = value;
+		break;
+	case CLI_OPT_PARTIAL:
+		args->ca_partial = 1;
+		break;
+	case CLI_OPT_TEST:
+		args->ca_test = 1;
 		break;
 	case CLI_OPT_YES:
 		args->ca_yes = 1;

@@ -60,6 +60,10 @@ struct cli_error {
 #define CLI_OPT_YES		0x20000
 /* put --integrations (cli_cmd.c). */
 #define CLI_OPT_INTEGRATIONS	0x100000
+/* onboard (cli_onboard.c). */
+#define CLI_OPT_FROM_ENV	0x200000
+#define CLI_OPT_PARTIAL		0x400000
+#define CLI_OPT_TEST		0x800000
 
 /* test TENANT [INTEGRATION...] takes the most. */
 #define CLI_MAX_OPERANDS	32
@@ -98,6 +102,9 @@ struct cli_args {
 	int				 ca_yes;	/* rm */
 	char				**ca_exec;	/* run: after "--" */
 	int				 ca_nexec;
+	const char			*ca_from_env;	/* onboard */
+	int				 ca_partial;	/* onboard */
+	int				 ca_test;	/* onboard */
 };
 
 /* wfvault.c */
@@ -140,6 +147,8 @@ int	test_run(struct proto_client *c, const char *tenant, json_t *ids,
 	    json_t **results, struct cli_error *err);
 /* cli_check.c */
 int	cmd_check(struct cli_args *, struct cli_error *);
+/* cli_onboard.c */
+int	cmd_onboard(struct cli_args *, struct cli_error *);
 /* cli_dotenv.c */
 /*
  * Parses an .env text into *out, a new object of string fields (names

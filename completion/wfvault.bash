@@ -1,12 +1,14 @@
-# bash completion for wfvault(1): commands, each command's options, and
-# tenant ids from `wfvault list` (the ids the caller may list).  The
+# bash completion for wfvault(1): commands, each command's options,
+# tenant ids from `wfvault list` (the ids the caller may list) and, for
+# onboard, integration ids from `wfvault integrations`.  The
 # socket is the one the command line being completed names (-s, --socket,
 # --socket=), else $WFVAULT_SOCKET.  When the daemon cannot be reached the
 # tenant ids are simply not offered: nothing is printed, nothing waits long.
 # Installed by `make install` as share/bash-completion/completions/wfvault.
 
 _wfvault_commands="put get list fields rm status backup rotate-master-key
-rotate-key integrations import export run test check history rollback help"
+rotate-key integrations import export run test check onboard history rollback
+help"
 
 # The options of one command (the common -s/--socket/-h/--help included).
 _wfvault_options()
@@ -23,6 +25,7 @@ _wfvault_options()
 	import)	echo "$common --cas --json --replace --dry-run" ;;
 	export)	echo "$common --format --force" ;;
 	run)	echo "$common --only" ;;
+	onboard) echo "$common --cas --from-env --json --partial --test" ;;
 	*)	echo "$common --version" ;;
 	esac
 }
@@ -37,6 +40,17 @@ _wfvault_tenants()
 	[ -n "$1" ] && args+=(-- "$1")
 	# A tenant id is [A-Za-z0-9._-], so the output needs no quoting.
 	timeout 5 "$prog" "${args[@]}" 2>/dev/null </dev/null
+}
+
+# The catalog's integration ids (the first column of `wfvault
+# integrations` after its header); quiet when unreachable.
+_wfvault_integrations()
+{
+	local sock=$1 prog=${2:-wfvault}
+	local -a args=()
+	[ -n "$sock" ] && args=(-s "$sock")
+	timeout 5 "$prog" "${args[@]}" integrations 2>/dev/null </dev/null |
+	    awk 'NR > 1 { print $1 }'
 }
 
 _wfvault()
@@ -59,7 +73,7 @@ _wfvault()
 		--socket=*)
 			sock=${w#--socket=}
 			continue ;;
-		--cas|--file|--version|--format|--only)
+		--cas|--file|--version|--format|--only|--from-env)
 			((i++))
 			continue ;;
 		--)
@@ -77,7 +91,7 @@ _wfvault()
 
 	# The value of an option that takes one.
 	case $prev in
-	-s|--socket|--file)
+	-s|--socket|--file|--from-env)
 		COMPREPLY=($(compgen -f -- "$cur"))
 		return 0 ;;
 	--format)
@@ -108,6 +122,15 @@ _wfvault()
 		# Any number of tenants (or patterns, typed by hand).
 		COMPREPLY=($(_wfvault_tenants "$cur" "$sock" \
 		    "${COMP_WORDS[0]}")) ;;
+	onboard)
+		# A tenant, then any number of the catalog's integrations.
+		if [ "$nops" -eq 0 ]; then
+			COMPREPLY=($(_wfvault_tenants "$cur" "$sock" \
+			    "${COMP_WORDS[0]}"))
+		else
+			COMPREPLY=($(compgen -W "$(_wfvault_integrations \
+			    "$sock" "${COMP_WORDS[0]}")" -- "$cur"))
+		fi ;;
 	import)
 		if [ "$nops" -eq 0 ]; then
 			COMPREPLY=($(_wfvault_tenants "$cur" "$sock" \
