@@ -4,6 +4,8 @@
  * from an .env file or a JSON object -- checks them against the catalog's
  * formats and stores them with the integrations as one new version.
  */
+#include <poll.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <regex.h>
@@ -414,6 +416,8 @@ onboard_tty_line(int fd, int ofd, const char *prompt, int echo, char *buf,
 {
 	struct sigaction	 sa, saved_sa[ONBOARD_NSIGNALS];
 	struct termios		 saved, mode;
+	struct pollfd		 pfd;
+	sigset_t		 block, unblocked;
 	size_t			 i, len;
 	ssize_t			 n;
 	char			*nl, junk[256];
@@ -430,6 +434,15 @@ again:
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = 0;	/* no SA_RESTART: read() must return EINTR */
 	sa.sa_handler = onboard_catch;
+	/*
+	 * The signals stay blocked but while waiting in ppoll: one caught
+	 * between a check of onboard_caught and a read would leave the read
+	 * waiting for a line after the user pressed ^C or ^Z.
+	 */
+	sigemptyset(&block);
+	for (i = 0; i < ONBOARD_NSIGNALS; i++)
+		sigaddset(&block, onboard_signals[i]);
+	(void)sigprocmask(SIG_BLOCK, &block, &unblocked);
 	for (i = 0; i < ONBOARD_NSIGNALS; i++) {
 		onboard_caught[i] = 0;
 		(void)sigaction(onboard_signals[i], &sa, &saved_sa[i]);
@@ -447,6 +460,21 @@ again:
 
 	onboard_tty_write(ofd, prompt);
 	for (;;) {
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if (ppoll(&pfd, 1, NULL, &unblocked) == -1) {
+			if (errno != EINTR) {
+				read_errno = errno;
+				break;
+			}
+			for (i = 0; i < ONBOARD_NSIGNALS; i++)
+				if (onboard_caught[i])
+					break;
+			if (i == ONBOARD_NSIGNALS)
+				continue;
+			break;
+		}
 		if (len < cap - 1)
 			n = read(fd, buf + len, cap - 1 - len);
 		else
@@ -495,6 +523,8 @@ again:
 		onboard_tty_write(ofd, "\n");
 	if (termios_set)
 		(void)tcsetattr(fd, TCSAFLUSH, &saved);
+	/* One still pending reaches onboard_catch, not its old action. */
+	(void)sigprocmask(SIG_SETMASK, &unblocked, NULL);
 	for (i = 0; i < ONBOARD_NSIGNALS; i++)
 		(void)sigaction(onboard_signals[i], &saved_sa[i], NULL);
 

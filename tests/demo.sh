@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: a vault on a temporary directory, credentials for two
-# tenants stored and read back, an access denial for another uid, the
+# `make demo`: a vault on a temporary directory, two tenants onboarded
+# (one from an .env file) and checked, read back, an access denial for another uid, the
 # configs synced to a local Workers KV (Miniflare running workerd) and what
 # a Worker reading TENANT_CONFIGS gets for each tenant, then a clean stop.
 # Everything lives in one mktemp directory, removed at exit.
@@ -48,11 +48,29 @@ run "$B/wfvault" status
 say "The integration catalog: what each provider needs"
 run "$B/wfvault" integrations
 
-say "Store credentials for two tenants (values on stdin, never in argv)"
-printf '%s\n' 'sk-acme-demo-0123456789' | run "$B/wfvault" put acme openai_api_key
-printf '%s\n' '86acme-linkedin-id' | run "$B/wfvault" put acme linkedin_client_id
-printf '%s' '{"stripe_secret_key":"sk_test_globex_42","sendgrid_api_key":"SG.globex.demo"}' |
-	run "$B/wfvault" put globex --json
+say "Onboard tenant acme: OpenAI, Stripe and LinkedIn, from the .env file its keys came in"
+cat >"$tmp/acme.env" <<'ENV'
+# acme's keys, as the customer handed them over
+OPENAI_API_KEY=sk-acme-demo-0123456789abcdef
+export STRIPE_SECRET_KEY="sk_test_acmeDemo0123456789abcdef"
+LINKEDIN_CLIENT_ID=86acmelinkedinid
+LINKEDIN_CLIENT_SECRET='acme-linkedin-secret-0123'
+ENV
+chmod 0600 "$tmp/acme.env"
+sed -E 's/=.*/=…/' "$tmp/acme.env" | sed 's/^/    /'
+run "$B/wfvault" onboard acme openai stripe linkedin --from-env "$tmp/acme.env"
+rm -f "$tmp/acme.env"
+
+say "Tenant globex has sent its Stripe key; SendGrid is still to come"
+printf '%s' '{"stripe_secret_key":"sk_test_globexDemo0123456789abc"}' |
+	run "$B/wfvault" onboard globex stripe sendgrid --json --partial
+
+say "Is every tenant ready? (exit 0 only when all are: a deploy can gate on it)"
+set +e
+run "$B/wfvault" check
+rc=$?
+set -e
+echo "(exit status $rc: globex is not ready)"
 
 say "Read them back"
 run "$B/wfvault" list
@@ -79,7 +97,7 @@ say "The audit log records who did what, never a value"
 tail -n 3 "$tmp/audit.log"
 
 say "Nothing secret is stored in plaintext"
-if grep -rqa 'sk-acme-demo-0123456789' "$tmp/data"; then
+if grep -rqa 'sk-acme-demo-0123456789abcdef' "$tmp/data"; then
 	echo "PLAINTEXT FOUND"; exit 1
 fi
 echo "grep for the OpenAI key in $tmp/data: not found"
@@ -115,14 +133,17 @@ done
 say "A change reaches the Worker through the long-running agent"
 "$B/wfvault-sync" -c "$tmp/wfvault-sync.conf" 2>"$tmp/agent.log" &
 apid=$!
-printf '%s\n' 'sk-acme-rotated-9876' | run "$B/wfvault" put acme openai_api_key
+printf '%s\n' 'sk-acme-rotated-9876543210abcdef' | run "$B/wfvault" put acme openai_api_key
 t0=$(date +%s%3N)
-until [ "$(curl -sS "$url/tenant/acme/openai_api_key" | jq -r .value)" = sk-acme-rotated-9876 ]; do
+until [ "$(curl -sS "$url/tenant/acme/openai_api_key" | jq -r .value)" = sk-acme-rotated-9876543210abcdef ]; do
 	sleep 0.02
 	[ $(( $(date +%s%3N) - t0 )) -lt 20000 ] || { echo "not seen in 20 s"; exit 1; }
 done
 echo "the Worker read the new key $(( $(date +%s%3N) - t0 )) ms after wfvault put returned"
 kill -TERM "$apid"; wait "$apid" || true
+
+say "Every version is kept with who made it and when: names, never values"
+run "$B/wfvault" history acme
 run "$B/wfvault" status
 
 say "Stop wfvaultd (SIGTERM)"
