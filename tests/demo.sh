@@ -62,8 +62,9 @@ run "$B/wfvault" onboard acme openai stripe linkedin --from-env "$tmp/acme.env"
 rm -f "$tmp/acme.env"
 
 say "Tenant globex has sent its Stripe key; SendGrid is still to come"
-printf '%s' '{"stripe_secret_key":"sk_test_globexDemo0123456789abc"}' |
-	run "$B/wfvault" onboard globex stripe sendgrid --json --partial
+printf 'STRIPE_SECRET_KEY=sk_test_globexDemo0123456789abc\n' >"$tmp/globex.env"
+run "$B/wfvault" onboard globex stripe sendgrid --from-env "$tmp/globex.env" --partial
+rm -f "$tmp/globex.env"
 
 say "Is every tenant ready? (exit 0 only when all are: a deploy can gate on it)"
 set +e
