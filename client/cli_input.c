@@ -3,6 +3,8 @@
  * on the terminal.  Every buffer that held a value is wiped before it is
  * freed.
  */
+#include <poll.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -159,6 +161,8 @@ value_read_tty(struct value *v, const char *tenant, const char *field,
 	char			*nl;
 	ssize_t			 n;
 	size_t			 i, max = CLI_VALUE_MAX + 1;
+	struct pollfd		 pfd;
+	sigset_t		 block, unblocked;
 	int			 fd, ofd, opened, termios_set, restart;
 	int			 interrupted, read_errno;
 
@@ -184,6 +188,14 @@ again:
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = 0;	/* no SA_RESTART: read() must return EINTR */
 	sa.sa_handler = tty_catch;
+	/*
+	 * Blocked but while waiting in ppoll: a signal caught after a check
+	 * of tty_caught and before read() would leave the read waiting.
+	 */
+	sigemptyset(&block);
+	for (i = 0; i < NTTY_SIGNALS; i++)
+		sigaddset(&block, tty_signals[i]);
+	(void)sigprocmask(SIG_BLOCK, &block, &unblocked);
 	for (i = 0; i < NTTY_SIGNALS; i++) {
 		tty_caught[i] = 0;
 		(void)sigaction(tty_signals[i], &sa, &saved_sa[i]);
@@ -199,6 +211,21 @@ again:
 
 	tty_write(ofd, prompt);
 	for (;;) {
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if (ppoll(&pfd, 1, NULL, &unblocked) == -1) {
+			if (errno != EINTR) {
+				read_errno = errno;
+				break;
+			}
+			for (i = 0; i < NTTY_SIGNALS; i++)
+				if (tty_caught[i])
+					break;
+			if (i == NTTY_SIGNALS)
+				continue;
+			break;
+		}
 		n = read(fd, v->v_buf + v->v_len, max + 1 - v->v_len);
 		if (n == -1) {
 			if (errno == EINTR) {
@@ -227,6 +254,8 @@ again:
 
 	if (termios_set)
 		(void)tcsetattr(fd, TCSAFLUSH, &saved);
+	/* One still pending reaches tty_catch, not its old action. */
+	(void)sigprocmask(SIG_SETMASK, &unblocked, NULL);
 	for (i = 0; i < NTTY_SIGNALS; i++)
 		(void)sigaction(tty_signals[i], &saved_sa[i], NULL);
 	if (opened)

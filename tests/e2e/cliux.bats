@@ -275,3 +275,35 @@ keys_of() {
 		done
 	done
 }
+
+@test "put at a terminal: no echo, ^C and ^Z right after the prompt are not lost" {
+	local ptyrun=$E2E_BUILD/tests/wfvault-ptyrun
+	[ -x "$ptyrun" ]
+	# ^Z straight after the prompt: the prompt comes back (the stop of an
+	# orphaned process group is discarded) and the value is taken unechoed.
+	cat >"$T/script" <<-EOF
+	expect Value for acme.openai_api_key: 
+	susp
+	expect Value for acme.openai_api_key: 
+	send sk-SECRETput0123456789abcdefgh
+	eof
+	EOF
+	run timeout 120 "$ptyrun" -e "$T/script" "$T/transcript" "$WFVAULT" \
+	    -s "$SOCK" put acme openai_api_key
+	cat "$T/transcript"
+	[ "$status" -eq 0 ]
+	[ "$output" = "echo on" ]
+	[[ "$(cat "$T/transcript")" != *SECRETput* ]]
+	[ "$(wfv get acme openai_api_key)" = sk-SECRETput0123456789abcdefgh ]
+	# ^C: nothing stored, the terminal's echo back on.
+	cat >"$T/script" <<-EOF
+	expect Value for acme.other: 
+	intr
+	EOF
+	run timeout 120 "$ptyrun" -e "$T/script" "$T/transcript" "$WFVAULT" \
+	    -s "$SOCK" put acme other
+	[ "$status" -eq 130 ]
+	[ "$output" = "echo on" ]
+	run wfv get acme other
+	[ "$status" -eq 3 ]
+}
