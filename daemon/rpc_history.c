@@ -14,6 +14,7 @@
 static int	hist_name_cmp(const void *, const void *);
 static json_t	*hist_names(json_t *);
 static json_t	*hist_item(uint64_t, json_t *);
+static json_t	*hist_set(json_t *);
 static int	hist_diff(json_t *, json_t *, json_t *);
 
 static int
@@ -97,19 +98,47 @@ hist_item(uint64_t version, json_t *config)
 }
 
 /*
+ * The names of a blind write's set (see below) as the keys of a new
+ * object, so each lookup is a hash, not a walk; NULL when out of memory.
+ */
+static json_t *
+hist_set(json_t *set)
+{
+	json_t	*keys, *v;
+	size_t	 i;
+
+	if ((keys = json_object()) == NULL)
+		return NULL;
+	json_array_foreach(set, i, v)
+		if (json_is_string(v) && json_object_set(keys,
+		    json_string_value(v), json_true()) == -1) {
+			json_decref(keys);
+			return NULL;
+		}
+	return keys;
+}
+
+/*
  * Adds to item (of config, borrowed) the field names added, changed and
  * removed since older (NULL: the tenant's first version, where every
- * field is added).  Values are compared, never copied.  0 or -1.
+ * field is added).  Values are compared, never copied; but a version
+ * written by a caller who could not read the tenant (its STORE_META has
+ * "blind_set") has every field it set as changed, equal or not, so
+ * history is no oracle on the values such a caller tries.  0 or -1.
  */
 static int
 hist_diff(json_t *item, json_t *config, json_t *older)
 {
 	json_t		*added, *changed, *removed, *names, *name, *old;
-	json_t		*gone = NULL;
+	json_t		*gone = NULL, *set, *blind = NULL;
 	const char	*key;
 	size_t		 i;
 	int		 rv = -1;
 
+	set = json_object_get(json_object_get(config, STORE_META),
+	    "blind_set");
+	if (json_is_array(set) && (blind = hist_set(set)) == NULL)
+		return -1;
 	added = json_array();
 	changed = json_array();
 	removed = json_array();
@@ -122,7 +151,8 @@ hist_diff(json_t *item, json_t *config, json_t *older)
 		if (old == NULL) {
 			if (json_array_append(added, name) == -1)
 				goto out;
-		} else if (!json_equal(old, json_object_get(config, key)) &&
+		} else if ((blind != NULL ? json_object_get(blind, key) != NULL :
+		    !json_equal(old, json_object_get(config, key))) &&
 		    json_array_append(changed, name) == -1)
 			goto out;
 	}
@@ -140,6 +170,7 @@ hist_diff(json_t *item, json_t *config, json_t *older)
 		goto out;
 	rv = 0;
 out:
+	json_decref(blind);
 	json_decref(gone);
 	json_decref(added);
 	json_decref(changed);

@@ -58,6 +58,37 @@ rpc_current(struct rpc_call *call, json_t **config, uint64_t *version)
 }
 
 /*
+ * For a caller who may not read the tenant: the names of the fields its
+ * write set (all of them for a replace or a rollback), into meta's
+ * "blind_set".  history reports those as changed without comparing
+ * values, which would tell such a caller whether a value it wrote equals
+ * the stored one.  0 or -1 (out of memory).
+ */
+static int
+rpc_meta_blind(struct rpc_call *call, json_t *config, uint64_t rollback_of,
+    json_t *meta)
+{
+	struct rpc_args	*a = &call->rc_args;
+	json_t		*set, *v;
+	const char	*key;
+
+	if ((set = json_array()) == NULL)
+		return -1;
+	json_object_foreach(config, key, v) {
+		if (key[0] == '@')
+			continue;
+		if (rollback_of == 0 && !a->ra_replace &&
+		    json_object_get(a->ra_fields, key) == NULL)
+			continue;
+		if (json_array_append_new(set, json_string(key)) == -1) {
+			json_decref(set);
+			return -1;
+		}
+	}
+	return json_object_set_new(meta, "blind_set", set);
+}
+
+/*
  * Stores config as the tenant's next version, within max_config_bytes
  * (which counts what callers store, not STORE_META), with who made it and
  * when, so that history can say so.
@@ -82,6 +113,9 @@ rpc_store_config(struct rpc_call *call, json_t *config, uint64_t rollback_of)
 	    "at", (json_int_t)(now < 0 ? 0 : now));
 	if (meta == NULL || (rollback_of != 0 && json_object_set_new(meta,
 	    "rollback_of", json_integer((json_int_t)rollback_of)) == -1) ||
+	    ((acl_perms(&conf->dc_acl, &call->rc_peer, tenant) &
+	    PERM_READ) == 0 && rpc_meta_blind(call, config, rollback_of,
+	    meta) == -1) ||
 	    json_object_set_new(config, STORE_META, meta) == -1)
 		return rpc_fail(call, PROTO_E_INTERNAL, "out of memory");
 	rc = store_config_put(call->rc_srv->srv_store, call->rc_txn, tenant,

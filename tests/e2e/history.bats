@@ -306,3 +306,32 @@ audit_last() {
 	run wfv history acme --json
 	echo "$output" | jq -e '.versions[0].rollback_of == 1'
 }
+
+@test "history tells a caller who may not read nothing about a value it wrote" {
+	require_root
+	local real guess
+	real=$(random_token)
+	guess=$(random_token)
+	put_value acme a "$real"
+	put_value acme b other
+	restart_with_rules "allow uid:4242 write,list acme"
+	# A guess equal to the stored value and one that differs, written by
+	# a caller without read: history must not tell them apart (else a
+	# put, a look at history and a rollback confirm a guess of a key).
+	printf '%s' "$real" | wfv_as 4242 4242 put acme a
+	printf '%s' "$guess" | wfv_as 4242 4242 put acme a
+	run wfv_as 4242 4242 history acme --json
+	[ "$status" -eq 0 ]
+	echo "$output" | jq -e '.versions[0].version == 4 and
+	    .versions[0].changed == ["a"] and .versions[1].changed == ["a"]'
+	# A rollback by such a caller: every field it stored counts as set.
+	wfv_as 4242 4242 rollback acme 3 >/dev/null
+	run wfv_as 4242 4242 history acme --json
+	echo "$output" | jq -e '.versions[0].changed == ["a", "b"]'
+	# A reader's own no-op put still makes no version, and a reader's
+	# change is compared by value as before.
+	printf 'x' | wfv put acme b
+	run wfv history acme --json
+	echo "$output" | jq -e '.versions[0].changed == ["b"]'
+	[[ "$output" != *blind* ]]
+}
