@@ -40,6 +40,7 @@ usage(int status)
 	fprintf(status == 0 ? stdout : stderr,
 	    "usage: wfvault-sync -c FILE [-n] [-d] [--once] [--dry-run] "
 	    "[--reconcile [--prune]]\n"
+	    "       wfvault-sync --gen-seal-key FILE\n"
 	    "       wfvault-sync -h | --help | --version\n"
 	    "  -c FILE       configuration file\n"
 	    "  -n            check the configuration and the token, then "
@@ -52,6 +53,8 @@ usage(int status)
 	    "  --reconcile   compare KV with the vault and repair drift\n"
 	    "  --prune       with --reconcile: delete KV keys the vault does "
 	    "not have\n"
+	    "  --gen-seal-key FILE  write a new key for sealed values to FILE "
+	    "(mode 0400)\n"
 	    "  -h, --help    show this help\n"
 	    "  --version     print the version\n"
 	    "Without --once, --dry-run or --reconcile it follows the vault "
@@ -274,12 +277,33 @@ lost:
 	return exit_code(rc);
 }
 
+/*
+ * --gen-seal-key: a new key, and how to hand it to the Worker without it
+ * passing through argv or a terminal.
+ */
+static int
+gen_seal_key(const char *path)
+{
+	char	kid[SEAL_KID_LEN + 1], err[1024];
+
+	if (seal_key_generate(path, kid, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: %s\n", SYNC_PROG, err);
+		return 1;
+	}
+	printf("wrote a new seal key to %s (key id %s)\n"
+	    "give it to the Worker as a secret (the key stays out of argv):\n"
+	    "  wrangler secret put WFVAULT_SEAL_KEY < %s\n"
+	    "then name it in the target: seal_key_file %s\n",
+	    path, kid, path, path);
+	return 0;
+}
+
 int
 main(int argc, char *argv[])
 {
 	enum {
 		OPT_ONCE = 256, OPT_DRY_RUN, OPT_RECONCILE, OPT_PRUNE,
-		OPT_VERSION
+		OPT_VERSION, OPT_GEN_SEAL_KEY
 	};
 	static const struct option longopts[] = {
 		{ "once", no_argument, NULL, OPT_ONCE },
@@ -288,12 +312,13 @@ main(int argc, char *argv[])
 		{ "prune", no_argument, NULL, OPT_PRUNE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "gen-seal-key", required_argument, NULL, OPT_GEN_SEAL_KEY },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct sync_conf	 conf;
 	struct kv_client	 kc;
 	struct sync_ctx		 ctx;
-	const char		*conf_path = NULL;
+	const char		*conf_path = NULL, *seal_path = NULL;
 	char			*token = NULL;
 	char			 err[2048];
 	int			 ch, check = 0, debug = 0, once = 0;
@@ -328,9 +353,19 @@ main(int argc, char *argv[])
 		case OPT_VERSION:
 			printf("%s %s\n", SYNC_PROG, PROTO_SERVER_VERSION);
 			return 0;
+		case OPT_GEN_SEAL_KEY:
+			seal_path = optarg;
+			break;
 		default:
 			usage(EXIT_USAGE);
 		}
+	}
+	if (seal_path != NULL) {
+		if (optind != argc || conf_path != NULL || check || once ||
+		    dry_run || reconcile || prune)
+			usage_error("--gen-seal-key FILE takes no other "
+			    "option");
+		return gen_seal_key(seal_path);
 	}
 	if (optind != argc || conf_path == NULL)
 		usage(EXIT_USAGE);

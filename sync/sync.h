@@ -474,4 +474,56 @@ int	sync_engine_reconcile(struct sync_ctx *, struct sync_report *,
 int	sync_repair(struct sync_ctx *, struct sync_report *, int mode,
 	    char *err, size_t errlen);
 
+/* seal.c */
+
+#define SEAL_KEY_LEN	32	/* AES-256 */
+#define SEAL_NONCE_LEN	12
+#define SEAL_KID_LEN	16	/* hex characters */
+
+/*
+ * Initialises libsodium and refuses (-1, err says so) where AES-256-GCM
+ * is not available (a CPU without AES-NI and CLMUL).
+ */
+int	seal_init(char *err, size_t errlen);
+/*
+ * The key id: the first 16 hex characters of
+ * SHA-256("wfvault-seal-key-id" || key), NUL-terminated.
+ */
+void	seal_key_id(const unsigned char *key, char kid[SEAL_KID_LEN + 1]);
+/*
+ * Seals config (an object; its compact JSON with sorted keys, the bytes an
+ * unsealed value holds) for tenant at version with a random nonce.
+ * Returns the value's envelope as a new object
+ * {"wfvault_sealed":1,"kid":..,"v":..,"nonce":B64,"ct":B64}, or NULL.
+ */
+json_t	*seal_config(const unsigned char *key, const char *tenant,
+	    uint64_t version, json_t *config);
+/* The same with a given nonce: for the known-answer tests only. */
+json_t	*seal_config_nonce(const unsigned char *key, const char *tenant,
+	    uint64_t version, json_t *config, const unsigned char *nonce);
+/*
+ * Opens an envelope sealed with key for tenant at version: 0 with *plain
+ * a new string (the caller wipes and frees it with proto_wipe_free), or
+ * -1 when it does not open.
+ */
+int	seal_open(const unsigned char *key, const char *tenant,
+	    uint64_t version, json_t *env, char **plain);
+/* SEAL_KEY_LEN bytes of sodium_malloc'd memory, or NULL. */
+unsigned char *seal_key_alloc(void);
+/* Wipes and frees a key from seal_key_alloc or seal_key_load; NULL is ok. */
+void	seal_key_free(unsigned char *key);
+/*
+ * Reads a seal key file (one line, base64 of 32 bytes; no link, not open
+ * to group or others).  On 0 *key is new (seal_key_free).  The key never
+ * appears in err.
+ */
+int	seal_key_load(const char *path, unsigned char **key, char *err,
+	    size_t errlen);
+/*
+ * Writes a new random key to path (O_EXCL, mode 0400) and its id to kid.
+ * Returns 0 or -1 with err.
+ */
+int	seal_key_generate(const char *path, char kid[SEAL_KID_LEN + 1],
+	    char *err, size_t errlen);
+
 #endif /* WFVAULT_SYNC_H */
