@@ -217,11 +217,13 @@ struct kv_items {
 
 /*
  * A write: key, the config (an object) as compact JSON with sorted keys,
- * metadata {"version": N}.  A delete: the key as a JSON string.  Both copy
+ * metadata {"version": N}.  kid: config is a sealed value's envelope
+ * (seal_config) and kid its key id, noted in the metadata as "kid"; NULL
+ * for an unsealed value.  A delete: the key as a JSON string.  Both copy
  * what they need.  Return 0 or -1 (out of memory).
  */
 int	kv_items_add_put(struct kv_items *, const char *key, json_t *config,
-	    uint64_t version);
+	    uint64_t version, const char *kid);
 int	kv_items_add_delete(struct kv_items *, const char *key);
 /* Drops (wiping) the first n items. */
 void	kv_items_drop(struct kv_items *, size_t n);
@@ -343,13 +345,14 @@ int	kv_fate_note(json_t *fates, const char *key, json_int_t wrote,
 	    int uncertain);
 /*
  * Lists every key under prefix (NULL: all) into keys: name -> the
- * metadata's version as an integer, or null.  Follows the cursor, past
- * empty pages too, and fails when a page hands back a cursor seen before
- * or the pages outnumber what the keys they brought explain (see
- * KV_LIST_SLACK_PAGES).  Returns 0, KV_E_FAIL or KV_E_STOP.
+ * metadata's version as an integer, or null; and, unless kids is NULL,
+ * into kids: name -> the metadata's "kid" (a sealed value's key id).
+ * Follows the cursor, past empty pages too, and fails when a page hands
+ * back a cursor seen before or the pages outnumber what the keys they
+ * brought explain (see KV_LIST_SLACK_PAGES).  Returns 0, KV_E_FAIL or KV_E_STOP.
  */
 int	kv_list_keys(struct kv_client *, const char *prefix, json_t *keys,
-	    char *err, size_t errlen);
+	    json_t *kids, char *err, size_t errlen);
 
 /* sync_daemon.c, sync_engine.c, sync_repair.c: the state they share */
 

@@ -153,7 +153,7 @@ sync_add_put(struct sync_ctx *ctx, struct kv_items *puts, const char *key,
     json_t *fields, uint64_t version, struct sync_report *rep, char *err,
     size_t errlen)
 {
-	if (kv_items_add_put(puts, key, fields, version) == -1) {
+	if (kv_items_add_put(puts, key, fields, version, NULL) == -1) {
 		snprintf(err, errlen, "cannot serialise the config of KV key "
 		    "'%s' (out of memory?)", key);
 		return SYNC_E_FAIL;

@@ -146,8 +146,8 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 	 * KV before the vault: a tenant created and pushed in between is
 	 * then in both lists, never taken for a stale key.
 	 */
-	if ((rc = kv_list_keys(ctx->sx_kv, sc->sc_key_prefix, kvkeys, err,
-	    errlen)) != 0) {
+	if ((rc = kv_list_keys(ctx->sx_kv, sc->sc_key_prefix, kvkeys, NULL,
+	    err, errlen)) != 0) {
 		rc = sync_kv_rc(rc);
 		goto done;
 	}

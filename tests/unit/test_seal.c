@@ -179,6 +179,42 @@ test_binding(void **state)
 	json_decref(cfg);
 }
 
+/* A sealed put: the envelope as the value, the key id in the metadata. */
+static void
+test_sealed_item(void **state)
+{
+	struct kv_items	 kis = KV_ITEMS_INIT;
+	unsigned char	 key[SEAL_KEY_LEN];
+	json_t		*cfg, *env, *item, *meta, *value;
+	json_error_t	 je;
+
+	(void)state;
+	kat_key(key);
+	cfg = kat_config();
+	env = seal_config(key, KAT_TENANT, KAT_VERSION, cfg);
+	assert_non_null(env);
+	assert_int_equal(kv_items_add_put(&kis, "pfx:acme", env, KAT_VERSION,
+	    KAT_KID), 0);
+	assert_null(strstr(kis.kis_v[0].ki_json, "sk-test-0001"));
+	assert_null(strstr(kis.kis_v[0].ki_json, "openai_api_key"));
+	item = json_loads(kis.kis_v[0].ki_json, 0, &je);
+	assert_non_null(item);
+	meta = json_object_get(item, "metadata");
+	assert_int_equal(json_integer_value(json_object_get(meta, "version")),
+	    KAT_VERSION);
+	assert_string_equal(json_string_value(json_object_get(meta, "kid")),
+	    KAT_KID);
+	value = json_loads(json_string_value(json_object_get(item, "value")),
+	    0, &je);
+	assert_non_null(value);
+	assert_true(json_equal(value, env));
+	json_decref(value);
+	json_decref(item);
+	kv_items_release(&kis);
+	json_decref(env);
+	json_decref(cfg);
+}
+
 static void
 test_key_file(void **state)
 {
@@ -230,6 +266,7 @@ main(void)
 		cmocka_unit_test(test_known_answer),
 		cmocka_unit_test(test_key_id),
 		cmocka_unit_test(test_binding),
+		cmocka_unit_test(test_sealed_item),
 		cmocka_unit_test(test_key_file),
 	};
 
