@@ -3,8 +3,6 @@
  * the Worker holds, bound to the tenant id and version, so KV holds
  * ciphertext.  edge/wfvault-config.js opens what this file seals.
  */
-#include <sys/stat.h>
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -20,8 +18,6 @@
 
 #define SEAL_AD_PREFIX		"wfvault-sealed-v1\n"
 #define SEAL_KID_CONTEXT	"wfvault-seal-key-id"
-/* The key file: base64 of 32 bytes (44 characters) and a newline. */
-#define SEAL_FILE_MAX		128
 
 int
 seal_init(char *err, size_t errlen)
@@ -50,7 +46,7 @@ seal_key_id(const unsigned char *key, char kid[SEAL_KID_LEN + 1])
 	crypto_hash_sha256_init(&st);
 	crypto_hash_sha256_update(&st, (const unsigned char *)SEAL_KID_CONTEXT,
 	    strlen(SEAL_KID_CONTEXT));
-	crypto_hash_sha256_update(&st, key, SEAL_KEY_LEN);
+	crypto_hash_sha256_update(&st, key, SYNC_SEAL_KEY_LEN);
 	crypto_hash_sha256_final(&st, h);
 	sodium_bin2hex(kid, SEAL_KID_LEN + 1, h, SEAL_KID_LEN / 2);
 	sodium_memzero(&st, sizeof(st));
@@ -196,113 +192,12 @@ done:
 	return rc;
 }
 
-unsigned char *
-seal_key_alloc(void)
-{
-	unsigned char	*key;
-
-	if ((key = sodium_malloc(SEAL_KEY_LEN)) == NULL)
-		return NULL;
-	return key;
-}
-
-void
-seal_key_free(unsigned char *key)
-{
-	/* sodium_free wipes the key and unmaps its guarded pages. */
-	sodium_free(key);
-}
-
-int
-seal_key_load(const char *path, unsigned char **keyp, char *err,
-    size_t errlen)
-{
-	struct stat	 st;
-	unsigned char	*key = NULL;
-	char		 buf[SEAL_FILE_MAX + 1];
-	size_t		 len = 0, klen;
-	ssize_t		 n;
-	int		 fd, rc = -1;
-
-	*keyp = NULL;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW |
-	    O_NONBLOCK)) == -1) {
-		if (errno == ELOOP)
-			snprintf(err, errlen, "the seal key %s is a symbolic "
-			    "link: name the file itself", path);
-		else
-			snprintf(err, errlen, "cannot open the seal key %s: %s",
-			    path, strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto done;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "the seal key %s is not a regular file",
-		    path);
-		goto done;
-	}
-	if (st.st_uid != geteuid() && st.st_uid != 0) {
-		snprintf(err, errlen, "the seal key %s belongs to uid %u, "
-		    "neither root nor the user wfvault-sync runs as (uid %u): "
-		    "chown it to that user", path, (unsigned)st.st_uid,
-		    (unsigned)geteuid());
-		goto done;
-	}
-	if ((st.st_mode & 077) != 0) {
-		snprintf(err, errlen, "the seal key %s can be read or written "
-		    "by group or others (mode %04o): chmod 400 %s", path,
-		    (unsigned)(st.st_mode & 07777), path);
-		goto done;
-	}
-	for (;;) {
-		n = read(fd, buf + len, sizeof(buf) - 1 - len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			snprintf(err, errlen, "cannot read the seal key %s: %s",
-			    path, strerror(errno));
-			goto done;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len == sizeof(buf) - 1)
-			break;
-	}
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-		len--;
-	buf[len] = '\0';
-	if ((key = seal_key_alloc()) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		goto done;
-	}
-	if (sodium_base642bin(key, SEAL_KEY_LEN, buf, len, NULL, &klen, NULL,
-	    sodium_base64_VARIANT_ORIGINAL) != 0 || klen != SEAL_KEY_LEN) {
-		snprintf(err, errlen, "the seal key %s is not one line holding "
-		    "the base64 of %d bytes (wfvault-sync --gen-seal-key "
-		    "writes one)", path, SEAL_KEY_LEN);
-		goto done;
-	}
-	*keyp = key;
-	key = NULL;
-	rc = 0;
-done:
-	sodium_memzero(buf, sizeof(buf));
-	if (key != NULL)
-		seal_key_free(key);
-	close(fd);
-	return rc;
-}
-
 int
 seal_key_generate(const char *path, char kid[SEAL_KID_LEN + 1], char *err,
     size_t errlen)
 {
 	unsigned char	*key;
-	char		 b64[sodium_base64_ENCODED_LEN(SEAL_KEY_LEN,
+	char		 b64[sodium_base64_ENCODED_LEN(SYNC_SEAL_KEY_LEN,
 			    sodium_base64_VARIANT_ORIGINAL) + 1];
 	size_t		 len, off = 0;
 	ssize_t		 n;
@@ -312,12 +207,12 @@ seal_key_generate(const char *path, char kid[SEAL_KID_LEN + 1], char *err,
 		snprintf(err, errlen, "libsodium failed to initialise");
 		return -1;
 	}
-	if ((key = seal_key_alloc()) == NULL) {
+	if ((key = sodium_malloc(SYNC_SEAL_KEY_LEN)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	randombytes_buf(key, SEAL_KEY_LEN);
-	sodium_bin2base64(b64, sizeof(b64) - 1, key, SEAL_KEY_LEN,
+	randombytes_buf(key, SYNC_SEAL_KEY_LEN);
+	sodium_bin2base64(b64, sizeof(b64) - 1, key, SYNC_SEAL_KEY_LEN,
 	    sodium_base64_VARIANT_ORIGINAL);
 	len = strlen(b64);
 	b64[len++] = '\n';
@@ -354,6 +249,6 @@ seal_key_generate(const char *path, char kid[SEAL_KID_LEN + 1], char *err,
 	rc = 0;
 done:
 	sodium_memzero(b64, sizeof(b64));
-	seal_key_free(key);
+	sodium_free(key);	/* wipes it */
 	return rc;
 }
