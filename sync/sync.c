@@ -278,6 +278,30 @@ lost:
 }
 
 /*
+ * The seal keys of every target that has one, where AES-256-GCM is there
+ * (-n checks them too).  Returns 0 or -1 with err naming the target.
+ */
+static int
+sync_seal_keys_load(struct sync_conf *sc, char *err, size_t errlen)
+{
+	char	why[1024];
+	size_t	i;
+
+	for (i = 0; i < sc->sc_ntargets; i++) {
+		if (sc->sc_targets[i].st_seal_key_file == NULL)
+			continue;
+		if (seal_init(why, sizeof(why)) == -1 ||
+		    sync_seal_key_load(&sc->sc_targets[i], why,
+		    sizeof(why)) == -1) {
+			snprintf(err, errlen, "target %s: %s",
+			    sc->sc_targets[i].st_name, why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
  * --gen-seal-key: a new key, and how to hand it to the Worker without it
  * passing through argv or a terminal.
  */
@@ -392,6 +416,11 @@ main(int argc, char *argv[])
 	}
 	if (conf.sc_ca_file != NULL && access(conf.sc_ca_file, R_OK) == -1) {
 		log_warn("cf_ca_file %s", conf.sc_ca_file);
+		sync_conf_release(&conf);
+		return EXIT_USAGE;
+	}
+	if (sync_seal_keys_load(&conf, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
 		sync_conf_release(&conf);
 		return EXIT_USAGE;
 	}
