@@ -278,10 +278,10 @@ done:
  * frees) or NULL on the last page.
  */
 static int
-kv_list_page(json_t *root, json_t *keys, char **next, char *err,
-    size_t errlen)
+kv_list_page(json_t *root, json_t *keys, json_t *kids, char **next,
+    char *err, size_t errlen)
 {
-	json_t		*result, *e, *name, *ver, *cur;
+	json_t		*result, *e, *name, *ver, *cur, *kid;
 	size_t		 i;
 
 	*next = NULL;
@@ -308,6 +308,12 @@ kv_list_page(json_t *root, json_t *keys, char **next, char *err,
 			snprintf(err, errlen, "out of memory");
 			return KV_E_FAIL;
 		}
+		kid = json_object_get(json_object_get(e, "metadata"), "kid");
+		if (kids != NULL && json_is_string(kid) &&
+		    json_object_set(kids, json_string_value(name), kid) == -1) {
+			snprintf(err, errlen, "out of memory");
+			return KV_E_FAIL;
+		}
 	}
 	cur = json_object_get(json_object_get(root, "result_info"), "cursor");
 	if (json_is_string(cur) && json_string_length(cur) > 0 &&
@@ -320,7 +326,7 @@ kv_list_page(json_t *root, json_t *keys, char **next, char *err,
 
 int
 kv_list_keys(struct kv_client *kc, const char *prefix, json_t *keys,
-    char *err, size_t errlen)
+    json_t *kids, char *err, size_t errlen)
 {
 	struct kv_envelope	 env;
 	struct kv_decision	 d;
@@ -368,7 +374,8 @@ kv_list_keys(struct kv_client *kc, const char *prefix, json_t *keys,
 				goto done;
 			}
 		}
-		rc = kv_list_page(env.ke_root, keys, &next, err, errlen);
+		rc = kv_list_page(env.ke_root, keys, kids, &next, err,
+		    errlen);
 		kv_envelope_release(&env);
 		if (rc != 0)
 			goto done;

@@ -134,7 +134,7 @@ kv_items_push(struct kv_items *kis, const char *key, char *json,
 
 int
 kv_items_add_put(struct kv_items *kis, const char *key, json_t *config,
-    uint64_t version)
+    uint64_t version, const char *kid)
 {
 	json_t	*item;
 	char	*value, *json;
@@ -150,6 +150,12 @@ kv_items_add_put(struct kv_items *kis, const char *key, json_t *config,
 	proto_wipe_free(value);
 	if (item == NULL)
 		return -1;
+	/* A listing then shows which values a rotation must seal again. */
+	if (kid != NULL && json_object_set_new(json_object_get(item,
+	    "metadata"), "kid", json_string(kid)) == -1) {
+		json_decref(item);
+		return -1;
+	}
 	json = json_dumps(item, JSON_COMPACT);
 	json_decref(item);
 	if (json == NULL)

@@ -44,6 +44,7 @@ usage(int status)
 	    "usage: wfvault-sync -c FILE [-n] [-d] [--target NAME] [--once] "
 	    "[--dry-run]\n"
 	    "                    [--reconcile [--prune]]\n"
+	    "       wfvault-sync --gen-seal-key FILE\n"
 	    "       wfvault-sync -h | --help | --version\n"
 	    "  -c FILE       configuration file\n"
 	    "  -n            check the configuration and the token, then "
@@ -58,6 +59,8 @@ usage(int status)
 	    "  --reconcile   compare KV with the vault and repair drift\n"
 	    "  --prune       with --reconcile: delete KV keys the vault does "
 	    "not have\n"
+	    "  --gen-seal-key FILE  write a new key for sealed values to FILE "
+	    "(mode 0400)\n"
 	    "  -h, --help    show this help\n"
 	    "  --version     print the version\n"
 	    "Without --once, --dry-run or --reconcile it follows the vault "
@@ -543,12 +546,52 @@ lost:
 	return exit_code(rc);
 }
 
+/*
+ * The seal key of st, if it has one, where AES-256-GCM is there (-n
+ * checks it too).  Returns 0 or -1 with err naming the target.
+ */
+static int
+sync_seal_target_load(struct sync_target *st, char *err, size_t errlen)
+{
+	char	why[1024];
+
+	if (st->st_seal_key_file == NULL)
+		return 0;
+	if (seal_init(why, sizeof(why)) == -1 ||
+	    sync_seal_key_load(st, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "target %s: %s", st->st_name, why);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * --gen-seal-key: a new key, and how to hand it to the Worker without it
+ * passing through argv or a terminal.
+ */
+static int
+gen_seal_key(const char *path)
+{
+	char	kid[SEAL_KID_LEN + 1], err[1024];
+
+	if (seal_key_generate(path, kid, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: %s\n", SYNC_PROG, err);
+		return 1;
+	}
+	printf("wrote a new seal key to %s (key id %s)\n"
+	    "give it to the Worker as a secret (the key stays out of argv):\n"
+	    "  wrangler secret put WFVAULT_SEAL_KEY < %s\n"
+	    "then name it in the target: seal_key_file %s\n",
+	    path, kid, path, path);
+	return 0;
+}
+
 int
 main(int argc, char *argv[])
 {
 	enum {
 		OPT_ONCE = 256, OPT_DRY_RUN, OPT_RECONCILE, OPT_PRUNE,
-		OPT_VERSION, OPT_TARGET
+		OPT_VERSION, OPT_TARGET, OPT_GEN_SEAL_KEY
 	};
 	static const struct option longopts[] = {
 		{ "once", no_argument, NULL, OPT_ONCE },
@@ -558,6 +601,7 @@ main(int argc, char *argv[])
 		{ "target", required_argument, NULL, OPT_TARGET },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "gen-seal-key", required_argument, NULL, OPT_GEN_SEAL_KEY },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct sync_conf	 conf;
@@ -566,7 +610,7 @@ main(int argc, char *argv[])
 	struct sync_target	*st;
 	struct kv_budget	 budget;
 	struct sync_ctx		 ctx;
-	const char		*conf_path = NULL, *only = NULL;
+	const char		*conf_path = NULL, *only = NULL, *seal_path = NULL;
 	char			*tokens[SYNC_TARGETS_MAX] = { NULL };
 	char			 err[2048];
 	size_t			 i;
@@ -605,9 +649,19 @@ main(int argc, char *argv[])
 		case OPT_VERSION:
 			printf("%s %s\n", SYNC_PROG, PROTO_SERVER_VERSION);
 			return 0;
+		case OPT_GEN_SEAL_KEY:
+			seal_path = optarg;
+			break;
 		default:
 			usage(EXIT_USAGE);
 		}
+	}
+	if (seal_path != NULL) {
+		if (optind != argc || conf_path != NULL || check || once ||
+		    dry_run || reconcile || prune)
+			usage_error("--gen-seal-key FILE takes no other "
+			    "option");
+		return gen_seal_key(seal_path);
 	}
 	if (optind != argc || conf_path == NULL)
 		usage(EXIT_USAGE);
@@ -659,12 +713,17 @@ main(int argc, char *argv[])
 		if (only != NULL && strcmp(st->st_name, only) != 0)
 			continue;
 		if (sync_token_load(st, &tokens[rs.rs_n], err,
-		    sizeof(err)) == -1 ||
-		    sync_seal_key_load(st, err, sizeof(err)) == -1) {
+		    sizeof(err)) == -1) {
 			if (conf.sc_ntargets > 1)
 				log_warnx("target '%s': %s", st->st_name, err);
 			else
 				log_warnx("%s", err);
+			goto out_tokens;
+		}
+		if (sync_seal_target_load(st, err, sizeof(err)) == -1) {
+			log_warnx("%s", err);
+			sync_token_free(tokens[rs.rs_n]);
+			tokens[rs.rs_n] = NULL;
 			goto out_tokens;
 		}
 		rs.rs_v[rs.rs_n++].ru_target = st;

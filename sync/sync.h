@@ -275,11 +275,13 @@ struct kv_items {
 
 /*
  * A write: key, the config (an object) as compact JSON with sorted keys,
- * metadata {"version": N}.  A delete: the key as a JSON string.  Both copy
+ * metadata {"version": N}.  kid: config is a sealed value's envelope
+ * (seal_config) and kid its key id, noted in the metadata as "kid"; NULL
+ * for an unsealed value.  A delete: the key as a JSON string.  Both copy
  * what they need.  Return 0 or -1 (out of memory).
  */
 int	kv_items_add_put(struct kv_items *, const char *key, json_t *config,
-	    uint64_t version);
+	    uint64_t version, const char *kid);
 int	kv_items_add_delete(struct kv_items *, const char *key);
 /* Drops (wiping) the first n items. */
 void	kv_items_drop(struct kv_items *, size_t n);
@@ -459,13 +461,14 @@ int	kv_fate_note(json_t *fates, const char *key, json_int_t wrote,
 	    int uncertain);
 /*
  * Lists every key under prefix (NULL: all) into keys: name -> the
- * metadata's version as an integer, or null.  Follows the cursor, past
- * empty pages too, and fails when a page hands back a cursor seen before
- * or the pages outnumber what the keys they brought explain (see
- * KV_LIST_SLACK_PAGES).  Returns 0, KV_E_FAIL or KV_E_STOP.
+ * metadata's version as an integer, or null; and, unless kids is NULL,
+ * into kids: name -> the metadata's "kid" (a sealed value's key id).
+ * Follows the cursor, past empty pages too, and fails when a page hands
+ * back a cursor seen before or the pages outnumber what the keys they
+ * brought explain (see KV_LIST_SLACK_PAGES).  Returns 0, KV_E_FAIL or KV_E_STOP.
  */
 int	kv_list_keys(struct kv_client *, const char *prefix, json_t *keys,
-	    char *err, size_t errlen);
+	    json_t *kids, char *err, size_t errlen);
 
 /* sync_daemon.c, sync_engine.c, sync_repair.c: the state they share */
 
@@ -589,6 +592,47 @@ int	sync_engine_reconcile(struct sync_ctx *, struct sync_report *,
  * deals with stale keys as mode says.  Returns 0 or SYNC_E_*.
  */
 int	sync_repair(struct sync_ctx *, struct sync_report *, int mode,
+	    char *err, size_t errlen);
+
+/* seal.c */
+
+#define SEAL_NONCE_LEN	12
+#define SEAL_KID_LEN	16	/* hex characters */
+
+/*
+ * The keys are SYNC_SEAL_KEY_LEN bytes (sync_seal_key_load reads them).
+ * Initialises libsodium and refuses (-1, err says so) where AES-256-GCM
+ * is not available (a CPU without AES-NI and CLMUL).
+ */
+int	seal_init(char *err, size_t errlen);
+/*
+ * The key id: the first 16 hex characters of
+ * SHA-256("wfvault-seal-key-id" || key), NUL-terminated.
+ */
+void	seal_key_id(const unsigned char *key, char kid[SEAL_KID_LEN + 1]);
+/*
+ * Seals config (an object; its compact JSON with sorted keys, the bytes an
+ * unsealed value holds) for tenant at version with a random nonce.
+ * Returns the value's envelope as a new object
+ * {"wfvault_sealed":1,"kid":..,"v":..,"nonce":B64,"ct":B64}, or NULL.
+ */
+json_t	*seal_config(const unsigned char *key, const char *tenant,
+	    uint64_t version, json_t *config);
+/* The same with a given nonce: for the known-answer tests only. */
+json_t	*seal_config_nonce(const unsigned char *key, const char *tenant,
+	    uint64_t version, json_t *config, const unsigned char *nonce);
+/*
+ * Opens an envelope sealed with key for tenant at version: 0 with *plain
+ * a new string (the caller wipes and frees it with proto_wipe_free), or
+ * -1 when it does not open.
+ */
+int	seal_open(const unsigned char *key, const char *tenant,
+	    uint64_t version, json_t *env, char **plain);
+/*
+ * Writes a new random key to path (O_EXCL, mode 0400) and its id to kid.
+ * Returns 0 or -1 with err.
+ */
+int	seal_key_generate(const char *path, char kid[SEAL_KID_LEN + 1],
 	    char *err, size_t errlen);
 
 #endif /* WFVAULT_SYNC_H */

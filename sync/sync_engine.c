@@ -153,7 +153,27 @@ sync_add_put(struct sync_ctx *ctx, struct kv_items *puts, const char *key,
     json_t *fields, uint64_t version, struct sync_report *rep, char *err,
     size_t errlen)
 {
-	if (kv_items_add_put(puts, key, fields, version) == -1) {
+	const struct sync_target *st = ctx->sx_target;
+	json_t			*sealed = NULL;
+	const char		*tenant;
+	char			 kid[SEAL_KID_LEN + 1];
+	int			 r;
+
+	/* A sealed target writes the envelope in the config's place. */
+	if (st->st_seal_key != NULL) {
+		if ((tenant = sync_key_tenant(st, key)) == NULL ||
+		    (sealed = seal_config(st->st_seal_key, tenant, version,
+		    fields)) == NULL) {
+			snprintf(err, errlen, "cannot seal the config of KV "
+			    "key '%s' (out of memory?)", key);
+			return SYNC_E_FAIL;
+		}
+		seal_key_id(st->st_seal_key, kid);
+	}
+	r = kv_items_add_put(puts, key, sealed != NULL ? sealed : fields,
+	    version, sealed != NULL ? kid : NULL);
+	json_decref(sealed);
+	if (r == -1) {
 		snprintf(err, errlen, "cannot serialise the config of KV key "
 		    "'%s' (out of memory?)", key);
 		return SYNC_E_FAIL;

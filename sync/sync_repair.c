@@ -125,9 +125,9 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 {
 	const struct sync_target *st = ctx->sx_target;
 	struct kv_items		 puts = KV_ITEMS_INIT, dels = KV_ITEMS_INIT;
-	json_t			*kvkeys, *vault, *v, *kvv, *fields;
-	const char		*tenant, *key, *prefix;
-	char			 k[KV_KEY_MAX + 1];
+	json_t			*kvkeys, *vault, *v, *kvv, *fields, *kids;
+	const char		*tenant, *key, *prefix, *kvkid;
+	char			 k[KV_KEY_MAX + 1], kid[SEAL_KID_LEN + 1];
 	uint64_t		 version;
 	size_t			 plen;
 	int			 rc, r;
@@ -136,7 +136,8 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 	plen = strlen(prefix);
 	kvkeys = json_object();
 	vault = json_object();
-	if (kvkeys == NULL || vault == NULL) {
+	kids = json_object();
+	if (kvkeys == NULL || vault == NULL || kids == NULL) {
 		snprintf(err, errlen, "out of memory");
 		rc = SYNC_E_FAIL;
 		goto done;
@@ -149,8 +150,8 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 	 * KV before the vault: a tenant created and pushed in between is
 	 * then in both lists, never taken for a stale key.
 	 */
-	if ((rc = kv_list_keys(ctx->sx_kv, st->st_key_prefix, kvkeys, err,
-	    errlen)) != 0) {
+	if ((rc = kv_list_keys(ctx->sx_kv, st->st_key_prefix, kvkeys, kids,
+	    err, errlen)) != 0) {
 		rc = sync_kv_rc(rc);
 		goto done;
 	}
@@ -159,7 +160,13 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 	rep->sr_kv_keys = json_object_size(kvkeys);
 	rep->sr_vault_tenants = json_object_size(vault);
 
-	/* Missing or older in KV: write the current config. */
+	/*
+	 * Missing, at another version or sealed under another key (or sealed
+	 * when the target no longer seals, or the other way round) in KV:
+	 * write the current config.  So a rotation re-seals every value.
+	 */
+	if (st->st_seal_key != NULL)
+		seal_key_id(st->st_seal_key, kid);
 	json_object_foreach(vault, tenant, v) {
 		if (sync_stopped()) {
 			rc = SYNC_E_STOP;
@@ -167,11 +174,16 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 		}
 		sync_key(st, tenant, k, sizeof(k));
 		kvv = json_object_get(kvkeys, k);
+		kvkid = json_string_value(json_object_get(kids, k));
 		if (json_is_integer(kvv) &&
-		    json_integer_value(kvv) == json_integer_value(v))
+		    json_integer_value(kvv) == json_integer_value(v) &&
+		    (st->st_seal_key == NULL ? kvkid == NULL :
+		    kvkid != NULL && strcmp(kvkid, kid) == 0))
 			continue;
 		log_debug("%s: %s: KV has %s, the vault version %lld",
-		    __func__, k, kvv == NULL ? "nothing" : "another version",
+		    __func__, k, kvv == NULL ? "nothing" :
+		    json_is_integer(kvv) && json_integer_value(kvv) ==
+		    json_integer_value(v) ? "another seal" : "another version",
 		    (long long)json_integer_value(v));
 		r = sync_fetch(ctx, tenant, &fields, &version, err, errlen);
 		if (r < 0) {
@@ -228,5 +240,6 @@ done:
 	kv_items_release(&dels);
 	json_decref(kvkeys);
 	json_decref(vault);
+	json_decref(kids);
 	return rc;
 }

@@ -106,7 +106,20 @@ else
 	done
 fi
 
-# (3) The shared contract smoke test, when it is there.
+# (3) Tests on the Workers runtime (Miniflare), one job per
+# tests/worker/test_*.mjs; each prints TAP.
+have_node=1
+if ! command -v node >/dev/null 2>&1; then
+	have_node=0
+else
+	for f in tests/worker/test_*.mjs; do
+		if [ -f "$f" ]; then
+			add_job node "$f" "$E2E_TIMEOUT"
+		fi
+	done
+fi
+
+# (4) The shared contract smoke test, when it is there.
 smoke=../shared/contract/smoke.sh
 if [ -f "$smoke" ]; then
 	add_job smoke "$smoke" "$SMOKE_TIMEOUT"
@@ -124,6 +137,9 @@ run_job() {
 		;;
 	e2e)
 		timeout -k 10 "$t" bats --tap "$f"
+		;;
+	node)
+		timeout -k 10 "$t" node "$f"
 		;;
 	smoke)
 		# smoke.sh runs build/ of the directory it starts in: point
@@ -201,6 +217,9 @@ for id in "${ids[@]}"; do
 	fi
 done
 
+if [ "$have_node" -eq 0 ]; then
+	fail_suite "node is not installed (make test installs it)"
+fi
 if [ "$have_bats" -eq 0 ]; then
 	fail_suite "bats is not installed (make test installs it)"
 fi

@@ -124,7 +124,8 @@ test_items(void **state)
 	cfg = json_pack("{s:s,s:s,s:i}", "zeta", "z", "alpha", "sk-\"1\"",
 	    "n", 3);
 	assert_non_null(cfg);
-	assert_int_equal(kv_items_add_put(&kis, "pfx:acme", cfg, 7), 0);
+	assert_int_equal(kv_items_add_put(&kis, "pfx:acme", cfg, 7, NULL),
+	    0);
 	assert_int_equal(kv_items_add_delete(&kis, "pfx:gone\"q"), 0);
 	assert_int_equal(kis.kis_n, 2);
 	assert_int_equal(kis.kis_v[0].ki_len, strlen(kis.kis_v[0].ki_json));
@@ -166,7 +167,7 @@ test_items(void **state)
 	/* Not an object: refused. */
 	json_decref(cfg);
 	cfg = json_string("x");
-	assert_int_equal(kv_items_add_put(&kis, "k", cfg, 1), -1);
+	assert_int_equal(kv_items_add_put(&kis, "k", cfg, 1, NULL), -1);
 	assert_int_equal(kis.kis_n, 0);
 	json_decref(cfg);
 	kv_items_release(&kis);
