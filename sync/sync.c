@@ -197,7 +197,7 @@ run_forever(struct sync_ctx *ctx)
 	int			 rc = 0, need_sync = 1, down = 0;
 
 	log_info("following %s for target '%s'", ctx->sx_conf->sc_socket,
-	    ctx->sx_conf->sc_target);
+	    ctx->sx_target->st_name);
 	while (!sync_stopped()) {
 		if (need_sync) {
 			if (started >= 0 && (left = started +
@@ -360,7 +360,8 @@ main(int argc, char *argv[])
 		sync_conf_release(&conf);
 		return EXIT_USAGE;
 	}
-	if (sync_token_load(&conf, &token, err, sizeof(err)) == -1) {
+	if (sync_token_load(&conf.sc_targets[0], &token, err,
+	    sizeof(err)) == -1) {
 		log_warnx("%s", err);
 		sync_conf_release(&conf);
 		return EXIT_USAGE;
@@ -380,7 +381,8 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	/* From here the token lives only in the (wiped) request headers. */
-	if (kv_client_init(&kc, &conf, token, err, sizeof(err)) == -1) {
+	if (kv_client_init(&kc, &conf, &conf.sc_targets[0], token, err,
+	    sizeof(err)) == -1) {
 		log_warnx("%s", err);
 		sync_token_free(token);
 		goto out_global;
@@ -398,6 +400,7 @@ main(int argc, char *argv[])
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.sx_conf = &conf;
+	ctx.sx_target = &conf.sc_targets[0];
 	ctx.sx_kv = &kc;
 	ctx.sx_conn = (struct proto_client)PROTO_CLIENT_INIT;
 	ctx.sx_dry_run = dry_run;

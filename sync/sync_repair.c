@@ -47,6 +47,9 @@ sync_vault_list(struct sync_ctx *ctx, json_t *vault, char *err,
 			if (tenant == NULL || sync_get_uint(t, "version",
 			    &version) == -1)
 				goto bad;
+			/* Another target's tenant is not in this one's KV. */
+			if (!sync_target_wants(ctx->sx_target, tenant))
+				continue;
 			if (json_object_set_new(vault, tenant,
 			    json_integer((json_int_t)version)) == -1) {
 				json_decref(res);
@@ -120,7 +123,7 @@ int
 sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
     char *err, size_t errlen)
 {
-	const struct sync_conf	*sc = ctx->sx_conf;
+	const struct sync_target *st = ctx->sx_target;
 	struct kv_items		 puts = KV_ITEMS_INIT, dels = KV_ITEMS_INIT;
 	json_t			*kvkeys, *vault, *v, *kvv, *fields;
 	const char		*tenant, *key, *prefix;
@@ -129,7 +132,7 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 	size_t			 plen;
 	int			 rc, r;
 
-	prefix = sc->sc_key_prefix != NULL ? sc->sc_key_prefix : "";
+	prefix = st->st_key_prefix != NULL ? st->st_key_prefix : "";
 	plen = strlen(prefix);
 	kvkeys = json_object();
 	vault = json_object();
@@ -146,7 +149,7 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 	 * KV before the vault: a tenant created and pushed in between is
 	 * then in both lists, never taken for a stale key.
 	 */
-	if ((rc = kv_list_keys(ctx->sx_kv, sc->sc_key_prefix, kvkeys, err,
+	if ((rc = kv_list_keys(ctx->sx_kv, st->st_key_prefix, kvkeys, err,
 	    errlen)) != 0) {
 		rc = sync_kv_rc(rc);
 		goto done;
@@ -162,7 +165,7 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 			rc = SYNC_E_STOP;
 			goto done;
 		}
-		sync_key(sc, tenant, k, sizeof(k));
+		sync_key(st, tenant, k, sizeof(k));
 		kvv = json_object_get(kvkeys, k);
 		if (json_is_integer(kvv) &&
 		    json_integer_value(kvv) == json_integer_value(v))
