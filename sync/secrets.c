@@ -627,42 +627,97 @@ bad:
 	return SYNC_E_FAIL;
 }
 
+/*
+ * The state of each worker_secrets target, found by name: the engine
+ * runs one target at a time through ctx, and what a target pushed must
+ * outlive the pass.  Lives as long as the process.
+ */
+struct secrets_slot {
+	struct secrets_slot	*sl_next;
+	char			*sl_target;
+	struct secrets_state	 sl_state;
+};
+static struct secrets_slot	*secrets_slots;
+
+static struct secrets_state *
+secrets_state_of(struct sync_ctx *ctx, char *err, size_t errlen)
+{
+	const struct sync_target	*st = ctx->sx_target;
+	struct secrets_slot		*sl;
+
+	for (sl = secrets_slots; sl != NULL; sl = sl->sl_next)
+		if (strcmp(sl->sl_target, st->st_name) == 0)
+			return &sl->sl_state;
+	if ((sl = calloc(1, sizeof(*sl))) == NULL ||
+	    (sl->sl_target = strdup(st->st_name)) == NULL) {
+		free(sl);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (secrets_state_init(&sl->sl_state, ctx->sx_conf->sc_api_base,
+	    st->st_account_id, st->st_script_name, err, errlen) == -1) {
+		free(sl->sl_target);
+		free(sl);
+		return NULL;
+	}
+	sl->sl_next = secrets_slots;
+	secrets_slots = sl;
+	return &sl->sl_state;
+}
+
+void
+secrets_release_all(void)
+{
+	struct secrets_slot	*sl;
+
+	while ((sl = secrets_slots) != NULL) {
+		secrets_slots = sl->sl_next;
+		secrets_state_release(&sl->sl_state);
+		free(sl->sl_target);
+		free(sl);
+	}
+}
+
 int
-secrets_engine_run(struct sync_ctx *ctx, struct kv_client *kc,
-    struct secrets_state *ss, const char *target, const char *tenant,
-    uint64_t settle_time, struct sync_report *rep, char *err,
+secrets_engine_run(struct sync_ctx *ctx, struct sync_report *rep, char *err,
     size_t errlen)
 {
-	struct proto_error	 pe;
-	json_t			*res;
-	uint64_t		 acked, last, upto, requests0;
-	int			 rc, touched;
+	const struct sync_target	*st = ctx->sx_target;
+	struct kv_client		*kc = ctx->sx_kv;
+	struct secrets_state		*ss;
+	struct proto_error		 pe;
+	json_t				*res;
+	uint64_t			 acked, last, upto, requests0;
+	int				 rc, touched;
 
 	memset(rep, 0, sizeof(*rep));
+	if ((ss = secrets_state_of(ctx, err, errlen)) == NULL)
+		return SYNC_E_FAIL;
 	requests0 = kc->kc_requests;
-	if ((rc = secrets_feed_state(ctx, target, &acked, &last, err,
+	if ((rc = secrets_feed_state(ctx, st->st_name, &acked, &last, err,
 	    errlen)) != 0)
 		return rc;
 	upto = acked;
 	/* Nothing pushed by this process yet: every field goes out. */
 	touched = !ss->ss_synced;
-	if (acked < last && (rc = secrets_feed_read(ctx, target, tenant,
-	    &upto, &touched, err, errlen)) != 0)
+	if (acked < last && (rc = secrets_feed_read(ctx, st->st_name,
+	    st->st_secrets_tenant, &upto, &touched, err, errlen)) != 0)
 		return rc;
 	if (touched) {
 		log_debug("%s: target '%s': pushing tenant '%s'", __func__,
-		    target, tenant);
-		if ((rc = secrets_push(ctx, kc, ss, tenant, rep, err,
-		    errlen)) != 0)
+		    st->st_name, st->st_secrets_tenant);
+		if ((rc = secrets_push(ctx, kc, ss, st->st_secrets_tenant, rep,
+		    err, errlen)) != 0)
 			return rc;
 		if (!ctx->sx_dry_run && (rc = secrets_settle(ctx, kc, ss,
-		    tenant, settle_time, rep, err, errlen)) != 0)
+		    st->st_secrets_tenant, st->st_settle_time, rep, err,
+		    errlen)) != 0)
 			return rc;
 	}
 	if (!ctx->sx_dry_run && upto > acked) {
 		rc = sync_call(ctx, "sync_ack", json_pack("{s:s,s:I}",
-		    "target", target, "seq", (json_int_t)upto), &res, &pe, err,
-		    errlen);
+		    "target", st->st_name, "seq", (json_int_t)upto), &res, &pe,
+		    err, errlen);
 		if (rc != 0)
 			return rc;
 		json_decref(res);

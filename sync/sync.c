@@ -415,6 +415,7 @@ main(int argc, char *argv[])
 		rc = run_forever(&ctx);
 	sync_disconnect(&ctx);
 	json_decref(ctx.sx_uncertain);
+	secrets_release_all();
 out_kv:
 	kv_client_release(&kc);
 out_global:

@@ -574,14 +574,15 @@ int	secrets_put(struct kv_client *, const char *url, const char *name,
 int	secrets_delete(struct kv_client *, const char *url, const char *name,
 	    int *uncertain, char *err, size_t errlen);
 /*
- * One pass of a worker_secrets target: when the feed past the target's
- * acknowledged seq holds a change of tenant (or this process has not
- * pushed yet), the changed fields go out and removed ones are deleted;
- * then the feed is acknowledged.  Returns 0 or SYNC_E_*.
+ * One pass of ctx's worker_secrets target: when the feed past the
+ * target's acknowledged seq holds a change of its secrets_tenant (or this
+ * process has not pushed yet), the changed fields go out and removed ones
+ * are deleted; then the feed is acknowledged.  What each target pushed is
+ * kept (by target name) until secrets_release_all.  Returns 0 or
+ * SYNC_E_*.
  */
-int	secrets_engine_run(struct sync_ctx *, struct kv_client *,
-	    struct secrets_state *, const char *target, const char *tenant,
-	    uint64_t settle_time, struct sync_report *, char *err,
+int	secrets_engine_run(struct sync_ctx *, struct sync_report *, char *err,
 	    size_t errlen);
+void	secrets_release_all(void);
 
 #endif /* WFVAULT_SYNC_H */
