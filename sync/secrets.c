@@ -726,3 +726,31 @@ secrets_engine_run(struct sync_ctx *ctx, struct sync_report *rep, char *err,
 	rep->sr_requests = kc->kc_requests - requests0;
 	return 0;
 }
+
+int
+secrets_engine_reconcile(struct sync_ctx *ctx, struct sync_report *rep,
+    char *err, size_t errlen)
+{
+	const struct sync_target	*st = ctx->sx_target;
+	struct kv_client		*kc = ctx->sx_kv;
+	struct secrets_state		*ss;
+	uint64_t			 requests0;
+	int				 rc;
+
+	memset(rep, 0, sizeof(*rep));
+	if ((ss = secrets_state_of(ctx, err, errlen)) == NULL)
+		return SYNC_E_FAIL;
+	requests0 = kc->kc_requests;
+	/* As after a start: every field, and deletes from the history. */
+	json_decref(ss->ss_pushed);
+	ss->ss_pushed = NULL;
+	ss->ss_synced = 0;
+	rc = secrets_push(ctx, kc, ss, st->st_secrets_tenant, rep, err,
+	    errlen);
+	if (rc == 0 && !ctx->sx_dry_run)
+		rc = secrets_settle(ctx, kc, ss, st->st_secrets_tenant,
+		    st->st_settle_time, rep, err, errlen);
+	rep->sr_vault_tenants = 1;
+	rep->sr_requests = kc->kc_requests - requests0;
+	return rc;
+}

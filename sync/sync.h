@@ -583,6 +583,12 @@ int	secrets_delete(struct kv_client *, const char *url, const char *name,
  */
 int	secrets_engine_run(struct sync_ctx *, struct sync_report *, char *err,
 	    size_t errlen);
+/*
+ * --reconcile of ctx's worker_secrets target: every field of its tenant
+ * again and the deletes a start makes (the feed is not touched).
+ */
+int	secrets_engine_reconcile(struct sync_ctx *, struct sync_report *,
+	    char *err, size_t errlen);
 void	secrets_release_all(void);
 
 #endif /* WFVAULT_SYNC_H */

@@ -250,3 +250,26 @@ stop_agent() {
 	# Nothing acknowledged: the change is still owed.
 	[ "$(acked_seq)" != "$(last_seq)" ]
 }
+
+@test "--dry-run names the secrets it would write, never a value, and changes nothing" {
+	put_value global openai_api_key sk-dry
+	run timeout 120 "$WFVAULT_SYNC" -c "$T/sync.conf" --dry-run
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"put secret OPENAI_API_KEY version 1"* ]]
+	[[ "$output" != *sk-dry* ]]
+	[ "$(h GET /__harness/stats | jq -r .total)" -eq 0 ]
+	[ "$(acked_seq)" != "$(last_seq)" ]
+}
+
+@test "--reconcile writes back a secret deleted on the Worker by hand" {
+	put_value global openai_api_key sk-1
+	put_value global region eu
+	run sync_once
+	[ "$status" -eq 0 ]
+	cf DELETE /OPENAI_API_KEY >/dev/null
+	[ "$(worker_env OPENAI_API_KEY)" = null ]
+	run timeout 120 "$WFVAULT_SYNC" -c "$T/sync.conf" --reconcile
+	[ "$status" -eq 0 ]
+	[ "$(worker_env OPENAI_API_KEY)" = sk-1 ]
+	[ "$(worker_env REGION)" = eu ]
+}
