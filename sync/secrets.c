@@ -32,6 +32,7 @@
 #define CF_E_SCRIPT_NOT_FOUND	10007
 #define CF_E_BINDING_NOT_FOUND	10056
 #define CF_E_BINDING_IN_USE	10053
+#define CF_E_NOT_DEPLOYED	10215	/* the latest version is not deployed */
 
 void
 secrets_name(const char *field, char *name, size_t len)
@@ -96,6 +97,10 @@ secrets_reason(struct kv_client *kc, const struct kv_envelope *env,
 		snprintf(buf, len, "the Worker already has a binding of "
 		    "another type by that name (%s): rename the field or the "
 		    "Worker's binding", detail);
+	else if (env->ke_code == CF_E_NOT_DEPLOYED)
+		snprintf(buf, len, "the Worker's latest version is not "
+		    "deployed, and Cloudflare changes secrets only then (%s): "
+		    "deploy it (wrangler versions deploy)", detail);
 	else if (st == 403)
 		snprintf(buf, len, "the API token may not do this (%s): give "
 		    "it the \"Workers Scripts: Edit\" permission on the "
