@@ -480,9 +480,6 @@ sync_engine_run(struct sync_ctx *ctx, struct sync_report *rep, char *err,
 	uint64_t		 acked, last, since, requests0;
 	int			 rc, more;
 
-	/* A worker_secrets target pushes one tenant as a script's secrets. */
-	if (ctx->sx_target->st_kind == SYNC_KIND_WORKER_SECRETS)
-		return secrets_engine_run(ctx, rep, err, errlen);
 	memset(rep, 0, sizeof(*rep));
 	requests0 = ctx->sx_kv != NULL ? ctx->sx_kv->kc_requests : 0;
 	if ((rc = sync_state(ctx, &acked, &last, err, errlen)) != 0)

@@ -106,8 +106,6 @@ sync_engine_reconcile(struct sync_ctx *ctx, struct sync_report *rep,
 	uint64_t	 requests0;
 	int		 rc;
 
-	if (ctx->sx_target->st_kind == SYNC_KIND_WORKER_SECRETS)
-		return secrets_engine_reconcile(ctx, rep, err, errlen);
 	memset(rep, 0, sizeof(*rep));
 	requests0 = ctx->sx_kv->kc_requests;
 	rc = sync_repair(ctx, rep, SYNC_REPAIR_RECONCILE, err, errlen);

@@ -273,3 +273,47 @@ stop_agent() {
 	[ "$(worker_env OPENAI_API_KEY)" = sk-1 ]
 	[ "$(worker_env REGION)" = eu ]
 }
+
+# A KV target for every tenant and the worker_secrets target, as a new
+# user would write them into one file.
+write_two_targets() {
+	{
+		echo "socket $SOCK"
+		echo "cf_api_base $HURL/client/v4"
+		echo "cf_account_id $ACCOUNT"
+		echo "cf_api_token_file $T/token"
+		echo "target staging"
+		echo "cf_namespace_id $NAMESPACE"
+		echo "tenants *"
+		echo "target worker"
+		echo "kind worker_secrets"
+		echo "cf_script_name ${1:-$SCRIPT}"
+		echo "secrets_tenant global"
+	} >"$T/sync.conf"
+}
+
+@test "a KV target and a worker_secrets target run from one configuration" {
+	write_two_targets
+	put_value global openai_api_key sk-global
+	put_value acme openai_api_key sk-acme
+	run sync_once
+	[ "$status" -eq 0 ]
+	# KV holds every tenant; the Worker's env holds global's fields.
+	[ "$(h GET /tenant/acme/openai_api_key | jq -r .value)" = sk-acme ]
+	[ "$(h GET /tenant/global/openai_api_key | jq -r .value)" = sk-global ]
+	[ "$(h GET "/worker/$SCRIPT/openai" | jq -r .value)" = sk-global ]
+	[ "$(secret_names)" = OPENAI_API_KEY ]
+	[ "$(acked_seq)" = "$(last_seq)" ]
+	[ "$(tp call sync_state '{"target":"staging"}' | jq -r .result.acked_seq)" = "$(last_seq)" ]
+}
+
+@test "a failing worker_secrets target does not hold the KV target back" {
+	write_two_targets no-such-worker
+	put_value global openai_api_key sk-global
+	run sync_once
+	[ "$status" -ne 0 ]
+	[[ "$output" == *cf_script_name* ]]
+	[ "$(h GET /tenant/global/openai_api_key | jq -r .value)" = sk-global ]
+	[ "$(tp call sync_state '{"target":"staging"}' | jq -r .result.acked_seq)" = "$(last_seq)" ]
+	[ "$(acked_seq)" != "$(last_seq)" ]
+}

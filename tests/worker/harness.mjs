@@ -27,6 +27,7 @@ const DEFAULTS = {
   token: "test-token",
   account: "0123456789abcdef0123456789abcdef",
   namespace: "fedcba9876543210fedcba9876543210",
+  namespace2: "00112233445566778899aabbccddeeff",
   persist: null,
   scripts: [],
   verbose: false,
@@ -37,12 +38,15 @@ const DEFAULTS = {
 const COMPATIBILITY_DATE = "2025-07-01";
 
 const USAGE = `usage: node harness.mjs [--port N] [--token TOKEN] [--account ACCOUNT_ID]
-                        [--namespace NAMESPACE_ID] [--persist DIR] [--verbose]
+                        [--namespace NAMESPACE_ID] [--namespace2 NAMESPACE_ID]
+                        [--persist DIR] [--verbose]
                         [--script NAME]... [--exit-on-stdin-eof]
   --port N          TCP port on 127.0.0.1 (0 = any free port; default 0)
   --token T         API token expected as "Authorization: Bearer T" (default test-token)
   --account ID      account id in the API path (default ${DEFAULTS.account})
   --namespace ID    KV namespace id in the API path (default ${DEFAULTS.namespace})
+  --namespace2 ID   a second KV namespace, for a second target (default
+                    ${DEFAULTS.namespace2})
   --persist DIR     keep KV data in DIR (default: a temporary directory, on
                     /dev/shm when possible, removed at exit)
   --script NAME     a Worker script the account has, for the Workers
@@ -88,6 +92,9 @@ function parseArgs(argv) {
       case "--namespace":
         o.namespace = need();
         break;
+      case "--namespace2":
+        o.namespace2 = need();
+        break;
       case "--persist":
         o.persist = need();
         break;
@@ -115,7 +122,8 @@ function parseArgs(argv) {
     }
   }
   if (o.scripts.length === 0) o.scripts.push("my-worker");
-  for (const [name, v] of [["account", o.account], ["namespace", o.namespace]]) {
+  for (const [name, v] of [["account", o.account], ["namespace", o.namespace],
+    ["namespace2", o.namespace2]]) {
     if (!/^[0-9a-f]{32}$/.test(v)) die(`--${name} must be 32 lowercase hex characters`);
   }
   return o;
@@ -245,12 +253,13 @@ async function main() {
     compatibilityDate: COMPATIBILITY_DATE,
     // Never fetch the Request.cf object from the network; use the placeholder.
     cf: false,
-    kvNamespaces: { TENANT_CONFIGS: opts.namespace },
+    kvNamespaces: { TENANT_CONFIGS: opts.namespace, TENANT_CONFIGS_2: opts.namespace2 },
     kvPersist,
     bindings: {
       API_TOKEN: opts.token,
       ACCOUNT_ID: opts.account,
       NAMESPACE_ID: opts.namespace,
+      NAMESPACE_ID_2: opts.namespace2,
       SCRIPTS: JSON.stringify(opts.scripts),
     },
     // The consumer Worker of the Workers secrets routes (secrets.mjs).
