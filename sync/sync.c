@@ -348,7 +348,7 @@ runners_synced(const struct sync_runners *rs)
 	size_t		i;
 
 	for (i = 0; i < rs->rs_n; i++)
-		if (rs->rs_v[i].ru_synced < m)
+		if (!rs->rs_v[i].ru_skipped_said && rs->rs_v[i].ru_synced < m)
 			m = rs->rs_v[i].ru_synced;
 	return m == UINT64_MAX ? 0 : m;
 }

@@ -154,6 +154,16 @@ wait_kv() {
 	run sync_once --target nosuch
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"no such target"* ]]
+	# -n reads every target's token, and names the target it cannot.
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" -n
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"configuration OK"* ]]
+	echo "cf_api_token_file $T/missing-token" >>"$T/sync.conf"
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" -n
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"target 'production': cannot open the API token $T/missing-token"* ]]
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" -n --target staging
+	[ "$status" -eq 0 ]
 }
 
 @test "--reconcile of a target looks only at its own tenants" {

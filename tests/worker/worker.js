@@ -517,7 +517,7 @@ async function handleApi(request, url, env) {
   const route = parsed.route;
   state.counts[route] = (state.counts[route] ?? 0) + 1;
   state.total++;
-  const info = { seq: ++state.seq, route, method, path, status: 0, fault: null };
+  const info = { seq: ++state.seq, at: Date.now(), route, method, path, status: 0, fault: null };
   if (url.search) info.query = url.search;
   state.log.push(info);
   if (state.log.length > REQUEST_LOG_MAX) state.log.shift();
