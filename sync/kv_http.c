@@ -328,8 +328,12 @@ kv_setup(struct kv_client *kc, const char *method, const char *url,
 		KV_SET(CURLOPT_POSTFIELDS, body);
 		if (strcmp(method, "POST") != 0)
 			KV_SET(CURLOPT_CUSTOMREQUEST, method);
-	} else
+	} else {
 		KV_SET(CURLOPT_HTTPGET, 1L);
+		/* A DELETE without a body (a Worker secret). */
+		if (strcmp(method, "GET") != 0)
+			KV_SET(CURLOPT_CUSTOMREQUEST, method);
+	}
 #undef KV_SET
 	return cc;
 }

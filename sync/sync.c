@@ -199,13 +199,9 @@ target_pass(struct sync_ctx *ctx, struct sync_runners *rs,
 		    sync_engine_run(ctx, rep, err, errlen);
 		break;
 	case SYNC_KIND_WORKER_SECRETS:
-		/*
-		 * The dispatch point of the Worker secrets engine: until it
-		 * exists such a target is skipped (and its position stays).
-		 */
-		snprintf(err, errlen, "kind worker_secrets is not supported by "
-		    "this version; target skipped");
-		rc = SYNC_SKIPPED;
+		/* One tenant's fields as a Worker script's secrets. */
+		rc = reconcile ? secrets_engine_reconcile(ctx, rep, err,
+		    errlen) : secrets_engine_run(ctx, rep, err, errlen);
 		break;
 	default:
 		snprintf(err, errlen, "unknown kind of target");
@@ -787,6 +783,7 @@ main(int argc, char *argv[])
 		    (unsigned long long)budget.kb_requests,
 		    (double)budget.kb_waited_ms / 1000);
 	sync_disconnect(&ctx);
+	secrets_release_all();
 out_kv:
 	for (i = 0; i < rs.rs_n; i++) {
 		if (rs.rs_v[i].ru_kv_ready)

@@ -635,4 +635,58 @@ int	seal_open(const unsigned char *key, const char *tenant,
 int	seal_key_generate(const char *path, char kid[SEAL_KID_LEN + 1],
 	    char *err, size_t errlen);
 
+/* secrets.c: the worker_secrets target */
+
+#define SECRETS_CHANGES_LIMIT	10000	/* feed changes read at once */
+
+/*
+ * What a worker_secrets target knows, in memory only: a keyed hash of
+ * each value it pushed (never the value), so a change sends only the
+ * fields that differ.
+ */
+struct secrets_state {
+	char		*ss_url;	/* .../workers/scripts/{s}/secrets */
+	json_t		*ss_pushed;	/* field -> hex hash of its text */
+	json_t		*ss_uncertain;	/* fields sent in requests of unknown fate */
+	int		 ss_synced;	/* one push went through */
+	unsigned char	 ss_key[32];	/* keys the hashes: random a process */
+};
+
+int	secrets_state_init(struct secrets_state *, const char *api_base,
+	    const char *account, const char *script, char *err, size_t errlen);
+void	secrets_state_release(struct secrets_state *);
+/* A field's secret name, upper-cased (openai_api_key -> OPENAI_API_KEY). */
+void	secrets_name(const char *field, char *name, size_t len);
+/*
+ * The secrets API of one script (url: ss_url), each request retried by
+ * kv_retry_decide's verdicts.  secrets_list adds every secret name to
+ * names; secrets_delete of a secret the script lacks (10056) is done.
+ * *uncertain (may be NULL) is set when an attempt's fate is unknown.
+ * Return 0, KV_E_FAIL (err names the setting to fix) or KV_E_STOP.
+ */
+int	secrets_list(struct kv_client *, const char *url, json_t *names,
+	    char *err, size_t errlen);
+int	secrets_put(struct kv_client *, const char *url, const char *name,
+	    const char *text, size_t textlen, int *uncertain, char *err,
+	    size_t errlen);
+int	secrets_delete(struct kv_client *, const char *url, const char *name,
+	    int *uncertain, char *err, size_t errlen);
+/*
+ * One pass of ctx's worker_secrets target: when the feed past the
+ * target's acknowledged seq holds a change of its secrets_tenant (or this
+ * process has not pushed yet), the changed fields go out and removed ones
+ * are deleted; then the feed is acknowledged.  What each target pushed is
+ * kept (by target name) until secrets_release_all.  Returns 0 or
+ * SYNC_E_*.
+ */
+int	secrets_engine_run(struct sync_ctx *, struct sync_report *, char *err,
+	    size_t errlen);
+/*
+ * --reconcile of ctx's worker_secrets target: every field of its tenant
+ * again and the deletes a start makes (the feed is not touched).
+ */
+int	secrets_engine_reconcile(struct sync_ctx *, struct sync_report *,
+	    char *err, size_t errlen);
+void	secrets_release_all(void);
+
 #endif /* WFVAULT_SYNC_H */

@@ -29,6 +29,7 @@ const DEFAULTS = {
   namespace: "fedcba9876543210fedcba9876543210",
   namespace2: "00112233445566778899aabbccddeeff",
   persist: null,
+  scripts: [],
   verbose: false,
   exitOnStdinEof: false,
 };
@@ -39,7 +40,7 @@ const COMPATIBILITY_DATE = "2025-07-01";
 const USAGE = `usage: node harness.mjs [--port N] [--token TOKEN] [--account ACCOUNT_ID]
                         [--namespace NAMESPACE_ID] [--namespace2 NAMESPACE_ID]
                         [--persist DIR] [--verbose]
-                        [--exit-on-stdin-eof]
+                        [--script NAME]... [--exit-on-stdin-eof]
   --port N          TCP port on 127.0.0.1 (0 = any free port; default 0)
   --token T         API token expected as "Authorization: Bearer T" (default test-token)
   --account ID      account id in the API path (default ${DEFAULTS.account})
@@ -48,6 +49,8 @@ const USAGE = `usage: node harness.mjs [--port N] [--token TOKEN] [--account ACC
                     ${DEFAULTS.namespace2})
   --persist DIR     keep KV data in DIR (default: a temporary directory, on
                     /dev/shm when possible, removed at exit)
+  --script NAME     a Worker script the account has, for the Workers
+                    secrets routes (repeatable; default: my-worker)
   --verbose         log Miniflare and workerd output to stderr
   --exit-on-stdin-eof  also stop when standard input is closed
 `;
@@ -95,6 +98,14 @@ function parseArgs(argv) {
       case "--persist":
         o.persist = need();
         break;
+      case "--script": {
+        const v = need();
+        // Cloudflare's script names: a letter first, a letter or digit
+        // last, letters, digits, '_' and '-', at most 63.
+        if (!/^[A-Za-z]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$/.test(v)) die(`bad script name '${v}'`);
+        o.scripts.push(v);
+        break;
+      }
       case "--verbose":
         o.verbose = true;
         break;
@@ -110,6 +121,7 @@ function parseArgs(argv) {
         die(`unknown argument '${arg}'`);
     }
   }
+  if (o.scripts.length === 0) o.scripts.push("my-worker");
   for (const [name, v] of [["account", o.account], ["namespace", o.namespace],
     ["namespace2", o.namespace2]]) {
     if (!/^[0-9a-f]{32}$/.test(v)) die(`--${name} must be 32 lowercase hex characters`);
@@ -121,6 +133,69 @@ function parseArgs(argv) {
 class StderrLog extends Log {
   log(message) {
     process.stderr.write(`${message}\n`);
+  }
+}
+
+// The consumer Workers: one Miniflare instance per script, running
+// consumer.js with the script's secrets as its environment.  Like
+// Cloudflare, which deploys a new version of the Worker when a secret
+// changes, it is restarted (setOptions) whenever the secrets it was started
+// with differ from the script's current ones.  Requests are served one at a
+// time, so a restart never races a read.
+class Consumers {
+  constructor(dir, verbose) {
+    this.dir = dir;
+    this.verbose = verbose;
+    this.byScript = new Map();	// script -> {mf, secrets (JSON text)}
+    this.queue = Promise.resolve();
+  }
+
+  options(secrets) {
+    return {
+      host: HOST,
+      port: 0,
+      log: this.verbose ? new StderrLog(LogLevel.DEBUG) : new NoOpLog(),
+      handleRuntimeStdio(stdout, stderr) {
+        for (const stream of [stdout, stderr]) stream.resume();
+      },
+      modules: true,
+      scriptPath: path.join(this.dir, "consumer.js"),
+      compatibilityDate: COMPATIBILITY_DATE,
+      cf: false,
+      bindings: secrets,
+    };
+  }
+
+  // request: POST http://consumer/{rest} with {script, secrets}.
+  fetch(request) {
+    const run = this.queue.then(() => this.serve(request));
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  async serve(request) {
+    const { script, secrets } = await request.json();
+    const rest = new URL(request.url).pathname;
+    const key = JSON.stringify(Object.entries(secrets).sort());
+    let c = this.byScript.get(script);
+    if (c === undefined) {
+      c = { mf: new Miniflare(this.options(secrets)), secrets: key };
+      this.byScript.set(script, c);
+    } else if (c.secrets !== key) {
+      await c.mf.setOptions(this.options(secrets));
+      c.secrets = key;
+    }
+    await c.mf.ready;
+    const r = await c.mf.dispatchFetch(`http://consumer${rest}`);
+    return new Response(await r.text(), {
+      status: r.status,
+      headers: { "content-type": "application/json" },
+    });
+  }
+
+  async dispose() {
+    for (const c of this.byScript.values()) await c.mf.dispose();
+    this.byScript.clear();
   }
 }
 
@@ -162,6 +237,7 @@ async function main() {
   };
   process.on("exit", removeTemp);
 
+  const consumers = new Consumers(here, opts.verbose);
   const mf = new Miniflare({
     host: HOST,
     port: opts.port,
@@ -184,7 +260,10 @@ async function main() {
       ACCOUNT_ID: opts.account,
       NAMESPACE_ID: opts.namespace,
       NAMESPACE_ID_2: opts.namespace2,
+      SCRIPTS: JSON.stringify(opts.scripts),
     },
+    // The consumer Worker of the Workers secrets routes (secrets.mjs).
+    serviceBindings: { CONSUMER: (request) => consumers.fetch(request) },
   });
 
   // Miniflare registers exit-hook's SIGINT/SIGTERM listeners, which exit at
@@ -198,6 +277,7 @@ async function main() {
     const force = setTimeout(() => process.exit(1), 10000);
     force.unref();
     try {
+      await consumers.dispose();
       await mf.dispose();
     } catch (e) {
       process.stderr.write(`harness: dispose failed: ${e}\n`);

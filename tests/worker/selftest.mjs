@@ -385,6 +385,43 @@ test("consumer route reads env.TENANT_CONFIGS.get(tenantId, 'json')", async () =
   eq((await getJson("/tenant/acme")).json.config, null, "deleted tenant disappears");
 });
 
+test("Workers secrets: put, list (names only), delete; 10007, 10056; a Worker reads env.OPENAI_API_KEY", async () => {
+  const sp = (script = "my-worker", account = ACCOUNT) => `${H.base}/client/v4/accounts/${account}/workers/scripts/${script}/secrets`;
+  const call = async (method, url, body, token = TOKEN) => {
+    const res = await fetch(url, {
+      method,
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, json: await res.json() };
+  };
+  await harness("POST", "/__harness/reset?data=1");
+  let r = await call("PUT", sp(), { name: "OPENAI_API_KEY", text: "sk-one", type: "secret_text" });
+  eq([r.status, r.json.success, r.json.result], [200, true, { name: "OPENAI_API_KEY", type: "secret_text" }], "put");
+  await call("PUT", sp(), { name: "REGION", text: "eu", type: "secret_text" });
+  r = await call("GET", sp());
+  eq(r.json.result, [{ name: "OPENAI_API_KEY", type: "secret_text" }, { name: "REGION", type: "secret_text" }], "list: names and types, never a text");
+  eq((await getJson("/worker/my-worker/openai")).json, { name: "OPENAI_API_KEY", value: "sk-one" }, "the Worker reads env.OPENAI_API_KEY");
+  await call("PUT", sp(), { name: "OPENAI_API_KEY", text: "sk-two", type: "secret_text" });
+  eq((await getJson("/worker/my-worker/env/OPENAI_API_KEY")).json.value, "sk-two", "a new value reaches the Worker");
+  eq((await getJson("/worker/my-worker/env")).json.names, ["OPENAI_API_KEY", "REGION"], "the Worker's env names");
+  r = await call("DELETE", `${sp()}/REGION`);
+  eq([r.status, r.json.success], [200, true], "delete");
+  expectError({ ...(await call("DELETE", `${sp()}/REGION`)), text: "" }, 404, 10056, "delete a missing secret");
+  eq((await getJson("/worker/my-worker/env/REGION")).json.value, null, "a deleted secret leaves the Worker's env");
+  expectError({ ...(await call("GET", sp("no-such-worker"))), text: "" }, 404, 10007, "unknown script");
+  expectError({ ...(await call("GET", sp(), undefined, "bad")), text: "" }, 401, 10000, "bad token");
+  expectError({ ...(await call("PUT", sp(), { name: "bad-name", text: "x", type: "secret_text" })), text: "" }, 400, undefined, "bad name");
+  expectError({ ...(await call("PUT", sp(), { name: "X", text: "x", type: "plain_text" })), text: "" }, 400, undefined, "bad type");
+  eq((await getJson("/__harness/secrets")).json.scripts, { "my-worker": ["OPENAI_API_KEY"] }, "harness view: names only");
+  const log = (await getJson("/__harness/requests")).json.requests;
+  assert(!JSON.stringify(log).includes("sk-two"), "the request log holds no secret text");
+  const q = (await getJson("/__harness/stats")).json.requests;
+  eq([q.secret_put, q.secret_list, q.secret_delete], [5, 3, 2], "per-route counts");
+  r = await harness("POST", "/__harness/reset?data=1");
+  eq(r.json.deleted_secrets, 1, "reset?data=1 clears secrets");
+});
+
 test("stats count requests per route; reset clears them", async () => {
   let r = await harness("POST", "/__harness/reset");
   eq(r.json.ok, true, "reset");

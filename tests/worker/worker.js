@@ -10,11 +10,17 @@
 //                      injection, reset.
 //
 // Bindings (set by harness.mjs): TENANT_CONFIGS (KV), API_TOKEN, ACCOUNT_ID,
-// NAMESPACE_ID.
+// NAMESPACE_ID, SCRIPTS and CONSUMER (the Workers secrets routes and their
+// consumer Worker: secrets.mjs).
 //
 // All harness state (counters, fault queue, request log) lives in module
 // globals: workerd runs this Worker in one isolate and JavaScript is single
 // threaded, so updates cannot race.
+
+import {
+  SECRET_ROUTES, parseSecretsPath, handleSecrets, handleConsumer, secretNames,
+  clearSecrets,
+} from "./secrets.mjs";
 
 // --------------------------------------------------------------- limits ---
 
@@ -46,7 +52,8 @@ const E_METHOD = 10405;
 // API routes (names used by stats, the request log and faults).
 const API_ROUTES = [
   "bulk_put", "bulk_delete", "bulk_get", "list", "get", "metadata",
-  "value_put", "value_delete", "namespaces", "verify_token", "unknown",
+  "value_put", "value_delete", "namespaces", "verify_token", ...SECRET_ROUTES,
+  "unknown",
 ];
 const FAULT_ROUTES = new Set([...API_ROUTES.filter((r) => r !== "unknown"), "any"]);
 const FAULT_KINDS = new Set([
@@ -72,6 +79,7 @@ function resetCounters() {
   state.counts = Object.create(null);
   for (const r of API_ROUTES) state.counts[r] = 0;
   state.counts.tenant = 0;
+  state.counts.consumer = 0;
   state.total = 0;
   state.faulted = 0;
   state.log = [];
@@ -239,6 +247,8 @@ function parseApiPath(method, path) {
     }
     return { route: routeOf(method, rest) ?? "unknown", account, namespace, rest };
   }
+  const secrets = parseSecretsPath(method, path);
+  if (secrets) return secrets;
   if (path === "/client/v4/user/tokens/verify" && method === "GET") {
     return { route: "verify_token" };
   }
@@ -552,6 +562,12 @@ async function handleApiInner(request, url, env, parsed, info, noFaults = false)
   if (route === "unknown") {
     return fail(404, E_NO_ROUTE, `No route for ${request.method} ${url.pathname}`);
   }
+  if (SECRET_ROUTES.includes(route)) {
+    if (parsed.account !== env.ACCOUNT_ID) {
+      return fail(404, E_NO_ROUTE, `Could not route to ${url.pathname}, perhaps your object identifier is invalid?`);
+    }
+    return handleSecrets(request, env, parsed, info, { ok, fail });
+  }
   if (parsed.account !== env.ACCOUNT_ID) {
     return fail(404, E_NAMESPACE_NOT_FOUND, `${route}: 'namespace not found' (unknown account ${parsed.account})`);
   }
@@ -764,13 +780,15 @@ async function handleHarness(request, url, env) {
     state.faults = [];
     let deleted = 0;
     const data = url.searchParams.get("data");
+    let secrets = 0;
     if (data === "1" || data === "true") {
       deleted = await clearAllData(env);
       if (env.TENANT_CONFIGS_2) {
         deleted += await clearAllData({ TENANT_CONFIGS: env.TENANT_CONFIGS_2 });
       }
+      secrets = clearSecrets(env);
     }
-    return jsonReply({ ok: true, deleted_keys: deleted });
+    return jsonReply({ ok: true, deleted_keys: deleted, deleted_secrets: secrets });
   }
   if (path === "/__harness/faults") {
     if (method === "GET") return jsonReply({ faults: state.faults });
@@ -796,6 +814,9 @@ async function handleHarness(request, url, env) {
       state.faults.push(...added);
       return jsonReply({ ok: true, faults: state.faults });
     }
+  }
+  if (path === "/__harness/secrets" && method === "GET") {
+    return jsonReply({ scripts: secretNames(env) });
   }
   if (path === "/__harness/health" && method === "GET") {
     return jsonReply({ ok: true, account: env.ACCOUNT_ID, namespace: env.NAMESPACE_ID });
@@ -872,6 +893,10 @@ export default {
       }
       if (path.startsWith("/tenant/")) {
         return await handleTenant(request, url, env);
+      }
+      if (path.startsWith("/worker/")) {
+        state.counts.consumer++;
+        return await handleConsumer(request, url, env, jsonReply);
       }
       return jsonReply({ error: `no route ${request.method} ${path}` }, 404);
     } catch (e) {

@@ -1,0 +1,319 @@
+#!/usr/bin/env bats
+# wfvault-sync's worker_secrets target end to end: the real daemon, the real
+# agent and the local Cloudflare stand-in serving the Workers secrets API.
+# What the tests read back is what a Worker whose environment holds the
+# script's secrets reads (env.OPENAI_API_KEY), through the harness's
+# consumer Worker.
+
+load helpers
+
+WFVAULT_SYNC=$E2E_BUILD/wfvault-sync
+HARNESS=$E2E_ROOT/tests/worker/harness.mjs
+ACCOUNT=0123456789abcdef0123456789abcdef
+NAMESPACE=fedcba9876543210fedcba9876543210
+SCRIPT=my-worker
+
+setup_file() {
+	# A suite that cannot run fails: a skip would read as a pass.
+	if [ ! -x "$WFVAULT_SYNC" ]; then
+		echo "sync_secrets.bats cannot run: $WFVAULT_SYNC is missing" \
+		    "(make build)" >&2
+		return 1
+	fi
+	if [ ! -d "$E2E_ROOT/tests/worker/node_modules" ]; then
+		echo "sync_secrets.bats cannot run: tests/worker/node_modules" \
+		    "is missing (make test runs npm ci there)" >&2
+		return 1
+	fi
+	HD=$(mktemp -d "${TMPDIR:-/tmp}/wfv-harness.XXXXXX")
+	mkfifo "$HD/ready"
+	node "$HARNESS" --port 0 --script "$SCRIPT" >"$HD/ready" \
+	    2>"$HD/harness.log" 3>&- &
+	echo $! >"$HD/pid"
+	read -r -t 60 word url <"$HD/ready" || true
+	[ "$word" = READY ] || {
+		echo "harness did not start:" >&2
+		cat "$HD/harness.log" >&2
+		return 1
+	}
+	cat "$HD/ready" >/dev/null 3>&- &
+	export HD HURL=$url
+}
+
+teardown_file() {
+	[ -n "${HD:-}" ] || return 0
+	kill -TERM "$(cat "$HD/pid")" 2>/dev/null
+	for _ in $(seq 100); do
+		kill -0 "$(cat "$HD/pid")" 2>/dev/null || break
+		sleep 0.1
+	done
+	rm -rf "$HD"
+}
+
+setup() {
+	wfv_setup
+	write_conf
+	start_daemon
+	h POST "/__harness/reset?data=1" >/dev/null
+	printf 'test-token\n' >"$T/token"
+	chmod 0400 "$T/token"
+	write_sync_conf
+}
+
+teardown() {
+	wfv_teardown
+}
+
+h() {
+	curl -sS --max-time 30 -X "$1" ${3:+-H 'Content-Type: application/json' --data-binary "$3"} \
+	    "$HURL$2"
+}
+
+# The Workers secrets API as a person with wrangler would use it.
+cf() {
+	curl -sS --max-time 30 -X "$1" -H 'Authorization: Bearer test-token' \
+	    ${3:+-H 'Content-Type: application/json' --data-binary "$3"} \
+	    "$HURL/client/v4/accounts/$ACCOUNT/workers/scripts/$SCRIPT/secrets$2"
+}
+
+# The script's secret names, one a line, sorted.
+secret_names() {
+	cf GET "" | jq -r '.result[].name'
+}
+
+# What the Worker reads from env.$1 (null when unset).
+worker_env() {
+	h GET "/worker/$SCRIPT/env/$1" | jq -r .value
+}
+
+stat_of() {
+	h GET /__harness/stats | jq -r ".requests.$1 // 0"
+}
+
+# A KV target "staging" for every tenant and the worker_secrets target
+# "worker" for tenant global, from one configuration.
+write_sync_conf() {
+	{
+		echo "socket $SOCK"
+		echo "cf_api_base $HURL/client/v4"
+		echo "cf_account_id $ACCOUNT"
+		echo "cf_api_token_file $T/token"
+		echo "target worker"
+		echo "kind worker_secrets"
+		echo "cf_script_name ${1:-$SCRIPT}"
+		echo "secrets_tenant global"
+	} >"$T/sync.conf"
+}
+
+sync_once() {
+	timeout 120 "$WFVAULT_SYNC" -c "$T/sync.conf" --once "$@"
+}
+
+acked_seq() {
+	tp call sync_state '{"target":"worker"}' | jq -r '.result.acked_seq'
+}
+
+last_seq() {
+	tp call sync_state '{"target":"worker"}' | jq -r '.result.last_seq'
+}
+
+# Waits (30 s at most) until the target acknowledged all of the feed.
+wait_acked() {
+	local _
+	for _ in $(seq 300); do
+		[ "$(acked_seq)" = "$(last_seq)" ] && return 0
+		sleep 0.1
+	done
+	echo "the agent never acknowledged seq $(last_seq)" >&2
+	return 1
+}
+
+# Waits (30 s at most) until the Worker reads $2 from env.$1.
+wait_env() {
+	local _
+	for _ in $(seq 300); do
+		[ "$(worker_env "$1")" = "$2" ] && return 0
+		sleep 0.1
+	done
+	echo "the Worker never read $1 = $2" >&2
+	return 1
+}
+
+# The agent following the vault; its log in $T/agent.log.
+start_agent() {
+	bg "$WFVAULT_SYNC" -c "$T/sync.conf" -d 2>"$T/agent.log"
+	AGENT=$BG_PID
+}
+
+stop_agent() {
+	kill -TERM "$AGENT" 2>/dev/null || true
+	wait "$AGENT" 2>/dev/null || true
+}
+
+@test "the tenant's fields become Worker secrets; a Worker reads env.OPENAI_API_KEY" {
+	put_value global openai_api_key sk-global-1
+	put_value global region eu
+	put_value acme openai_api_key sk-acme
+	run sync_once
+	[ "$status" -eq 0 ]
+	[ "$(secret_names | tr '\n' ' ')" = "OPENAI_API_KEY REGION " ]
+	# The pattern a single-tenant Worker uses, verbatim.
+	[ "$(h GET "/worker/$SCRIPT/openai" | jq -r .value)" = sk-global-1 ]
+	[ "$(worker_env REGION)" = eu ]
+	# Only the designated tenant: acme's fields are no secrets.
+	[ "$(stat_of secret_put)" -eq 2 ]
+	[ "$(acked_seq)" = "$(last_seq)" ]
+	# Never a value in the request log.
+	! h GET /__harness/requests | grep -q sk-global-1
+}
+
+@test "a changed field is pushed alone; a removed field is deleted; other tenants push nothing" {
+	put_value global openai_api_key sk-one
+	put_value global region eu
+	start_agent
+	wait_env OPENAI_API_KEY sk-one
+	wait_acked
+	h POST /__harness/reset >/dev/null
+	put_value global openai_api_key sk-two
+	wait_env OPENAI_API_KEY sk-two
+	wait_acked
+	run h GET /__harness/requests
+	[ "$(jq -c '[.requests[] | [.route, .key]]' <<<"$output")" = '[["secret_put","OPENAI_API_KEY"]]' ]
+	# Another tenant's change is acknowledged without a request.
+	h POST /__harness/reset >/dev/null
+	put_value acme openai_api_key sk-acme
+	wait_acked
+	[ "$(h GET /__harness/stats | jq -r .total)" -eq 0 ]
+	# A removed field: its secret alone is deleted.
+	wfv rm global region
+	wait_env REGION null
+	wait_acked
+	run h GET /__harness/requests
+	[ "$(jq -c '[.requests[] | [.route, .key]]' <<<"$output")" = '[["secret_delete","REGION"]]' ]
+	[ "$(worker_env OPENAI_API_KEY)" = sk-two ]
+	stop_agent
+	# The log names secrets, never a value.
+	! grep -q sk-two "$T/agent.log"
+}
+
+@test "a secret the vault never wrote is never deleted, before or after a restart" {
+	cf PUT "" '{"name":"MANUAL_KEY","text":"by-hand","type":"secret_text"}' >/dev/null
+	put_value global openai_api_key sk-1
+	put_value global region eu
+	put_value global tier gold
+	run sync_once
+	[ "$status" -eq 0 ]
+	# A restart between the removal and the push: the names come from the
+	# tenant's history, only those on the script's list are deleted.
+	wfv rm global region
+	run sync_once
+	[ "$status" -eq 0 ]
+	[ "$(secret_names | tr '\n' ' ')" = "MANUAL_KEY OPENAI_API_KEY TIER " ]
+	[ "$(worker_env MANUAL_KEY)" = by-hand ]
+	# While the agent runs: a deleted tenant takes every secret it wrote.
+	start_agent
+	wait_env OPENAI_API_KEY sk-1
+	wait_acked
+	wfv rm global
+	wait_env OPENAI_API_KEY null
+	wait_acked
+	stop_agent
+	[ "$(secret_names | tr '\n' ' ')" = "MANUAL_KEY " ]
+	[ "$(worker_env MANUAL_KEY)" = by-hand ]
+}
+
+@test "after a restart every field is pushed again" {
+	put_value global openai_api_key sk-1
+	put_value global region eu
+	run sync_once
+	[ "$status" -eq 0 ]
+	[ "$(stat_of secret_put)" -eq 2 ]
+	# Nothing new in the feed, but a new process cannot know what the
+	# Worker holds (secrets are write-only): both go out again.
+	h POST /__harness/reset >/dev/null
+	run sync_once
+	[ "$status" -eq 0 ]
+	[ "$(stat_of secret_put)" -eq 2 ]
+	# The script's list is read only when there may be something to delete.
+	[ "$(stat_of secret_list)" -eq 0 ]
+	[ "$(h GET "/worker/$SCRIPT/openai" | jq -r .value)" = sk-1 ]
+}
+
+@test "an unknown script is refused with Cloudflare's code and the setting to fix" {
+	write_sync_conf no-such-worker
+	put_value global openai_api_key sk-1
+	run sync_once
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"code 10007"* ]]
+	[[ "$output" == *cf_script_name* ]]
+	[[ "$output" != *sk-1* ]]
+	# Nothing acknowledged: the change is still owed.
+	[ "$(acked_seq)" != "$(last_seq)" ]
+}
+
+@test "--dry-run names the secrets it would write, never a value, and changes nothing" {
+	put_value global openai_api_key sk-dry
+	run timeout 120 "$WFVAULT_SYNC" -c "$T/sync.conf" --dry-run
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"put secret OPENAI_API_KEY version 1"* ]]
+	[[ "$output" != *sk-dry* ]]
+	[ "$(h GET /__harness/stats | jq -r .total)" -eq 0 ]
+	[ "$(acked_seq)" != "$(last_seq)" ]
+}
+
+@test "--reconcile writes back a secret deleted on the Worker by hand" {
+	put_value global openai_api_key sk-1
+	put_value global region eu
+	run sync_once
+	[ "$status" -eq 0 ]
+	cf DELETE /OPENAI_API_KEY >/dev/null
+	[ "$(worker_env OPENAI_API_KEY)" = null ]
+	run timeout 120 "$WFVAULT_SYNC" -c "$T/sync.conf" --reconcile
+	[ "$status" -eq 0 ]
+	[ "$(worker_env OPENAI_API_KEY)" = sk-1 ]
+	[ "$(worker_env REGION)" = eu ]
+}
+
+# A KV target for every tenant and the worker_secrets target, as a new
+# user would write them into one file.
+write_two_targets() {
+	{
+		echo "socket $SOCK"
+		echo "cf_api_base $HURL/client/v4"
+		echo "cf_account_id $ACCOUNT"
+		echo "cf_api_token_file $T/token"
+		echo "target staging"
+		echo "cf_namespace_id $NAMESPACE"
+		echo "tenants *"
+		echo "target worker"
+		echo "kind worker_secrets"
+		echo "cf_script_name ${1:-$SCRIPT}"
+		echo "secrets_tenant global"
+	} >"$T/sync.conf"
+}
+
+@test "a KV target and a worker_secrets target run from one configuration" {
+	write_two_targets
+	put_value global openai_api_key sk-global
+	put_value acme openai_api_key sk-acme
+	run sync_once
+	[ "$status" -eq 0 ]
+	# KV holds every tenant; the Worker's env holds global's fields.
+	[ "$(h GET /tenant/acme/openai_api_key | jq -r .value)" = sk-acme ]
+	[ "$(h GET /tenant/global/openai_api_key | jq -r .value)" = sk-global ]
+	[ "$(h GET "/worker/$SCRIPT/openai" | jq -r .value)" = sk-global ]
+	[ "$(secret_names)" = OPENAI_API_KEY ]
+	[ "$(acked_seq)" = "$(last_seq)" ]
+	[ "$(tp call sync_state '{"target":"staging"}' | jq -r .result.acked_seq)" = "$(last_seq)" ]
+}
+
+@test "a failing worker_secrets target does not hold the KV target back" {
+	write_two_targets no-such-worker
+	put_value global openai_api_key sk-global
+	run sync_once
+	[ "$status" -ne 0 ]
+	[[ "$output" == *cf_script_name* ]]
+	[ "$(h GET /tenant/global/openai_api_key | jq -r .value)" = sk-global ]
+	[ "$(tp call sync_state '{"target":"staging"}' | jq -r .result.acked_seq)" = "$(last_seq)" ]
+	[ "$(acked_seq)" != "$(last_seq)" ]
+}
