@@ -230,11 +230,13 @@ MANDIR		?= $(PREFIX)/share/man
 # integrations unless its config names another integrations_dir.
 INTEGRATIONSDIR	?= $(PREFIX)/share/wfvault/integrations
 BASHCOMPDIR	?= $(PREFIX)/share/bash-completion/completions
-UNITS		= wfvaultd.service wfvaultd.socket wfvault-sync.service
+UNITS		= wfvaultd.service wfvaultd.socket wfvault-sync.service \
+		  wfvault-backup.service wfvault-backup.timer
 MAN_PAGES	= client/wfvault.1 daemon/wfvaultd.conf.5 daemon/wfvaultd.8 \
 		  sync/wfvault-sync.8
 CONFIGS		= wfvaultd wfvault-sync
 INSTALL_PATHS	= sed -e 's|/usr/sbin/wfvaultd|$(PREFIX)/sbin/wfvaultd|g' \
+		      -e 's|/usr/libexec/wfvault|$(LIBEXECDIR)|g' \
 		      -e 's|/usr/bin/wfvault|$(PREFIX)/bin/wfvault|g' \
 		      -e 's|/etc/wfvault|$(SYSCONFDIR)/wfvault|g'
 
@@ -245,6 +247,9 @@ install: all
 	install -m 0755 $(BUILD)/wfvault-sync $(DESTDIR)$(PREFIX)/bin/wfvault-sync
 	install -d $(DESTDIR)$(LIBEXECDIR)
 	install -m 0755 $(BUILD)/wfvault-test $(DESTDIR)$(LIBEXECDIR)/wfvault-test
+	$(INSTALL_PATHS) systemd/wfvault-backup.sh >$(DESTDIR)$(LIBEXECDIR)/wfvault-backup.tmp
+	chmod 0755 $(DESTDIR)$(LIBEXECDIR)/wfvault-backup.tmp
+	mv -f $(DESTDIR)$(LIBEXECDIR)/wfvault-backup.tmp $(DESTDIR)$(LIBEXECDIR)/wfvault-backup
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
 	    $(DESTDIR)$(TMPFILESDIR)
 	@set -e; for u in $(UNITS); do \
@@ -292,7 +297,8 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/wfvaultd $(DESTDIR)$(PREFIX)/bin/wfvault \
 	    $(DESTDIR)$(PREFIX)/bin/wfvault-sync \
-	    $(DESTDIR)$(LIBEXECDIR)/wfvault-test
+	    $(DESTDIR)$(LIBEXECDIR)/wfvault-test \
+	    $(DESTDIR)$(LIBEXECDIR)/wfvault-backup
 	@rmdir $(DESTDIR)$(LIBEXECDIR) 2>/dev/null || true
 	rm -f $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(UNITS)) \
 	    $(DESTDIR)$(SYSUSERSDIR)/wfvault.conf $(DESTDIR)$(TMPFILESDIR)/wfvault.conf

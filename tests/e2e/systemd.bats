@@ -10,7 +10,7 @@
 
 load helpers
 
-UNITS="wfvaultd.service wfvaultd.socket wfvault-sync.service"
+UNITS="wfvaultd.service wfvaultd.socket wfvault-sync.service wfvault-backup.service wfvault-backup.timer"
 MANS="client/wfvault.1 daemon/wfvaultd.conf.5 daemon/wfvaultd.8 sync/wfvault-sync.8"
 
 setup() {
@@ -201,6 +201,14 @@ strace_works() {
 	awk -v s="$score" 'BEGIN { exit !(s <= 1.5) }'
 }
 
+@test "wfvault-backup.service is rated at most 1.0 by systemd-analyze security" {
+	command -v systemd-analyze >/dev/null || skip "systemd is not installed"
+	score=$(exposure "$E2E_ROOT/systemd/wfvault-backup.service")
+	echo "# wfvault-backup.service exposure: $score" >&3
+	[ -n "$score" ]
+	awk -v s="$score" 'BEGIN { exit !(s <= 1.0) }'
+}
+
 @test "the exposure check fails a unit above the budget" {
 	command -v systemd-analyze >/dev/null || skip "systemd is not installed"
 	printf '[Service]\nExecStart=/bin/true\n' >"$S/loose.service"
@@ -234,6 +242,24 @@ strace_works() {
 	done
 	grep -Eq '^Wants=.*wfvaultd\.service' "$s"
 	grep -Eq '^After=.*wfvaultd\.service' "$s"
+	b=$E2E_ROOT/systemd/wfvault-backup.service
+	for want in Type=oneshot User=wfvault Group=wfvault \
+	    'ExecStart=/usr/libexec/wfvault/wfvault-backup -c /etc/wfvault/wfvaultd.conf' \
+	    LoadCredentialEncrypted=master-key:/etc/wfvault/master-key.cred \
+	    ReadWritePaths=-/var/backups/wfvault \
+	    EnvironmentFile=-/etc/default/wfvault-backup \
+	    Environment=WFVAULT_BACKUP_KEEP=14 \
+	    RestrictAddressFamilies=AF_UNIX PrivateNetwork=yes; do
+		grep -qxF -- "$want" "$b" || { echo "$b lacks $want" >&2; false; }
+	done
+	# A backup must not start a daemon stopped on purpose (a restore).
+	run grep -E '^(Wants|Requires|BindsTo)=.*wfvaultd' "$b"
+	[ "$status" -eq 1 ]
+	t=$E2E_ROOT/systemd/wfvault-backup.timer
+	for want in OnCalendar=daily Persistent=true RandomizedDelaySec=1h \
+	    WantedBy=timers.target; do
+		grep -qxF -- "$want" "$t" || { echo "$t lacks $want" >&2; false; }
+	done
 	k=$E2E_ROOT/systemd/wfvaultd.socket
 	for want in ListenStream=/run/wfvault/wfvault.sock SocketUser=wfvault \
 	    SocketGroup=wfvault SocketMode=0660 Service=wfvaultd.service; do
@@ -436,6 +462,9 @@ assert_file_mode() {
 	assert_file_mode "$d" /usr/bin/wfvault 755
 	assert_file_mode "$d" /usr/bin/wfvault-sync 755
 	assert_file_mode "$d" /usr/libexec/wfvault/wfvault-test 755
+	assert_file_mode "$d" /usr/libexec/wfvault/wfvault-backup 755
+	cmp "$E2E_ROOT/systemd/wfvault-backup.sh" \
+	    "$d/usr/libexec/wfvault/wfvault-backup"
 	# The installed CLI finds its helper (else exit 1, not 6).
 	run env -u WFVAULT_TEST_HELPER "$d/usr/bin/wfvault" \
 	    -s "$S/nowhere.sock" test acme
@@ -467,7 +496,7 @@ assert_file_mode() {
 	done
 	[ "$n" -ge 7 ]
 	# Nothing else: no stray temporary files.
-	[ "$(find "$d" -type f | wc -l)" -eq $((16 + n)) ]
+	[ "$(find "$d" -type f | wc -l)" -eq $((19 + n)) ]
 }
 
 @test "make install under another prefix makes the units name it" {
@@ -481,6 +510,12 @@ assert_file_mode() {
 	    "$u/wfvault-sync.service"
 	grep -qxF 'LoadCredentialEncrypted=master-key:/opt/wfv/etc/wfvault/master-key.cred' \
 	    "$u/wfvaultd.service"
+	grep -qxF 'ExecStart=/opt/wfv/libexec/wfvault/wfvault-backup -c /opt/wfv/etc/wfvault/wfvaultd.conf' \
+	    "$u/wfvault-backup.service"
+	b=$d/opt/wfv/libexec/wfvault/wfvault-backup
+	grep -q '^WFVAULT=${WFVAULT_BACKUP_CLI:-/opt/wfv/bin/wfvault}$' "$b"
+	grep -q '^WFVAULTD=${WFVAULT_BACKUP_DAEMON:-/opt/wfv/sbin/wfvaultd}$' "$b"
+	grep -q '^conf=/opt/wfv/etc/wfvault/wfvaultd.conf$' "$b"
 	run grep '/usr/s\?bin/wfvault' "$u"/*.service
 	[ "$status" -eq 1 ]
 	grep -q '^d	/opt/wfv/etc/wfvault	' \
