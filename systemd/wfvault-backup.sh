@@ -114,9 +114,9 @@ for f in "$dir"/wfvault-*.mdb; do
 		case $nth in ''|*[!0-9]*) continue ;; esac ;;
 	*)	continue ;;
 	esac
-	set -- $(stat -c '%u %.9Y' -- "$f") || continue
-	[ "$1" = "$owner" ] || continue
-	printf '%s %s %s %s\n' "$stamp" "$2" "$nth" "$n"
+	meta=$(stat -c '%u %.9Y' -- "$f") || continue
+	[ "${meta% *}" = "$owner" ] || continue
+	printf '%s %s %s %s\n' "$stamp" "${meta#* }" "$nth" "$n"
 done | sort -k1,1 -k2,2n -k3,3n >"$scratch/made" || fail "cannot list $dir"
 # The new backup is one of the KEEP; the oldest others go.
 total=$(wc -l <"$scratch/made")
