@@ -325,6 +325,29 @@ strace_works() {
 	[ "$status" -eq 1 ]
 }
 
+@test "wfvault-backup makes no system call its unit forbids" {
+	command -v systemd-analyze >/dev/null || skip "systemd is not installed"
+	strace_works || skip "strace cannot trace here"
+	! sanitized "$WFVAULTD" || skip "a sanitizer build"
+	wfv_setup
+	write_conf "allow uid:0 admin *" "backup_dir $T/backups"
+	start_daemon
+	put_value acme openai_api_key sk-one
+	wfv backup 2>/dev/null
+	# The whole run: the client, the verifying restore, the pruning.
+	rc=0
+	strace_run "$S/trace" env WFVAULT_SOCKET="$SOCK" \
+	    WFVAULT_BACKUP_CLI="$WFVAULT" WFVAULT_BACKUP_DAEMON="$WFVAULTD" \
+	    TMPDIR="$T" "$E2E_ROOT/systemd/wfvault-backup.sh" -c "$CONF" \
+	    -k 1 >"$S/backup.out" 2>&1 || rc=$?
+	cat "$S/backup.out"
+	[ "$rc" -eq 0 ]
+	grep -q '^verified ' "$S/backup.out"
+	grep -q '^removed ' "$S/backup.out"
+	assert_syscalls_allowed "$S/trace" wfvault-backup.service
+	grep -qx unlink "$S/used" || grep -qx unlinkat "$S/used"
+}
+
 # Starts a stand-in for the Cloudflare API on 127.0.0.1 that answers every
 # request with the HTTP reply in file $1; sets API_PORT.
 start_fake_api() {
