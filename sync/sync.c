@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -38,20 +39,24 @@ static void
 usage(int status)
 {
 	fprintf(status == 0 ? stdout : stderr,
-	    "usage: wfvault-sync -c FILE [-n] [-d] [--once] [--dry-run] "
-	    "[--reconcile [--prune]]\n"
+	    "usage: wfvault-sync -c FILE [-n] [-d] [--check] [--once] "
+	    "[--dry-run] [--reconcile [--prune [--force]]]\n"
 	    "       wfvault-sync -h | --help | --version\n"
 	    "  -c FILE       configuration file\n"
 	    "  -n            check the configuration and the token, then "
 	    "exit\n"
 	    "  -d            log debug messages\n"
+	    "  --check       prove token, account, namespace and write "
+	    "access with API requests\n"
 	    "  --once        push everything pending, then exit (0: KV is "
 	    "up to date)\n"
 	    "  --dry-run     print what would be written or deleted; change "
 	    "nothing\n"
 	    "  --reconcile   compare KV with the vault and repair drift\n"
 	    "  --prune       with --reconcile: delete KV keys the vault does "
-	    "not have\n"
+	    "not have (only keys wfvault wrote)\n"
+	    "  --force       with --prune: delete more than prune_max_share "
+	    "of them\n"
 	    "  -h, --help    show this help\n"
 	    "  --version     print the version\n"
 	    "Without --once, --dry-run or --reconcile it follows the vault "
@@ -119,6 +124,31 @@ run_once(struct sync_ctx *ctx)
 		    rep.sr_repushed > 0 ? "; some written again after "
 		    "settle_time" : "");
 	return 0;
+}
+
+/*
+ * --check, and the start of the long-running mode: one line per target
+ * on out.  Returns 0 when every target passed.
+ */
+static int
+run_check(struct sync_ctx *ctx, FILE *out)
+{
+	const struct sync_conf	*sc = ctx->sx_conf;
+	char			 msg[1024];
+	int			 rc;
+
+	rc = sync_preflight(ctx->sx_kv, sc->sc_api_base, sc->sc_account_id,
+	    sc->sc_namespace_id, sc->sc_key_prefix, msg, sizeof(msg));
+	if (rc == KV_E_STOP)
+		snprintf(msg, sizeof(msg), "interrupted");
+	if (rc == 0)
+		fprintf(out, "%s: %s\n", sc->sc_target, msg);
+	else if (out == stdout)
+		fprintf(out, "%s: FAILED: %s\n", sc->sc_target, msg);
+	else
+		log_warnx("preflight of target '%s' failed: %s",
+		    sc->sc_target, msg);
+	return rc == 0 ? 0 : 1;
 }
 
 static int
@@ -198,6 +228,12 @@ run_forever(struct sync_ctx *ctx)
 
 	log_info("following %s for target '%s'", ctx->sx_conf->sc_socket,
 	    ctx->sx_conf->sc_target);
+	/*
+	 * Proven setup before any write; only the free plan's daily limit
+	 * lets it go on (the first pass then waits for 00:00 UTC).
+	 */
+	if (run_check(ctx, stderr) != 0 && !ctx->sx_kv->kc_daily_limit)
+		return 1;
 	while (!sync_stopped()) {
 		if (need_sync) {
 			if (started >= 0 && (left = started +
@@ -210,6 +246,18 @@ run_forever(struct sync_ctx *ctx)
 				break;
 			if (rc == SYNC_E_DAEMON)
 				goto lost;
+			if (rc != 0 && ctx->sx_kv->kc_daily_limit) {
+				/* Retrying all day would only burn requests. */
+				left = (int64_t)sync_ms_to_utc_midnight(
+				    time(NULL));
+				log_warnx("KV is not up to date: %s; waiting "
+				    "until 00:00 UTC (%lld min)", err,
+				    (long long)(left / 60000));
+				ctx->sx_kv->kc_daily_limit = 0;
+				if (sync_sleep((uint64_t)left) == -1)
+					break;
+				continue;
+			}
 			if (rc != 0) {
 				log_warnx("KV is not up to date: %s", err);
 				break;
@@ -279,13 +327,15 @@ main(int argc, char *argv[])
 {
 	enum {
 		OPT_ONCE = 256, OPT_DRY_RUN, OPT_RECONCILE, OPT_PRUNE,
-		OPT_VERSION
+		OPT_VERSION, OPT_CHECK, OPT_FORCE
 	};
 	static const struct option longopts[] = {
 		{ "once", no_argument, NULL, OPT_ONCE },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "reconcile", no_argument, NULL, OPT_RECONCILE },
 		{ "prune", no_argument, NULL, OPT_PRUNE },
+		{ "force", no_argument, NULL, OPT_FORCE },
+		{ "check", no_argument, NULL, OPT_CHECK },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 }
@@ -298,6 +348,7 @@ main(int argc, char *argv[])
 	char			 err[2048];
 	int			 ch, check = 0, debug = 0, once = 0;
 	int			 dry_run = 0, reconcile = 0, prune = 0, rc;
+	int			 preflight = 0, force = 0;
 
 	while ((ch = getopt_long(argc, argv, "c:dnh", longopts, NULL)) !=
 	    -1) {
@@ -323,6 +374,12 @@ main(int argc, char *argv[])
 		case OPT_PRUNE:
 			prune = 1;
 			break;
+		case OPT_FORCE:
+			force = 1;
+			break;
+		case OPT_CHECK:
+			preflight = 1;
+			break;
 		case 'h':
 			usage(0);
 		case OPT_VERSION:
@@ -340,6 +397,11 @@ main(int argc, char *argv[])
 		    "it takes no --once, --dry-run, --reconcile or --prune");
 	if (prune && !reconcile)
 		usage_error("--prune works only with --reconcile");
+	if (force && !prune)
+		usage_error("--force works only with --reconcile --prune");
+	if (preflight && (check || once || dry_run || reconcile))
+		usage_error("--check only proves the setup; it takes no -n, "
+		    "--once, --dry-run or --reconcile");
 	if (once && reconcile)
 		usage_error("--reconcile is a single pass already and does not "
 		    "push the change feed; run --once and --reconcile apart");
@@ -393,7 +455,7 @@ main(int argc, char *argv[])
 	kc.kc_sleep = sync_sleep;
 	kc.kc_stopped = sync_stopped;
 	/* A service retries for ever; a command gives up and says so. */
-	kc.kc_max_attempts = once || dry_run || reconcile ?
+	kc.kc_max_attempts = once || dry_run || reconcile || preflight ?
 	    KV_ONCE_ATTEMPTS : 0;
 
 	memset(&ctx, 0, sizeof(ctx));
@@ -402,9 +464,12 @@ main(int argc, char *argv[])
 	ctx.sx_conn = (struct proto_client)PROTO_CLIENT_INIT;
 	ctx.sx_dry_run = dry_run;
 	ctx.sx_prune = prune;
+	ctx.sx_force = force;
 	ctx.sx_out = stdout;
 
-	if (reconcile)
+	if (preflight)
+		rc = run_check(&ctx, stdout);
+	else if (reconcile)
 		rc = run_reconcile(&ctx);
 	else if (once || dry_run)
 		rc = run_once(&ctx);

@@ -33,6 +33,8 @@ static int	sync_token_check(const struct stat *, const char *, int, char *,
 static int	sync_conf_token_credential(void *, const char *, char *,
 		    size_t);
 static int	sync_conf_key_prefix(void *, const char *, char *, size_t);
+static int	sync_conf_prune_max_share(void *, const char *, char *,
+		    size_t);
 
 static const struct conf_keyword sync_keywords[] = {
 	{ "socket", CONF_CUSTOM, 0, 0, 0, CONF_ONCE, sync_conf_socket },
@@ -58,6 +60,8 @@ static const struct conf_keyword sync_keywords[] = {
 	    3600, CONF_ONCE, NULL },
 	{ "settle_time", CONF_DURATION, SC_OFF(sc_settle_time), 0,
 	    SYNC_SETTLE_TIME_MAX, CONF_ONCE, NULL },
+	{ "prune_max_share", CONF_CUSTOM, 0, 0, 0, CONF_ONCE,
+	    sync_conf_prune_max_share },
 	{ NULL, 0, 0, 0, 0, 0, NULL }
 };
 
@@ -329,6 +333,27 @@ sync_conf_key_prefix(void *obj, const char *value, char *err, size_t errlen)
 	return sync_conf_store(&sc->sc_key_prefix, value, err, errlen);
 }
 
+/* A percentage, 0-100, with or without '%'. */
+static int
+sync_conf_prune_max_share(void *obj, const char *value, char *err,
+    size_t errlen)
+{
+	struct sync_conf	*sc = obj;
+	unsigned		 n = 0;
+	size_t			 i;
+
+	for (i = 0; value[i] >= '0' && value[i] <= '9' && n <= 100; i++)
+		n = n * 10 + (unsigned)(value[i] - '0');
+	if (i == 0 || n > 100 || (value[i] != '\0' &&
+	    strcmp(value + i, "%") != 0)) {
+		snprintf(err, errlen, "must be a percentage from 0%% to 100%% "
+		    "(of the keys wfvault wrote)");
+		return -1;
+	}
+	sc->sc_prune_max_share = n;
+	return 0;
+}
+
 void
 sync_conf_init(struct sync_conf *sc)
 {
@@ -337,6 +362,7 @@ sync_conf_init(struct sync_conf *sc)
 	sc->sc_batch_max_bytes = SYNC_DEFAULT_BATCH_BYTES;
 	sc->sc_request_timeout = SYNC_DEFAULT_REQUEST_TIMEOUT;
 	sc->sc_settle_time = SYNC_DEFAULT_SETTLE_TIME;
+	sc->sc_prune_max_share = SYNC_DEFAULT_PRUNE_MAX_SHARE;
 }
 
 /* What no single line can check, and the defaults of the strings. */
