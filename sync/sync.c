@@ -254,6 +254,7 @@ run_forever(struct sync_ctx *ctx)
 				    "until 00:00 UTC (%lld min)", err,
 				    (long long)(left / 60000));
 				ctx->sx_kv->kc_daily_limit = 0;
+				rc = 0;
 				if (sync_sleep((uint64_t)left) == -1)
 					break;
 				continue;
