@@ -79,7 +79,7 @@ INC_livetest = -Iproto -Icommon
 
 DAEMON_LIBS = -llmdb -lsodium -levent -ljansson -pthread
 CLI_LIBS    = -ljansson
-SYNC_LIBS   = -ljansson -lcurl
+SYNC_LIBS   = -ljansson -lcurl -lsodium
 # wfvault test's helper: libcurl stays out of the CLI's start-up.
 LIVETEST_LIBS = -ljansson -lcurl
 LIBEXECDIR  ?= $(PREFIX)/libexec/wfvault

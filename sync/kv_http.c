@@ -198,7 +198,8 @@ kv_progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 
 int
 kv_client_init(struct kv_client *kc, const struct sync_conf *sc,
-    const char *token, char *err, size_t errlen)
+    const struct sync_target *st, const char *token, char *err,
+    size_t errlen)
 {
 	static const char	 auth[] = "Authorization: Bearer ";
 	static const char *const fixed[] = {
@@ -213,16 +214,16 @@ kv_client_init(struct kv_client *kc, const struct sync_conf *sc,
 
 	memset(kc, 0, sizeof(*kc));
 	kc->kc_max_attempts = KV_ONCE_ATTEMPTS;
-	kv_limit_init(&kc->kc_limit, (size_t)sc->sc_batch_max_items);
-	kc->kc_timeout = (long)sc->sc_request_timeout;
+	kv_limit_init(&kc->kc_limit, (size_t)st->st_batch_max_items);
+	kc->kc_timeout = (long)st->st_request_timeout;
 	kc->kc_protocols = sc->sc_api_plain_http ? "http,https" : "https";
 	if ((kc->kc_curl = curl_easy_init()) == NULL) {
 		snprintf(err, errlen, "cannot initialise libcurl");
 		goto fail;
 	}
-	if (asprintf(&kc->kc_ns_url, "%s/accounts/%s/storage/kv/namespaces/"
-	    "%s", sc->sc_api_base, sc->sc_account_id,
-	    sc->sc_namespace_id) == -1) {
+	if (st->st_namespace_id != NULL && asprintf(&kc->kc_ns_url,
+	    "%s/accounts/%s/storage/kv/namespaces/%s", sc->sc_api_base,
+	    st->st_account_id, st->st_namespace_id) == -1) {
 		kc->kc_ns_url = NULL;
 		snprintf(err, errlen, "out of memory");
 		goto fail;

@@ -127,28 +127,71 @@ run_once(struct sync_ctx *ctx)
 }
 
 /*
- * --check, and the start of the long-running mode: one line per target
- * on out.  Returns 0 when every target passed.
+ * The start of the long-running mode: the preflight of the target being
+ * pushed, with its client.  Returns 0 when it passed.
  */
 static int
-run_check(struct sync_ctx *ctx, FILE *out)
+run_check(struct sync_ctx *ctx)
 {
-	const struct sync_conf	*sc = ctx->sx_conf;
-	char			 msg[1024];
-	int			 rc;
+	char	msg[1024];
+	int	rc;
 
-	rc = sync_preflight(ctx->sx_kv, sc->sc_api_base, sc->sc_account_id,
-	    sc->sc_namespace_id, sc->sc_key_prefix, msg, sizeof(msg));
-	if (rc == KV_E_STOP)
-		snprintf(msg, sizeof(msg), "interrupted");
+	rc = sync_preflight_target(ctx->sx_conf, ctx->sx_target, ctx->sx_kv,
+	    msg, sizeof(msg));
 	if (rc == 0)
-		fprintf(out, "%s: %s\n", sc->sc_target, msg);
-	else if (out == stdout)
-		fprintf(out, "%s: FAILED: %s\n", sc->sc_target, msg);
+		log_info("target '%s': %s", ctx->sx_target->st_name, msg);
 	else
 		log_warnx("preflight of target '%s' failed: %s",
-		    sc->sc_target, msg);
+		    ctx->sx_target->st_name, msg);
 	return rc == 0 ? 0 : 1;
+}
+
+/*
+ * --check: one line per target on stdout, each with its own token and
+ * client (the first target's is kc).  Returns 0 when all passed.
+ */
+static int
+run_check_all(struct sync_ctx *ctx, struct kv_client *kc)
+{
+	const struct sync_conf	*sc = ctx->sx_conf;
+	const struct sync_target *st;
+	struct kv_client	 tkc;
+	char			*token;
+	char			 msg[1024];
+	size_t			 i;
+	int			 rc, failed = 0;
+
+	for (i = 0; i < sc->sc_ntargets && !sync_stopped(); i++) {
+		st = &sc->sc_targets[i];
+		if (i == 0)
+			rc = sync_preflight_target(sc, st, kc, msg,
+			    sizeof(msg));
+		else if (sync_token_load(st, &token, msg, sizeof(msg)) == -1)
+			rc = KV_E_FAIL;
+		else {
+			rc = kv_client_init(&tkc, sc, st, token, msg,
+			    sizeof(msg));
+			sync_token_free(token);
+			if (rc == 0) {
+				tkc.kc_sleep = kc->kc_sleep;
+				tkc.kc_stopped = kc->kc_stopped;
+				tkc.kc_max_attempts = kc->kc_max_attempts;
+				rc = sync_preflight_target(sc, st, &tkc, msg,
+				    sizeof(msg));
+				kv_client_release(&tkc);
+			} else
+				rc = KV_E_FAIL;
+		}
+		if (rc == KV_E_STOP)
+			snprintf(msg, sizeof(msg), "interrupted");
+		if (rc == 0)
+			printf("%s: %s\n", st->st_name, msg);
+		else {
+			printf("%s: FAILED: %s\n", st->st_name, msg);
+			failed = 1;
+		}
+	}
+	return failed || sync_stopped() ? 1 : 0;
 }
 
 static int
@@ -227,12 +270,12 @@ run_forever(struct sync_ctx *ctx)
 	int			 rc = 0, need_sync = 1, down = 0;
 
 	log_info("following %s for target '%s'", ctx->sx_conf->sc_socket,
-	    ctx->sx_conf->sc_target);
+	    ctx->sx_target->st_name);
 	/*
 	 * Proven setup before any write; only the free plan's daily limit
 	 * lets it go on (the first pass then waits for 00:00 UTC).
 	 */
-	if (run_check(ctx, stderr) != 0 && !ctx->sx_kv->kc_daily_limit)
+	if (run_check(ctx) != 0 && !ctx->sx_kv->kc_daily_limit)
 		return 1;
 	while (!sync_stopped()) {
 		if (need_sync) {
@@ -423,7 +466,8 @@ main(int argc, char *argv[])
 		sync_conf_release(&conf);
 		return EXIT_USAGE;
 	}
-	if (sync_token_load(&conf, &token, err, sizeof(err)) == -1) {
+	if (sync_token_load(&conf.sc_targets[0], &token, err,
+	    sizeof(err)) == -1) {
 		log_warnx("%s", err);
 		sync_conf_release(&conf);
 		return EXIT_USAGE;
@@ -443,7 +487,8 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	/* From here the token lives only in the (wiped) request headers. */
-	if (kv_client_init(&kc, &conf, token, err, sizeof(err)) == -1) {
+	if (kv_client_init(&kc, &conf, &conf.sc_targets[0], token, err,
+	    sizeof(err)) == -1) {
 		log_warnx("%s", err);
 		sync_token_free(token);
 		goto out_global;
@@ -461,6 +506,7 @@ main(int argc, char *argv[])
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.sx_conf = &conf;
+	ctx.sx_target = &conf.sc_targets[0];
 	ctx.sx_kv = &kc;
 	ctx.sx_conn = (struct proto_client)PROTO_CLIENT_INIT;
 	ctx.sx_dry_run = dry_run;
@@ -469,7 +515,7 @@ main(int argc, char *argv[])
 	ctx.sx_out = stdout;
 
 	if (preflight)
-		rc = run_check(&ctx, stdout);
+		rc = run_check_all(&ctx, &kc);
 	else if (reconcile)
 		rc = run_reconcile(&ctx);
 	else if (once || dry_run)

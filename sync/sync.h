@@ -53,44 +53,101 @@
 
 /* sync_conf.c */
 
+enum sync_kind {
+	SYNC_KIND_KV,			/* a Workers KV namespace */
+	SYNC_KIND_WORKER_SECRETS	/* one tenant as a script's secrets */
+};
+
+#define SYNC_TARGET_NAME_MAX	PROTO_TENANT_MAX
+#define SYNC_SEAL_KEY_LEN	32	/* AES-256 */
+
+/*
+ * One place the agent pushes to, with its own acknowledged position in
+ * the daemon's feed (under st_name).  Every string is malloc'd, NULL when
+ * not set; a target block inherits each key it does not set from the
+ * keys before the first "target" line (not the kv-only keys for a
+ * worker_secrets target).
+ */
+struct sync_target {
+	char		*st_name;
+	enum sync_kind	 st_kind;
+	char		*st_account_id;		/* 32 lowercase hex */
+	char		*st_namespace_id;	/* kv */
+	char		*st_token_file;
+	char		*st_token_credential;
+	char		*st_key_prefix;		/* kv; NULL: no prefix */
+	/* tenants: "*", "PREFIX*" or ids; NULL (none given): every tenant. */
+	char		**st_tenants;
+	size_t		 st_ntenants;
+	char		*st_seal_key_file;	/* kv; NULL: values in clear */
+	/* sodium_malloc'd SYNC_SEAL_KEY_LEN bytes (sync_seal_key_load). */
+	unsigned char	*st_seal_key;
+	char		*st_script_name;	/* worker_secrets */
+	char		*st_secrets_tenant;	/* worker_secrets */
+	uint64_t	 st_batch_max_items;
+	uint64_t	 st_batch_max_bytes;
+	uint64_t	 st_request_timeout;	/* seconds */
+	uint64_t	 st_settle_time;	/* seconds */
+	uint32_t	 st_set;	/* SYNC_SET_* given in this block */
+};
+
 struct sync_conf {
 	char		*sc_socket;
-	char		*sc_target;
 	char		*sc_api_base;	/* no trailing '/' */
-	char		*sc_account_id;	/* 32 lowercase hex */
-	char		*sc_namespace_id;
-	char		*sc_token_file;
-	char		*sc_token_credential;
-	char		*sc_key_prefix;	/* NULL: no prefix */
 	char		*sc_ca_file;
-	uint64_t	 sc_batch_max_items;
-	uint64_t	 sc_batch_max_bytes;
-	uint64_t	 sc_request_timeout;	/* seconds */
-	uint64_t	 sc_settle_time;	/* seconds */
 	int		 sc_api_plain_http;	/* http:// to a loopback host */
 	unsigned	 sc_prune_max_share;	/* percent of marked keys */
+	uint64_t	 sc_budget_requests;	/* request_budget N/... */
+	uint64_t	 sc_budget_window;	/* .../WINDOW, seconds */
+	struct sync_target *sc_targets;	/* in the order of the file */
+	size_t		 sc_ntargets;
+	/* While parsing: the keys before the first target, the block. */
+	struct sync_target sc_defaults;
+	struct sync_target *sc_cur;
+	const char	*sc_global_in_block;	/* a global key after target */
 };
 
 #define SYNC_DEFAULT_BATCH_ITEMS	KV_BULK_MAX_ITEMS
 #define SYNC_DEFAULT_BATCH_BYTES	(95ULL * 1024 * 1024)
-#define SYNC_DEFAULT_REQUEST_TIMEOUT	120
-#define SYNC_DEFAULT_SETTLE_TIME	30
+/* Cloudflare's edge gives up on a request after 100 s (a 524). */
+#define SYNC_DEFAULT_REQUEST_TIMEOUT	150
+#define SYNC_DEFAULT_SETTLE_TIME	130
 #define SYNC_SETTLE_TIME_MAX		3600
 #define SYNC_DEFAULT_PRUNE_MAX_SHARE	10	/* percent */
+/* Half of Cloudflare's 1,200 requests per 5 minutes per user. */
+#define SYNC_DEFAULT_BUDGET_REQUESTS	600
+#define SYNC_DEFAULT_BUDGET_WINDOW	300
+#define SYNC_BUDGET_REQUESTS_MAX	1000000
+#define SYNC_BUDGET_WINDOW_MAX		86400
 
 /* Sets the defaults; every string member NULL until parsed. */
 void	sync_conf_init(struct sync_conf *);
 /*
  * Parses a config file (or a buffer; name is used in messages), then
- * checks what no single line can: required keys, exactly one token
- * source, defaults.  Returns 0, or -1 with "file:line: message" in err.
+ * checks what no single line can: required keys per target and kind,
+ * exactly one token source, defaults.  At least one target results: a
+ * file without a "target" line is one target named "default".  Returns
+ * 0, or -1 with "file:line: message" (or "file: target 'x': message")
+ * in err.
  */
 int	sync_conf_parse_file(const char *path, struct sync_conf *, char *err,
 	    size_t errlen);
 int	sync_conf_parse_buffer(const char *name, const char *buf, size_t len,
 	    struct sync_conf *, char *err, size_t errlen);
-/* Frees every string of the config.  Safe to repeat. */
+/* Frees every string and seal key of the config.  Safe to repeat. */
 void	sync_conf_release(struct sync_conf *);
+/* The target named name, or NULL. */
+struct sync_target *sync_conf_target(const struct sync_conf *,
+	    const char *name);
+/* Non-zero when the target's tenants list covers tenant. */
+int	sync_target_wants(const struct sync_target *, const char *tenant);
+/*
+ * Reads st_seal_key_file into st_seal_key (sodium_malloc'd, released by
+ * sync_conf_release): one line holding the base64 of 32 bytes.  The file
+ * is checked as the token file is.  No-op without seal_key_file.  The
+ * key never appears in err.  Returns 0 or -1.
+ */
+int	sync_seal_key_load(struct sync_target *, char *err, size_t errlen);
 /*
  * Checks an API base URL: https://HOST[:PORT][/PATH], or http:// when HOST
  * is 127.0.0.1, [::1] or localhost (*plain_http set then).  Returns 0 or -1
@@ -106,7 +163,7 @@ int	sync_api_base_check(const char *url, int *plain_http, char *err,
  * caller releases with sync_token_free (which wipes it).  The token never
  * appears in err.
  */
-int	sync_token_load(const struct sync_conf *, char **token, char *err,
+int	sync_token_load(const struct sync_target *, char **token, char *err,
 	    size_t errlen);
 void	sync_token_free(char *token);
 
@@ -319,9 +376,14 @@ struct kv_client {
  */
 int	kv_global_init(char *err, size_t errlen);
 void	kv_global_cleanup(void);
-/* token is copied into the request headers. */
+/*
+ * A client for one target (the global settings from sc); token is copied
+ * into the request headers.  kc_ns_url is NULL for a target without a
+ * namespace (worker_secrets).
+ */
 int	kv_client_init(struct kv_client *, const struct sync_conf *,
-	    const char *token, char *err, size_t errlen);
+	    const struct sync_target *, const char *token, char *err,
+	    size_t errlen);
 void	kv_client_release(struct kv_client *);
 /*
  * One attempt: performs the request, parses the reply into env (the
@@ -384,7 +446,8 @@ int	kv_list_keys(struct kv_client *, const char *prefix, json_t *keys,
 
 struct sync_ctx {
 	const struct sync_conf	*sx_conf;
-	struct kv_client	*sx_kv;
+	const struct sync_target *sx_target;	/* the one being pushed */
+	struct kv_client	*sx_kv;		/* sx_target's client */
 	struct proto_client	 sx_conn;
 	int			 sx_connected_once;
 	int			 sx_dry_run;
@@ -464,7 +527,7 @@ int	sync_fetch(struct sync_ctx *, const char *tenant, json_t **fields,
 int	sync_engine_run(struct sync_ctx *, struct sync_report *, char *err,
 	    size_t errlen);
 /* The KV key of tenant (prefix + id) into key[len]. */
-void	sync_key(const struct sync_conf *, const char *tenant, char *key,
+void	sync_key(const struct sync_target *, const char *tenant, char *key,
 	    size_t len);
 /* Writes s for a terminal: KV keys from a listing may hold anything. */
 void	sync_print_key(FILE *out, const char *s);
@@ -506,6 +569,19 @@ int	sync_settle(struct sync_ctx *, struct sync_report *, char *err,
 int	sync_preflight(struct kv_client *kc, const char *api_base,
 	    const char *account_id, const char *namespace_id,
 	    const char *prefix, char *msg, size_t msglen);
+/*
+ * A worker_secrets target's preflight: the token as above, and the
+ * script's secrets can be listed (GET /accounts/{account}/workers/
+ * scripts/{script}/secrets); writing is not tried, as no secret may be
+ * written for the sake of a check.  Returns as sync_preflight.
+ */
+int	sync_preflight_secrets(struct kv_client *kc, const char *api_base,
+	    const char *account_id, const char *script, char *msg,
+	    size_t msglen);
+/* The preflight st's kind needs, with st's client kc. */
+int	sync_preflight_target(const struct sync_conf *,
+	    const struct sync_target *st, struct kv_client *kc, char *msg,
+	    size_t msglen);
 /*
  * Whether --prune may delete stale of the marked keys without --force:
  * at most share_pct percent of them (rounded down, but at least one key

@@ -237,3 +237,61 @@ done:
 	json_decref(body);
 	return rc;
 }
+
+int
+sync_preflight_secrets(struct kv_client *kc, const char *api_base,
+    const char *account_id, const char *script, char *msg, size_t msglen)
+{
+	struct kv_envelope	 env;
+	struct kv_decision	 d;
+	const char		*owner;
+	char			*url, *es;
+	int			 rc;
+
+	if ((rc = sync_preflight_token(kc, api_base, account_id, &owner, msg,
+	    msglen)) != 0)
+		return rc;
+	if ((es = curl_easy_escape(kc->kc_curl, script, 0)) == NULL) {
+		snprintf(msg, msglen, "out of memory");
+		return KV_E_FAIL;
+	}
+	rc = asprintf(&url, "%s/accounts/%s/workers/scripts/%s/secrets",
+	    api_base, account_id, es);
+	curl_free(es);
+	if (rc == -1) {
+		snprintf(msg, msglen, "out of memory");
+		return KV_E_FAIL;
+	}
+	rc = sync_preflight_request(kc, "GET", url, NULL, 0, &env, &d);
+	free(url);
+	if (rc == KV_E_STOP)
+		return rc;
+	if (rc != 0) {
+		/* A missing script is a 404 (10007), not a namespace. */
+		if (kc->kc_reply.kr_status == 404 && !d.kd_auth)
+			snprintf(msg, msglen, "the Worker script '%s' was not "
+			    "found in account %s: check cf_script_name (and "
+			    "cf_account_id)", script, account_id);
+		else
+			snprintf(msg, msglen, "listing the secrets of Worker "
+			    "script '%s': %s", script, d.kd_reason);
+		return KV_E_FAIL;
+	}
+	snprintf(msg, msglen, "ok (%s token active, script %s, %zu secrets; "
+	    "write not tried)", owner, script, json_array_size(
+	    json_object_get(env.ke_root, "result")));
+	kv_envelope_release(&env);
+	return 0;
+}
+
+int
+sync_preflight_target(const struct sync_conf *sc,
+    const struct sync_target *st, struct kv_client *kc, char *msg,
+    size_t msglen)
+{
+	if (st->st_kind == SYNC_KIND_WORKER_SECRETS)
+		return sync_preflight_secrets(kc, sc->sc_api_base,
+		    st->st_account_id, st->st_script_name, msg, msglen);
+	return sync_preflight(kc, sc->sc_api_base, st->st_account_id,
+	    st->st_namespace_id, st->st_key_prefix, msg, msglen);
+}

@@ -18,11 +18,11 @@
 
 /* KV key = prefix + tenant id; both were checked, so it fits. */
 void
-sync_key(const struct sync_conf *sc, const char *tenant, char *key,
+sync_key(const struct sync_target *st, const char *tenant, char *key,
     size_t len)
 {
-	snprintf(key, len, "%s%s", sc->sc_key_prefix != NULL ?
-	    sc->sc_key_prefix : "", tenant);
+	snprintf(key, len, "%s%s", st->st_key_prefix != NULL ?
+	    st->st_key_prefix : "", tenant);
 }
 
 /* Writes s for a terminal: KV keys from a listing may hold anything. */
@@ -42,12 +42,12 @@ sync_kv_rc(int rc)
 
 /* The tenant whose KV key is key (a pointer into it), or NULL. */
 static const char *
-sync_key_tenant(const struct sync_conf *sc, const char *key)
+sync_key_tenant(const struct sync_target *st, const char *key)
 {
 	size_t	plen;
 
-	plen = sc->sc_key_prefix != NULL ? strlen(sc->sc_key_prefix) : 0;
-	if (strncmp(key, sc->sc_key_prefix != NULL ? sc->sc_key_prefix : "",
+	plen = st->st_key_prefix != NULL ? strlen(st->st_key_prefix) : 0;
+	if (strncmp(key, st->st_key_prefix != NULL ? st->st_key_prefix : "",
 	    plen) != 0 || proto_tenant_valid(key + plen, NULL, 0) == -1)
 		return NULL;
 	return key + plen;
@@ -89,23 +89,23 @@ int
 sync_flush(struct sync_ctx *ctx, struct kv_items *kis, int del, int all,
     struct sync_report *rep, char *err, size_t errlen)
 {
-	const struct sync_conf	*sc = ctx->sx_conf;
+	const struct sync_target *st = ctx->sx_target;
 	size_t			 k, i, bytes;
 	int			 rc, noted;
 
 	while (kis->kis_n > 0) {
 		bytes = 2 + kis->kis_bytes + kis->kis_n - 1;
-		if (!all && kis->kis_n < sc->sc_batch_max_items &&
-		    bytes <= sc->sc_batch_max_bytes)
+		if (!all && kis->kis_n < st->st_batch_max_items &&
+		    bytes <= st->st_batch_max_bytes)
 			break;
-		k = kv_items_split(kis, sc->sc_batch_max_items,
-		    sc->sc_batch_max_bytes);
+		k = kv_items_split(kis, st->st_batch_max_items,
+		    st->st_batch_max_bytes);
 		if (k == 0) {
 			snprintf(err, errlen, "KV key '%s' needs a %zu-byte "
 			    "request, more than batch_max_bytes (%llu): raise "
 			    "batch_max_bytes", kis->kis_v[0].ki_key,
 			    kis->kis_v[0].ki_len + 2,
-			    (unsigned long long)sc->sc_batch_max_bytes);
+			    (unsigned long long)st->st_batch_max_bytes);
 			return SYNC_E_FAIL;
 		}
 		if (ctx->sx_dry_run) {
@@ -289,7 +289,11 @@ sync_page_push(struct sync_ctx *ctx, struct sync_page *sp,
 			rc = SYNC_E_STOP;
 			break;
 		}
-		sync_key(ctx->sx_conf, sp->sp_v[i].sch_tenant, key,
+		/* Another target's tenant: acknowledged with the rest. */
+		if (!sync_target_wants(ctx->sx_target,
+		    sp->sp_v[i].sch_tenant))
+			continue;
+		sync_key(ctx->sx_target, sp->sp_v[i].sch_tenant, key,
 		    sizeof(key));
 		if (!sp->sp_v[i].sch_delete) {
 			r = sync_fetch(ctx, sp->sp_v[i].sch_tenant, &fields,
@@ -342,7 +346,7 @@ sync_settle(struct sync_ctx *ctx, struct sync_report *rep, char *err,
 	while (ctx->sx_uncertain != NULL &&
 	    (n = json_object_size(ctx->sx_uncertain)) > 0) {
 		wait = ctx->sx_kv->kc_uncertain_ms +
-		    (int64_t)ctx->sx_conf->sc_settle_time * 1000 -
+		    (int64_t)ctx->sx_target->st_settle_time * 1000 -
 		    util_now_ms();
 		if (wait > 0) {
 			log_info("%zu KV key%s went out in a request that "
@@ -357,7 +361,7 @@ sync_settle(struct sync_ctx *ctx, struct sync_report *rep, char *err,
 		rc = 0;
 		json_object_foreach(todo, key, v) {
 			if (json_integer_value(v) != KV_FATE_MIXED ||
-			    (tenant = sync_key_tenant(ctx->sx_conf, key)) ==
+			    (tenant = sync_key_tenant(ctx->sx_target, key)) ==
 			    NULL)
 				continue;
 			if (sync_stopped()) {
@@ -418,7 +422,7 @@ sync_ack(struct sync_ctx *ctx, uint64_t seq, char *err, size_t errlen)
 	int			 rc;
 
 	rc = sync_call(ctx, "sync_ack", json_pack("{s:s,s:I}", "target",
-	    ctx->sx_conf->sc_target, "seq", (json_int_t)seq), &res, &pe, err,
+	    ctx->sx_target->st_name, "seq", (json_int_t)seq), &res, &pe, err,
 	    errlen);
 	if (rc == 0)
 		json_decref(res);
@@ -435,7 +439,7 @@ sync_state(struct sync_ctx *ctx, uint64_t *acked, uint64_t *last, char *err,
 	int			 rc;
 
 	rc = sync_call(ctx, "sync_state", json_pack("{s:s}", "target",
-	    ctx->sx_conf->sc_target), &res, &pe, err, errlen);
+	    ctx->sx_target->st_name), &res, &pe, err, errlen);
 	if (rc != 0)
 		return rc;
 	if (sync_get_uint(res, "acked_seq", acked) == -1 ||
@@ -500,7 +504,7 @@ sync_engine_run(struct sync_ctx *ctx, struct sync_report *rep, char *err,
 		if (rc == SYNC_E_TRIMMED) {
 			log_info("the change feed was trimmed past target "
 			    "'%s' (at seq %llu): a full pass over every "
-			    "tenant", ctx->sx_conf->sc_target,
+			    "tenant", ctx->sx_target->st_name,
 			    (unsigned long long)since);
 			if ((rc = sync_resync(ctx, rep, &since, err,
 			    errlen)) != 0)

@@ -47,6 +47,9 @@ sync_vault_list(struct sync_ctx *ctx, json_t *vault, char *err,
 			if (tenant == NULL || sync_get_uint(t, "version",
 			    &version) == -1)
 				goto bad;
+			/* Another target's tenant is not in this one's KV. */
+			if (!sync_target_wants(ctx->sx_target, tenant))
+				continue;
 			if (json_object_set_new(vault, tenant,
 			    json_integer((json_int_t)version)) == -1) {
 				json_decref(res);
@@ -97,14 +100,18 @@ bad:
 }
 
 /*
- * A key the vault wrote: a tenant's key under the prefix whose metadata
- * carries the ownership mark (kv_list_keys gives its version then).
+ * A key this target wrote: the key of a tenant it pushes, under its
+ * prefix, whose metadata carries the ownership mark (kv_list_keys gives
+ * its version then).  Another target sharing the namespace and prefix
+ * with other tenants keeps its keys.
  */
 static int
-sync_key_ours(const char *prefix, size_t plen, const char *key, json_t *v)
+sync_key_ours(const struct sync_target *st, const char *prefix, size_t plen,
+    const char *key, json_t *v)
 {
 	return strncmp(key, prefix, plen) == 0 &&
-	    proto_tenant_valid(key + plen, NULL, 0) == 0 && json_is_integer(v);
+	    proto_tenant_valid(key + plen, NULL, 0) == 0 &&
+	    json_is_integer(v) && sync_target_wants(st, key + plen);
 }
 
 /*
@@ -119,14 +126,15 @@ sync_prune_check(struct sync_ctx *ctx, json_t *kvkeys, json_t *vault,
     char *err, size_t errlen)
 {
 	const struct sync_conf	*sc = ctx->sx_conf;
+	const struct sync_target *st = ctx->sx_target;
 	const char		*prefix, *key;
 	json_t			*v;
 	size_t			 plen, marked = 0, stale = 0;
 
-	prefix = sc->sc_key_prefix != NULL ? sc->sc_key_prefix : "";
+	prefix = st->st_key_prefix != NULL ? st->st_key_prefix : "";
 	plen = strlen(prefix);
 	json_object_foreach(kvkeys, key, v) {
-		if (!sync_key_ours(prefix, plen, key, v))
+		if (!sync_key_ours(st, prefix, plen, key, v))
 			continue;
 		marked++;
 		if (json_object_get(vault, key + plen) == NULL)
@@ -135,7 +143,7 @@ sync_prune_check(struct sync_ctx *ctx, json_t *kvkeys, json_t *vault,
 	if (sync_prune_allowed(marked, stale, sc->sc_prune_max_share))
 		return 0;
 	json_object_foreach(kvkeys, key, v) {
-		if (!sync_key_ours(prefix, plen, key, v) ||
+		if (!sync_key_ours(st, prefix, plen, key, v) ||
 		    json_object_get(vault, key + plen) != NULL)
 			continue;
 		fputs("would delete ", ctx->sx_out);
@@ -175,7 +183,7 @@ int
 sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
     char *err, size_t errlen)
 {
-	const struct sync_conf	*sc = ctx->sx_conf;
+	const struct sync_target *st = ctx->sx_target;
 	struct kv_items		 puts = KV_ITEMS_INIT, dels = KV_ITEMS_INIT;
 	json_t			*kvkeys, *vault, *v, *kvv, *fields;
 	const char		*tenant, *key, *prefix;
@@ -184,7 +192,7 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 	size_t			 plen;
 	int			 rc, r;
 
-	prefix = sc->sc_key_prefix != NULL ? sc->sc_key_prefix : "";
+	prefix = st->st_key_prefix != NULL ? st->st_key_prefix : "";
 	plen = strlen(prefix);
 	kvkeys = json_object();
 	vault = json_object();
@@ -201,7 +209,7 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 	 * KV before the vault: a tenant created and pushed in between is
 	 * then in both lists, never taken for a stale key.
 	 */
-	if ((rc = kv_list_keys(ctx->sx_kv, sc->sc_key_prefix, kvkeys, err,
+	if ((rc = kv_list_keys(ctx->sx_kv, st->st_key_prefix, kvkeys, err,
 	    errlen)) != 0) {
 		rc = sync_kv_rc(rc);
 		goto done;
@@ -221,7 +229,7 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 			rc = SYNC_E_STOP;
 			goto done;
 		}
-		sync_key(sc, tenant, k, sizeof(k));
+		sync_key(st, tenant, k, sizeof(k));
 		kvv = json_object_get(kvkeys, k);
 		if (json_is_integer(kvv) &&
 		    json_integer_value(kvv) == json_integer_value(v))
@@ -256,7 +264,7 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 			 * Only what the vault wrote: a tenant's key with its
 			 * version.  Anything else is not ours to delete.
 			 */
-			if (!sync_key_ours(prefix, plen, key, v))
+			if (!sync_key_ours(st, prefix, plen, key, v))
 				continue;
 			log_debug("%s: %s: tenant gone from the vault",
 			    __func__, key);
@@ -268,10 +276,16 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 		rep->sr_stale++;
 		fputs("stale ", ctx->sx_out);
 		sync_print_key(ctx->sx_out, key);
-		if (!sync_key_ours(prefix, plen, key, v)) {
-			/* Not written by wfvault: never deleted. */
-			fputs(" (not in the vault; not written by wfvault, "
-			    "kept)\n", ctx->sx_out);
+		if (!sync_key_ours(st, prefix, plen, key, v)) {
+			/* Not this target's to delete, ever. */
+			if (strncmp(key, prefix, plen) == 0 &&
+			    proto_tenant_valid(key + plen, NULL, 0) == 0 &&
+			    !sync_target_wants(st, key + plen))
+				fputs(" (a tenant outside this target's "
+				    "tenants, kept)\n", ctx->sx_out);
+			else
+				fputs(" (not in the vault; not written by "
+				    "wfvault, kept)\n", ctx->sx_out);
 			continue;
 		}
 		fputs(" (not in the vault)\n", ctx->sx_out);

@@ -172,6 +172,33 @@ kv_meta() {
 	[ "$(stat_of bulk_put)" -eq 0 ]
 }
 
+@test "--check prints one line per target, each with its own token" {
+	printf 'test-account-token\n' >"$T/token2"
+	chmod 0400 "$T/token2"
+	{
+		echo "socket $SOCK"
+		echo "cf_api_base $HURL/client/v4"
+		echo "cf_account_id $ACCOUNT"
+		echo "cf_api_token_file $T/token"
+		echo "target staging"
+		echo "cf_namespace_id $NAMESPACE"
+		echo "target production"
+		echo "cf_namespace_id $NAMESPACE"
+		echo "cf_api_token_file $T/token2"
+		echo "kv_key_prefix prod:"
+		echo "target broken"
+		echo "cf_namespace_id bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	} >"$T/sync.conf"
+	run sync_run --check
+	[ "$status" -eq 1 ]
+	[ "${lines[0]}" = "staging: ok (user token active, namespace TENANT_CONFIGS, write allowed)" ]
+	[ "${lines[1]}" = "production: ok (account token active, namespace TENANT_CONFIGS, write allowed)" ]
+	[[ "${lines[2]}" == "broken: FAILED: "*cf_namespace_id* ]]
+	[ "${#lines[@]}" -eq 3 ]
+	# Each target's write check used its own prefix.
+	h GET /__harness/requests | jq -e '[.requests[] | select(.route == "bulk_delete")] | length == 2'
+}
+
 @test "every Cloudflare error code on a write stops at once with its message" {
 	put_value acme openai_api_key sk-codes
 	local n=0 fault want

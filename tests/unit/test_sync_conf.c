@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "proto.h"
 #include "support.h"
@@ -78,19 +79,19 @@ test_defaults(void **state)
 	(void)state;
 	accept_text(BASE, &sc);
 	assert_string_equal(sc.sc_socket, PROTO_DEFAULT_SOCKET);
-	assert_string_equal(sc.sc_target, "default");
+	assert_string_equal(sc.sc_targets[0].st_name, "default");
 	assert_string_equal(sc.sc_api_base,
 	    "https://api.cloudflare.com/client/v4");
-	assert_string_equal(sc.sc_account_id, ACCT);
-	assert_string_equal(sc.sc_namespace_id, NSID);
-	assert_string_equal(sc.sc_token_file, "/etc/wfvault/token");
-	assert_null(sc.sc_token_credential);
-	assert_null(sc.sc_key_prefix);
+	assert_string_equal(sc.sc_targets[0].st_account_id, ACCT);
+	assert_string_equal(sc.sc_targets[0].st_namespace_id, NSID);
+	assert_string_equal(sc.sc_targets[0].st_token_file, "/etc/wfvault/token");
+	assert_null(sc.sc_targets[0].st_token_credential);
+	assert_null(sc.sc_targets[0].st_key_prefix);
 	assert_null(sc.sc_ca_file);
-	assert_int_equal(sc.sc_batch_max_items, 10000);
-	assert_int_equal(sc.sc_batch_max_bytes, 95 * 1024 * 1024);
-	assert_int_equal(sc.sc_request_timeout, 120);
-	assert_int_equal(sc.sc_settle_time, 30);
+	assert_int_equal(sc.sc_targets[0].st_batch_max_items, 10000);
+	assert_int_equal(sc.sc_targets[0].st_batch_max_bytes, 95 * 1024 * 1024);
+	assert_int_equal(sc.sc_targets[0].st_request_timeout, 150);
+	assert_int_equal(sc.sc_targets[0].st_settle_time, 130);
 	assert_int_equal(sc.sc_api_plain_http, 0);
 	sync_conf_release(&sc);
 	/* Releasing twice is harmless. */
@@ -117,20 +118,20 @@ test_every_keyword(void **state)
 	    "request_timeout 2m\n"
 	    "settle_time 45s\n", &sc);
 	assert_string_equal(sc.sc_socket, "/tmp/w.sock");
-	assert_string_equal(sc.sc_target, "prod-kv.1");
+	assert_string_equal(sc.sc_targets[0].st_name, "prod-kv.1");
 	/* The trailing '/' goes: paths are appended with their own. */
 	assert_string_equal(sc.sc_api_base,
 	    "https://api.example.net/client/v4");
 	/* Ids are kept in lowercase. */
-	assert_string_equal(sc.sc_account_id, ACCT);
-	assert_string_equal(sc.sc_token_credential, "cf-token");
-	assert_null(sc.sc_token_file);
-	assert_string_equal(sc.sc_key_prefix, "tenants/v1:");
+	assert_string_equal(sc.sc_targets[0].st_account_id, ACCT);
+	assert_string_equal(sc.sc_targets[0].st_token_credential, "cf-token");
+	assert_null(sc.sc_targets[0].st_token_file);
+	assert_string_equal(sc.sc_targets[0].st_key_prefix, "tenants/v1:");
 	assert_string_equal(sc.sc_ca_file, "/etc/ssl/ca.pem");
-	assert_int_equal(sc.sc_batch_max_items, 1000);
-	assert_int_equal(sc.sc_batch_max_bytes, 10 * 1024 * 1024);
-	assert_int_equal(sc.sc_request_timeout, 120);
-	assert_int_equal(sc.sc_settle_time, 45);
+	assert_int_equal(sc.sc_targets[0].st_batch_max_items, 1000);
+	assert_int_equal(sc.sc_targets[0].st_batch_max_bytes, 10 * 1024 * 1024);
+	assert_int_equal(sc.sc_targets[0].st_request_timeout, 120);
+	assert_int_equal(sc.sc_targets[0].st_settle_time, 45);
 	sync_conf_release(&sc);
 }
 
@@ -295,7 +296,7 @@ test_key_prefix(void **state)
 
 	(void)state;
 	accept_text(BASE "kv_key_prefix prod/tenants:A-Z_0.9-\n", &sc);
-	assert_string_equal(sc.sc_key_prefix, "prod/tenants:A-Z_0.9-");
+	assert_string_equal(sc.sc_targets[0].st_key_prefix, "prod/tenants:A-Z_0.9-");
 	sync_conf_release(&sc);
 
 	/* 384 bytes + a 128-byte tenant id = 512, KV's key limit. */
@@ -303,8 +304,8 @@ test_key_prefix(void **state)
 	prefix[384] = '\0';
 	snprintf(text, sizeof(text), BASE "kv_key_prefix %s\n", prefix);
 	accept_text(text, &sc);
-	assert_int_equal(strlen(sc.sc_key_prefix), 384);
-	assert_int_equal(strlen(sc.sc_key_prefix) + PROTO_TENANT_MAX,
+	assert_int_equal(strlen(sc.sc_targets[0].st_key_prefix), 384);
+	assert_int_equal(strlen(sc.sc_targets[0].st_key_prefix) + PROTO_TENANT_MAX,
 	    KV_KEY_MAX);
 	sync_conf_release(&sc);
 	prefix[384] = 'p';
@@ -353,17 +354,17 @@ test_numbers_and_words(void **state)
 	refuse(BASE "batch_max_items 10001\n", items);
 	refuse(BASE "batch_max_items -1\n", notnum);
 	accept_text(BASE "batch_max_items 1\n", &sc);
-	assert_int_equal(sc.sc_batch_max_items, 1);
+	assert_int_equal(sc.sc_targets[0].st_batch_max_items, 1);
 	sync_conf_release(&sc);
 
 	refuse(BASE "batch_max_bytes 1023\n", bytes);
 	refuse(BASE "batch_max_bytes 100000001\n", bytes);
 	refuse(BASE "batch_max_bytes 96M\n", bytes);
 	accept_text(BASE "batch_max_bytes 1K\n", &sc);
-	assert_int_equal(sc.sc_batch_max_bytes, 1024);
+	assert_int_equal(sc.sc_targets[0].st_batch_max_bytes, 1024);
 	sync_conf_release(&sc);
 	accept_text(BASE "batch_max_bytes 100000000\n", &sc);
-	assert_int_equal(sc.sc_batch_max_bytes, 100000000);
+	assert_int_equal(sc.sc_targets[0].st_batch_max_bytes, 100000000);
 	sync_conf_release(&sc);
 
 	refuse(BASE "request_timeout 0\n", tmo);
@@ -376,13 +377,13 @@ test_numbers_and_words(void **state)
 	refuse(BASE "settle_time -1s\n", settle);
 	refuse(BASE "settle_time 2s\nsettle_time 3s\n", settle_twice);
 	accept_text(BASE "settle_time 0s\n", &sc);
-	assert_int_equal(sc.sc_settle_time, 0);
+	assert_int_equal(sc.sc_targets[0].st_settle_time, 0);
 	sync_conf_release(&sc);
 	accept_text(BASE "settle_time 1h\n", &sc);
-	assert_int_equal(sc.sc_settle_time, 3600);
+	assert_int_equal(sc.sc_targets[0].st_settle_time, 3600);
 	sync_conf_release(&sc);
 	accept_text(BASE "settle_time 3\n", &sc);
-	assert_int_equal(sc.sc_settle_time, 3);
+	assert_int_equal(sc.sc_targets[0].st_settle_time, 3);
 	sync_conf_release(&sc);
 
 	refuse(BASE "cf_api_key abc\n", unknown);
@@ -401,6 +402,335 @@ test_numbers_and_words(void **state)
 	accept_text(text, &sc);
 	assert_int_equal(strlen(sc.sc_socket), 107);
 	sync_conf_release(&sc);
+}
+
+
+/* Keys before the first target are defaults; a block overrides them. */
+static void
+test_target_blocks(void **state)
+{
+	struct sync_conf	 sc;
+	struct sync_target	*st, *pr, *w;
+
+	(void)state;
+	accept_text("socket /tmp/w.sock\n"
+	    "request_budget 100/1m\n"
+	    "cf_account_id " ACCT "\n"
+	    "cf_api_token_file /etc/wfvault/token\n"
+	    "settle_time 5s\n"
+	    "kv_key_prefix tenant:\n"
+	    "\n"
+	    "target staging\n"
+	    "cf_namespace_id " NSID "\n"
+	    "tenants staging-*, demo\n"
+	    "\n"
+	    "target production\n"
+	    "cf_api_token_credential prod-token\n"
+	    "cf_account_id 00000000000000000000000000000001\n"
+	    "cf_namespace_id 0000000000000000000000000000000A\n"
+	    "kv_key_prefix p/\n"
+	    "tenants *\n"
+	    "seal_key_file /etc/wfvault/seal.key\n"
+	    "request_timeout 3m\n"
+	    "batch_max_items 50\n"
+	    "\n"
+	    "target worker\n"
+	    "kind worker_secrets\n"
+	    "cf_script_name my-worker\n"
+	    "secrets_tenant global\n", &sc);
+	assert_string_equal(sc.sc_socket, "/tmp/w.sock");
+	assert_int_equal(sc.sc_budget_requests, 100);
+	assert_int_equal(sc.sc_budget_window, 60);
+	assert_int_equal(sc.sc_ntargets, 3);
+
+	st = &sc.sc_targets[0];
+	assert_ptr_equal(sync_conf_target(&sc, "staging"), st);
+	assert_string_equal(st->st_name, "staging");
+	assert_int_equal(st->st_kind, SYNC_KIND_KV);
+	assert_string_equal(st->st_account_id, ACCT);
+	assert_string_equal(st->st_namespace_id, NSID);
+	assert_string_equal(st->st_token_file, "/etc/wfvault/token");
+	assert_null(st->st_token_credential);
+	assert_string_equal(st->st_key_prefix, "tenant:");
+	assert_int_equal(st->st_ntenants, 2);
+	assert_string_equal(st->st_tenants[0], "staging-*");
+	assert_string_equal(st->st_tenants[1], "demo");
+	assert_null(st->st_seal_key_file);
+	assert_null(st->st_seal_key);
+	assert_int_equal(st->st_settle_time, 5);
+	assert_int_equal(st->st_request_timeout, 150);
+	assert_int_equal(st->st_batch_max_items, 10000);
+
+	pr = &sc.sc_targets[1];
+	assert_ptr_equal(sync_conf_target(&sc, "production"), pr);
+	/* The block's token source replaces the default one. */
+	assert_null(pr->st_token_file);
+	assert_string_equal(pr->st_token_credential, "prod-token");
+	assert_string_equal(pr->st_account_id,
+	    "00000000000000000000000000000001");
+	assert_string_equal(pr->st_namespace_id,
+	    "0000000000000000000000000000000a");
+	assert_string_equal(pr->st_key_prefix, "p/");
+	assert_int_equal(pr->st_ntenants, 1);
+	assert_string_equal(pr->st_seal_key_file, "/etc/wfvault/seal.key");
+	assert_int_equal(pr->st_request_timeout, 180);
+	assert_int_equal(pr->st_batch_max_items, 50);
+	assert_int_equal(pr->st_settle_time, 5);
+
+	w = &sc.sc_targets[2];
+	assert_int_equal(w->st_kind, SYNC_KIND_WORKER_SECRETS);
+	assert_string_equal(w->st_script_name, "my-worker");
+	assert_string_equal(w->st_secrets_tenant, "global");
+	assert_string_equal(w->st_account_id, ACCT);
+	assert_string_equal(w->st_token_file, "/etc/wfvault/token");
+	/* The kv-only defaults do not reach a worker_secrets target. */
+	assert_null(w->st_key_prefix);
+	assert_null(w->st_namespace_id);
+	assert_int_equal(w->st_ntenants, 0);
+	assert_null(sync_conf_target(&sc, "default"));
+	sync_conf_release(&sc);
+	sync_conf_release(&sc);
+}
+
+/* The forms before target blocks mean what they meant. */
+static void
+test_target_old_forms(void **state)
+{
+	static const char *const global_late[] = { "t.conf:9:", "socket",
+	    "global", "before the first 'target'", NULL };
+	static const char *const global_first[] = { "t.conf:6:", "target",
+	    "'cf_ca_file'", "inside target 'a'", NULL };
+	struct sync_conf	sc;
+
+	(void)state;
+	/* No target line: one target named "default". */
+	accept_text(BASE, &sc);
+	assert_int_equal(sc.sc_ntargets, 1);
+	assert_string_equal(sc.sc_targets[0].st_name, "default");
+	assert_int_equal(sc.sc_budget_requests, 600);
+	assert_int_equal(sc.sc_budget_window, 300);
+	sync_conf_release(&sc);
+	/* A target line at the end names the one target. */
+	accept_text(BASE "target prod\n", &sc);
+	assert_int_equal(sc.sc_ntargets, 1);
+	assert_string_equal(sc.sc_targets[0].st_name, "prod");
+	assert_string_equal(sc.sc_targets[0].st_namespace_id, NSID);
+	sync_conf_release(&sc);
+	/* With one target, global keys may follow its line. */
+	accept_text("target prod\n" BASE "socket /tmp/s\n"
+	    "cf_ca_file /etc/ca.pem\n", &sc);
+	assert_int_equal(sc.sc_ntargets, 1);
+	assert_string_equal(sc.sc_socket, "/tmp/s");
+	assert_string_equal(sc.sc_ca_file, "/etc/ca.pem");
+	sync_conf_release(&sc);
+	/* Not once a second target makes it look like a block's own. */
+	refuse(BASE "target a\ntarget b\n" "cf_namespace_id " NSID "\n"
+	    "tenants x\n" "cf_account_id " ACCT "\nsocket /tmp/s\n",
+	    global_late);
+	refuse(BASE "target a\ncf_ca_file /etc/ca.pem\ntarget b\n",
+	    global_first);
+}
+
+static void
+test_target_errors(void **state)
+{
+	static const char *const dup[] = { "t.conf:5:", "target",
+	    "'a' is given twice", NULL };
+	static const char *const twice[] = { "t.conf:6:", "cf_namespace_id",
+	    "twice in target 'a'", NULL };
+	static const char *const twice_def[] = { "t.conf:4:",
+	    "cf_account_id", "twice", NULL };
+	static const char *const no_ns[] = { "target 'b'",
+	    "cf_namespace_id is required", NULL };
+	static const char *const no_acct[] = { "target 'a'",
+	    "cf_account_id is required", NULL };
+	static const char *const no_tok[] = { "target 'b'",
+	    "API token is not configured", NULL };
+	static const char *const kind[] = { "t.conf:5:", "kind",
+	    "worker_secrets", NULL };
+	static const char *const kind_twice[] = { "t.conf:6:", "kind",
+	    "twice", NULL };
+	static const char *const name[] = { "t.conf:4:", "target", NULL };
+	static const char *const both[] = { "t.conf:6:",
+	    "only one of the two", NULL };
+	struct sync_conf	sc;
+
+	(void)state;
+	refuse(BASE "target a\ntarget a\n", dup);
+	refuse(BASE "target a\ncf_namespace_id " NSID "\n"
+	    "cf_namespace_id " NSID "\n", twice);
+	refuse(BASE "cf_account_id " ACCT "\n", twice_def);
+	/* The same key in two blocks is fine. */
+	accept_text(BASE "target a\ncf_namespace_id " NSID "\n"
+	    "target b\ncf_namespace_id " NSID "\n", &sc);
+	assert_int_equal(sc.sc_ntargets, 2);
+	sync_conf_release(&sc);
+	refuse("cf_account_id " ACCT "\ncf_api_token_file /t\n"
+	    "target a\ncf_namespace_id " NSID "\ntarget b\n", no_ns);
+	refuse("cf_namespace_id " NSID "\ncf_api_token_file /t\n"
+	    "target a\n", no_acct);
+	refuse("cf_account_id " ACCT "\ncf_namespace_id " NSID "\n"
+	    "target a\ncf_api_token_file /t\ntarget b\n", no_tok);
+	refuse(BASE "target a\nkind d1\n", kind);
+	refuse(BASE "target a\nkind kv\nkind kv\n", kind_twice);
+	refuse(BASE "target a/b\n", name);
+	refuse(BASE "target a\ncf_api_token_credential c\n"
+	    "cf_api_token_file /t\n", both);
+	/* A block's own source may differ from the default one. */
+	accept_text(BASE "target a\ncf_api_token_credential c\n", &sc);
+	assert_string_equal(sc.sc_targets[0].st_token_credential, "c");
+	assert_null(sc.sc_targets[0].st_token_file);
+	sync_conf_release(&sc);
+}
+
+static void
+test_worker_secrets_kind(void **state)
+{
+	static const char *const no_script[] = { "target 'w'",
+	    "cf_script_name is required", NULL };
+	static const char *const no_tenant[] = { "target 'w'",
+	    "secrets_tenant is required", NULL };
+	static const char *const ns[] = { "target 'w'", "cf_namespace_id",
+	    "is for kind kv", NULL };
+	static const char *const prefix[] = { "target 'w'", "kv_key_prefix",
+	    "is for kind kv", NULL };
+	static const char *const seal[] = { "target 'w'", "seal_key_file",
+	    "is for kind kv", NULL };
+	static const char *const tenants[] = { "target 'w'", "tenants",
+	    "is for kind kv", NULL };
+	static const char *const in_kv[] = { "target 'k'", "cf_script_name",
+	    "only for kind worker_secrets", NULL };
+	static const char *const in_kv2[] = { "target 'k'", "secrets_tenant",
+	    "only for kind worker_secrets", NULL };
+	static const char *const script[] = { "t.conf:", "cf_script_name",
+	    "Worker's name", NULL };
+	static const char *const tenant[] = { "t.conf:", "secrets_tenant",
+	    "one tenant id", NULL };
+#define W	"cf_account_id " ACCT "\ncf_api_token_file /t\n" \
+		"target w\nkind worker_secrets\n"
+	struct sync_conf	 sc;
+	struct sync_target	*st;
+
+	(void)state;
+	accept_text(W "cf_script_name a_b-1\nsecrets_tenant global\n", &sc);
+	st = &sc.sc_targets[0];
+	assert_int_equal(st->st_kind, SYNC_KIND_WORKER_SECRETS);
+	assert_null(st->st_namespace_id);
+	/* Its one tenant is secrets_tenant. */
+	assert_true(sync_target_wants(st, "global"));
+	assert_false(sync_target_wants(st, "globalx"));
+	assert_false(sync_target_wants(st, "acme"));
+	sync_conf_release(&sc);
+	/* Without a target line, kind works for the one target too. */
+	accept_text("cf_account_id " ACCT "\ncf_api_token_file /t\n"
+	    "kind worker_secrets\ncf_script_name w\nsecrets_tenant g\n", &sc);
+	assert_int_equal(sc.sc_targets[0].st_kind, SYNC_KIND_WORKER_SECRETS);
+	assert_string_equal(sc.sc_targets[0].st_name, "default");
+	sync_conf_release(&sc);
+
+	refuse(W "secrets_tenant global\n", no_script);
+	refuse(W "cf_script_name s\n", no_tenant);
+	refuse(W "cf_script_name s\nsecrets_tenant g\ncf_namespace_id "
+	    NSID "\n", ns);
+	refuse(W "cf_script_name s\nsecrets_tenant g\nkv_key_prefix p\n",
+	    prefix);
+	refuse(W "cf_script_name s\nsecrets_tenant g\n"
+	    "seal_key_file /k\n", seal);
+	refuse(W "cf_script_name s\nsecrets_tenant g\ntenants *\n", tenants);
+	/* One target: what came before its line is its own too. */
+	refuse("cf_namespace_id " NSID "\n" W "cf_script_name s\n"
+	    "secrets_tenant g\n", ns);
+	refuse(BASE "target k\ncf_script_name s\n", in_kv);
+	refuse(BASE "target k\nsecrets_tenant g\n", in_kv2);
+	refuse(W "cf_script_name My-Worker\nsecrets_tenant g\n", script);
+	refuse(W "cf_script_name -w\nsecrets_tenant g\n", script);
+	refuse(W "cf_script_name s\nsecrets_tenant a,b\n", tenant);
+	refuse(W "cf_script_name s\nsecrets_tenant *\n", tenant);
+#undef W
+}
+
+static void
+test_tenants(void **state)
+{
+	static const char *const empty[] = { "t.conf:4:", "tenants",
+	    "empty entry", NULL };
+	static const char *const bad[] = { "t.conf:4:", "tenants",
+	    "bad entry", NULL };
+	static const char *const bads[] = { "a b", "*a", "a**", ".x",
+	    "a/b", "-*", "a,*b" };
+	struct sync_conf	 sc;
+	struct sync_target	*st;
+	char			 text[512];
+	size_t			 i;
+
+	(void)state;
+	accept_text(BASE "tenants staging-*,demo,acme.eu\n", &sc);
+	st = &sc.sc_targets[0];
+	assert_true(sync_target_wants(st, "staging-a"));
+	assert_true(sync_target_wants(st, "staging-"));
+	assert_true(sync_target_wants(st, "demo"));
+	assert_true(sync_target_wants(st, "acme.eu"));
+	assert_false(sync_target_wants(st, "demo2"));
+	assert_false(sync_target_wants(st, "staging"));
+	assert_false(sync_target_wants(st, "acme"));
+	assert_false(sync_target_wants(st, "prod-x"));
+	sync_conf_release(&sc);
+	accept_text(BASE "tenants *\n", &sc);
+	assert_true(sync_target_wants(&sc.sc_targets[0], "anything"));
+	sync_conf_release(&sc);
+	/* No tenants line: every tenant, as before. */
+	accept_text(BASE, &sc);
+	assert_int_equal(sc.sc_targets[0].st_ntenants, 0);
+	assert_true(sync_target_wants(&sc.sc_targets[0], "x"));
+	sync_conf_release(&sc);
+	accept_text(BASE "tenants a*\n", &sc);
+	assert_true(sync_target_wants(&sc.sc_targets[0], "a"));
+	assert_true(sync_target_wants(&sc.sc_targets[0], "ab"));
+	assert_false(sync_target_wants(&sc.sc_targets[0], "ba"));
+	sync_conf_release(&sc);
+
+	refuse(BASE "tenants a,,b\n", empty);
+	refuse(BASE "tenants a,\n", empty);
+	refuse(BASE "tenants ,a\n", empty);
+	for (i = 0; i < sizeof(bads) / sizeof(bads[0]); i++) {
+		snprintf(text, sizeof(text), BASE "tenants %s\n", bads[i]);
+		refuse(text, bad);
+	}
+}
+
+static void
+test_request_budget(void **state)
+{
+	static const char *const form[] = { "t.conf:4:", "request_budget",
+	    "REQUESTS/WINDOW", NULL };
+	static const char *const req[] = { "t.conf:4:", "request_budget",
+	    "requests", NULL };
+	static const char *const win[] = { "t.conf:4:", "request_budget",
+	    "window", NULL };
+	static const char *const late[] = { "request_budget", "global",
+	    NULL };
+	struct sync_conf	sc;
+
+	(void)state;
+	accept_text(BASE "request_budget 1200/5m\n", &sc);
+	assert_int_equal(sc.sc_budget_requests, 1200);
+	assert_int_equal(sc.sc_budget_window, 300);
+	sync_conf_release(&sc);
+	accept_text(BASE "request_budget 3/1s\n", &sc);
+	assert_int_equal(sc.sc_budget_requests, 3);
+	assert_int_equal(sc.sc_budget_window, 1);
+	sync_conf_release(&sc);
+	accept_text(BASE "request_budget 10/60\n", &sc);
+	assert_int_equal(sc.sc_budget_window, 60);
+	sync_conf_release(&sc);
+	refuse(BASE "request_budget 600\n", form);
+	refuse(BASE "request_budget 0/5m\n", req);
+	refuse(BASE "request_budget x/5m\n", req);
+	refuse(BASE "request_budget /5m\n", req);
+	refuse(BASE "request_budget 5/0s\n", win);
+	refuse(BASE "request_budget 5/2d\n", win);
+	refuse(BASE "request_budget 5/\n", win);
+	refuse(BASE "target a\ntarget b\nrequest_budget 5/1m\n", late);
 }
 
 /* A token file with content; returns its path in buf. */
@@ -422,16 +752,17 @@ static int
 token_load(const char *file, const char *credential, char **tok,
     char *err, size_t errlen)
 {
-	struct sync_conf	sc;
+	struct sync_target	st;
 	int			rc;
 
-	sync_conf_init(&sc);
-	sc.sc_token_file = file != NULL ? strdup(file) : NULL;
-	sc.sc_token_credential = credential != NULL ? strdup(credential) :
+	memset(&st, 0, sizeof(st));
+	st.st_token_file = file != NULL ? strdup(file) : NULL;
+	st.st_token_credential = credential != NULL ? strdup(credential) :
 	    NULL;
 	err[0] = '\0';
-	rc = sync_token_load(&sc, tok, err, errlen);
-	sync_conf_release(&sc);
+	rc = sync_token_load(&st, tok, err, errlen);
+	free(st.st_token_file);
+	free(st.st_token_credential);
 	return rc;
 }
 
@@ -597,6 +928,154 @@ test_token_credential(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* Loads the seal key of a target with seal_key_file path. */
+static int
+seal_load(const char *path, struct sync_target *st, char *err,
+    size_t errlen)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_seal_key_file = strdup(path);
+	err[0] = '\0';
+	return sync_seal_key_load(st, err, errlen);
+}
+
+static void
+seal_release(struct sync_target *st)
+{
+	free(st->st_seal_key_file);
+	if (st->st_seal_key != NULL)
+		sodium_free(st->st_seal_key);
+	memset(st, 0, sizeof(*st));
+}
+
+/* prune_max_share: a global percentage, 10% unless given. */
+static void
+test_prune_max_share(void **state)
+{
+	static const char *const range[] = { "t.conf:4:", "prune_max_share",
+	    "0% to 100%", NULL };
+	static const char *const late[] = { "prune_max_share", "global",
+	    NULL };
+	struct sync_conf	sc;
+
+	(void)state;
+	accept_text(BASE, &sc);
+	assert_int_equal(sc.sc_prune_max_share, 10);
+	sync_conf_release(&sc);
+	accept_text(BASE "prune_max_share 25%\n", &sc);
+	assert_int_equal(sc.sc_prune_max_share, 25);
+	sync_conf_release(&sc);
+	accept_text(BASE "prune_max_share 0\n", &sc);
+	assert_int_equal(sc.sc_prune_max_share, 0);
+	sync_conf_release(&sc);
+	accept_text(BASE "prune_max_share 100%\n", &sc);
+	assert_int_equal(sc.sc_prune_max_share, 100);
+	sync_conf_release(&sc);
+	refuse(BASE "prune_max_share 101%\n", range);
+	refuse(BASE "prune_max_share 1000000000000\n", range);
+	refuse(BASE "prune_max_share -1\n", range);
+	refuse(BASE "prune_max_share 10 %\n", range);
+	refuse(BASE "prune_max_share %\n", range);
+	refuse(BASE "prune_max_share 5.5%\n", range);
+	refuse(BASE "target a\ntarget b\nprune_max_share 5\n", late);
+}
+
+static void
+test_seal_key_file(void **state)
+{
+	/* base64 of bytes 0..31, and of 31 and 33 bytes. */
+	static const char good[] =
+	    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n";
+	static const char short31[] =
+	    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg==\n";
+	static const char long33[] =
+	    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g\n";
+	char			 dir[] = "/tmp/wfvault-test-seal.XXXXXX";
+	char			 path[PATH_MAX], lnk[PATH_MAX], err[1024];
+	struct sync_target	 st;
+	size_t			 i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	token_file(dir, "k1", good, strlen(good), 0400, path, sizeof(path));
+	assert_int_equal(seal_load(path, &st, err, sizeof(err)), 0);
+	assert_non_null(st.st_seal_key);
+	for (i = 0; i < SYNC_SEAL_KEY_LEN; i++)
+		assert_int_equal(st.st_seal_key[i], i);
+	seal_release(&st);
+
+	/* Without seal_key_file there is nothing to load. */
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(sync_seal_key_load(&st, err, sizeof(err)), 0);
+	assert_null(st.st_seal_key);
+
+	/* Open to group or others: refused, like the token. */
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_int_equal(seal_load(path, &st, err, sizeof(err)), -1);
+	assert_null(st.st_seal_key);
+	assert_non_null(strstr(err, "seal key"));
+	assert_non_null(strstr(err, "group or others"));
+	assert_non_null(strstr(err, "chmod 600"));
+	seal_release(&st);
+	assert_int_equal(chmod(path, 0604), 0);
+	assert_int_equal(seal_load(path, &st, err, sizeof(err)), -1);
+	seal_release(&st);
+	assert_int_equal(chmod(path, 0600), 0);
+
+	snprintf(lnk, sizeof(lnk), "%s/link", dir);
+	assert_int_equal(symlink(path, lnk), 0);
+	assert_int_equal(seal_load(lnk, &st, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "symbolic link"));
+	seal_release(&st);
+	unlink(lnk);
+	unlink(path);
+
+	/* Not 32 bytes, not base64, or more than one line. */
+	token_file(dir, "k2", short31, strlen(short31), 0600, path,
+	    sizeof(path));
+	assert_int_equal(seal_load(path, &st, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "base64 of 32"));
+	assert_null(strstr(err, "AAEC"));
+	seal_release(&st);
+	unlink(path);
+	token_file(dir, "k3", long33, strlen(long33), 0600, path,
+	    sizeof(path));
+	assert_int_equal(seal_load(path, &st, err, sizeof(err)), -1);
+	assert_null(strstr(err, "AAEC"));
+	seal_release(&st);
+	unlink(path);
+	token_file(dir, "k4", "not a key!\n", 11, 0600, path, sizeof(path));
+	assert_int_equal(seal_load(path, &st, err, sizeof(err)), -1);
+	assert_null(strstr(err, "not a key"));
+	seal_release(&st);
+	unlink(path);
+	token_file(dir, "k5", good, strlen(good) - 1, 0600, path,
+	    sizeof(path));
+	assert_int_equal(seal_load(path, &st, err, sizeof(err)), 0);
+	seal_release(&st);
+	unlink(path);
+	{
+		char	two[128];
+
+		snprintf(two, sizeof(two), "%s%s", good, good);
+		token_file(dir, "k6", two, strlen(two), 0600, path,
+		    sizeof(path));
+		assert_int_equal(seal_load(path, &st, err, sizeof(err)), -1);
+		seal_release(&st);
+		unlink(path);
+	}
+	token_file(dir, "k7", "\n", 1, 0600, path, sizeof(path));
+	assert_int_equal(seal_load(path, &st, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "empty"));
+	seal_release(&st);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/missing", dir);
+	assert_int_equal(seal_load(path, &st, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "No such file"));
+	seal_release(&st);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 /* One "#keyword<TAB>value" line of the agent's example config. */
 static void
 example_line(const char *line, void *arg)
@@ -646,6 +1125,14 @@ main(void)
 		cmocka_unit_test(test_token_sources),
 		cmocka_unit_test(test_key_prefix),
 		cmocka_unit_test(test_numbers_and_words),
+		cmocka_unit_test(test_target_blocks),
+		cmocka_unit_test(test_target_old_forms),
+		cmocka_unit_test(test_target_errors),
+		cmocka_unit_test(test_worker_secrets_kind),
+		cmocka_unit_test(test_tenants),
+		cmocka_unit_test(test_request_budget),
+		cmocka_unit_test(test_prune_max_share),
+		cmocka_unit_test(test_seal_key_file),
 		cmocka_unit_test(test_token_file),
 		cmocka_unit_test(test_token_credential),
 		cmocka_unit_test(test_example_config),
