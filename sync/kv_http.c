@@ -161,11 +161,23 @@ kv_header_cb(char *data, size_t size, size_t nitems, void *arg)
 		kr->kr_has_retry_after = 0;
 		kr->kr_retry_after[0] = '\0';
 		kr->kr_challenge = 0;
+		kr->kr_has_ratelimit = 0;
+		kr->kr_ratelimit[0] = '\0';
 	} else if (n > 13 && strncasecmp(data, "cf-mitigated:", 13) == 0) {
 		for (i = 13; i < n && (data[i] == ' ' || data[i] == '\t'); i++)
 			;
 		kr->kr_challenge = n - i >= 9 &&
 		    strncasecmp(data + i, "challenge", 9) == 0;
+	} else if (n > 10 && strncasecmp(data, "ratelimit:", 10) == 0) {
+		for (i = 10; i < n && (data[i] == ' ' || data[i] == '\t'); i++)
+			;
+		for (j = 0; i < n && j + 1 < sizeof(kr->kr_ratelimit) &&
+		    data[i] != '\r' && data[i] != '\n'; i++)
+			kr->kr_ratelimit[j++] =
+			    (unsigned char)data[i] >= 0x20 &&
+			    (unsigned char)data[i] < 0x7f ? data[i] : '?';
+		kr->kr_ratelimit[j] = '\0';
+		kr->kr_has_ratelimit = 1;
 	} else if (n > 12 && strncasecmp(data, "retry-after:", 12) == 0) {
 		for (i = 12; i < n && (data[i] == ' ' || data[i] == '\t'); i++)
 			;
@@ -183,17 +195,44 @@ kv_header_cb(char *data, size_t size, size_t nitems, void *arg)
 	return n;
 }
 
+/*
+ * The timing of an attempt.  While the body goes out, a stall of
+ * KV_LOW_SPEED_TIME without a byte ends it (the network is gone); once
+ * it is out, Cloudflare may take its time to apply a large bulk write
+ * (its edge gives up after 100 s with a 524), so the reply gets
+ * request_timeout.  libcurl calls this at least once a second.
+ */
 static int
 kv_progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow,
     curl_off_t ultotal, curl_off_t ulnow)
 {
 	struct kv_client	*kc = arg;
+	int64_t			 now;
 
 	(void)dltotal;
 	(void)dlnow;
-	(void)ultotal;
-	(void)ulnow;
-	return kc->kc_stopped != NULL && kc->kc_stopped() ? 1 : 0;
+	(void)ultotal;	/* 0 until libcurl starts sending: kc_body_len */
+	if (kc->kc_stopped != NULL && kc->kc_stopped()) {
+		kc->kc_abort = KV_ABORT_STOP;
+		return 1;
+	}
+	now = util_now_ms();
+	if (ulnow > kc->kc_ulnow) {
+		kc->kc_ulnow = ulnow;
+		kc->kc_progress_ms = now;
+	}
+	if (kc->kc_sent_ms == 0 && ulnow >= kc->kc_body_len)
+		kc->kc_sent_ms = now;
+	if (kc->kc_sent_ms == 0) {
+		if (now - kc->kc_progress_ms >= KV_LOW_SPEED_TIME * 1000) {
+			kc->kc_abort = KV_ABORT_STALLED;
+			return 1;
+		}
+	} else if (now - kc->kc_sent_ms >= (int64_t)kc->kc_timeout * 1000) {
+		kc->kc_abort = KV_ABORT_TIMEOUT;
+		return 1;
+	}
+	return 0;
 }
 
 int
@@ -295,9 +334,7 @@ kv_setup(struct kv_client *kc, const char *method, const char *url,
 	KV_SET(CURLOPT_FOLLOWLOCATION, 0L);
 	KV_SET(CURLOPT_NOSIGNAL, 1L);
 	KV_SET(CURLOPT_CONNECTTIMEOUT, KV_CONNECT_TIMEOUT);
-	KV_SET(CURLOPT_TIMEOUT, kc->kc_timeout);
-	KV_SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
-	KV_SET(CURLOPT_LOW_SPEED_TIME, KV_LOW_SPEED_TIME);
+	/* No CURLOPT_TIMEOUT or LOW_SPEED: kv_progress_cb times it. */
 	KV_SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	KV_SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	KV_SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
@@ -327,6 +364,64 @@ kv_setup(struct kv_client *kc, const char *method, const char *url,
 	return cc;
 }
 
+/*
+ * Waits until the shared budget lets a request start, and counts it.
+ * Returns 0, or -1 when the agent is told to stop meanwhile.
+ */
+static int
+kv_budget_wait(struct kv_client *kc)
+{
+	struct kv_budget	*kb = kc->kc_budget;
+	uint64_t		 ms;
+	int			 waited = 0;
+
+	if (kb == NULL)
+		return 0;
+	while ((ms = kv_budget_delay(kb, util_now_ms())) > 0) {
+		if (!waited && kb->kb_blocked_until > util_now_ms())
+			log_info("waiting %.1f s for Cloudflare's rate limit "
+			    "(its Ratelimit header) before the next API "
+			    "request", (double)ms / 1000);
+		else if (!waited)
+			log_info("request budget used up (request_budget %zu "
+			    "in %lld s): waiting %.1f s before the next API "
+			    "request", kb->kb_max,
+			    (long long)(kb->kb_window_ms / 1000),
+			    (double)ms / 1000);
+		waited = 1;
+		kb->kb_waited_ms += ms;
+		if (kv_wait(kc, ms) == -1)
+			return -1;
+	}
+	if (waited)
+		kb->kb_waits++;
+	kv_budget_note(kb, util_now_ms());
+	return 0;
+}
+
+/* Cloudflare's Ratelimit header: r=0 pauses every target for t s. */
+static void
+kv_budget_ratelimit(struct kv_client *kc)
+{
+	struct kv_reply	*kr = &kc->kc_reply;
+	uint64_t	 ms;
+
+	if (kc->kc_budget == NULL || !kr->kr_has_ratelimit)
+		return;
+	switch (kv_ratelimit_parse(kr->kr_ratelimit, &ms)) {
+	case 1:
+		log_info("Cloudflare's rate limit is used up (Ratelimit: %s): "
+		    "no API request for %.0f s", kr->kr_ratelimit,
+		    (double)ms / 1000);
+		kv_budget_block(kc->kc_budget, util_now_ms() + (int64_t)ms);
+		break;
+	case -1:
+		log_debug("%s: unparsed Ratelimit header: %s", __func__,
+		    kr->kr_ratelimit);
+		break;
+	}
+}
+
 static CURLcode
 kv_perform(struct kv_client *kc, const char *method, const char *url,
     const char *body, size_t len)
@@ -342,14 +437,37 @@ kv_perform(struct kv_client *kc, const char *method, const char *url,
 	kr->kr_has_retry_after = 0;
 	kr->kr_challenge = 0;
 	kr->kr_curl_error[0] = '\0';
+	kr->kr_ratelimit[0] = '\0';
+	kr->kr_has_ratelimit = 0;
+	if (kv_budget_wait(kc) == -1)
+		return CURLE_ABORTED_BY_CALLBACK;
 	if ((cc = kv_setup(kc, method, url, body, len)) != CURLE_OK)
 		return cc;
 	log_debug("%s: %s %s (%zu bytes)", __func__, method, url, len);
+	kc->kc_start_ms = kc->kc_progress_ms = util_now_ms();
+	kc->kc_sent_ms = 0;
+	kc->kc_ulnow = 0;
+	kc->kc_body_len = body != NULL ? (curl_off_t)len : 0;
+	kc->kc_abort = 0;
 	cc = curl_easy_perform(kc->kc_curl);
 	kc->kc_requests++;
 	if (curl_easy_getinfo(kc->kc_curl, CURLINFO_RESPONSE_CODE,
 	    &kr->kr_status) != CURLE_OK)
 		kr->kr_status = 0;
+	/* Our own timeouts are timeouts to the retry decision. */
+	if (cc == CURLE_ABORTED_BY_CALLBACK && (kc->kc_abort ==
+	    KV_ABORT_STALLED || kc->kc_abort == KV_ABORT_TIMEOUT)) {
+		cc = CURLE_OPERATION_TIMEDOUT;
+		if (kc->kc_abort == KV_ABORT_STALLED)
+			snprintf(kr->kr_curl_error, sizeof(kr->kr_curl_error),
+			    "sending the request stalled for %ld s",
+			    KV_LOW_SPEED_TIME);
+		else
+			snprintf(kr->kr_curl_error, sizeof(kr->kr_curl_error),
+			    "no reply within request_timeout (%ld s) after "
+			    "the request was sent", kc->kc_timeout);
+	}
+	kv_budget_ratelimit(kc);
 	log_debug("%s: curl %d, HTTP %ld, %zu bytes back", __func__, (int)cc,
 	    kr->kr_status, kr->kr_len);
 	return cc;

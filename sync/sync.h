@@ -59,6 +59,7 @@ enum sync_kind {
 };
 
 #define SYNC_TARGET_NAME_MAX	PROTO_TENANT_MAX
+#define SYNC_TARGETS_MAX	64	/* target blocks in one file */
 #define SYNC_SEAL_KEY_LEN	32	/* AES-256 */
 
 /*
@@ -307,6 +308,43 @@ void	kv_items_release(struct kv_items *);
 size_t	kv_items_split(const struct kv_items *, size_t max_items,
 	    size_t max_bytes);
 
+/* kv_budget.c */
+
+/*
+ * request_budget: at most kb_max requests start in any kb_window_ms, for
+ * the clients of every target together; and none before
+ * kb_blocked_until (CLOCK_MONOTONIC ms) once Cloudflare's Ratelimit
+ * header says its allowance is used up.
+ */
+struct kv_budget {
+	int64_t		*kb_starts;	/* ring of the last kb_max starts */
+	size_t		 kb_max;
+	size_t		 kb_n;
+	size_t		 kb_head;	/* the oldest start, once full */
+	int64_t		 kb_window_ms;
+	int64_t		 kb_blocked_until;
+	uint64_t	 kb_requests;	/* started */
+	uint64_t	 kb_waits;	/* requests that had to wait */
+	uint64_t	 kb_waited_ms;
+};
+
+/* Returns 0, or -1 (out of memory, or a zero argument). */
+int	kv_budget_init(struct kv_budget *, uint64_t requests,
+	    uint64_t window_s);
+void	kv_budget_release(struct kv_budget *);
+/* How long from now (ms) until a request may start; 0: at once. */
+uint64_t kv_budget_delay(const struct kv_budget *, int64_t now);
+/* A request starts now. */
+void	kv_budget_note(struct kv_budget *, int64_t now);
+/* No request before until. */
+void	kv_budget_block(struct kv_budget *, int64_t until);
+/*
+ * A Ratelimit header's value ("default";r=0;t=30): 1 with the pause in
+ * *wait_ms (capped at KV_RETRY_AFTER_MAX_MS) when an item's r is 0, 0
+ * when requests are left, -1 when it cannot be parsed.
+ */
+int	kv_ratelimit_parse(const char *value, uint64_t *wait_ms);
+
 /* kv_http.c */
 
 #define KV_CODES_MAX	16	/* error codes of one reply we look at */
@@ -342,6 +380,8 @@ struct kv_reply {
 	char		 kr_retry_after[64];
 	int		 kr_has_retry_after;
 	int		 kr_challenge;	/* cf-mitigated: challenge */
+	char		 kr_ratelimit[128];	/* the Ratelimit header */
+	int		 kr_has_ratelimit;
 	char		 kr_curl_error[CURL_ERROR_SIZE];
 };
 
@@ -351,7 +391,16 @@ struct kv_client {
 	char			*kc_ns_url;	/* .../namespaces/{id} */
 	char			*kc_ca_file;
 	const char		*kc_protocols;
-	long			 kc_timeout;
+	long			 kc_timeout;	/* for the reply, seconds */
+	/* Shared by every target's client (borrowed); NULL: none. */
+	struct kv_budget	*kc_budget;
+	/* The attempt under way (CLOCK_MONOTONIC ms): see kv_progress_cb. */
+	int64_t			 kc_start_ms;
+	int64_t			 kc_progress_ms;	/* last body byte out */
+	int64_t			 kc_sent_ms;	/* body all out; 0: not yet */
+	curl_off_t		 kc_ulnow;
+	curl_off_t		 kc_body_len;	/* bytes of the body */
+	int			 kc_abort;	/* KV_ABORT_* */
 	unsigned		 kc_max_attempts; /* 0: retry forever */
 	uint64_t		 kc_requests;	/* HTTP requests made */
 	struct kv_limit		 kc_limit;	/* items per bulk request */
@@ -365,6 +414,11 @@ struct kv_client {
 	/* Non-zero when the agent is told to stop.  NULL: never. */
 	int			(*kc_stopped)(void);
 };
+
+/* Why kv_progress_cb ended a transfer. */
+#define KV_ABORT_STOP		1	/* the agent is told to stop */
+#define KV_ABORT_STALLED	2	/* the body stalled while being sent */
+#define KV_ABORT_TIMEOUT	3	/* no reply within request_timeout */
 
 /* Return codes of the requests. */
 #define KV_E_FAIL	(-1)	/* gave up; err says why and what to fix */

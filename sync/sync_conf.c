@@ -206,6 +206,11 @@ sync_conf_target_kw(void *obj, const char *value, char *err, size_t errlen)
 		    sc->sc_targets[0].st_name);
 		return -1;
 	}
+	if (sc->sc_ntargets >= SYNC_TARGETS_MAX) {
+		snprintf(err, errlen, "more than %d targets",
+		    SYNC_TARGETS_MAX);
+		return -1;
+	}
 	nt = reallocarray(sc->sc_targets, sc->sc_ntargets + 1, sizeof(*nt));
 	if (nt == NULL) {
 		snprintf(err, errlen, "%s", strerror(errno));

@@ -5,6 +5,9 @@
 #     most 11).
 #  2. The delay from `wfvault put` to a Worker reading the new value through
 #     TENANT_CONFIGS, with the long-running agent, over several samples.
+#  3. Pacing: a burst of changes, one request each, for two targets under a
+#     small request_budget: the requests, how many waited, and the most
+#     that arrived at the stand-in in any one window (at most the budget).
 # A benchmark, not a test: it reports numbers and checks only the request
 # count target.  BENCH_TENANTS and BENCH_SAMPLES override the sizes.
 set -euo pipefail
@@ -100,8 +103,49 @@ max=$(tail -n 1 <<<"$sorted")
 min=$(head -n 1 <<<"$sorted")
 echo "put -> Worker sees it: median $median ms, min $min ms, max $max ms"
 
+kill -TERM "${pids[-1]}"
+wait "${pids[-1]}" 2>/dev/null || true
+
+PACE_N=${BENCH_PACE_TENANTS:-30}
+PACE_REQS=${BENCH_PACE_REQUESTS:-10}
+PACE_WINDOW=${BENCH_PACE_WINDOW:-5}
+echo "== pacing: $PACE_N changes to each of two targets, one request each, request_budget $PACE_REQS/${PACE_WINDOW}s"
+cat >"$tmp/pace.conf" <<EOF
+socket $tmp/wfvault.sock
+cf_api_base $url/client/v4
+cf_account_id $ACCOUNT
+cf_api_token_file $tmp/token
+request_budget $PACE_REQS/${PACE_WINDOW}s
+batch_max_items 1
+target pace-a
+cf_namespace_id $NAMESPACE
+tenants pace-a-*
+target pace-b
+cf_namespace_id 00112233445566778899aabbccddeeff
+tenants pace-b-*
+EOF
+# The new targets first catch up with the feed: only the burst is left.
+"$B/wfvault-sync" -c "$tmp/pace.conf" --once >/dev/null 2>&1
+seq 1 "$PACE_N" | awk '{ for (t = 0; t < 2; t++) printf "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"put\",\"params\":{\"tenant\":\"pace-%c-%d\",\"fields\":{\"k\":\"v\"}}}\n", 2 * $1 + t, t ? 98 : 97, $1 }' |
+    timeout 120 socat -t 60 - "UNIX-CONNECT:$tmp/wfvault.sock" >/dev/null
+curl -sS -X POST "$url/__harness/reset" >/dev/null
+t0=$(now_ms)
+"$B/wfvault-sync" -c "$tmp/pace.conf" --once 2>"$tmp/pace.log" >/dev/null
+t1=$(now_ms)
+pace_ms=$((t1 - t0))
+pace_reqs=$(curl -sS "$url/__harness/stats" | jq -r .total)
+# The most requests that arrived within any one window.
+pace_peak=$(curl -sS "$url/__harness/requests" | jq --argjson w "$((PACE_WINDOW * 1000))" \
+    '[.requests[].at] | sort as $t | [range(0; $t | length) as $i | [$t[$i:][] | select(. < $t[$i] + $w)] | length] | max // 0')
+waited=$(sed -n 's/.*request budget: \([0-9]*\) of .*/\1/p' "$tmp/pace.log")
+echo "$pace_reqs requests in $pace_ms ms; ${waited:-0} waited for the budget; at most $pace_peak arrived in any $PACE_WINDOW s (budget $PACE_REQS)"
+
 echo
-echo "summary: $N tenants synced in $sync_ms ms with $writes write requests (target <= 11); put-to-Worker median $median ms, max $max ms"
+echo "summary: $N tenants synced in $sync_ms ms with $writes write requests (target <= 11); put-to-Worker median $median ms, max $max ms; pacing: $pace_reqs requests in $pace_ms ms, at most $pace_peak in any ${PACE_WINDOW} s under request_budget $PACE_REQS/${PACE_WINDOW}s"
+if [ "$pace_peak" -gt "$PACE_REQS" ]; then
+	echo "FAIL: more than $PACE_REQS requests in one window"
+	exit 1
+fi
 if [ "$writes" -gt 11 ]; then
 	echo "FAIL: more than 11 write requests"
 	exit 1

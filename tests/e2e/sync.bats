@@ -401,6 +401,8 @@ load_tenants() {
 }
 
 @test "--reconcile gives up on a KV listing whose cursors never end" {
+	# Up to 1,002 list requests: more than the default request_budget.
+	write_sync_conf "request_budget 2000/5m"
 	put_value acme openai_api_key sk-c1
 	sync_once
 	# Cursors that come round again (A, B, A, ...): caught at the repeat.

@@ -197,6 +197,23 @@ kv_meta() {
 	[ "${#lines[@]}" -eq 3 ]
 	# Each target's write check used its own prefix.
 	h GET /__harness/requests | jq -e '[.requests[] | select(.route == "bulk_delete")] | length == 2'
+
+	# --target picks one of them.
+	run sync_run --check --target production
+	[ "$status" -eq 0 ]
+	[ "$output" = "production: ok (account token active, namespace TENANT_CONFIGS, write allowed)" ]
+	run sync_run --check --target broken
+	[ "$status" -eq 1 ]
+	[[ "$output" == "broken: FAILED: "*cf_namespace_id* ]]
+
+	# A token file that cannot be read fails its own line only.
+	echo "cf_api_token_file $T/missing-token" >>"$T/sync.conf"
+	run sync_run --check
+	[ "$status" -eq 1 ]
+	[ "${lines[0]}" = "staging: ok (user token active, namespace TENANT_CONFIGS, write allowed)" ]
+	[ "${lines[1]}" = "production: ok (account token active, namespace TENANT_CONFIGS, write allowed)" ]
+	[[ "${lines[2]}" == "broken: FAILED: "*"$T/missing-token"* ]]
+	[ "${#lines[@]}" -eq 3 ]
 }
 
 @test "every Cloudflare error code on a write stops at once with its message" {
@@ -208,6 +225,8 @@ kv_meta() {
 		run sync_run --once
 		[ "$status" -eq 1 ] || { echo "$fault: status $status"; false; }
 		[[ "$output" == *$want* ]] || { echo "$fault: $output"; false; }
+		# The failure names the target, even the only one.
+		[[ "$output" == *"default: KV is not up to date: "* ]]
 		[[ "$output" != *sk-codes* ]]
 		# Refused, not retried: one request per fault.
 		n=$((n + 1))
@@ -248,13 +267,25 @@ EOF
 	[ "$(acked_seq)" = 0 ]
 }
 
-@test "the long-running agent does not start when the preflight fails" {
-	write_sync_conf "$ACCOUNT" bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
+@test "a target whose preflight fails writes nothing, is checked again, then pushes" {
 	put_value acme openai_api_key sk-pre
-	run timeout 60 "$WFVAULT_SYNC" -c "$T/sync.conf"
-	[ "$status" -eq 1 ]
-	[[ "$output" == *"preflight of target 'default' failed"*cf_namespace_id* ]]
-	[ "$(stat_of bulk_put)" -eq 0 ]
+	# The first look at the namespace is refused; the next one passes.
+	h POST /__harness/faults '[{"route":"namespaces","kind":"cf_error","status":404,"code":10013}]'
+	bg "$WFVAULT_SYNC" -c "$T/sync.conf" 2>"$T/agent.log"
+	wait_for_line "$T/agent.log" 600 "preflight of target 'default' failed"
+	grep -q "preflight of target 'default' failed: .*cf_namespace_id.*trying again in 5 s" "$T/agent.log"
+	# Not stopped: it checks again and then pushes.
+	for _ in $(seq 600); do
+		[ "$(acked_seq)" = 1 ] && break
+		sleep 0.1
+	done
+	[ "$(acked_seq)" = 1 ]
+	kv_has acme
+	[ "$(stat_of bulk_put)" -eq 1 ]
+	[ "$(stat_of namespaces)" -eq 2 ]
+	kill -0 "$BG_PID"
+	kill -TERM "$BG_PID"
+	wait "$BG_PID"
 }
 
 @test "values carry the ownership mark; --prune never touches unmarked keys" {

@@ -1080,10 +1080,30 @@ test_seal_key_file(void **state)
 static void
 example_line(const char *line, void *arg)
 {
+	/* A worker_secrets target's keys, each with the other two. */
+	static const char *const ws[] = { "kind\tworker_secrets",
+	    "cf_script_name\tw", "secrets_tenant\tg" };
 	struct sync_conf	*sc = arg;
 	char			 text[1400], err[1024];
+	size_t			 i, n;
+	int			 worker = 0;
 
-	if (strncmp(line + 1, "cf_api_token_", 13) == 0)
+	for (i = 1; i < sizeof(ws) / sizeof(ws[0]); i++)
+		if (strncmp(line + 1, ws[i], strcspn(ws[i], "\t") + 1) == 0)
+			worker = 1;
+	if (strncmp(line + 1, "kind\t", 5) == 0 &&
+	    strstr(line, "worker_secrets") != NULL)
+		worker = 1;
+	if (worker) {
+		n = (size_t)snprintf(text, sizeof(text), "cf_account_id " ACCT
+		    "\ncf_api_token_file /t\n");
+		for (i = 0; i < sizeof(ws) / sizeof(ws[0]); i++)
+			if (strncmp(line + 1, ws[i], strcspn(ws[i], "\t") +
+			    1) != 0)
+				n += (size_t)snprintf(text + n, sizeof(text) - n,
+				    "%s\n", ws[i]);
+		snprintf(text + n, sizeof(text) - n, "%s", line + 1);
+	} else if (strncmp(line + 1, "cf_api_token_", 13) == 0)
 		snprintf(text, sizeof(text), "cf_account_id " ACCT
 		    "\ncf_namespace_id " NSID "\n%s", line + 1);
 	else

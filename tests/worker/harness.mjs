@@ -29,6 +29,7 @@ const DEFAULTS = {
   readonlyToken: "test-readonly-token",
   account: "0123456789abcdef0123456789abcdef",
   namespace: "fedcba9876543210fedcba9876543210",
+  namespace2: "00112233445566778899aabbccddeeff",
   persist: null,
   verbose: false,
   exitOnStdinEof: false,
@@ -39,7 +40,8 @@ const COMPATIBILITY_DATE = "2025-07-01";
 
 const USAGE = `usage: node harness.mjs [--port N] [--token TOKEN] [--account ACCOUNT_ID]
                         [--account-token TOKEN] [--readonly-token TOKEN]
-                        [--namespace NAMESPACE_ID] [--persist DIR] [--verbose]
+                        [--namespace NAMESPACE_ID] [--namespace2 NAMESPACE_ID]
+                        [--persist DIR] [--verbose]
                         [--exit-on-stdin-eof]
   --port N          TCP port on 127.0.0.1 (0 = any free port; default 0)
   --token T         API token expected as "Authorization: Bearer T" (default test-token)
@@ -49,6 +51,8 @@ const USAGE = `usage: node harness.mjs [--port N] [--token TOKEN] [--account ACC
                     (default test-readonly-token)
   --account ID      account id in the API path (default ${DEFAULTS.account})
   --namespace ID    KV namespace id in the API path (default ${DEFAULTS.namespace})
+  --namespace2 ID   a second KV namespace, for a second target (default
+                    ${DEFAULTS.namespace2})
   --persist DIR     keep KV data in DIR (default: a temporary directory, on
                     /dev/shm when possible, removed at exit)
   --verbose         log Miniflare and workerd output to stderr
@@ -98,6 +102,9 @@ function parseArgs(argv) {
       case "--namespace":
         o.namespace = need();
         break;
+      case "--namespace2":
+        o.namespace2 = need();
+        break;
       case "--persist":
         o.persist = need();
         break;
@@ -116,7 +123,8 @@ function parseArgs(argv) {
         die(`unknown argument '${arg}'`);
     }
   }
-  for (const [name, v] of [["account", o.account], ["namespace", o.namespace]]) {
+  for (const [name, v] of [["account", o.account], ["namespace", o.namespace],
+    ["namespace2", o.namespace2]]) {
     if (!/^[0-9a-f]{32}$/.test(v)) die(`--${name} must be 32 lowercase hex characters`);
   }
   return o;
@@ -182,7 +190,7 @@ async function main() {
     compatibilityDate: COMPATIBILITY_DATE,
     // Never fetch the Request.cf object from the network; use the placeholder.
     cf: false,
-    kvNamespaces: { TENANT_CONFIGS: opts.namespace },
+    kvNamespaces: { TENANT_CONFIGS: opts.namespace, TENANT_CONFIGS_2: opts.namespace2 },
     kvPersist,
     bindings: {
       API_TOKEN: opts.token,
@@ -190,6 +198,7 @@ async function main() {
       READONLY_TOKEN: opts.readonlyToken,
       ACCOUNT_ID: opts.account,
       NAMESPACE_ID: opts.namespace,
+      NAMESPACE_ID_2: opts.namespace2,
     },
   });
 

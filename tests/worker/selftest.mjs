@@ -600,6 +600,36 @@ test("faults cursor_cycle and endless_pages: listings that never end", async () 
       a.json.result_info.cursor !== b.json.result_info.cursor, "a new cursor each time");
 });
 
+test("a second namespace; faults slow_reply and ratelimit", async () => {
+  await harness("POST", "/__harness/reset?data=1");
+  const NS2 = "00112233445566778899aabbccddeeff";
+  const w = await api("PUT", "/bulk", { body: [{ key: "n2", value: "{\"a\":1}" }], namespace: NS2 });
+  eq(w.status, 200, "bulk into the second namespace");
+  eq(await valueOf("n2"), null, "not in the first namespace");
+  const t = await getJson(`/tenant/n2?namespace=${NS2}`);
+  eq(t.json.config.a, 1, "consumer route reads the second namespace");
+  eq((await getJson("/tenant/n2")).json.config, null, "and not the first");
+  // slow_reply: stored before the (late) answer.
+  await faults([{ route: "bulk_put", kind: "slow_reply", delay_ms: 1500 }]);
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const p = api("PUT", "/bulk", { body: [{ key: "late", value: "v" }] });
+  let seen = null;
+  for (let i = 0; i < 50 && seen === null; i++) {
+    await sleep(20);
+    seen = await valueOf("late");
+  }
+  eq(seen, "v", "written before the answer came");
+  eq((await p).status, 200, "then answered");
+  await faults([{ route: "list", kind: "ratelimit", reset: 7 }]);
+  const r = await api("GET", "/keys");
+  eq(r.status, 200, "ratelimit answers normally");
+  eq(r.headers.get("ratelimit"), '"default";r=0;t=7', "Ratelimit header");
+  const bad = await harness("POST", "/__harness/faults", [{ kind: "ratelimit", reset: 301 }]);
+  eq(bad.status, 400, "reset over 300 refused");
+  await harness("POST", "/__harness/reset?data=1");
+  eq((await getJson(`/tenant/n2?namespace=${NS2}`)).json.config, null, "reset clears both");
+});
+
 test("harness writes only READY to stdout; SIGTERM stops it and frees the port", async () => {
   eq(H.stdout(), `${H.line}\n`, "stdout");
   const r = await stopHarness(H);

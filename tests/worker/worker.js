@@ -67,6 +67,7 @@ const FAULT_KINDS = new Set([
   // (chain: a code for the entry's error_chain); challenge: the HTML page
   // with "cf-mitigated: challenge" the edge sends to suspected bots.
   "cf_error", "challenge",
+  "slow_reply", "ratelimit",
 ]);
 // Faults that answer a list request themselves.
 const LIST_FAULTS = new Set(["empty_page", "cursor_cycle", "endless_pages"]);
@@ -552,12 +553,21 @@ async function handleApi(request, url, env) {
   const route = parsed.route;
   state.counts[route] = (state.counts[route] ?? 0) + 1;
   state.total++;
-  const info = { seq: ++state.seq, route, method, path, status: 0, fault: null };
+  const info = { seq: ++state.seq, at: Date.now(), route, method, path, status: 0, fault: null };
   if (url.search) info.query = url.search;
   state.log.push(info);
   if (state.log.length > REQUEST_LOG_MAX) state.log.shift();
 
-  const response = await handleApiInner(request, url, env, parsed, info);
+  let response = await handleApiInner(request, url, env, parsed, info);
+  // slow_reply: the request is carried out, the answer comes late (a
+  // large bulk write being applied).
+  if (info.reply_delay_ms > 0) await sleep(info.reply_delay_ms);
+  // ratelimit: Cloudflare's Ratelimit header says the allowance is used up.
+  if (info.ratelimit_reset !== undefined) {
+    response = new Response(response.body, response);
+    response.headers.set("ratelimit", `"default";r=0;t=${info.ratelimit_reset}`);
+    response.headers.set("ratelimit-policy", `"default";q=1200;w=300`);
+  }
   info.status = response.status;
   return response;
 }
@@ -602,16 +612,22 @@ async function handleApiInner(request, url, env, parsed, info, noFaults = false)
     return fail(403, E_AUTH, "Authentication error");
   }
   if (route === "namespaces" && parsed.namespace === undefined) {
-    return ok([{ id: env.NAMESPACE_ID, title: "TENANT_CONFIGS", supports_url_encoding: true }],
-      { result_info: { page: 1, per_page: 20, count: 1, total_count: 1, total_pages: 1 } });
+    return ok([{ id: env.NAMESPACE_ID, title: "TENANT_CONFIGS", supports_url_encoding: true },
+      { id: env.NAMESPACE_ID_2, title: "TENANT_CONFIGS_2", supports_url_encoding: true }],
+      { result_info: { page: 1, per_page: 20, count: 2, total_count: 2, total_pages: 1 } });
   }
-  if (parsed.namespace !== env.NAMESPACE_ID) {
+  // Two namespaces (two targets, e.g. staging and production): the
+  // handlers below use env.TENANT_CONFIGS, so it names the one asked for.
+  const kv = kvNamespace(env, parsed.namespace);
+  if (kv === null) {
     return fail(404, E_NAMESPACE_NOT_FOUND, `${route}: 'namespace not found'`);
   }
+  if (kv !== env.TENANT_CONFIGS) env = { ...env, TENANT_CONFIGS: kv };
 
   switch (route) {
     case "namespaces":
-      return ok({ id: env.NAMESPACE_ID, title: "TENANT_CONFIGS", supports_url_encoding: true });
+      return ok({ id: parsed.namespace, supports_url_encoding: true,
+        title: parsed.namespace === env.NAMESPACE_ID_2 ? "TENANT_CONFIGS_2" : "TENANT_CONFIGS" });
     case "bulk_put":
       return bulkPut(request, env, fault, info);
     case "bulk_delete":
@@ -640,6 +656,13 @@ async function handleApiInner(request, url, env, parsed, info, noFaults = false)
   return fail(405, E_METHOD, "method not allowed");
 }
 
+// The KV binding of namespace id ns, or null.
+function kvNamespace(env, ns) {
+  if (ns === env.NAMESPACE_ID) return env.TENANT_CONFIGS;
+  if (env.NAMESPACE_ID_2 && ns === env.NAMESPACE_ID_2) return env.TENANT_CONFIGS_2;
+  return null;
+}
+
 // --------------------------------------------------------------- faults ---
 
 // The first queued fault whose route matches (or is "any") is used; its
@@ -661,8 +684,16 @@ function takeFault(route) {
 // Returns a Response to send instead of the real answer, or null to go on
 // (slow, partial, empty_page).
 async function applyFault(fault, request, url, env, parsed, info) {
-  if (fault.delay_ms > 0) await sleep(fault.delay_ms);
   const kind = fault.kind;
+  if (kind === "slow_reply") {
+    info.reply_delay_ms = fault.delay_ms;
+    return null;
+  }
+  if (kind === "ratelimit") {
+    info.ratelimit_reset = fault.reset;
+    return null;
+  }
+  if (fault.delay_ms > 0) await sleep(fault.delay_ms);
   if (kind === "slow" || kind === "partial" || LIST_FAULTS.has(kind)) return null;
   if (fault.apply) {
     // Carry the request out first, then answer with the error (e.g. a 524
@@ -730,7 +761,14 @@ function normaliseFault(f, i) {
     }
     out.delay_ms = f.delay_ms;
   }
-  if (kind === "slow" && out.delay_ms === undefined) out.delay_ms = 1000;
+  if ((kind === "slow" || kind === "slow_reply") && out.delay_ms === undefined) out.delay_ms = 1000;
+  if (kind === "ratelimit") {
+    const reset = f.reset ?? 1;
+    if (!Number.isInteger(reset) || reset < 0 || reset > 300) {
+      throw new Error(`fault ${i}: reset must be an integer between 0 and 300`);
+    }
+    out.reset = reset;
+  }
   if (f.keys !== undefined) {
     if (!Array.isArray(f.keys) || !f.keys.every((k) => typeof k === "string")) {
       throw new Error(`fault ${i}: keys must be an array of strings`);
@@ -803,7 +841,12 @@ async function handleHarness(request, url, env) {
     state.faults = [];
     let deleted = 0;
     const data = url.searchParams.get("data");
-    if (data === "1" || data === "true") deleted = await clearAllData(env);
+    if (data === "1" || data === "true") {
+      deleted = await clearAllData(env);
+      if (env.TENANT_CONFIGS_2) {
+        deleted += await clearAllData({ TENANT_CONFIGS: env.TENANT_CONFIGS_2 });
+      }
+    }
     return jsonReply({ ok: true, deleted_keys: deleted });
   }
   if (path === "/__harness/faults") {
@@ -839,8 +882,9 @@ async function handleHarness(request, url, env) {
 
 // ------------------------------------------------------ consumer route ---
 
-// GET /tenant/{tenantId}[/{field}][?prefix=P]: what a production Worker does
-// with the configs the sync agent pushed.
+// GET /tenant/{tenantId}[/{field}][?prefix=P][&namespace=ID]: what a
+// production Worker does with the configs the sync agent pushed (bound to
+// the namespace ID, by default the first).
 async function handleTenant(request, url, env) {
   state.counts.tenant++;
   if (request.method !== "GET") {
@@ -859,6 +903,12 @@ async function handleTenant(request, url, env) {
     return jsonReply({ error: "bad percent-encoding" }, 400);
   }
   const prefix = url.searchParams.get("prefix") ?? "";
+  const ns = url.searchParams.get("namespace");
+  if (ns !== null) {
+    const kv = kvNamespace(env, ns);
+    if (kv === null) return jsonReply({ error: `no namespace ${ns}` }, 404);
+    env = { ...env, TENANT_CONFIGS: kv };
+  }
 
   if (prefix === "") {
     // The pattern the product promises, verbatim:

@@ -1,0 +1,293 @@
+#!/usr/bin/env bats
+# wfvault-sync with several targets in one process: each target's own
+# namespace, tenant filter and acknowledged position, a failing target
+# that does not hold the others back, the request budget they share, and
+# the timing of a slow but healthy bulk write.  The real daemon, the real
+# agent and the local Cloudflare stand-in (tests/worker), which serves two
+# namespaces.
+
+load helpers
+
+WFVAULT_SYNC=$E2E_BUILD/wfvault-sync
+HARNESS=$E2E_ROOT/tests/worker/harness.mjs
+ACCOUNT=0123456789abcdef0123456789abcdef
+NS1=fedcba9876543210fedcba9876543210
+NS2=00112233445566778899aabbccddeeff
+
+setup_file() {
+	# A suite that cannot run fails: a skip would read as a pass.
+	if [ ! -x "$WFVAULT_SYNC" ]; then
+		echo "targets.bats cannot run: $WFVAULT_SYNC is missing (make build)" >&2
+		return 1
+	fi
+	if [ ! -d "$E2E_ROOT/tests/worker/node_modules" ]; then
+		echo "targets.bats cannot run: tests/worker/node_modules is" \
+		    "missing (make test runs npm ci there)" >&2
+		return 1
+	fi
+	HD=$(mktemp -d "${TMPDIR:-/tmp}/wfv-harness.XXXXXX")
+	mkfifo "$HD/ready"
+	node "$HARNESS" --port 0 --namespace "$NS1" --namespace2 "$NS2" \
+	    >"$HD/ready" 2>"$HD/harness.log" 3>&- &
+	echo $! >"$HD/pid"
+	read -r -t 60 word url <"$HD/ready" || true
+	[ "$word" = READY ] || {
+		echo "harness did not start:" >&2
+		cat "$HD/harness.log" >&2
+		return 1
+	}
+	cat "$HD/ready" >/dev/null 3>&- &
+	export HD HURL=$url
+}
+
+teardown_file() {
+	[ -n "${HD:-}" ] || return 0
+	kill -TERM "$(cat "$HD/pid")" 2>/dev/null
+	for _ in $(seq 100); do
+		kill -0 "$(cat "$HD/pid")" 2>/dev/null || break
+		sleep 0.1
+	done
+	rm -rf "$HD"
+}
+
+setup() {
+	wfv_setup
+	write_conf
+	start_daemon
+	h POST "/__harness/reset?data=1" >/dev/null
+	printf 'test-token\n' >"$T/token"
+	chmod 0400 "$T/token"
+}
+
+teardown() {
+	wfv_teardown
+}
+
+h() {
+	curl -sS --max-time 60 -X "$1" ${3:+-H 'Content-Type: application/json' --data-binary "$3"} \
+	    "$HURL$2"
+}
+
+# What a Worker bound to namespace $1 reads for tenant $2's field $3.
+kv_field() {
+	h GET "/tenant/$2/$3?namespace=$1" | jq -r .value
+}
+
+stat_of() {
+	h GET /__harness/stats | jq -r ".requests.$1 // 0"
+}
+
+acked_seq() {
+	tp call sync_state "{\"target\":\"$1\"}" | jq -r '.result.acked_seq'
+}
+
+last_seq() {
+	tp call sync_state '{"target":"default"}' | jq -r '.result.last_seq'
+}
+
+# The global keys, then each argument as a line (target blocks).
+write_targets() {
+	{
+		echo "socket $SOCK"
+		echo "cf_api_base $HURL/client/v4"
+		echo "cf_account_id $ACCOUNT"
+		echo "cf_api_token_file $T/token"
+		printf '%s\n' "$@"
+	} >"$T/sync.conf"
+}
+
+sync_once() {
+	timeout 150 "$WFVAULT_SYNC" -c "$T/sync.conf" --once "$@"
+}
+
+# Waits (30 s at most) until namespace $1 shows value $4 for $2.$3.
+wait_kv() {
+	local _
+	for _ in $(seq 300); do
+		[ "$(kv_field "$1" "$2" "$3")" = "$4" ] && return 0
+		sleep 0.1
+	done
+	echo "namespace $1 never showed $2.$3 = $4" >&2
+	return 1
+}
+
+@test "two targets with different filters: each namespace gets only its tenants" {
+	write_targets "target staging" "cf_namespace_id $NS1" \
+	    "tenants staging-*, demo" \
+	    "target production" "cf_namespace_id $NS2" "tenants prod-*"
+	put_value staging-a openai_api_key sk-sa
+	put_value demo openai_api_key sk-demo
+	put_value prod-x openai_api_key sk-px
+	put_value other openai_api_key sk-other
+	run sync_once
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"staging: up to date at seq 4 (2 written"* ]]
+	[[ "$output" == *"production: up to date at seq 4 (1 written"* ]]
+	[ "$(kv_field "$NS1" staging-a openai_api_key)" = sk-sa ]
+	[ "$(kv_field "$NS1" demo openai_api_key)" = sk-demo ]
+	[ "$(kv_field "$NS1" prod-x openai_api_key)" = null ]
+	[ "$(kv_field "$NS1" other openai_api_key)" = null ]
+	[ "$(kv_field "$NS2" prod-x openai_api_key)" = sk-px ]
+	[ "$(kv_field "$NS2" staging-a openai_api_key)" = null ]
+	[ "$(kv_field "$NS2" demo openai_api_key)" = null ]
+	[ "$(kv_field "$NS2" other openai_api_key)" = null ]
+	# Each acknowledged the whole feed, the others' changes included.
+	[ "$(acked_seq staging)" = 4 ]
+	[ "$(acked_seq production)" = 4 ]
+	# wfvault status shows each target's lag.
+	put_value prod-x openai_api_key sk-px2
+	run sync_once --target production
+	[ "$status" -eq 0 ]
+	[[ "$output" != *staging* ]]
+	run wfv status --json
+	[ "$(jq -c '[.sync[] | {target, acked_seq, lag}] | sort_by(.target)' <<<"$output")" = \
+	    '[{"target":"production","acked_seq":5,"lag":0},{"target":"staging","acked_seq":4,"lag":1}]' ]
+	run wfv status
+	[[ "$output" == *production* ]]
+	[[ "$output" == *staging* ]]
+	# A dry run of one target names only its keys.
+	put_value demo openai_api_key sk-demo2
+	run sync_once --dry-run --target staging
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"put demo version 2"* ]]
+	[[ "$output" != *prod-x* ]]
+	run sync_once --target nosuch
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"no such target"* ]]
+	# -n reads every target's token, and names the target it cannot.
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" -n
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"configuration OK"* ]]
+	echo "cf_api_token_file $T/missing-token" >>"$T/sync.conf"
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" -n
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"target 'production': cannot open the API token $T/missing-token"* ]]
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" -n --target staging
+	[ "$status" -eq 0 ]
+}
+
+@test "--reconcile of a target looks only at its own tenants" {
+	write_targets "target staging" "cf_namespace_id $NS1" "tenants staging-*" \
+	    "target production" "cf_namespace_id $NS2" "tenants prod-*"
+	put_value staging-a openai_api_key sk-sa
+	put_value prod-x openai_api_key sk-px
+	run timeout 120 "$WFVAULT_SYNC" -c "$T/sync.conf" --reconcile
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"staging: reconcile: 1 tenants in the vault, 0 keys in KV: 1 rewritten, 0 stale"* ]]
+	[[ "$output" == *"production: reconcile: 1 tenants in the vault, 0 keys in KV: 1 rewritten, 0 stale"* ]]
+	[ "$(kv_field "$NS1" prod-x openai_api_key)" = null ]
+	[ "$(kv_field "$NS2" prod-x openai_api_key)" = sk-px ]
+}
+
+@test "a failing target does not hold the others back, in --once and in the service" {
+	write_targets "target broken" "cf_namespace_id ffffffffffffffffffffffffffffffff" \
+	    "target good" "cf_namespace_id $NS2"
+	put_value acme openai_api_key sk-1
+	run sync_once
+	# The broken one fails, naming the setting; the good one is done.
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"broken: KV is not up to date"*cf_namespace_id* ]]
+	[[ "$output" == *"good: up to date at seq 1 (1 written"* ]]
+	[ "$(kv_field "$NS2" acme openai_api_key)" = sk-1 ]
+	[ "$(acked_seq good)" = 1 ]
+	[ "$(acked_seq broken)" = 0 ]
+
+	# The service: a target whose token the API refuses waits and tries
+	# again while the other keeps pushing.
+	printf 'wrong-token\n' >"$T/bad-token"
+	chmod 0400 "$T/bad-token"
+	write_targets "target refused" "cf_namespace_id $NS1" \
+	    "cf_api_token_file $T/bad-token" \
+	    "target good" "cf_namespace_id $NS2"
+	bg "$WFVAULT_SYNC" -c "$T/sync.conf" 2>"$T/bg.log"
+	agent=$BG_PID
+	put_value acme openai_api_key sk-2
+	wait_kv "$NS2" acme openai_api_key sk-2
+	put_value acme openai_api_key sk-3
+	wait_kv "$NS2" acme openai_api_key sk-3
+	pid_alive "$agent"
+	[ "$(acked_seq refused)" = 0 ]
+	[ "$(kv_field "$NS1" acme openai_api_key)" = null ]
+	kill -TERM "$agent"
+	wait "$agent"
+	# Its start-up check already fails, naming the target and the setting.
+	grep -q "preflight of target 'refused' failed: .*cf_api_token_file.*trying again in" "$T/bg.log"
+	grep -q "target 'good': ok (user token active" "$T/bg.log"
+	! grep -q wrong-token "$T/bg.log"
+}
+
+@test "at the daily limit one target waits for 00:00 UTC while the other goes on" {
+	write_targets "target staging" "cf_namespace_id $NS1" \
+	    "target production" "cf_namespace_id $NS2"
+	put_value acme openai_api_key sk-1
+	# The first bulk write (staging's: targets go in file order) meets
+	# the free plan's daily limit.
+	h POST /__harness/faults '[{"route":"bulk_put","kind":"cf_error","status":429,"code":10048}]'
+	bg "$WFVAULT_SYNC" -c "$T/sync.conf" 2>"$T/bg.log"
+	agent=$BG_PID
+	wait_kv "$NS2" acme openai_api_key sk-1
+	wait_for_line "$T/bg.log" 600 "staging: KV is not up to date: .*daily limit.*waiting until 00:00 UTC"
+	put_value acme openai_api_key sk-2
+	wait_kv "$NS2" acme openai_api_key sk-2
+	pid_alive "$agent"
+	# staging sent its one write and waits, without retrying.
+	[ "$(stat_of bulk_put)" -eq 3 ]
+	[ "$(acked_seq staging)" = 0 ]
+	[ "$(kv_field "$NS1" acme openai_api_key)" = null ]
+	kill -TERM "$agent"
+	wait "$agent"
+}
+
+@test "a bulk write Cloudflare takes 40 s to apply succeeds without a retry" {
+	write_targets "cf_namespace_id $NS1"
+	put_value acme openai_api_key sk-slow
+	# The body is taken at once; the answer comes 40 s later, longer than
+	# the 30 s a stalled upload is given, shorter than request_timeout.
+	h POST /__harness/faults '[{"route":"bulk_put","kind":"slow_reply","delay_ms":40000}]'
+	run sync_once
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"up to date at seq 1 (1 written, 0 deleted, 1 requests)"* ]]
+	[[ "$output" != *retrying* ]]
+	[ "$(stat_of bulk_put)" -eq 1 ]
+	[ "$(h GET /__harness/requests | jq -r '[.requests[] | select(.route == "bulk_put") | .fault] | join(",")')" = slow_reply ]
+	[ "$(kv_field "$NS1" acme openai_api_key)" = sk-slow ]
+	[ "$(acked_seq default)" = 1 ]
+}
+
+@test "the targets share request_budget: a burst waits for it instead of failing" {
+	# Four bulk writes (one tenant each) under a budget of two requests
+	# in any 5 s, across two targets: at least the third has to wait.
+	write_targets "request_budget 2/5s" "batch_max_items 1" \
+	    "target staging" "cf_namespace_id $NS1" "tenants s-*" \
+	    "target production" "cf_namespace_id $NS2" "tenants p-*"
+	put_value s-1 openai_api_key v
+	put_value s-2 openai_api_key v
+	put_value p-1 openai_api_key v
+	put_value p-2 openai_api_key v
+	run sync_once
+	[ "$status" -eq 0 ]
+	[ "$(stat_of bulk_put)" -eq 4 ]
+	[ "$(h GET /__harness/stats | jq -r .total)" -eq 4 ]
+	[[ "$output" == *"request budget used up (request_budget 2 in 5 s): waiting"* ]]
+	[[ "$output" =~ "request budget: "[1-4]" of 4 API requests waited for it" ]]
+	[[ "$output" != *retrying* ]]
+	[ "$(acked_seq staging)" = 4 ]
+	[ "$(acked_seq production)" = 4 ]
+}
+
+@test "Cloudflare's Ratelimit header pauses every target until its reset" {
+	write_targets "batch_max_items 1" \
+	    "target staging" "cf_namespace_id $NS1" "tenants s-*" \
+	    "target production" "cf_namespace_id $NS2" "tenants p-*"
+	put_value s-1 openai_api_key v
+	put_value p-1 openai_api_key v
+	h POST /__harness/faults '[{"route":"bulk_put","kind":"ratelimit","reset":2}]'
+	run sync_once
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"rate limit is used up (Ratelimit: \"default\";r=0;t=2): no API request for 2 s"* ]]
+	# The other target's request waited for it rather than meet a 429.
+	[[ "$output" == *" s for Cloudflare's rate limit (its Ratelimit header)"* ]]
+	[[ "$output" =~ "request budget: 1 of 2 API requests waited for it" ]]
+	[ "$(stat_of bulk_put)" -eq 2 ]
+	[ "$(kv_field "$NS2" p-1 openai_api_key)" = v ]
+}
