@@ -281,7 +281,7 @@ static int
 kv_list_page(json_t *root, json_t *keys, json_t *kids, char **next,
     char *err, size_t errlen)
 {
-	json_t		*result, *e, *name, *ver, *cur, *kid;
+	json_t		*result, *e, *name, *meta, *ver, *mark, *cur, *kid;
 	size_t		 i;
 
 	*next = NULL;
@@ -299,8 +299,17 @@ kv_list_page(json_t *root, json_t *keys, json_t *kids, char **next,
 			    "string");
 			continue;
 		}
-		ver = json_object_get(json_object_get(e, "metadata"),
-		    "version");
+		/*
+		 * Only a version with the mark is ours: a key written
+		 * before the mark existed reads as null, so --reconcile
+		 * rewrites it (adding the mark) and nothing deletes it.
+		 */
+		meta = json_object_get(e, "metadata");
+		ver = json_object_get(meta, "version");
+		mark = json_object_get(meta, KV_MARK_NAME);
+		if (!json_is_integer(mark) ||
+		    json_integer_value(mark) != KV_MARK_VALUE)
+			ver = NULL;
 		if (json_object_set_new(keys, json_string_value(name),
 		    json_is_integer(ver) ?
 		    json_integer(json_integer_value(ver)) : json_null()) ==

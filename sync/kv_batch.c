@@ -145,8 +145,10 @@ kv_items_add_put(struct kv_items *kis, const char *key, json_t *config,
 	if ((value = json_dumps(config, JSON_COMPACT | JSON_SORT_KEYS)) ==
 	    NULL)
 		return -1;
-	item = json_pack("{s:s,s:s,s:{s:I}}", "key", key, "value", value,
-	    "metadata", "version", (json_int_t)version);
+	/* The mark says the key is ours: only marked keys are pruned. */
+	item = json_pack("{s:s,s:s,s:{s:I,s:i}}", "key", key, "value", value,
+	    "metadata", "version", (json_int_t)version, KV_MARK_NAME,
+	    KV_MARK_VALUE);
 	proto_wipe_free(value);
 	if (item == NULL)
 		return -1;

@@ -47,10 +47,26 @@ kv_printable(char *buf, size_t len, const char *s)
 		buf[i] = '\0';
 }
 
+/* Appends the integer codes of the objects in errs to env's list. */
+static void
+kv_envelope_codes(json_t *errs, struct kv_envelope *env)
+{
+	json_t	*e, *c;
+	size_t	 i;
+
+	json_array_foreach(errs, i, e) {
+		c = json_object_get(e, "code");
+		if (json_is_integer(c) && env->ke_ncodes < KV_CODES_MAX)
+			env->ke_codes[env->ke_ncodes++] =
+			    (long)json_integer_value(c);
+	}
+}
+
 void
 kv_envelope_parse(const char *body, size_t len, struct kv_envelope *env)
 {
-	json_t	*root, *v, *e;
+	json_t	*root, *v, *e, *errs;
+	size_t	 i;
 
 	memset(env, 0, sizeof(*env));
 	if (body == NULL || len == 0)
@@ -67,7 +83,15 @@ kv_envelope_parse(const char *body, size_t len, struct kv_envelope *env)
 		return;
 	env->ke_parsed = 1;
 	env->ke_success = json_is_true(v);
-	e = json_array_get(json_object_get(root, "errors"), 0);
+	/*
+	 * Every entry counts, and the error_chain under each: 6003 "Invalid
+	 * request headers" says what is wrong only in its chain (6111).
+	 */
+	errs = json_object_get(root, "errors");
+	kv_envelope_codes(errs, env);
+	json_array_foreach(errs, i, e)
+		kv_envelope_codes(json_object_get(e, "error_chain"), env);
+	e = json_array_get(errs, 0);
 	if (json_is_object(e)) {
 		v = json_object_get(e, "code");
 		if (json_is_integer(v))
@@ -136,8 +160,14 @@ kv_header_cb(char *data, size_t size, size_t nitems, void *arg)
 	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
 		kr->kr_has_retry_after = 0;
 		kr->kr_retry_after[0] = '\0';
+		kr->kr_challenge = 0;
 		kr->kr_has_ratelimit = 0;
 		kr->kr_ratelimit[0] = '\0';
+	} else if (n > 13 && strncasecmp(data, "cf-mitigated:", 13) == 0) {
+		for (i = 13; i < n && (data[i] == ' ' || data[i] == '\t'); i++)
+			;
+		kr->kr_challenge = n - i >= 9 &&
+		    strncasecmp(data + i, "challenge", 9) == 0;
 	} else if (n > 10 && strncasecmp(data, "ratelimit:", 10) == 0) {
 		for (i = 10; i < n && (data[i] == ' ' || data[i] == '\t'); i++)
 			;
@@ -409,6 +439,7 @@ kv_perform(struct kv_client *kc, const char *method, const char *url,
 		kr->kr_body[0] = '\0';
 	kr->kr_retry_after[0] = '\0';
 	kr->kr_has_retry_after = 0;
+	kr->kr_challenge = 0;
 	kr->kr_curl_error[0] = '\0';
 	kr->kr_ratelimit[0] = '\0';
 	kr->kr_has_ratelimit = 0;
@@ -502,6 +533,9 @@ kv_attempt(struct kv_client *kc, const char *method, const char *url,
 	o.ko_success = env->ke_success;
 	o.ko_error_code = env->ke_code;
 	o.ko_error_message = env->ke_message;
+	o.ko_codes = env->ke_codes;
+	o.ko_ncodes = env->ke_ncodes;
+	o.ko_challenge = kc->kc_reply.kr_challenge;
 	o.ko_retry_after = kc->kc_reply.kr_has_retry_after ?
 	    kc->kc_reply.kr_retry_after : NULL;
 	o.ko_now = time(NULL);
@@ -510,5 +544,7 @@ kv_attempt(struct kv_client *kc, const char *method, const char *url,
 	o.ko_attempt = attempt;
 	o.ko_max_attempts = kc->kc_max_attempts;
 	kv_retry_decide(&o, arc4random(), d);
+	if (d->kd_daily_limit)
+		kc->kc_daily_limit = 1;
 	return cc;
 }

@@ -98,6 +98,94 @@ kv_curl_text(const struct kv_outcome *o)
 	return curl_easy_strerror(o->ko_curl);
 }
 
+/* Whether the reply carries Cloudflare error code c anywhere. */
+static int
+kv_has_code(const struct kv_outcome *o, long c)
+{
+	size_t	i;
+
+	if (o->ko_ncodes == 0)
+		return o->ko_error_code == c;
+	for (i = 0; i < o->ko_ncodes; i++) {
+		if (o->ko_codes[i] == c)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Refusals told apart by Cloudflare's error codes, which say more than
+ * the status: a 429 can be the day's write limit, a 400 a token file
+ * that holds no token, a 403 a challenge page meant for browsers.
+ * Returns 1 with d filled (never retried), or 0 to go on by the status.
+ */
+static int
+kv_decide_codes(const struct kv_outcome *o, const char *detail,
+    struct kv_decision *d)
+{
+	long	st = o->ko_status;
+
+	if (st >= 200 && st <= 299 && o->ko_envelope && o->ko_success)
+		return 0;
+	if (st == 403 && o->ko_challenge) {
+		snprintf(d->kd_reason, sizeof(d->kd_reason), "Cloudflare "
+		    "answered with a challenge page (HTTP 403, cf-mitigated: "
+		    "challenge), meant for browsers: this is not a token "
+		    "problem; the requests come from an address or through a "
+		    "proxy that Cloudflare challenges, or cf_api_base is not "
+		    "the API (%s)", SYNC_DEFAULT_API_BASE);
+		return 1;
+	}
+	if (kv_has_code(o, 10048)) {
+		d->kd_daily_limit = 1;
+		snprintf(d->kd_reason, sizeof(d->kd_reason), "the daily limit "
+		    "of KV writes of the free plan is used up (%s): nothing "
+		    "more can be written until 00:00 UTC; the account in "
+		    "cf_account_id needs the Workers Paid plan to lift it",
+		    detail);
+		return 1;
+	}
+	if (kv_has_code(o, 6003) || kv_has_code(o, 6111)) {
+		snprintf(d->kd_reason, sizeof(d->kd_reason), "Cloudflare "
+		    "found the Authorization header malformed (%s): "
+		    "cf_api_token_file (or cf_api_token_credential) does not "
+		    "hold an API token alone (quotes around it? a Global API "
+		    "Key instead of a token?)", detail);
+		return 1;
+	}
+	if (kv_has_code(o, 9109) || kv_has_code(o, 10000) ||
+	    kv_has_code(o, 1000)) {
+		d->kd_auth = 1;
+		snprintf(d->kd_reason, sizeof(d->kd_reason), "the API token "
+		    "was refused (%s): check cf_api_token_file (or "
+		    "cf_api_token_credential): the token is invalid or "
+		    "expired, or lacks the \"Workers KV Storage Write\" "
+		    "permission on the account in cf_account_id", detail);
+		return 1;
+	}
+	if (kv_has_code(o, 7003) || kv_has_code(o, 7000)) {
+		snprintf(d->kd_reason, sizeof(d->kd_reason), "Cloudflare has "
+		    "no such account or namespace (%s): check cf_account_id "
+		    "and cf_namespace_id (32 hex characters each, as the "
+		    "dashboard shows them)", detail);
+		return 1;
+	}
+	if (kv_has_code(o, 10013)) {
+		snprintf(d->kd_reason, sizeof(d->kd_reason), "the KV "
+		    "namespace was not found (%s): check cf_namespace_id (a "
+		    "namespace of the account in cf_account_id)", detail);
+		return 1;
+	}
+	if (kv_has_code(o, 10009)) {
+		d->kd_not_found = 1;
+		snprintf(d->kd_reason, sizeof(d->kd_reason), "the key was not "
+		    "found (%s): check cf_namespace_id and kv_key_prefix",
+		    detail);
+		return 1;
+	}
+	return 0;
+}
+
 void
 kv_retry_decide(const struct kv_outcome *o, uint32_t rnd,
     struct kv_decision *d)
@@ -113,6 +201,8 @@ kv_retry_decide(const struct kv_outcome *o, uint32_t rnd,
 	kv_detail(o, detail, sizeof(detail));
 	have_ra = kv_retry_after_ms(o->ko_retry_after, o->ko_now, &ra) == 0;
 
+	if (o->ko_curl == CURLE_OK && kv_decide_codes(o, detail, d))
+		return;
 	if (o->ko_curl != CURLE_OK) {
 		switch (o->ko_curl) {
 		case CURLE_PEER_FAILED_VERIFICATION:

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -41,9 +42,10 @@ static void
 usage(int status)
 {
 	fprintf(status == 0 ? stdout : stderr,
-	    "usage: wfvault-sync -c FILE [-n] [-d] [--target NAME] [--once] "
-	    "[--dry-run]\n"
-	    "                    [--reconcile [--prune]]\n"
+	    "usage: wfvault-sync -c FILE [-n] [-d] [--target NAME] [--check] "
+	    "[--once]\n"
+	    "                    [--dry-run] [--reconcile [--prune "
+	    "[--force]]]\n"
 	    "       wfvault-sync --gen-seal-key FILE\n"
 	    "       wfvault-sync -h | --help | --version\n"
 	    "  -c FILE       configuration file\n"
@@ -52,13 +54,17 @@ usage(int status)
 	    "  -d            log debug messages\n"
 	    "  --target NAME only this target of the configuration (default: "
 	    "all)\n"
+	    "  --check       prove token, account, namespace and write "
+	    "access with API requests\n"
 	    "  --once        push everything pending, then exit (0: KV is "
 	    "up to date)\n"
 	    "  --dry-run     print what would be written or deleted; change "
 	    "nothing\n"
 	    "  --reconcile   compare KV with the vault and repair drift\n"
 	    "  --prune       with --reconcile: delete KV keys the vault does "
-	    "not have\n"
+	    "not have (only keys wfvault wrote)\n"
+	    "  --force       with --prune: delete more than prune_max_share "
+	    "of them\n"
 	    "  --gen-seal-key FILE  write a new key for sealed values to FILE "
 	    "(mode 0400)\n"
 	    "  -h, --help    show this help\n"
@@ -111,6 +117,8 @@ struct sync_runner {
 	int64_t			 ru_retry_at;	/* CLOCK_MONOTONIC ms */
 	uint64_t		 ru_backoff;	/* ms */
 	int			 ru_skipped_said;
+	int			 ru_checked;	/* its preflight passed */
+	char			*ru_setup_err;	/* --check: no client, why */
 };
 
 struct sync_runners {
@@ -237,14 +245,17 @@ run_once(struct sync_ctx *ctx, struct sync_runners *rs)
 			log_warnx("%s%s", pfx, err);
 			continue;
 		}
+		/* A failure names its target, even when it is the only one. */
 		if (rc == SYNC_E_STOP) {
-			log_warnx("%s%s: interrupted", pfx, ctx->sx_dry_run ?
-			    "dry run failed" : "KV is not up to date");
+			log_warnx("%s: %s: interrupted", ru->ru_target->st_name,
+			    ctx->sx_dry_run ? "dry run failed" :
+			    "KV is not up to date");
 			return 1;
 		}
 		if (rc != 0) {
-			log_warnx("%s%s: %s", pfx, ctx->sx_dry_run ?
-			    "dry run failed" : "KV is not up to date", err);
+			log_warnx("%s: %s: %s", ru->ru_target->st_name,
+			    ctx->sx_dry_run ? "dry run failed" :
+			    "KV is not up to date", err);
 			if (worst != SYNC_E_DAEMON)
 				worst = rc;
 			continue;
@@ -289,11 +300,13 @@ run_reconcile(struct sync_ctx *ctx, struct sync_runners *rs)
 			continue;
 		}
 		if (rc == SYNC_E_STOP) {
-			log_warnx("%sreconcile failed: interrupted", pfx);
+			log_warnx("%s: reconcile failed: interrupted",
+			    ru->ru_target->st_name);
 			return 1;
 		}
 		if (rc != 0) {
-			log_warnx("%sreconcile failed: %s", pfx, err);
+			log_warnx("%s: reconcile failed: %s",
+			    ru->ru_target->st_name, err);
 			if (worst != SYNC_E_DAEMON)
 				worst = rc;
 			continue;
@@ -314,6 +327,38 @@ run_reconcile(struct sync_ctx *ctx, struct sync_runners *rs)
 			    "--prune to delete them\n", pfx);
 	}
 	return exit_code(worst);
+}
+
+/*
+ * --check: the preflight of every target, each with its own client and
+ * token, one line each on stdout.  Returns 0 when all passed.
+ */
+static int
+run_check_all(struct sync_ctx *ctx, struct sync_runners *rs)
+{
+	struct sync_runner	*ru;
+	char			 msg[1024];
+	size_t			 i;
+	int			 rc, failed = 0;
+
+	for (i = 0; i < rs->rs_n && !sync_stopped(); i++) {
+		ru = &rs->rs_v[i];
+		if (ru->ru_setup_err != NULL) {
+			snprintf(msg, sizeof(msg), "%s", ru->ru_setup_err);
+			rc = KV_E_FAIL;
+		} else
+			rc = sync_preflight_target(ctx->sx_conf, ru->ru_target,
+			    &ru->ru_kv, msg, sizeof(msg));
+		if (rc == KV_E_STOP)
+			snprintf(msg, sizeof(msg), "interrupted");
+		if (rc == 0)
+			printf("%s: %s\n", ru->ru_target->st_name, msg);
+		else {
+			printf("%s: FAILED: %s\n", ru->ru_target->st_name, msg);
+			failed = 1;
+		}
+	}
+	return failed || sync_stopped() ? 1 : 0;
 }
 
 /* Opens the watching connection: notifications for changes past since. */
@@ -379,10 +424,66 @@ runners_due_in(const struct sync_runners *rs, int64_t now)
 }
 
 /*
- * One round of the service: a pass for every target that is due.  A
- * target that fails is logged and waits (doubling up to
- * SYNC_TARGET_RETRY_MAX_MS) while the others go on.  Returns 0,
- * SYNC_E_STOP, or SYNC_E_DAEMON (err filled).
+ * A target's preflight or pass failed (what says which, err why): it
+ * waits while the others go on, doubling up to SYNC_TARGET_RETRY_MAX_MS;
+ * at the free plan's daily limit until 00:00 UTC, as trying before then
+ * would only be refused again.
+ */
+static void
+runner_failed(struct sync_runner *ru, const char *what, const char *err)
+{
+	uint64_t	wait;
+
+	if (ru->ru_kv.kc_daily_limit) {
+		ru->ru_kv.kc_daily_limit = 0;
+		wait = sync_ms_to_utc_midnight(time(NULL));
+		ru->ru_retry_at = util_now_ms() + (int64_t)wait;
+		ru->ru_failing = 1;
+		log_warnx("%s: %s; waiting until 00:00 UTC (%llu min)", what,
+		    err, (unsigned long long)(wait / 60000));
+		return;
+	}
+	ru->ru_backoff = ru->ru_backoff == 0 ? SYNC_TARGET_RETRY_MIN_MS :
+	    ru->ru_backoff * 2;
+	if (ru->ru_backoff > SYNC_TARGET_RETRY_MAX_MS)
+		ru->ru_backoff = SYNC_TARGET_RETRY_MAX_MS;
+	ru->ru_retry_at = util_now_ms() + (int64_t)ru->ru_backoff;
+	ru->ru_failing = 1;
+	log_warnx("%s: %s; trying again in %llu s", what, err,
+	    (unsigned long long)ru->ru_backoff / 1000);
+}
+
+/*
+ * A target's setup proven before its first write (at start-up, and again
+ * after each failure until it passes).  Returns 0, SYNC_E_STOP, or
+ * SYNC_E_FAIL after runner_failed().
+ */
+static int
+runner_preflight(struct sync_ctx *ctx, struct sync_runner *ru)
+{
+	char	msg[1024], what[SYNC_TARGET_NAME_MAX + 32];
+	int	rc;
+
+	rc = sync_preflight_target(ctx->sx_conf, ru->ru_target, &ru->ru_kv,
+	    msg, sizeof(msg));
+	if (rc == KV_E_STOP)
+		return SYNC_E_STOP;
+	if (rc != 0) {
+		snprintf(what, sizeof(what), "preflight of target '%s' failed",
+		    ru->ru_target->st_name);
+		runner_failed(ru, what, msg);
+		return SYNC_E_FAIL;
+	}
+	log_info("target '%s': %s", ru->ru_target->st_name, msg);
+	ru->ru_checked = 1;
+	return 0;
+}
+
+/*
+ * One round of the service: a pass for every target that is due, after
+ * its preflight has passed.  A target that fails is logged and waits
+ * (runner_failed) while the others go on.  Returns 0, SYNC_E_STOP, or
+ * SYNC_E_DAEMON (err filled).
  */
 static int
 run_round(struct sync_ctx *ctx, struct sync_runners *rs, char *err,
@@ -391,6 +492,7 @@ run_round(struct sync_ctx *ctx, struct sync_runners *rs, char *err,
 	struct sync_report	 rep;
 	struct sync_runner	*ru;
 	char			 pb[SYNC_TARGET_NAME_MAX + 4];
+	char			 what[SYNC_TARGET_NAME_MAX + 32];
 	const char		*pfx;
 	int64_t			 now;
 	size_t			 i;
@@ -402,6 +504,11 @@ run_round(struct sync_ctx *ctx, struct sync_runners *rs, char *err,
 		if (!ru->ru_need || ru->ru_retry_at > now)
 			continue;
 		pfx = target_prefix(rs, ru, pb, sizeof(pb));
+		if (!ru->ru_checked && (rc = runner_preflight(ctx, ru)) != 0) {
+			if (rc == SYNC_E_STOP)
+				return rc;
+			continue;
+		}
 		rc = target_pass(ctx, rs, ru, 0, &rep, err, errlen);
 		if (rc == SYNC_E_STOP || rc == SYNC_E_DAEMON)
 			return rc;
@@ -413,16 +520,9 @@ run_round(struct sync_ctx *ctx, struct sync_runners *rs, char *err,
 			continue;
 		}
 		if (rc != 0) {
-			ru->ru_backoff = ru->ru_backoff == 0 ?
-			    SYNC_TARGET_RETRY_MIN_MS : ru->ru_backoff * 2;
-			if (ru->ru_backoff > SYNC_TARGET_RETRY_MAX_MS)
-				ru->ru_backoff = SYNC_TARGET_RETRY_MAX_MS;
-			ru->ru_retry_at = util_now_ms() +
-			    (int64_t)ru->ru_backoff;
-			ru->ru_failing = 1;
-			log_warnx("%sKV is not up to date: %s; trying again in "
-			    "%llu s", pfx, err,
-			    (unsigned long long)ru->ru_backoff / 1000);
+			snprintf(what, sizeof(what), "%s: KV is not up to date",
+			    ru->ru_target->st_name);
+			runner_failed(ru, what, err);
 			continue;
 		}
 		if (ru->ru_failing)
@@ -587,13 +687,15 @@ main(int argc, char *argv[])
 {
 	enum {
 		OPT_ONCE = 256, OPT_DRY_RUN, OPT_RECONCILE, OPT_PRUNE,
-		OPT_VERSION, OPT_TARGET, OPT_GEN_SEAL_KEY
+		OPT_VERSION, OPT_TARGET, OPT_CHECK, OPT_FORCE, OPT_GEN_SEAL_KEY
 	};
 	static const struct option longopts[] = {
 		{ "once", no_argument, NULL, OPT_ONCE },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "reconcile", no_argument, NULL, OPT_RECONCILE },
 		{ "prune", no_argument, NULL, OPT_PRUNE },
+		{ "force", no_argument, NULL, OPT_FORCE },
+		{ "check", no_argument, NULL, OPT_CHECK },
 		{ "target", required_argument, NULL, OPT_TARGET },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -612,6 +714,7 @@ main(int argc, char *argv[])
 	size_t			 i;
 	int			 ch, check = 0, debug = 0, once = 0;
 	int			 dry_run = 0, reconcile = 0, prune = 0, rc;
+	int			 preflight = 0, force = 0;
 
 	while ((ch = getopt_long(argc, argv, "c:dnh", longopts, NULL)) !=
 	    -1) {
@@ -636,6 +739,12 @@ main(int argc, char *argv[])
 			break;
 		case OPT_PRUNE:
 			prune = 1;
+			break;
+		case OPT_FORCE:
+			force = 1;
+			break;
+		case OPT_CHECK:
+			preflight = 1;
 			break;
 		case OPT_TARGET:
 			only = optarg;
@@ -667,6 +776,11 @@ main(int argc, char *argv[])
 		    "it takes no --once, --dry-run, --reconcile or --prune");
 	if (prune && !reconcile)
 		usage_error("--prune works only with --reconcile");
+	if (force && !prune)
+		usage_error("--force works only with --reconcile --prune");
+	if (preflight && (check || once || dry_run || reconcile))
+		usage_error("--check only proves the setup; it takes no -n, "
+		    "--once, --dry-run or --reconcile");
 	if (once && reconcile)
 		usage_error("--reconcile is a single pass already and does not "
 		    "push the change feed; run --once and --reconcile apart");
@@ -702,24 +816,33 @@ main(int argc, char *argv[])
 		sync_conf_release(&conf);
 		return 1;
 	}
-	/* Every token and seal key is checked before anything is sent. */
+	/*
+	 * Every token and seal key is checked before anything is sent;
+	 * --check reports a target that fails here on its line instead.
+	 */
 	rc = EXIT_USAGE;
 	for (i = 0; i < conf.sc_ntargets; i++) {
 		st = &conf.sc_targets[i];
 		if (only != NULL && strcmp(st->st_name, only) != 0)
 			continue;
 		if (sync_token_load(st, &tokens[rs.rs_n], err,
-		    sizeof(err)) == -1) {
-			if (conf.sc_ntargets > 1)
+		    sizeof(err)) == -1 ||
+		    sync_seal_target_load(st, err, sizeof(err)) == -1) {
+			if (preflight) {
+				rs.rs_v[rs.rs_n].ru_target = st;
+				if ((rs.rs_v[rs.rs_n++].ru_setup_err =
+				    strdup(err)) == NULL) {
+					log_warn("%s", __func__);
+					goto out_tokens;
+				}
+				continue;
+			}
+			/* A seal key's error names its target already. */
+			if (conf.sc_ntargets > 1 &&
+			    strncmp(err, "target ", 7) != 0)
 				log_warnx("target '%s': %s", st->st_name, err);
 			else
 				log_warnx("%s", err);
-			goto out_tokens;
-		}
-		if (sync_seal_target_load(st, err, sizeof(err)) == -1) {
-			log_warnx("%s", err);
-			sync_token_free(tokens[rs.rs_n]);
-			tokens[rs.rs_n] = NULL;
 			goto out_tokens;
 		}
 		rs.rs_v[rs.rs_n++].ru_target = st;
@@ -742,8 +865,13 @@ main(int argc, char *argv[])
 	/* From here each token lives only in its (wiped) request headers. */
 	for (i = 0; i < rs.rs_n; i++) {
 		ru = &rs.rs_v[i];
+		if (ru->ru_setup_err != NULL)
+			continue;
 		if (kv_client_init(&ru->ru_kv, &conf, ru->ru_target, tokens[i],
 		    err, sizeof(err)) == -1) {
+			if (preflight &&
+			    (ru->ru_setup_err = strdup(err)) != NULL)
+				continue;
 			log_warnx("target '%s': %s", ru->ru_target->st_name,
 			    err);
 			goto out_kv;
@@ -760,7 +888,7 @@ main(int argc, char *argv[])
 		 * many attempts and waits, so the others go on meanwhile.
 		 */
 		ru->ru_kv.kc_max_attempts = once || dry_run || reconcile ||
-		    rs.rs_n > 1 ? KV_ONCE_ATTEMPTS : 0;
+		    preflight || rs.rs_n > 1 ? KV_ONCE_ATTEMPTS : 0;
 	}
 
 	memset(&ctx, 0, sizeof(ctx));
@@ -768,9 +896,12 @@ main(int argc, char *argv[])
 	ctx.sx_conn = (struct proto_client)PROTO_CLIENT_INIT;
 	ctx.sx_dry_run = dry_run;
 	ctx.sx_prune = prune;
+	ctx.sx_force = force;
 	ctx.sx_out = stdout;
 
-	if (reconcile)
+	if (preflight)
+		rc = run_check_all(&ctx, &rs);
+	else if (reconcile)
 		rc = run_reconcile(&ctx, &rs);
 	else if (once || dry_run)
 		rc = run_once(&ctx, &rs);
@@ -795,6 +926,8 @@ out_tokens:
 	for (i = 0; i < SYNC_TARGETS_MAX; i++)
 		if (tokens[i] != NULL)
 			sync_token_free(tokens[i]);
+	for (i = 0; i < rs.rs_n; i++)
+		free(rs.rs_v[i].ru_setup_err);
 	kv_budget_release(&budget);
 	free(rs.rs_v);
 	sync_conf_release(&conf);

@@ -97,6 +97,7 @@ struct sync_conf {
 	char		*sc_api_base;	/* no trailing '/' */
 	char		*sc_ca_file;
 	int		 sc_api_plain_http;	/* http:// to a loopback host */
+	unsigned	 sc_prune_max_share;	/* percent of marked keys */
 	uint64_t	 sc_budget_requests;	/* request_budget N/... */
 	uint64_t	 sc_budget_window;	/* .../WINDOW, seconds */
 	struct sync_target *sc_targets;	/* in the order of the file */
@@ -113,6 +114,7 @@ struct sync_conf {
 #define SYNC_DEFAULT_REQUEST_TIMEOUT	150
 #define SYNC_DEFAULT_SETTLE_TIME	130
 #define SYNC_SETTLE_TIME_MAX		3600
+#define SYNC_DEFAULT_PRUNE_MAX_SHARE	10	/* percent */
 /* Half of Cloudflare's 1,200 requests per 5 minutes per user. */
 #define SYNC_DEFAULT_BUDGET_REQUESTS	600
 #define SYNC_DEFAULT_BUDGET_WINDOW	300
@@ -178,6 +180,10 @@ struct kv_outcome {
 	int		 ko_success;	/* its "success" */
 	long		 ko_error_code;	/* errors[0].code, 0 when none */
 	const char	*ko_error_message; /* errors[0].message, or NULL */
+	/* Every errors[].code and error_chain code (ko_error_code if none). */
+	const long	*ko_codes;
+	size_t		 ko_ncodes;
+	int		 ko_challenge;	/* cf-mitigated: challenge */
 	const char	*ko_retry_after; /* the header's value, or NULL */
 	time_t		 ko_now;	/* to resolve an HTTP-date */
 	size_t		 ko_unsuccessful; /* unsuccessful_keys of a bulk */
@@ -204,12 +210,19 @@ struct kv_decision {
 	int		 kd_uncertain;
 	/* Too slow for its size (a 524, a timeout): send smaller batches. */
 	int		 kd_slow;
-	char		 kd_reason[512];
+	/* Cloudflare error classes (kd_reason names the setting). */
+	int		 kd_auth;	/* 1000, 9109, 10000: the token */
+	int		 kd_daily_limit; /* 10048: no writes until 00:00 UTC */
+	int		 kd_not_found;	/* 10009: no such key */
+	char		 kd_reason[768];
 };
 
 /*
  * The one place that decides what to do after an attempt.  rnd is a
- * random number for the jitter of the exponential backoff.
+ * random number for the jitter of the exponential backoff.  A refusal
+ * is classified by Cloudflare's error codes first (any of ko_codes), the
+ * HTTP status only after: a 429 with 10048 is the daily write limit of
+ * the free plan, not a rate limit to retry.
  */
 void		kv_retry_decide(const struct kv_outcome *, uint32_t rnd,
 		    struct kv_decision *);
@@ -274,10 +287,18 @@ struct kv_items {
 #define KV_ITEMS_INIT { NULL, 0, 0, 0 }
 
 /*
+ * The ownership mark in the metadata of every value the agent writes:
+ * --reconcile --prune and the full pass delete only keys carrying it.
+ */
+#define KV_MARK_NAME	"wfvault"
+#define KV_MARK_VALUE	1
+
+/*
  * A write: key, the config (an object) as compact JSON with sorted keys,
- * metadata {"version": N}.  kid: config is a sealed value's envelope
- * (seal_config) and kid its key id, noted in the metadata as "kid"; NULL
- * for an unsealed value.  A delete: the key as a JSON string.  Both copy
+ * metadata {"version": N, "wfvault": 1}.  kid: config is a sealed
+ * value's envelope (seal_config) and kid its key id, noted in the
+ * metadata as "kid"; NULL for an unsealed value.  A delete: the key as
+ * a JSON string.  Both copy
  * what they need.  Return 0 or -1 (out of memory).
  */
 int	kv_items_add_put(struct kv_items *, const char *key, json_t *config,
@@ -329,6 +350,8 @@ int	kv_ratelimit_parse(const char *value, uint64_t *wait_ms);
 
 /* kv_http.c */
 
+#define KV_CODES_MAX	16	/* error codes of one reply we look at */
+
 /* A parsed reply body. */
 struct kv_envelope {
 	json_t		*ke_root;	/* new reference or NULL */
@@ -336,8 +359,11 @@ struct kv_envelope {
 	int		 ke_success;
 	long		 ke_code;	/* errors[0].code */
 	char		 ke_message[256]; /* errors[0].message, printable */
+	/* Every errors[].code, then their error_chain codes, in order. */
+	long		 ke_codes[KV_CODES_MAX];
+	size_t		 ke_ncodes;
 };
-#define KV_ENVELOPE_INIT { NULL, 0, 0, 0, "" }
+#define KV_ENVELOPE_INIT { NULL, 0, 0, 0, "", { 0 }, 0 }
 
 /* Never fails: a body that is not an envelope leaves ke_parsed 0. */
 void	kv_envelope_parse(const char *body, size_t len, struct kv_envelope *);
@@ -356,6 +382,7 @@ struct kv_reply {
 	size_t		 kr_cap;
 	char		 kr_retry_after[64];
 	int		 kr_has_retry_after;
+	int		 kr_challenge;	/* cf-mitigated: challenge */
 	char		 kr_ratelimit[128];	/* the Ratelimit header */
 	int		 kr_has_ratelimit;
 	char		 kr_curl_error[CURL_ERROR_SIZE];
@@ -382,6 +409,8 @@ struct kv_client {
 	struct kv_limit		 kc_limit;	/* items per bulk request */
 	/* CLOCK_MONOTONIC ms when the last request of unknown fate ended. */
 	int64_t			 kc_uncertain_ms;
+	/* Set when a reply said 10048: the day's free-plan writes are used. */
+	int			 kc_daily_limit;
 	struct kv_reply		 kc_reply;
 	/* Waits ms; -1 when the agent is told to stop.  NULL: nanosleep. */
 	int			(*kc_sleep)(uint64_t ms);
@@ -461,7 +490,8 @@ int	kv_fate_note(json_t *fates, const char *key, json_int_t wrote,
 	    int uncertain);
 /*
  * Lists every key under prefix (NULL: all) into keys: name -> the
- * metadata's version as an integer, or null; and, unless kids is NULL,
+ * metadata's version as an integer when the metadata carries the
+ * ownership mark (KV_MARK_NAME), else null; and, unless kids is NULL,
  * into kids: name -> the metadata's "kid" (a sealed value's key id).
  * Follows the cursor, past empty pages too, and fails when a page hands
  * back a cursor seen before or the pages outnumber what the keys they
@@ -480,6 +510,7 @@ struct sync_ctx {
 	int			 sx_connected_once;
 	int			 sx_dry_run;
 	int			 sx_prune;
+	int			 sx_force;	/* --force: prune past the share */
 	FILE			*sx_out;	/* dry-run and report lines */
 	/*
 	 * The KV keys written in requests of unknown fate (kv_fate_note):
@@ -547,7 +578,7 @@ int	sync_fetch(struct sync_ctx *, const char *tenant, json_t **fields,
  * Pushes everything the feed holds past the target's acknowledged seq,
  * then acknowledges it (not in dry-run).  When the daemon has trimmed
  * the feed past that seq, first a full pass: every live tenant's config
- * is written, and KV keys the vault wrote (a version in their metadata)
+ * is written, and KV keys the vault wrote (the ownership mark)
  * whose tenant is gone are deleted; then the feed's last seq at its
  * start is acknowledged.  Returns 0 or SYNC_E_*.
  */
@@ -578,6 +609,45 @@ int	sync_add_delete(struct sync_ctx *, struct kv_items *dels,
  */
 int	sync_settle(struct sync_ctx *, struct sync_report *, char *err,
 	    size_t errlen);
+
+/* sync_check.c */
+
+/* The key the write check deletes: '.' cannot start a tenant id. */
+#define SYNC_PREFLIGHT_KEY	".wfvault-preflight"
+/*
+ * Proves one KV target's setup with real requests before any write: the
+ * token is valid (GET /user/tokens/verify, then for an account-owned
+ * token /accounts/{account}/tokens/verify), the namespace exists in the
+ * account, and the token may write there (a bulk delete of prefix +
+ * SYNC_PREFLIGHT_KEY, which no tenant key can be; deleting a missing key
+ * changes nothing).  kc is the target's client (its kc_ns_url names the
+ * namespace); prefix may be NULL.  Returns 0 with what was proven in msg,
+ * KV_E_FAIL with the failure naming the one setting to fix, or KV_E_STOP.
+ */
+int	sync_preflight(struct kv_client *kc, const char *api_base,
+	    const char *account_id, const char *namespace_id,
+	    const char *prefix, char *msg, size_t msglen);
+/*
+ * A worker_secrets target's preflight: the token as above, and the
+ * script's secrets can be listed (GET /accounts/{account}/workers/
+ * scripts/{script}/secrets); writing is not tried, as no secret may be
+ * written for the sake of a check.  Returns as sync_preflight.
+ */
+int	sync_preflight_secrets(struct kv_client *kc, const char *api_base,
+	    const char *account_id, const char *script, char *msg,
+	    size_t msglen);
+/* The preflight st's kind needs, with st's client kc. */
+int	sync_preflight_target(const struct sync_conf *,
+	    const struct sync_target *st, struct kv_client *kc, char *msg,
+	    size_t msglen);
+/*
+ * Whether --prune may delete stale of the marked keys without --force:
+ * at most share_pct percent of them (rounded down, but at least one key
+ * when share_pct > 0).
+ */
+int	sync_prune_allowed(size_t marked, size_t stale, unsigned share_pct);
+/* Milliseconds from now until the next 00:00 UTC (at least 1 s). */
+uint64_t sync_ms_to_utc_midnight(time_t now);
 
 /* sync_repair.c */
 

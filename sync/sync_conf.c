@@ -67,6 +67,8 @@ static int	sync_conf_request_timeout(void *, const char *, char *,
 static int	sync_conf_settle_time(void *, const char *, char *, size_t);
 static int	sync_file_check(const struct stat *, const char *,
 		    const char *, int, char *, size_t);
+static int	sync_conf_prune_max_share(void *, const char *, char *,
+		    size_t);
 
 /*
  * Per-target keys may come once per block, so they are not CONF_ONCE:
@@ -98,6 +100,8 @@ static const struct conf_keyword sync_keywords[] = {
 	{ "request_timeout", CONF_CUSTOM, 0, 0, 0, 0,
 	    sync_conf_request_timeout },
 	{ "settle_time", CONF_CUSTOM, 0, 0, 0, 0, sync_conf_settle_time },
+	{ "prune_max_share", CONF_CUSTOM, 0, 0, 0, CONF_ONCE,
+	    sync_conf_prune_max_share },
 	{ NULL, 0, 0, 0, 0, 0, NULL }
 };
 
@@ -715,12 +719,36 @@ sync_conf_settle_time(void *obj, const char *value, char *err,
 	    &st->st_settle_time, err, errlen);
 }
 
+/* A percentage, 0-100, with or without '%'. */
+static int
+sync_conf_prune_max_share(void *obj, const char *value, char *err,
+    size_t errlen)
+{
+	struct sync_conf	*sc = obj;
+	unsigned		 n = 0;
+	size_t			 i;
+
+	if (sync_conf_global(sc, "prune_max_share", err, errlen) == -1)
+		return -1;
+	for (i = 0; value[i] >= '0' && value[i] <= '9' && n <= 100; i++)
+		n = n * 10 + (unsigned)(value[i] - '0');
+	if (i == 0 || n > 100 || (value[i] != '\0' &&
+	    strcmp(value + i, "%") != 0)) {
+		snprintf(err, errlen, "must be a percentage from 0%% to 100%% "
+		    "(of the keys wfvault wrote)");
+		return -1;
+	}
+	sc->sc_prune_max_share = n;
+	return 0;
+}
+
 void
 sync_conf_init(struct sync_conf *sc)
 {
 	memset(sc, 0, sizeof(*sc));
 	sc->sc_budget_requests = SYNC_DEFAULT_BUDGET_REQUESTS;
 	sc->sc_budget_window = SYNC_DEFAULT_BUDGET_WINDOW;
+	sc->sc_prune_max_share = SYNC_DEFAULT_PRUNE_MAX_SHARE;
 	sc->sc_defaults.st_kind = SYNC_KIND_KV;
 	sc->sc_defaults.st_batch_max_items = SYNC_DEFAULT_BATCH_ITEMS;
 	sc->sc_defaults.st_batch_max_bytes = SYNC_DEFAULT_BATCH_BYTES;

@@ -99,6 +99,65 @@ bad:
 	return SYNC_E_FAIL;
 }
 
+/*
+ * A key this target wrote: the key of a tenant it pushes, under its
+ * prefix, whose metadata carries the ownership mark (kv_list_keys gives
+ * its version then).  Another target sharing the namespace and prefix
+ * with other tenants keeps its keys.
+ */
+static int
+sync_key_ours(const struct sync_target *st, const char *prefix, size_t plen,
+    const char *key, json_t *v)
+{
+	return strncmp(key, prefix, plen) == 0 &&
+	    proto_tenant_valid(key + plen, NULL, 0) == 0 &&
+	    json_is_integer(v) && sync_target_wants(st, key + plen);
+}
+
+/*
+ * --prune without --force: refuses (printing each key it would delete)
+ * when the marked keys of tenants the vault lacks are more than
+ * prune_max_share of all marked keys under the prefix.  That many going
+ * at once is more likely a wrong socket or a restored vault than real
+ * deletions.  Returns 0 or SYNC_E_FAIL.
+ */
+static int
+sync_prune_check(struct sync_ctx *ctx, json_t *kvkeys, json_t *vault,
+    char *err, size_t errlen)
+{
+	const struct sync_conf	*sc = ctx->sx_conf;
+	const struct sync_target *st = ctx->sx_target;
+	const char		*prefix, *key;
+	json_t			*v;
+	size_t			 plen, marked = 0, stale = 0;
+
+	prefix = st->st_key_prefix != NULL ? st->st_key_prefix : "";
+	plen = strlen(prefix);
+	json_object_foreach(kvkeys, key, v) {
+		if (!sync_key_ours(st, prefix, plen, key, v))
+			continue;
+		marked++;
+		if (json_object_get(vault, key + plen) == NULL)
+			stale++;
+	}
+	if (sync_prune_allowed(marked, stale, sc->sc_prune_max_share))
+		return 0;
+	json_object_foreach(kvkeys, key, v) {
+		if (!sync_key_ours(st, prefix, plen, key, v) ||
+		    json_object_get(vault, key + plen) != NULL)
+			continue;
+		fputs("would delete ", ctx->sx_out);
+		sync_print_key(ctx->sx_out, key);
+		fputc('\n', ctx->sx_out);
+	}
+	snprintf(err, errlen, "refusing to delete %zu of the %zu keys "
+	    "wfvault wrote (more than prune_max_share, %u%%); nothing was "
+	    "changed: check that socket names the right vault, then run "
+	    "again with --force to delete them", stale, marked,
+	    sc->sc_prune_max_share);
+	return SYNC_E_FAIL;
+}
+
 int
 sync_engine_reconcile(struct sync_ctx *ctx, struct sync_report *rep,
     char *err, size_t errlen)
@@ -117,7 +176,8 @@ sync_engine_reconcile(struct sync_ctx *ctx, struct sync_report *rep,
  * Lists KV and the vault, writes what is missing or at another version
  * in KV, and deals with keys of tenants the vault does not have: reported
  * (deleted with --prune) in a reconcile, deleted in a resync when the
- * vault wrote them (a version in their metadata), left alone otherwise.
+ * vault wrote them (the ownership mark in their metadata), left alone
+ * otherwise.
  */
 int
 sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
@@ -159,6 +219,10 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 		goto done;
 	rep->sr_kv_keys = json_object_size(kvkeys);
 	rep->sr_vault_tenants = json_object_size(vault);
+	/* A mass delete is refused before anything is written. */
+	if (mode == SYNC_REPAIR_RECONCILE && ctx->sx_prune && !ctx->sx_force &&
+	    (rc = sync_prune_check(ctx, kvkeys, vault, err, errlen)) != 0)
+		goto done;
 
 	/*
 	 * Missing, at another version or sealed under another key (or sealed
@@ -212,9 +276,7 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 			 * Only what the vault wrote: a tenant's key with its
 			 * version.  Anything else is not ours to delete.
 			 */
-			if (strncmp(key, prefix, plen) != 0 ||
-			    proto_tenant_valid(key + plen, NULL, 0) == -1 ||
-			    !json_is_integer(v))
+			if (!sync_key_ours(st, prefix, plen, key, v))
 				continue;
 			log_debug("%s: %s: tenant gone from the vault",
 			    __func__, key);
@@ -226,6 +288,18 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 		rep->sr_stale++;
 		fputs("stale ", ctx->sx_out);
 		sync_print_key(ctx->sx_out, key);
+		if (!sync_key_ours(st, prefix, plen, key, v)) {
+			/* Not this target's to delete, ever. */
+			if (strncmp(key, prefix, plen) == 0 &&
+			    proto_tenant_valid(key + plen, NULL, 0) == 0 &&
+			    !sync_target_wants(st, key + plen))
+				fputs(" (a tenant outside this target's "
+				    "tenants, kept)\n", ctx->sx_out);
+			else
+				fputs(" (not in the vault; not written by "
+				    "wfvault, kept)\n", ctx->sx_out);
+			continue;
+		}
 		fputs(" (not in the vault)\n", ctx->sx_out);
 		if (ctx->sx_prune && (rc = sync_add_delete(ctx, &dels, key,
 		    rep, err, errlen)) != 0)

@@ -332,10 +332,11 @@ load_tenants() {
 	api="$HURL/client/v4/accounts/$ACCOUNT/storage/kv/namespaces/$NAMESPACE"
 	auth='Authorization: Bearer test-token'
 	# Drift: acme deleted behind the agent's back, beta overwritten with an
-	# old version, and a key the vault never had.
+	# old version, and the key of a tenant the
+	# vault no longer has (marked as written by wfvault).
 	curl -sS -X DELETE -H "$auth" "$api/values/acme" >/dev/null
 	curl -sS -X PUT -H "$auth" -H 'Content-Type: application/json' \
-	    --data-binary '[{"key":"beta","value":"{}","metadata":{"version":0}},{"key":"ghost","value":"{}"}]' \
+	    --data-binary '[{"key":"beta","value":"{}","metadata":{"version":0}},{"key":"ghost","value":"{}","metadata":{"version":1,"wfvault":1}}]' \
 	    "$api/bulk" >/dev/null
 	h POST /__harness/faults '[{"route":"list","kind":"empty_page"}]'
 	run timeout 120 "$WFVAULT_SYNC" -c "$T/sync.conf" --reconcile

@@ -386,6 +386,9 @@ start_fake_api() {
 		echo "cf_account_id 0123456789abcdef0123456789abcdef"
 		echo "cf_namespace_id fedcba9876543210fedcba9876543210"
 		echo "cf_api_token_file $T/token"
+		# The fake API may answer before it reads the request (an empty
+		# reply, retried): no 130 s settle wait past strace_run's 60 s.
+		echo "settle_time 0s"
 	} >"$T/sync.conf"
 	# The agent reads the feed and the config, writes through the HTTP
 	# client (a resolver thread, poll, the socket), acknowledges, exits.

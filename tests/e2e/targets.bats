@@ -210,8 +210,32 @@ wait_kv() {
 	[ "$(kv_field "$NS1" acme openai_api_key)" = null ]
 	kill -TERM "$agent"
 	wait "$agent"
-	grep -q "refused: KV is not up to date: .*cf_api_token_file.*trying again in" "$T/bg.log"
+	# Its start-up check already fails, naming the target and the setting.
+	grep -q "preflight of target 'refused' failed: .*cf_api_token_file.*trying again in" "$T/bg.log"
+	grep -q "target 'good': ok (user token active" "$T/bg.log"
 	! grep -q wrong-token "$T/bg.log"
+}
+
+@test "at the daily limit one target waits for 00:00 UTC while the other goes on" {
+	write_targets "target staging" "cf_namespace_id $NS1" \
+	    "target production" "cf_namespace_id $NS2"
+	put_value acme openai_api_key sk-1
+	# The first bulk write (staging's: targets go in file order) meets
+	# the free plan's daily limit.
+	h POST /__harness/faults '[{"route":"bulk_put","kind":"cf_error","status":429,"code":10048}]'
+	bg "$WFVAULT_SYNC" -c "$T/sync.conf" 2>"$T/bg.log"
+	agent=$BG_PID
+	wait_kv "$NS2" acme openai_api_key sk-1
+	wait_for_line "$T/bg.log" 600 "staging: KV is not up to date: .*daily limit.*waiting until 00:00 UTC"
+	put_value acme openai_api_key sk-2
+	wait_kv "$NS2" acme openai_api_key sk-2
+	pid_alive "$agent"
+	# staging sent its one write and waits, without retrying.
+	[ "$(stat_of bulk_put)" -eq 3 ]
+	[ "$(acked_seq staging)" = 0 ]
+	[ "$(kv_field "$NS1" acme openai_api_key)" = null ]
+	kill -TERM "$agent"
+	wait "$agent"
 }
 
 @test "a bulk write Cloudflare takes 40 s to apply succeeds without a retry" {

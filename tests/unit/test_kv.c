@@ -141,6 +141,11 @@ test_items(void **state)
 	    "pfx:acme");
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(
 	    item, "metadata"), "version")), 7);
+	/* The ownership mark: --prune deletes only keys carrying it. */
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(
+	    item, "metadata"), "wfvault")), 1);
+	assert_int_equal(json_object_size(json_object_get(item, "metadata")),
+	    2);
 	value = json_object_get(item, "value");
 	assert_true(json_is_string(value));
 	assert_string_equal(json_string_value(value),
@@ -498,7 +503,7 @@ test_decide_refusals(void **state)
 	static const char *const w400[] = { "HTTP 400", "Invalid key name",
 	    "10021", "check cf_account_id and cf_namespace_id", NULL };
 	static const char *const w404[] = { "HTTP 404", "10013",
-	    "check cf_namespace_id / cf_account_id", NULL };
+	    "check cf_namespace_id", NULL };
 	static const char *const w413[] = { "413", "too large", NULL };
 	static const char *const w3xx[] = { "redirect", "cf_api_base",
 	    NULL };
@@ -542,6 +547,135 @@ test_decide_refusals(void **state)
 	expect_fatal(&o, w3xx);
 	outcome(&o, 409, 1, 0);
 	expect_fatal(&o, w409);
+}
+
+/*
+ * Cloudflare's error codes decide before the status, whichever entry of
+ * errors[] (or error_chain) carries them, and each names its setting.
+ */
+static void
+test_decide_codes(void **state)
+{
+	static const long c10000[] = { 10000 }, c9109[] = { 9109 };
+	static const long c1000[] = { 1000 }, c6003[] = { 6003, 6111 };
+	static const long c6111[] = { 10001, 6111 }, c7003[] = { 7003, 7000 };
+	static const long c7000[] = { 7000 }, c10013[] = { 10013 };
+	static const long c10048[] = { 971, 10048 }, c10009[] = { 10009 };
+	static const struct {
+		long		 status;
+		const long	*codes;
+		size_t		 n;
+		int		 challenge;
+		const char	*words[3];
+		int		 auth, daily, not_found;
+	} cases[] = {
+		{ 401, c10000, 1, 0, { "cf_api_token_file", "10000" }, 1, 0,
+		    0 },
+		{ 403, c10000, 1, 0, { "cf_api_token_file",
+		    "Workers KV Storage Write" }, 1, 0, 0 },
+		{ 403, c9109, 1, 0, { "cf_api_token_file", "9109" }, 1, 0,
+		    0 },
+		{ 401, c1000, 1, 0, { "cf_api_token_file" }, 1, 0, 0 },
+		{ 400, c6003, 2, 0, { "malformed", "cf_api_token_file",
+		    "6003" }, 0, 0, 0 },
+		/* The second entry counts as much as the first. */
+		{ 400, c6111, 2, 0, { "malformed", "cf_api_token_file" }, 0,
+		    0, 0 },
+		{ 400, c7003, 2, 0, { "cf_account_id", "cf_namespace_id",
+		    "7003" }, 0, 0, 0 },
+		{ 404, c7000, 1, 0, { "cf_account_id", "cf_namespace_id" },
+		    0, 0, 0 },
+		{ 404, c10013, 1, 0, { "namespace was not found",
+		    "cf_namespace_id" }, 0, 0, 0 },
+		/* A 429, but not one to retry: the day's writes are used. */
+		{ 429, c10048, 2, 0, { "daily limit", "00:00 UTC",
+		    "cf_account_id" }, 0, 1, 0 },
+		{ 404, c10009, 1, 0, { "key was not found",
+		    "cf_namespace_id" }, 0, 0, 1 },
+		/* A challenge page is HTML: no codes, only the header. */
+		{ 403, NULL, 0, 1, { "challenge page", "not a token problem",
+		    "cf_api_base" }, 0, 0, 0 },
+	};
+	struct kv_outcome	o;
+	struct kv_decision	d;
+	size_t			i, w;
+
+	(void)state;
+	for (i = 0; i < NITEMS(cases); i++) {
+		outcome(&o, cases[i].status, cases[i].codes != NULL, 0);
+		o.ko_codes = cases[i].codes;
+		o.ko_ncodes = cases[i].n;
+		o.ko_error_code = cases[i].n > 0 ? cases[i].codes[0] : 0;
+		o.ko_error_message = "msg";
+		o.ko_challenge = cases[i].challenge;
+		/* Never retried, even by a service that retries for ever. */
+		o.ko_max_attempts = 0;
+		kv_retry_decide(&o, 0, &d);
+		if (d.kd_verdict != KV_FATAL)
+			fail_msg("case %zu: verdict %d (%s)", i,
+			    (int)d.kd_verdict, d.kd_reason);
+		for (w = 0; w < NITEMS(cases[i].words) &&
+		    cases[i].words[w] != NULL; w++) {
+			if (strstr(d.kd_reason, cases[i].words[w]) == NULL)
+				fail_msg("case %zu: '%s' not in \"%s\"", i,
+				    cases[i].words[w], d.kd_reason);
+		}
+		assert_int_equal(d.kd_auth, cases[i].auth);
+		assert_int_equal(d.kd_daily_limit, cases[i].daily);
+		assert_int_equal(d.kd_not_found, cases[i].not_found);
+		/* The token problem is never blamed for the others. */
+		if (!cases[i].auth && cases[i].codes != c6003 &&
+		    cases[i].codes != c6111)
+			assert_null(strstr(d.kd_reason, "cf_api_token_file"));
+	}
+
+	/* A 403 without the challenge header is the token's. */
+	outcome(&o, 403, 0, 0);
+	kv_retry_decide(&o, 0, &d);
+	assert_null(strstr(d.kd_reason, "challenge"));
+	/* A plain 429 (971) is still retried. */
+	outcome(&o, 429, 1, 0);
+	o.ko_codes = c10048;
+	o.ko_ncodes = 1;
+	expect_retry(&o, 5000, 5000);
+	/* A success with codes in it is a success. */
+	outcome(&o, 200, 1, 1);
+	o.ko_codes = c10048;
+	o.ko_ncodes = 2;
+	kv_retry_decide(&o, 0, &d);
+	assert_int_equal(d.kd_verdict, KV_OK);
+}
+
+/* The policies around preflight and pruning. */
+static void
+test_prune_allowed(void **state)
+{
+	(void)state;
+	/* 10% of 100 marked keys: 10 may go, 11 need --force. */
+	assert_true(sync_prune_allowed(100, 10, 10));
+	assert_false(sync_prune_allowed(100, 11, 10));
+	assert_true(sync_prune_allowed(1000, 100, 10));
+	assert_false(sync_prune_allowed(1000, 101, 10));
+	/* A small namespace may always lose one key... */
+	assert_true(sync_prune_allowed(3, 1, 10));
+	assert_false(sync_prune_allowed(3, 2, 10));
+	assert_true(sync_prune_allowed(0, 0, 10));
+	/* ...unless the share is 0: then every delete needs --force. */
+	assert_false(sync_prune_allowed(3, 1, 0));
+	assert_true(sync_prune_allowed(3, 0, 0));
+	assert_true(sync_prune_allowed(5, 5, 100));
+	/* No overflow on huge counts. */
+	assert_true(sync_prune_allowed(SIZE_MAX, SIZE_MAX / 100 * 10, 10));
+}
+
+static void
+test_utc_midnight(void **state)
+{
+	(void)state;
+	assert_int_equal(sync_ms_to_utc_midnight(0), 86400000);
+	assert_int_equal(sync_ms_to_utc_midnight(86399), 1000);
+	assert_int_equal(sync_ms_to_utc_midnight(86400 * 3 + 3600),
+	    82800000);
 }
 
 /* Which outcomes leave a write's fate unknown, and which mean "too slow". */
@@ -811,6 +945,10 @@ test_envelope(void **state)
 	static const char html[] = "<!DOCTYPE html>\n<html><title>524: A "
 	    "timeout occurred</title></html>";
 	static const char nosuccess[] = "{\"result\":[]}";
+	static const char many[] = "{\"success\":false,\"errors\":[{\"code\":"
+	    "6003,\"message\":\"Invalid request headers\",\"error_chain\":"
+	    "[{\"code\":6111,\"message\":\"Invalid format\"}]},{\"code\":"
+	    "10048,\"message\":\"x\"},{\"code\":\"nan\"}],\"result\":null}";
 	static const char clean[] = "{\"success\":true,\"result\":"
 	    "{\"successful_key_count\":3,\"unsuccessful_keys\":[]}}";
 	struct kv_envelope	 env;
@@ -834,8 +972,19 @@ test_envelope(void **state)
 	assert_null(kv_envelope_unsuccessful(&env));
 	kv_envelope_release(&env);
 
+	/* Every errors[] entry and its error_chain, in order. */
+	kv_envelope_parse(many, strlen(many), &env);
+	assert_true(env.ke_parsed);
+	assert_int_equal(env.ke_code, 6003);
+	assert_int_equal(env.ke_ncodes, 3);
+	assert_int_equal(env.ke_codes[0], 6003);
+	assert_int_equal(env.ke_codes[1], 10048);
+	assert_int_equal(env.ke_codes[2], 6111);
+	kv_envelope_release(&env);
+
 	kv_envelope_parse(html, strlen(html), &env);
 	assert_false(env.ke_parsed);
+	assert_int_equal(env.ke_ncodes, 0);
 	kv_envelope_release(&env);
 	kv_envelope_parse(nosuccess, strlen(nosuccess), &env);
 	assert_false(env.ke_parsed);
@@ -874,6 +1023,9 @@ main(void)
 		cmocka_unit_test(test_decide_refusals),
 		cmocka_unit_test(test_envelope),
 		cmocka_unit_test(test_decide_uncertain),
+		cmocka_unit_test(test_decide_codes),
+		cmocka_unit_test(test_prune_allowed),
+		cmocka_unit_test(test_utc_midnight),
 		cmocka_unit_test(test_limit),
 		cmocka_unit_test(test_unsuccessful_keep),
 		cmocka_unit_test(test_fate_note),

@@ -948,6 +948,38 @@ seal_release(struct sync_target *st)
 	memset(st, 0, sizeof(*st));
 }
 
+/* prune_max_share: a global percentage, 10% unless given. */
+static void
+test_prune_max_share(void **state)
+{
+	static const char *const range[] = { "t.conf:4:", "prune_max_share",
+	    "0% to 100%", NULL };
+	static const char *const late[] = { "prune_max_share", "global",
+	    NULL };
+	struct sync_conf	sc;
+
+	(void)state;
+	accept_text(BASE, &sc);
+	assert_int_equal(sc.sc_prune_max_share, 10);
+	sync_conf_release(&sc);
+	accept_text(BASE "prune_max_share 25%\n", &sc);
+	assert_int_equal(sc.sc_prune_max_share, 25);
+	sync_conf_release(&sc);
+	accept_text(BASE "prune_max_share 0\n", &sc);
+	assert_int_equal(sc.sc_prune_max_share, 0);
+	sync_conf_release(&sc);
+	accept_text(BASE "prune_max_share 100%\n", &sc);
+	assert_int_equal(sc.sc_prune_max_share, 100);
+	sync_conf_release(&sc);
+	refuse(BASE "prune_max_share 101%\n", range);
+	refuse(BASE "prune_max_share 1000000000000\n", range);
+	refuse(BASE "prune_max_share -1\n", range);
+	refuse(BASE "prune_max_share 10 %\n", range);
+	refuse(BASE "prune_max_share %\n", range);
+	refuse(BASE "prune_max_share 5.5%\n", range);
+	refuse(BASE "target a\ntarget b\nprune_max_share 5\n", late);
+}
+
 static void
 test_seal_key_file(void **state)
 {
@@ -1119,6 +1151,7 @@ main(void)
 		cmocka_unit_test(test_worker_secrets_kind),
 		cmocka_unit_test(test_tenants),
 		cmocka_unit_test(test_request_budget),
+		cmocka_unit_test(test_prune_max_share),
 		cmocka_unit_test(test_seal_key_file),
 		cmocka_unit_test(test_token_file),
 		cmocka_unit_test(test_token_credential),

@@ -25,6 +25,8 @@ const HOST = "127.0.0.1";
 const DEFAULTS = {
   port: 0,
   token: "test-token",
+  accountToken: "test-account-token",
+  readonlyToken: "test-readonly-token",
   account: "0123456789abcdef0123456789abcdef",
   namespace: "fedcba9876543210fedcba9876543210",
   namespace2: "00112233445566778899aabbccddeeff",
@@ -38,11 +40,16 @@ const DEFAULTS = {
 const COMPATIBILITY_DATE = "2025-07-01";
 
 const USAGE = `usage: node harness.mjs [--port N] [--token TOKEN] [--account ACCOUNT_ID]
+                        [--account-token TOKEN] [--readonly-token TOKEN]
                         [--namespace NAMESPACE_ID] [--namespace2 NAMESPACE_ID]
                         [--persist DIR] [--verbose]
                         [--script NAME]... [--exit-on-stdin-eof]
   --port N          TCP port on 127.0.0.1 (0 = any free port; default 0)
   --token T         API token expected as "Authorization: Bearer T" (default test-token)
+  --account-token T a token owned by the account: verifies only at
+                    /accounts/ID/tokens/verify (default test-account-token)
+  --readonly-token T a user token that may read but not write
+                    (default test-readonly-token)
   --account ID      account id in the API path (default ${DEFAULTS.account})
   --namespace ID    KV namespace id in the API path (default ${DEFAULTS.namespace})
   --namespace2 ID   a second KV namespace, for a second target (default
@@ -88,6 +95,12 @@ function parseArgs(argv) {
         break;
       case "--account":
         o.account = need();
+        break;
+      case "--account-token":
+        o.accountToken = need();
+        break;
+      case "--readonly-token":
+        o.readonlyToken = need();
         break;
       case "--namespace":
         o.namespace = need();
@@ -257,6 +270,8 @@ async function main() {
     kvPersist,
     bindings: {
       API_TOKEN: opts.token,
+      ACCOUNT_TOKEN: opts.accountToken,
+      READONLY_TOKEN: opts.readonlyToken,
       ACCOUNT_ID: opts.account,
       NAMESPACE_ID: opts.namespace,
       NAMESPACE_ID_2: opts.namespace2,

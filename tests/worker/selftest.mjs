@@ -224,9 +224,11 @@ test("missing or wrong bearer token -> 401 code 10000", async () => {
   eq(await valueOf("x/00000"), null, "nothing written with a wrong token");
 });
 
-test("wrong namespace or account id -> 404 code 10013", async () => {
+test("wrong namespace -> 404 code 10013; wrong account -> 400 codes 7003, 7000", async () => {
   expectError(await api("GET", "/keys", { namespace: "f".repeat(32) }), 404, 10013, "wrong namespace");
-  expectError(await api("PUT", "/bulk", { account: "a".repeat(32), body: items(1, "x/") }), 404, 10013, "wrong account");
+  const r7 = await api("PUT", "/bulk", { account: "a".repeat(32), body: items(1, "x/") });
+  expectError(r7, 400, 7003, "wrong account");
+  eq(r7.json.errors[1].code, 7000, "wrong account: second error");
   const r = await fetch(`${H.base}/client/v4/nonsense`, { headers: { authorization: `Bearer ${TOKEN}` } });
   eq(r.status, 404, "unknown API path");
 });
@@ -363,6 +365,36 @@ test("single value PUT/DELETE, bulk/get, token verify, namespace info", async ()
   eq((await v.json()).result.status, "active", "token verify");
   const n = await fetch(`${H.base}/client/v4/accounts/${ACCOUNT}/storage/kv/namespaces`, { headers: { authorization: `Bearer ${TOKEN}` } });
   eq((await n.json()).result[0].id, NAMESPACE, "namespace list");
+});
+
+test("tokens: user, account-owned, read-only, malformed", async () => {
+  const get = async (p, tok) => {
+    const r = await fetch(`${H.base}/client/v4${p}`, { headers: { authorization: tok } });
+    return { status: r.status, json: await r.json() };
+  };
+  const uv = "/user/tokens/verify";
+  const av = `/accounts/${ACCOUNT}/tokens/verify`;
+  eq((await get(uv, "Bearer test-readonly-token")).json.result.status, "active", "read-only verifies as a user token");
+  let r = await get(uv, "Bearer test-account-token");
+  eq([r.status, r.json.errors[0].code], [401, 1000], "account token at /user");
+  eq((await get(av, "Bearer test-account-token")).json.result.status, "active", "account token at /accounts");
+  r = await get(av, `Bearer ${TOKEN}`);
+  eq([r.status, r.json.errors[0].code], [401, 1000], "user token at /accounts");
+  r = await get(uv, 'Bearer "quoted"');
+  eq([r.status, r.json.errors[0].code, r.json.errors[0].error_chain[0].code], [400, 6003, 6111], "malformed header");
+  eq((await api("GET", "/keys", { token: "test-account-token" })).status, 200, "account token reads");
+  eq((await api("GET", "/keys", { token: "test-readonly-token" })).status, 200, "read-only token reads");
+  expectError(await api("POST", "/bulk/delete", { token: "test-readonly-token", body: ["k"] }), 403, 10000, "read-only token writes");
+});
+
+test("faults cf_error and challenge", async () => {
+  await faults([
+    { route: "bulk_put", kind: "cf_error", status: 429, code: 10048, message: "KV put() limit exceeded for the day." },
+    { route: "namespaces", kind: "challenge" },
+  ]);
+  expectError(await api("PUT", "/bulk", { body: items(1, "c/") }), 429, 10048, "daily limit");
+  const r = await api("GET", "", { raw: true });
+  eq([r.status, r.headers.get("cf-mitigated")], [403, "challenge"], "challenge page");
 });
 
 test("consumer route reads env.TENANT_CONFIGS.get(tenantId, 'json')", async () => {
@@ -653,7 +685,8 @@ test("--token/--account/--namespace and --persist survive a restart", async () =
     let r = await api("PUT", "/bulk", { token: "tok-2", account: acct, namespace: ns, body: [{ key: "keep", value: "kept", metadata: { version: 9 } }] });
     eq(r.status, 200, "custom ids accepted");
     expectError(await api("GET", "/keys"), 401, 10000, "default token refused");
-    expectError(await api("GET", "/keys", { token: "tok-2" }), 404, 10013, "default namespace path refused");
+    expectError(await api("GET", "/keys", { token: "tok-2" }), 400, 7003, "default account path refused");
+    expectError(await api("GET", "/keys", { token: "tok-2", account: acct }), 404, 10013, "default namespace path refused");
     eq((await stopHarness(H)).code, 0, "stopped");
     H = await startHarness(args);
     r = await api("GET", "/values/keep", { token: "tok-2", account: acct, namespace: ns, raw: true });

@@ -9,9 +9,12 @@
 //   * /__harness/...   test controls: request counters, request log, fault
 //                      injection, reset.
 //
-// Bindings (set by harness.mjs): TENANT_CONFIGS (KV), API_TOKEN, ACCOUNT_ID,
-// NAMESPACE_ID, SCRIPTS and CONSUMER (the Workers secrets routes and their
-// consumer Worker: secrets.mjs).
+// Bindings (set by harness.mjs): TENANT_CONFIGS (KV), API_TOKEN (a user
+// token that may write), ACCOUNT_TOKEN (a token owned by ACCOUNT_ID: it
+// verifies only at /accounts/{id}/tokens/verify), READONLY_TOKEN (a user
+// token that may read but gets 10000 on writes), ACCOUNT_ID, NAMESPACE_ID,
+// SCRIPTS and CONSUMER (the Workers secrets routes and their consumer
+// Worker: secrets.mjs).
 //
 // All harness state (counters, fault queue, request log) lives in module
 // globals: workerd runs this Worker in one isolate and JavaScript is single
@@ -47,18 +50,30 @@ const E_NAMESPACE_NOT_FOUND = 10013;
 const E_RATE_LIMITED = 971;
 const E_INTERNAL = 10043;
 const E_NO_ROUTE = 7003;
+const E_NO_ROUTE_URI = 7000;
 const E_METHOD = 10405;
+const E_INVALID_TOKEN = 1000;
+const E_BAD_HEADERS = 6003;
+const E_BAD_AUTH_HEADER = 6111;
+// What Cloudflare accepts after "Bearer ": anything else is 6003/6111.
+const TOKEN_FORMAT = /^[A-Za-z0-9_-]+$/;
+// Routes that write: a read-only token gets 10000 there.
+const WRITE_ROUTES = new Set(["bulk_put", "bulk_delete", "value_put", "value_delete"]);
 
 // API routes (names used by stats, the request log and faults).
 const API_ROUTES = [
   "bulk_put", "bulk_delete", "bulk_get", "list", "get", "metadata",
-  "value_put", "value_delete", "namespaces", "verify_token", ...SECRET_ROUTES,
-  "unknown",
+  "value_put", "value_delete", "namespaces", "verify_token",
+  "account_verify_token", ...SECRET_ROUTES, "unknown",
 ];
 const FAULT_ROUTES = new Set([...API_ROUTES.filter((r) => r !== "unknown"), "any"]);
 const FAULT_KINDS = new Set([
   "429", "500", "502", "503", "524", "partial", "slow", "empty_page",
   "cursor_cycle", "endless_pages", "400", "401", "403", "413",
+  // cf_error: {status, code, message, chain?} a Cloudflare error envelope
+  // (chain: a code for the entry's error_chain); challenge: the HTML page
+  // with "cf-mitigated: challenge" the edge sends to suspected bots.
+  "cf_error", "challenge",
   "slow_reply", "ratelimit",
 ]);
 // Faults that answer a list request themselves.
@@ -105,11 +120,40 @@ function ok(result, extra) {
 }
 
 function fail(status, code, message, headers) {
+  return failMany(status, [{ code, message }], headers);
+}
+
+function failMany(status, errors, headers) {
   return jsonReply(
-    { success: false, errors: [{ code, message }], messages: [], result: null },
+    { success: false, errors, messages: [], result: null },
     status,
     headers,
   );
+}
+
+// Who the Authorization header names: "user", "account", "readonly", null
+// (unknown), or a Response for a header Cloudflare cannot parse.
+function tokenOf(request, env) {
+  const auth = request.headers.get("authorization");
+  if (auth === null || auth === "") return null;
+  const m = /^Bearer (.*)$/.exec(auth);
+  if (!m || !TOKEN_FORMAT.test(m[1])) {
+    return failMany(400, [{
+      code: E_BAD_HEADERS,
+      message: "Invalid request headers",
+      error_chain: [{ code: E_BAD_AUTH_HEADER, message: "Invalid format for Authorization header" }],
+    }]);
+  }
+  if (m[1] === env.API_TOKEN) return "user";
+  if (env.ACCOUNT_TOKEN && m[1] === env.ACCOUNT_TOKEN) return "account";
+  if (env.READONLY_TOKEN && m[1] === env.READONLY_TOKEN) return "readonly";
+  return null;
+}
+
+function verified() {
+  return ok({ id: "0".repeat(32), status: "active" }, {
+    messages: [{ code: 10000, message: "This API Token is valid and active", type: null }],
+  });
 }
 
 function htmlReply(status, title, detail, headers = {}) {
@@ -252,6 +296,8 @@ function parseApiPath(method, path) {
   if (path === "/client/v4/user/tokens/verify" && method === "GET") {
     return { route: "verify_token" };
   }
+  const a = /^\/client\/v4\/accounts\/([^/]+)\/tokens\/verify$/.exec(path);
+  if (a && method === "GET") return { route: "account_verify_token", account: a[1] };
   return { route: "unknown" };
 }
 
@@ -549,15 +595,19 @@ async function handleApiInner(request, url, env, parsed, info, noFaults = false)
     }
   }
 
-  const auth = request.headers.get("authorization") ?? "";
-  if (auth !== `Bearer ${env.API_TOKEN}`) {
-    return fail(401, E_AUTH, "Authentication error");
-  }
-
+  const who = tokenOf(request, env);
+  if (who instanceof Response) return who;
+  // Each token verifies only where Cloudflare verifies its kind.
   if (route === "verify_token") {
-    return ok({ id: "0".repeat(32), status: "active" }, {
-      messages: [{ code: 10000, message: "This API Token is valid and active", type: null }],
-    });
+    if (who === "user" || who === "readonly") return verified();
+    return fail(401, E_INVALID_TOKEN, "Invalid API Token");
+  }
+  if (route === "account_verify_token") {
+    if (who === "account" && parsed.account === env.ACCOUNT_ID) return verified();
+    return fail(401, E_INVALID_TOKEN, "Invalid API Token");
+  }
+  if (who === null) {
+    return fail(401, E_AUTH, "Authentication error");
   }
   if (route === "unknown") {
     return fail(404, E_NO_ROUTE, `No route for ${request.method} ${url.pathname}`);
@@ -569,7 +619,13 @@ async function handleApiInner(request, url, env, parsed, info, noFaults = false)
     return handleSecrets(request, env, parsed, info, { ok, fail });
   }
   if (parsed.account !== env.ACCOUNT_ID) {
-    return fail(404, E_NAMESPACE_NOT_FOUND, `${route}: 'namespace not found' (unknown account ${parsed.account})`);
+    return failMany(400, [
+      { code: E_NO_ROUTE, message: `Could not route to ${url.pathname}, perhaps your object identifier is invalid?` },
+      { code: E_NO_ROUTE_URI, message: "No route for that URI" },
+    ]);
+  }
+  if (who === "readonly" && WRITE_ROUTES.has(route)) {
+    return fail(403, E_AUTH, "Authentication error");
   }
   if (route === "namespaces" && parsed.namespace === undefined) {
     return ok([{ id: env.NAMESPACE_ID, title: "TENANT_CONFIGS", supports_url_encoding: true },
@@ -586,7 +642,8 @@ async function handleApiInner(request, url, env, parsed, info, noFaults = false)
 
   switch (route) {
     case "namespaces":
-      return ok({ id: parsed.namespace, title: "TENANT_CONFIGS", supports_url_encoding: true });
+      return ok({ id: parsed.namespace, supports_url_encoding: true,
+        title: parsed.namespace === env.NAMESPACE_ID_2 ? "TENANT_CONFIGS_2" : "TENANT_CONFIGS" });
     case "bulk_put":
       return bulkPut(request, env, fault, info);
     case "bulk_delete":
@@ -686,6 +743,14 @@ async function applyFault(fault, request, url, env, parsed, info) {
       return fail(401, E_AUTH, msg ?? "Authentication error");
     case "403":
       return fail(403, E_AUTH, msg ?? "Authentication error");
+    case "cf_error": {
+      const e = { code: fault.code, message: msg ?? `injected error ${fault.code}` };
+      if (fault.chain !== undefined) e.error_chain = [{ code: fault.chain, message: `injected error ${fault.chain}` }];
+      return failMany(fault.status, [e]);
+    }
+    case "challenge":
+      return htmlReply(403, "Just a moment...", "Checking if the site connection is secure.",
+        { "cf-mitigated": "challenge" });
   }
   return fail(500, E_INTERNAL, `unknown fault kind ${kind}`);
 }
@@ -739,6 +804,18 @@ function normaliseFault(f, i) {
     out.cursors = cursors;
   }
   if (kind === "cursor_cycle" || kind === "endless_pages") out.used = 0;
+  if (kind === "cf_error") {
+    if (!Number.isInteger(f.status) || f.status < 400 || f.status > 599) {
+      throw new Error(`fault ${i}: cf_error needs status, an integer 400-599`);
+    }
+    if (!Number.isInteger(f.code) || f.code < 1) throw new Error(`fault ${i}: cf_error needs code, a positive integer`);
+    if (f.chain !== undefined && (!Number.isInteger(f.chain) || f.chain < 1)) {
+      throw new Error(`fault ${i}: chain must be a positive integer`);
+    }
+    out.status = f.status;
+    out.code = f.code;
+    if (f.chain !== undefined) out.chain = f.chain;
+  }
   if (f.apply !== undefined) out.apply = Boolean(f.apply);
   if (f.message !== undefined) out.message = String(f.message);
   return out;

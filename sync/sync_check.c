@@ -1,0 +1,297 @@
+/*
+ * wfvault-sync's preflight (--check, and the start of the long-running
+ * mode): real API requests that prove a target's token, account and
+ * namespace before anything is written; and the small policies around
+ * it: how much --prune may delete, and when the free plan's day ends.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "log.h"
+#include "proto.h"
+#include "sync.h"
+
+int
+sync_prune_allowed(size_t marked, size_t stale, unsigned share_pct)
+{
+	size_t	limit;
+
+	if (share_pct > 100)
+		share_pct = 100;
+	limit = marked / 100 * share_pct + marked % 100 * share_pct / 100;
+	/* A small namespace can lose one key without --force. */
+	if (limit == 0 && share_pct > 0)
+		limit = 1;
+	return stale <= limit;
+}
+
+uint64_t
+sync_ms_to_utc_midnight(time_t now)
+{
+	time_t	next;
+
+	if (now < 0)
+		now = 0;
+	next = (now / 86400 + 1) * 86400;
+	return (uint64_t)(next - now) * 1000;
+}
+
+/*
+ * One request, retried as kv_retry_decide says.  Returns 0 with the
+ * reply in env (the caller releases it), KV_E_FAIL with the decision in
+ * d (env released), or KV_E_STOP.
+ */
+static int
+sync_preflight_request(struct kv_client *kc, const char *method,
+    const char *url, const char *body, size_t len, struct kv_envelope *env,
+    struct kv_decision *d)
+{
+	json_t		*bad;
+	unsigned	 attempt;
+	CURLcode	 cc;
+
+	for (attempt = 0;; attempt++) {
+		if (kv_is_stopped(kc))
+			return KV_E_STOP;
+		cc = kv_attempt(kc, method, url, body, len, body != NULL ? 1 :
+		    0, attempt, env, &bad, d);
+		if (d->kd_verdict == KV_OK)
+			return 0;
+		kv_envelope_release(env);
+		if (d->kd_verdict != KV_RETRY) {
+			if (cc == CURLE_ABORTED_BY_CALLBACK && kv_is_stopped(kc))
+				return KV_E_STOP;
+			return KV_E_FAIL;
+		}
+		log_warnx("preflight %s %s: %s; retrying in %.1f s", method,
+		    url, d->kd_reason, (double)d->kd_delay_ms / 1000);
+		if (kv_wait(kc, d->kd_delay_ms) == -1)
+			return KV_E_STOP;
+	}
+}
+
+/* The token's status from a verify reply: "active", or what it is. */
+static const char *
+sync_token_status(const struct kv_envelope *env)
+{
+	const char	*s;
+
+	s = json_string_value(json_object_get(json_object_get(env->ke_root,
+	    "result"), "status"));
+	return s != NULL ? s : "of unknown status";
+}
+
+/*
+ * The token: user-owned tokens verify at /user/tokens/verify, tokens an
+ * account owns only at /accounts/{id}/tokens/verify (the first refuses
+ * them with 1000 "Invalid API Token").  *owner is "user" or "account".
+ */
+static int
+sync_preflight_token(struct kv_client *kc, const char *api_base,
+    const char *account_id, const char **owner, char *msg, size_t msglen)
+{
+	struct kv_envelope	 env;
+	struct kv_decision	 d, d_user;
+	const char		*status;
+	char			*url;
+	int			 rc;
+
+	if (asprintf(&url, "%s/user/tokens/verify", api_base) == -1) {
+		snprintf(msg, msglen, "out of memory");
+		return KV_E_FAIL;
+	}
+	rc = sync_preflight_request(kc, "GET", url, NULL, 0, &env, &d_user);
+	free(url);
+	if (rc == KV_E_STOP)
+		return rc;
+	*owner = "user";
+	if (rc != 0) {
+		/* Only a token refused as such may be the account's. */
+		if (!d_user.kd_auth) {
+			snprintf(msg, msglen, "verifying the API token: %s",
+			    d_user.kd_reason);
+			return KV_E_FAIL;
+		}
+		if (asprintf(&url, "%s/accounts/%s/tokens/verify", api_base,
+		    account_id) == -1) {
+			snprintf(msg, msglen, "out of memory");
+			return KV_E_FAIL;
+		}
+		rc = sync_preflight_request(kc, "GET", url, NULL, 0, &env, &d);
+		free(url);
+		if (rc == KV_E_STOP)
+			return rc;
+		if (rc != 0) {
+			snprintf(msg, msglen, "the API token is neither a valid "
+			    "user token nor a token of the account in "
+			    "cf_account_id (%s): %s", account_id,
+			    d.kd_auth ? d_user.kd_reason : d.kd_reason);
+			return KV_E_FAIL;
+		}
+		*owner = "account";
+	}
+	status = sync_token_status(&env);
+	if (strcmp(status, "active") != 0) {
+		snprintf(msg, msglen, "the API token is %s, not active: put an "
+		    "active token in cf_api_token_file (or "
+		    "cf_api_token_credential)", status);
+		kv_envelope_release(&env);
+		return KV_E_FAIL;
+	}
+	kv_envelope_release(&env);
+	return 0;
+}
+
+int
+sync_preflight(struct kv_client *kc, const char *api_base,
+    const char *account_id, const char *namespace_id, const char *prefix,
+    char *msg, size_t msglen)
+{
+	struct kv_envelope	 env;
+	struct kv_decision	 d;
+	json_t			*body = NULL;
+	const char		*owner, *title;
+	char			*url = NULL, *json = NULL, *key = NULL;
+	char			 name[128];
+	size_t			 i;
+	int			 rc;
+
+	if ((rc = sync_preflight_token(kc, api_base, account_id, &owner, msg,
+	    msglen)) != 0)
+		return rc;
+
+	/* The namespace, in the account. */
+	rc = sync_preflight_request(kc, "GET", kc->kc_ns_url, NULL, 0, &env,
+	    &d);
+	if (rc == KV_E_STOP)
+		return rc;
+	if (rc != 0) {
+		if (d.kd_auth)
+			snprintf(msg, msglen, "the API token is valid but may "
+			    "not read KV namespace %s of account %s: give it "
+			    "\"Workers KV Storage\" permission on the account "
+			    "in cf_account_id, or check cf_account_id (%s)",
+			    namespace_id, account_id, d.kd_reason);
+		else
+			snprintf(msg, msglen, "KV namespace %s: %s",
+			    namespace_id, d.kd_reason);
+		return KV_E_FAIL;
+	}
+	title = json_string_value(json_object_get(json_object_get(
+	    env.ke_root, "result"), "title"));
+	/* The title goes to the terminal: printable only. */
+	snprintf(name, sizeof(name), "%s", title != NULL ? title :
+	    namespace_id);
+	for (i = 0; name[i] != '\0'; i++) {
+		if ((unsigned char)name[i] < 0x20 ||
+		    (unsigned char)name[i] >= 0x7f)
+			name[i] = '?';
+	}
+	kv_envelope_release(&env);
+
+	/* Writing: deleting a key no tenant has proves it, changing nothing. */
+	rc = KV_E_FAIL;
+	if (asprintf(&key, "%s%s", prefix != NULL ? prefix : "",
+	    SYNC_PREFLIGHT_KEY) == -1) {
+		key = NULL;
+		snprintf(msg, msglen, "out of memory");
+		goto done;
+	}
+	if ((body = json_pack("[s]", key)) == NULL ||
+	    (json = json_dumps(body, JSON_COMPACT)) == NULL ||
+	    asprintf(&url, "%s/bulk/delete", kc->kc_ns_url) == -1) {
+		url = NULL;
+		snprintf(msg, msglen, "out of memory");
+		goto done;
+	}
+	rc = sync_preflight_request(kc, "POST", url, json, strlen(json), &env,
+	    &d);
+	if (rc == KV_E_STOP)
+		goto done;
+	if (rc != 0) {
+		if (d.kd_auth)
+			snprintf(msg, msglen, "the API token may read KV "
+			    "namespace %s but not write to it: give the token "
+			    "in cf_api_token_file \"Workers KV Storage Write\" "
+			    "(Edit) permission (%s)", namespace_id,
+			    d.kd_reason);
+		else
+			snprintf(msg, msglen, "writing to KV namespace %s: %s",
+			    namespace_id, d.kd_reason);
+		goto done;
+	}
+	kv_envelope_release(&env);
+	snprintf(msg, msglen, "ok (%s token active, namespace %s, write "
+	    "allowed)", owner, name);
+	rc = 0;
+done:
+	free(url);
+	free(json);
+	free(key);
+	json_decref(body);
+	return rc;
+}
+
+int
+sync_preflight_secrets(struct kv_client *kc, const char *api_base,
+    const char *account_id, const char *script, char *msg, size_t msglen)
+{
+	struct kv_envelope	 env;
+	struct kv_decision	 d;
+	const char		*owner;
+	char			*url, *es;
+	int			 rc;
+
+	if ((rc = sync_preflight_token(kc, api_base, account_id, &owner, msg,
+	    msglen)) != 0)
+		return rc;
+	if ((es = curl_easy_escape(kc->kc_curl, script, 0)) == NULL) {
+		snprintf(msg, msglen, "out of memory");
+		return KV_E_FAIL;
+	}
+	rc = asprintf(&url, "%s/accounts/%s/workers/scripts/%s/secrets",
+	    api_base, account_id, es);
+	curl_free(es);
+	if (rc == -1) {
+		snprintf(msg, msglen, "out of memory");
+		return KV_E_FAIL;
+	}
+	rc = sync_preflight_request(kc, "GET", url, NULL, 0, &env, &d);
+	free(url);
+	if (rc == KV_E_STOP)
+		return rc;
+	if (rc != 0) {
+		/* A missing script is a 404 (10007), not a namespace. */
+		if (kc->kc_reply.kr_status == 404 && !d.kd_auth)
+			snprintf(msg, msglen, "the Worker script '%s' was not "
+			    "found in account %s: check cf_script_name (and "
+			    "cf_account_id)", script, account_id);
+		else
+			snprintf(msg, msglen, "listing the secrets of Worker "
+			    "script '%s': %s", script, d.kd_reason);
+		return KV_E_FAIL;
+	}
+	snprintf(msg, msglen, "ok (%s token active, script %s, %zu secrets; "
+	    "write not tried)", owner, script, json_array_size(
+	    json_object_get(env.ke_root, "result")));
+	kv_envelope_release(&env);
+	return 0;
+}
+
+int
+sync_preflight_target(const struct sync_conf *sc,
+    const struct sync_target *st, struct kv_client *kc, char *msg,
+    size_t msglen)
+{
+	if (st->st_kind == SYNC_KIND_WORKER_SECRETS)
+		return sync_preflight_secrets(kc, sc->sc_api_base,
+		    st->st_account_id, st->st_script_name, msg, msglen);
+	return sync_preflight(kc, sc->sc_api_base, st->st_account_id,
+	    st->st_namespace_id, st->st_key_prefix, msg, msglen);
+}

@@ -1,0 +1,376 @@
+#!/usr/bin/env bats
+# wfvault-sync against Cloudflare's refusals, on the local stand-in: every
+# error code the API sends gets its own message naming the setting to fix,
+# --check proves the setup before any write, and --reconcile --prune
+# deletes only keys the agent wrote, never a mass of them unasked.
+
+load helpers
+
+WFVAULT_SYNC=$E2E_BUILD/wfvault-sync
+HARNESS=$E2E_ROOT/tests/worker/harness.mjs
+ACCOUNT=0123456789abcdef0123456789abcdef
+NAMESPACE=fedcba9876543210fedcba9876543210
+
+setup_file() {
+	if [ ! -x "$WFVAULT_SYNC" ]; then
+		echo "sync_check.bats cannot run: $WFVAULT_SYNC is missing" \
+		    "(make build)" >&2
+		return 1
+	fi
+	if [ ! -d "$E2E_ROOT/tests/worker/node_modules" ]; then
+		echo "sync_check.bats cannot run: tests/worker/node_modules" \
+		    "is missing (make test runs npm ci there)" >&2
+		return 1
+	fi
+	HD=$(mktemp -d "${TMPDIR:-/tmp}/wfv-harness.XXXXXX")
+	mkfifo "$HD/ready"
+	node "$HARNESS" --port 0 >"$HD/ready" 2>"$HD/harness.log" 3>&- &
+	echo $! >"$HD/pid"
+	read -r -t 60 word url <"$HD/ready" || true
+	[ "$word" = READY ] || {
+		echo "harness did not start:" >&2
+		cat "$HD/harness.log" >&2
+		return 1
+	}
+	cat "$HD/ready" >/dev/null 3>&- &
+	export HD HURL=$url
+}
+
+teardown_file() {
+	[ -n "${HD:-}" ] || return 0
+	kill -TERM "$(cat "$HD/pid")" 2>/dev/null
+	for _ in $(seq 100); do
+		kill -0 "$(cat "$HD/pid")" 2>/dev/null || break
+		sleep 0.1
+	done
+	rm -rf "$HD"
+}
+
+setup() {
+	wfv_setup
+	write_conf
+	start_daemon
+	h POST "/__harness/reset?data=1" >/dev/null
+	set_token test-token
+	write_sync_conf
+	API="$HURL/client/v4/accounts/$ACCOUNT/storage/kv/namespaces/$NAMESPACE"
+}
+
+teardown() {
+	wfv_teardown
+}
+
+h() {
+	curl -sS --max-time 30 -X "$1" ${3:+-H 'Content-Type: application/json' --data-binary "$3"} \
+	    "$HURL$2"
+}
+
+stat_of() {
+	h GET /__harness/stats | jq -r ".requests.$1 // 0"
+}
+
+set_token() {
+	[ ! -e "$T/token" ] || chmod 0600 "$T/token"
+	printf '%s\n' "$1" >"$T/token"
+	chmod 0400 "$T/token"
+}
+
+# write_sync_conf [ACCOUNT [NAMESPACE [MORE LINES...]]]
+write_sync_conf() {
+	{
+		echo "socket $SOCK"
+		echo "target default"
+		echo "cf_api_base $HURL/client/v4"
+		echo "cf_account_id ${1:-$ACCOUNT}"
+		echo "cf_namespace_id ${2:-$NAMESPACE}"
+		echo "cf_api_token_file $T/token"
+		shift 2 2>/dev/null || shift $#
+		printf '%s\n' "$@"
+	} >"$T/sync.conf"
+}
+
+sync_run() {
+	timeout 120 "$WFVAULT_SYNC" -c "$T/sync.conf" "$@"
+}
+
+acked_seq() {
+	tp call sync_state '{"target":"default"}' | jq -r '.result.acked_seq'
+}
+
+# Writes KV keys behind the agent's back: kv_put JSON-ARRAY.
+kv_put() {
+	curl -sS -X PUT -H 'Authorization: Bearer test-token' \
+	    -H 'Content-Type: application/json' --data-binary "$1" \
+	    "$API/bulk" >/dev/null
+}
+
+kv_has() {
+	[ "$(curl -sS -o /dev/null -w '%{http_code}' \
+	    -H 'Authorization: Bearer test-token' "$API/values/$1")" = 200 ]
+}
+
+kv_meta() {
+	curl -sS -H 'Authorization: Bearer test-token' "$API/metadata/$1" |
+	    jq -c .result
+}
+
+@test "--check passes for a user-owned and an account-owned token, writing nothing" {
+	run sync_run --check
+	[ "$status" -eq 0 ]
+	[ "$output" = "default: ok (user token active, namespace TENANT_CONFIGS, write allowed)" ]
+	# The write check deleted the reserved key, and only that.
+	h GET /__harness/requests | jq -e '[.requests[] | select(.route == "bulk_delete")] | length == 1'
+	[ "$(stat_of bulk_put)" -eq 0 ]
+	[ "$(h GET /__harness/stats | jq -r .total)" -eq 3 ]
+
+	set_token test-account-token
+	run sync_run --check
+	[ "$status" -eq 0 ]
+	[ "$output" = "default: ok (account token active, namespace TENANT_CONFIGS, write allowed)" ]
+	[ "$(stat_of account_verify_token)" -eq 1 ]
+}
+
+@test "--check fails for each wrong setting and names it" {
+	set_token wrong-token
+	run sync_run --check
+	[ "$status" -eq 1 ]
+	[[ "$output" == "default: FAILED: "*cf_api_token_file* ]]
+	[[ "$output" != *wrong-token* ]]
+
+	# Quotes around the token: Cloudflare cannot parse the header.
+	set_token '"test-token"'
+	run sync_run --check
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"malformed"*cf_api_token_file* ]]
+
+	set_token test-readonly-token
+	run sync_run --check
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"may read KV namespace"*"but not write"*"Workers KV Storage Write"* ]]
+	[[ "$output" != *test-readonly-token* ]]
+
+	set_token test-token
+	write_sync_conf aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+	run sync_run --check
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"no such account or namespace"*cf_account_id* ]]
+
+	write_sync_conf "$ACCOUNT" bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
+	run sync_run --check
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"namespace was not found"*cf_namespace_id* ]]
+	[[ "$output" != *cf_api_token_file* ]]
+
+	# A challenge page is not blamed on the token.
+	write_sync_conf
+	h POST /__harness/faults '[{"route":"verify_token","kind":"challenge"}]'
+	run sync_run --check
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"challenge page"*"not a token problem"* ]]
+	[[ "$output" != *cf_api_token_file* ]]
+	# Nothing was ever written.
+	[ "$(stat_of bulk_put)" -eq 0 ]
+}
+
+@test "--check prints one line per target, each with its own token" {
+	printf 'test-account-token\n' >"$T/token2"
+	chmod 0400 "$T/token2"
+	{
+		echo "socket $SOCK"
+		echo "cf_api_base $HURL/client/v4"
+		echo "cf_account_id $ACCOUNT"
+		echo "cf_api_token_file $T/token"
+		echo "target staging"
+		echo "cf_namespace_id $NAMESPACE"
+		echo "target production"
+		echo "cf_namespace_id $NAMESPACE"
+		echo "cf_api_token_file $T/token2"
+		echo "kv_key_prefix prod:"
+		echo "target broken"
+		echo "cf_namespace_id bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	} >"$T/sync.conf"
+	run sync_run --check
+	[ "$status" -eq 1 ]
+	[ "${lines[0]}" = "staging: ok (user token active, namespace TENANT_CONFIGS, write allowed)" ]
+	[ "${lines[1]}" = "production: ok (account token active, namespace TENANT_CONFIGS, write allowed)" ]
+	[[ "${lines[2]}" == "broken: FAILED: "*cf_namespace_id* ]]
+	[ "${#lines[@]}" -eq 3 ]
+	# Each target's write check used its own prefix.
+	h GET /__harness/requests | jq -e '[.requests[] | select(.route == "bulk_delete")] | length == 2'
+
+	# --target picks one of them.
+	run sync_run --check --target production
+	[ "$status" -eq 0 ]
+	[ "$output" = "production: ok (account token active, namespace TENANT_CONFIGS, write allowed)" ]
+	run sync_run --check --target broken
+	[ "$status" -eq 1 ]
+	[[ "$output" == "broken: FAILED: "*cf_namespace_id* ]]
+
+	# A token file that cannot be read fails its own line only.
+	echo "cf_api_token_file $T/missing-token" >>"$T/sync.conf"
+	run sync_run --check
+	[ "$status" -eq 1 ]
+	[ "${lines[0]}" = "staging: ok (user token active, namespace TENANT_CONFIGS, write allowed)" ]
+	[ "${lines[1]}" = "production: ok (account token active, namespace TENANT_CONFIGS, write allowed)" ]
+	[[ "${lines[2]}" == "broken: FAILED: "*"$T/missing-token"* ]]
+	[ "${#lines[@]}" -eq 3 ]
+}
+
+@test "every Cloudflare error code on a write stops at once with its message" {
+	put_value acme openai_api_key sk-codes
+	local n=0 fault want
+	while IFS='|' read -r fault want; do
+		h DELETE /__harness/faults >/dev/null
+		h POST /__harness/faults "[$fault]" >/dev/null
+		run sync_run --once
+		[ "$status" -eq 1 ] || { echo "$fault: status $status"; false; }
+		[[ "$output" == *$want* ]] || { echo "$fault: $output"; false; }
+		# The failure names the target, even the only one.
+		[[ "$output" == *"default: KV is not up to date: "* ]]
+		[[ "$output" != *sk-codes* ]]
+		# Refused, not retried: one request per fault.
+		n=$((n + 1))
+		[ "$(stat_of bulk_put)" -eq "$n" ] || { echo "$fault: retried"; false; }
+		[ "$(acked_seq)" = 0 ]
+	done <<'EOF'
+{"route":"bulk_put","kind":"cf_error","status":403,"code":10000}|token was refused*10000*cf_api_token_file
+{"route":"bulk_put","kind":"cf_error","status":403,"code":9109}|token was refused*9109*cf_api_token_file
+{"route":"bulk_put","kind":"cf_error","status":400,"code":6003,"chain":6111}|malformed*cf_api_token_file
+{"route":"bulk_put","kind":"cf_error","status":400,"code":6111}|malformed*cf_api_token_file
+{"route":"bulk_put","kind":"cf_error","status":400,"code":7003}|no such account or namespace*cf_account_id
+{"route":"bulk_put","kind":"cf_error","status":404,"code":7000}|no such account or namespace*cf_namespace_id
+{"route":"bulk_put","kind":"cf_error","status":404,"code":10013}|namespace was not found*cf_namespace_id
+{"route":"bulk_put","kind":"cf_error","status":429,"code":10048}|daily limit*00:00 UTC
+{"route":"bulk_put","kind":"cf_error","status":404,"code":10009}|key was not found*cf_namespace_id
+{"route":"bulk_put","kind":"challenge"}|challenge page*not a token problem
+EOF
+	# With the refusals gone, the same change goes through.
+	h DELETE /__harness/faults >/dev/null
+	run sync_run --once
+	[ "$status" -eq 0 ]
+}
+
+@test "at 10048 the long-running agent waits for 00:00 UTC instead of retrying" {
+	put_value acme openai_api_key sk-daily
+	h POST /__harness/faults '[{"route":"bulk_put","kind":"cf_error","status":429,"code":10048,"times":100}]'
+	bg "$WFVAULT_SYNC" -c "$T/sync.conf" 2>"$T/agent.log"
+	wait_for_line "$T/agent.log" 600 "waiting until 00:00 UTC"
+	grep -q "daily limit" "$T/agent.log"
+	! grep -q "$(printf 'sk-daily')" "$T/agent.log"
+	# It logged that after its one write and sleeps now.
+	[ "$(stat_of bulk_put)" -eq 1 ]
+	kill -0 "$BG_PID"
+	kill -TERM "$BG_PID"
+	wait "$BG_PID"
+	# One request: it did not retry the refused write.
+	[ "$(stat_of bulk_put)" -eq 1 ]
+	[ "$(acked_seq)" = 0 ]
+}
+
+@test "a target whose preflight fails writes nothing, is checked again, then pushes" {
+	put_value acme openai_api_key sk-pre
+	# The first look at the namespace is refused; the next one passes.
+	h POST /__harness/faults '[{"route":"namespaces","kind":"cf_error","status":404,"code":10013}]'
+	bg "$WFVAULT_SYNC" -c "$T/sync.conf" 2>"$T/agent.log"
+	wait_for_line "$T/agent.log" 600 "preflight of target 'default' failed"
+	grep -q "preflight of target 'default' failed: .*cf_namespace_id.*trying again in 5 s" "$T/agent.log"
+	# Not stopped: it checks again and then pushes.
+	for _ in $(seq 600); do
+		[ "$(acked_seq)" = 1 ] && break
+		sleep 0.1
+	done
+	[ "$(acked_seq)" = 1 ]
+	kv_has acme
+	[ "$(stat_of bulk_put)" -eq 1 ]
+	[ "$(stat_of namespaces)" -eq 2 ]
+	kill -0 "$BG_PID"
+	kill -TERM "$BG_PID"
+	wait "$BG_PID"
+}
+
+@test "values carry the ownership mark; --prune never touches unmarked keys" {
+	put_value acme openai_api_key sk-1
+	for t in b1 b2 b3 b4 b5 b6 b7 b8 b9; do
+		put_value "$t" openai_api_key "sk-$t"
+	done
+	run sync_run --once
+	[ "$status" -eq 0 ]
+	[ "$(kv_meta acme)" = '{"version":1,"wfvault":1}' ]
+	# Keys wfvault never wrote: no metadata, another tool's, and a
+	# version without the mark (as an older agent wrote them).
+	kv_put '[{"key":"ghost","value":"{}"},{"key":"other","value":"{}","metadata":{"owner":"x"}},{"key":"legacy","value":"{}","metadata":{"version":3}}]'
+	wfv rm b9 >/dev/null
+	run sync_run --reconcile --prune --force
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"stale ghost (not in the vault; not written by wfvault, kept)"* ]]
+	[[ "$output" == *"stale legacy"*"kept"* ]]
+	! kv_has b9
+	kv_has ghost
+	kv_has other
+	kv_has legacy
+	kv_has acme
+}
+
+@test "--prune refuses a mass delete without --force, printing the keys" {
+	for t in a1 a2 a3 a4 a5 a6 a7 a8 a9 a10; do
+		put_value "$t" openai_api_key "sk-$t"
+	done
+	run sync_run --once
+	[ "$status" -eq 0 ]
+	kv_put '[{"key":"ghost","value":"{}"}]'
+	# As if the agent pointed at another vault: half the tenants gone.
+	for t in a1 a2 a3 a4 a5; do
+		wfv rm "$t" >/dev/null
+	done
+	h POST /__harness/reset >/dev/null
+	run sync_run --reconcile --prune
+	[ "$status" -eq 1 ]
+	for t in a1 a2 a3 a4 a5; do
+		[[ "$output" == *"would delete $t"* ]]
+	done
+	[[ "$output" != *"would delete ghost"* ]]
+	[[ "$output" == *"refusing to delete 5 of the 10 keys"*"prune_max_share"*"--force"* ]]
+	# Nothing was changed.
+	[ "$(stat_of bulk_delete)" -eq 0 ]
+	[ "$(stat_of bulk_put)" -eq 0 ]
+	kv_has a1
+	# A larger share in the config lets it through.
+	write_sync_conf "$ACCOUNT" "$NAMESPACE" "prune_max_share 50%"
+	run sync_run --reconcile --prune --dry-run
+	[ "$status" -eq 0 ]
+	write_sync_conf
+	run sync_run --reconcile --prune --force
+	[ "$status" -eq 0 ]
+	! kv_has a1
+	! kv_has a5
+	kv_has a6
+	kv_has ghost
+}
+
+@test "--reconcile adds the mark to values an older agent wrote" {
+	put_value acme openai_api_key sk-old
+	run sync_run --once
+	[ "$status" -eq 0 ]
+	kv_put '[{"key":"acme","value":"{\"openai_api_key\":\"sk-old\"}","metadata":{"version":1}}]'
+	[ "$(kv_meta acme)" = '{"version":1}' ]
+	run sync_run --reconcile
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"1 rewritten"* ]]
+	[ "$(kv_meta acme)" = '{"version":1,"wfvault":1}' ]
+}
+
+@test "prune_max_share and --force are checked" {
+	write_sync_conf "$ACCOUNT" "$NAMESPACE" "prune_max_share 101%"
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" -n
+	[ "$status" -eq 2 ]
+	[[ "$output" == *prune_max_share*"0% to 100%"* ]]
+	write_sync_conf "$ACCOUNT" "$NAMESPACE" "prune_max_share 25"
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" -n
+	[ "$status" -eq 0 ]
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" --reconcile --force
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"--force works only with --reconcile --prune"* ]]
+	run "$WFVAULT_SYNC" -c "$T/sync.conf" --check --once
+	[ "$status" -eq 2 ]
+	[ "$(h GET /__harness/stats | jq -r .total)" -eq 0 ]
+}
