@@ -586,7 +586,10 @@ load_tenants() {
 	done
 	wait_acked
 	wait_requests_done
-	[ "$(stat_of bulk_put)" -eq 5 ]
+	# At least those five: on a loaded machine a retry can outlast the
+	# 1 s request_timeout too, which only adds requests.  What matters is
+	# that v2 is what stays, after v1 landed late.
+	[ "$(stat_of bulk_put)" -ge 5 ]
 	[ "$(worker_get acme openai_api_key | jq -r .value)" = v2 ]
 	[ "$(worker_get beta openai_api_key | jq -r .value)" = b1 ]
 	[ "$(acked_seq)" = "$(last_seq)" ]
