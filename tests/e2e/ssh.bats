@@ -66,7 +66,10 @@ start_sshd() {
 	mkdir -m 0755 "$T/ak"
 	ssh-keygen -q -t ed25519 -N '' -C wfv-host -f "$T/host_key" || return 1
 	ssh-keygen -q -t ed25519 -N '' -C wfv-user -f "$T/user_key" || return 1
-	install -m 0644 "$T/user_key.pub" "$T/ak/$RUSER"
+	# Locked down as the README suggests: forwarding only.
+	printf 'restrict,port-forwarding %s\n' "$(cat "$T/user_key.pub")" \
+	    >"$T/ak/$RUSER"
+	chmod 0644 "$T/ak/$RUSER"
 	# sshd's privilege separation directory (the package makes it at
 	# service start, which a container never does).
 	mkdir -p -m 0755 /run/sshd
