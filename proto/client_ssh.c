@@ -10,6 +10,7 @@
  * connects to the socket as the login user.
  */
 
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -253,7 +254,7 @@ proto_client_ssh_connect(const char *url, int timeout_ms, int *fdp,
 	int64_t			 deadline;
 	int			 setup_ms;
 	size_t			 errlen = 0;
-	pid_t			 pid = -1;
+	pid_t			 pid = -1, parent;
 	int			 errp[2] = { -1, -1 }, devnull = -1;
 	int			 fd = -1, n, r, rv = -1, eof = 0, st_code;
 
@@ -323,6 +324,7 @@ proto_client_ssh_connect(const char *url, int timeout_ms, int *fdp,
 		    strerror(errno));
 		goto done;
 	}
+	parent = getpid();
 	if ((pid = fork()) == -1) {
 		snprintf(msg, msglen, "cannot reach %s: fork: %s", u.su_host,
 		    strerror(errno));
@@ -331,6 +333,13 @@ proto_client_ssh_connect(const char *url, int timeout_ms, int *fdp,
 	if (pid == 0) {
 		/* We may ignore SIGPIPE; ssh should not inherit that. */
 		(void)signal(SIGPIPE, SIG_DFL);
+		/*
+		 * ssh -N outlives its forwarded connection: should we be
+		 * killed before proto_client_close, it must not linger.
+		 */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 ||
+		    getppid() != parent)
+			_exit(127);
 		if (dup2(devnull, STDIN_FILENO) == -1 ||
 		    dup2(devnull, STDOUT_FILENO) == -1 ||
 		    dup2(errp[1], STDERR_FILENO) == -1)

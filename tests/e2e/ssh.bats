@@ -252,3 +252,36 @@ ssh_children() {
 	    jq -r '.result.acked_seq == .result.last_seq')" = true ]
 	[ -z "$(ssh_children)" ]
 }
+
+@test "a client killed while connected leaves no ssh behind" {
+	local agent _
+	write_conf "socket_mode 0666" "allow uid:$RUID sync *"
+	restart_daemon
+	printf 'test-token\n' >"$T/token"
+	chmod 0400 "$T/token"
+	# Nothing listens at the KV end: the agent stays connected, retrying.
+	cat >"$T/sync.conf" <<-EOF2
+	socket $URL
+	target default
+	cf_api_base http://127.0.0.1:1/client/v4
+	cf_account_id 0123456789abcdef0123456789abcdef
+	cf_namespace_id fedcba9876543210fedcba9876543210
+	cf_api_token_file $T/token
+	EOF2
+	"$WFVAULT_SYNC" -c "$T/sync.conf" >"$T/agent.log" 2>&1 3>&- &
+	agent=$!
+	BG_PIDS="$BG_PIDS $agent"
+	for _ in $(seq 200); do
+		[ -n "$(ssh_children)" ] &&
+		    grep -q 'Accepted publickey' "$T/sshd.log" && break
+		sleep 0.05
+	done
+	[ -n "$(ssh_children)" ]
+	kill -KILL "$agent"
+	wait "$agent" 2>/dev/null || true
+	for _ in $(seq 200); do
+		[ -z "$(ssh_children)" ] && break
+		sleep 0.05
+	done
+	[ -z "$(ssh_children)" ]
+}
