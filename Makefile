@@ -35,7 +35,8 @@ ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(SANFLAGS) $(LDFLAGS)
 DEB_BUILD = build-essential pkg-config liblmdb-dev libsodium-dev \
 	    libevent-dev libjansson-dev libcurl4-openssl-dev
 DEB_TEST  = libcmocka-dev bats socat jq curl lmdb-utils util-linux \
-	    ca-certificates systemd man-db mandoc strace
+	    ca-certificates systemd man-db mandoc strace openssh-client \
+	    openssh-server
 # Node.js runs the Miniflare harness; a node/npm already on PATH (from
 # Debian or elsewhere) is used as it is, so nothing conflicts with it.
 DEB_NODE  = nodejs npm

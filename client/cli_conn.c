@@ -41,7 +41,10 @@ conn_open(struct cli_args *args, struct proto_client *c,
 		return 0;
 
 	/* Look at the socket ourselves to say which fix is likely. */
-	if (stat(args->ca_socket, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	if (proto_client_is_ssh(args->ca_socket))
+		hint = "does `ssh HOST` work non-interactively? see "
+		    "\"Remote clients over SSH\" in the README";
+	else if (stat(args->ca_socket, &st) == 0 && S_ISSOCK(st.st_mode) &&
 	    access(args->ca_socket, W_OK) == -1 && errno == EACCES)
 		hint = "you may not use this socket: ask to be added to its "
 		    "group, see socket_group in wfvaultd's config";

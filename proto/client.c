@@ -129,6 +129,16 @@ proto_client_connect(struct proto_client *c, const char *path,
 	proto_client_close(c);
 	if (path == NULL)
 		path = PROTO_DEFAULT_SOCKET;
+	if (proto_client_is_ssh(path)) {
+		if (proto_client_ssh_connect(path, c->pc_timeout_ms, &fd,
+		    &c->pc_ssh_pid, err != NULL ? err->pe_message : NULL,
+		    err != NULL ? sizeof(err->pe_message) : 0) == -1) {
+			client_error(err, 0, CLIENT_IO_KIND, "%s",
+			    err != NULL ? err->pe_message : "");
+			return PROTO_CALL_IO;
+		}
+		goto connected;
+	}
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sun.sun_path)) {
@@ -160,6 +170,7 @@ proto_client_connect(struct proto_client *c, const char *path,
 			return PROTO_CALL_IO;
 		}
 	}
+connected:
 	c->pc_fd = fd;
 	if (c->pc_max == 0)
 		c->pc_max = PROTO_DEFAULT_MAX_MESSAGE * 16;
@@ -511,6 +522,10 @@ client_disconnect(struct proto_client *c)
 		close(c->pc_fd);
 		c->pc_fd = -1;
 	}
+	/* The ssh:// forwarder goes with its connection. */
+	if (c->pc_ssh_pid > 0)
+		proto_client_ssh_reap(c->pc_ssh_pid);
+	c->pc_ssh_pid = -1;
 	if (c->pc_buf != NULL) {
 		explicit_bzero(c->pc_buf, c->pc_cap);
 		free(c->pc_buf);

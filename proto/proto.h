@@ -211,8 +211,9 @@ struct proto_client {
 	int64_t		 pc_next_id;
 	json_t		*pc_pending;	/* array of queued notifications */
 	int		 pc_timeout_ms;	/* per read/write; -1 = none */
+	pid_t		 pc_ssh_pid;	/* ssh:// forwarder; -1 = none */
 };
-#define PROTO_CLIENT_INIT { -1, NULL, 0, 0, 0, 1, NULL, -1 }
+#define PROTO_CLIENT_INIT { -1, NULL, 0, 0, 0, 1, NULL, -1, -1 }
 
 /* An error reply from the daemon, or a transport failure. */
 struct proto_error {
@@ -229,6 +230,9 @@ struct proto_error {
 /*
  * Connects to path.  Returns 0, or PROTO_CALL_IO with err filled ("cannot
  * connect to /run/wfvault/wfvault.sock: No such file or directory").
+ * A path ssh://[user@]host[:port][/socket] goes through an ssh child
+ * (proto/client_ssh.c, $WFVAULT_SSH) that proto_client_close reaps; its
+ * failure message ends with ssh's reason, on one line.
  */
 int	proto_client_connect(struct proto_client *c, const char *path,
 	    struct proto_error *err);
@@ -247,5 +251,7 @@ int	proto_client_next(struct proto_client *c, int timeout_ms, json_t **msg,
 	    struct proto_error *err);
 /* Closes the connection, wipes and frees the buffers.  Safe to repeat. */
 void	proto_client_close(struct proto_client *c);
+/* 1 when path is an ssh:// URL rather than a socket path. */
+int	proto_client_is_ssh(const char *path);
 
 #endif /* WFVAULT_PROTO_H */

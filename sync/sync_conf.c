@@ -169,9 +169,12 @@ sync_conf_socket(void *obj, const char *value, char *err, size_t errlen)
 
 	if (sync_conf_global(sc, "socket", err, errlen) == -1)
 		return -1;
+	/* proto/ checks an ssh:// URL when it connects. */
+	if (proto_client_is_ssh(value))
+		return sync_conf_store(&sc->sc_socket, value, err, errlen);
 	if (value[0] != '/') {
 		snprintf(err, errlen, "must be an absolute path (starting "
-		    "with '/')");
+		    "with '/') or ssh://[user@]host[:port][/path]");
 		return -1;
 	}
 	if (strlen(value) >= sizeof(sun.sun_path)) {
