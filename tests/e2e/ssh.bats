@@ -259,11 +259,28 @@ ssh_children() {
 	restart_daemon
 	printf 'test-token\n' >"$T/token"
 	chmod 0400 "$T/token"
-	# Nothing listens at the KV end: the agent stays connected, retrying.
+	# An API that refuses the token at once: the agent's preflight fails
+	# without retries, and it waits connected to the daemon (watching)
+	# for the next try.
+	node -e '
+	    require("http").createServer((q, r) => {
+	        r.writeHead(401, { "content-type": "application/json" });
+	        r.end(JSON.stringify({ success: false, messages: [],
+	            result: null, errors: [{ code: 10000,
+	            message: "Authentication error" }] }));
+	    }).listen(0, "127.0.0.1", function () {
+	        console.log(this.address().port);
+	    });' >"$T/api.port" 3>&- &
+	BG_PIDS="$BG_PIDS $!"
+	for _ in $(seq 200); do
+		[ -s "$T/api.port" ] && break
+		sleep 0.05
+	done
+	[ -s "$T/api.port" ]
 	cat >"$T/sync.conf" <<-EOF2
 	socket $URL
 	target default
-	cf_api_base http://127.0.0.1:1/client/v4
+	cf_api_base http://127.0.0.1:$(cat "$T/api.port")/client/v4
 	cf_account_id 0123456789abcdef0123456789abcdef
 	cf_namespace_id fedcba9876543210fedcba9876543210
 	cf_api_token_file $T/token
