@@ -129,7 +129,7 @@ secrets_request(struct kv_client *kc, const char *method, const char *url,
 {
 	struct kv_decision	 d;
 	json_t			*bad;
-	char			 why[640];
+	char			 why[1024];
 	unsigned		 attempt;
 	CURLcode		 cc;
 
