@@ -887,13 +887,53 @@ sync_target_check(const char *name, const struct sync_target *st,
 	return 0;
 }
 
+/*
+ * Two kv targets on one namespace where b's prefix is a's followed by
+ * what can start a tenant id ("t:" and "t:eu."): a would take b's key
+ * "t:eu.acme" for a key of its tenant "eu.acme", and a full pass or
+ * --prune of a would delete b's keys.  Returns -1 with err set then.
+ */
+static int
+sync_conf_prefixes_check(const char *name, const struct sync_target *a,
+    const struct sync_target *b, char *err, size_t errlen)
+{
+	const char	*pa, *pb;
+	size_t		 la;
+
+	if (a->st_kind != SYNC_KIND_KV || b->st_kind != SYNC_KIND_KV ||
+	    strcmp(a->st_namespace_id, b->st_namespace_id) != 0)
+		return 0;
+	pa = a->st_key_prefix != NULL ? a->st_key_prefix : "";
+	pb = b->st_key_prefix != NULL ? b->st_key_prefix : "";
+	if (strlen(pa) > strlen(pb)) {
+		const struct sync_target *t = a;
+
+		a = b;
+		b = t;
+		pa = a->st_key_prefix != NULL ? a->st_key_prefix : "";
+		pb = b->st_key_prefix != NULL ? b->st_key_prefix : "";
+	}
+	la = strlen(pa);
+	if (strncmp(pa, pb, la) != 0 ||
+	    proto_tenant_valid(pb + la, NULL, 0) != 0)
+		return 0;
+	snprintf(err, errlen, "%s: targets '%s' and '%s' share "
+	    "cf_namespace_id, and the kv_key_prefix of '%s' is that of '%s' "
+	    "followed by what can start a tenant id: '%s' would take the "
+	    "other's keys for keys of its tenants and could delete them; end "
+	    "the longer prefix's extra part with ':' or '/' (say \"t:\" "
+	    "and \"t:eu:\")", name, a->st_name, b->st_name, b->st_name,
+	    a->st_name, a->st_name);
+	return -1;
+}
+
 /* What no single line can check, and the defaults of the strings. */
 static int
 sync_conf_finish(const char *name, struct sync_conf *sc, char *err,
     size_t errlen)
 {
 	struct sync_target	*d = &sc->sc_defaults;
-	size_t			 i;
+	size_t			 i, j;
 
 	sc->sc_cur = NULL;
 	if (sc->sc_ntargets == 0) {
@@ -918,6 +958,11 @@ sync_conf_finish(const char *name, struct sync_conf *sc, char *err,
 		    errlen) == -1)
 			return -1;
 	}
+	for (i = 0; i < sc->sc_ntargets; i++)
+		for (j = i + 1; j < sc->sc_ntargets; j++)
+			if (sync_conf_prefixes_check(name, &sc->sc_targets[i],
+			    &sc->sc_targets[j], err, errlen) == -1)
+				return -1;
 	if ((sc->sc_socket == NULL && sync_conf_store(&sc->sc_socket,
 	    PROTO_DEFAULT_SOCKET, err, errlen) == -1) ||
 	    (sc->sc_api_base == NULL && sync_conf_store(&sc->sc_api_base,
