@@ -887,11 +887,45 @@ sync_target_check(const char *name, const struct sync_target *st,
 	return 0;
 }
 
+/* Whether pattern p ("*", "PREFIX*" or an id) and q match a tenant both. */
+static int
+sync_pattern_overlap(const char *p, const char *q)
+{
+	size_t	lp = strlen(p), lq = strlen(q);
+	int	wp = lp > 0 && p[lp - 1] == '*', wq = lq > 0 && q[lq - 1] == '*';
+
+	if (wp && wq)
+		return strncmp(p, q, (lp < lq ? lp : lq) - 1) == 0;
+	if (wp)
+		return strncmp(p, q, lp - 1) == 0;
+	if (wq)
+		return strncmp(q, p, lq - 1) == 0;
+	return strcmp(p, q) == 0;
+}
+
+/* Whether two kv targets' tenants (none given: all) have one in common. */
+static int
+sync_tenants_overlap(const struct sync_target *a, const struct sync_target *b)
+{
+	size_t	i, j;
+
+	if (a->st_ntenants == 0 || b->st_ntenants == 0)
+		return 1;
+	for (i = 0; i < a->st_ntenants; i++)
+		for (j = 0; j < b->st_ntenants; j++)
+			if (sync_pattern_overlap(a->st_tenants[i],
+			    b->st_tenants[j]))
+				return 1;
+	return 0;
+}
+
 /*
- * Two kv targets on one namespace where b's prefix is a's followed by
- * what can start a tenant id ("t:" and "t:eu."): a would take b's key
- * "t:eu.acme" for a key of its tenant "eu.acme", and a full pass or
- * --prune of a would delete b's keys.  Returns -1 with err set then.
+ * Two kv targets on one namespace that would write or delete each
+ * other's keys: the same prefix with tenants in common (both write those
+ * keys, one maybe sealed and the other in clear), or b's prefix being
+ * a's followed by what can start a tenant id ("t:" and "t:eu."), where a
+ * takes b's key "t:eu.acme" for its tenant "eu.acme"'s and a full pass
+ * or --prune of a deletes it.  Returns -1 with err set then.
  */
 static int
 sync_conf_prefixes_check(const char *name, const struct sync_target *a,
@@ -914,6 +948,17 @@ sync_conf_prefixes_check(const char *name, const struct sync_target *a,
 		pb = b->st_key_prefix != NULL ? b->st_key_prefix : "";
 	}
 	la = strlen(pa);
+	if (strcmp(pa, pb) == 0) {
+		if (!sync_tenants_overlap(a, b))
+			return 0;
+		snprintf(err, errlen, "%s: targets '%s' and '%s' share "
+		    "cf_namespace_id and kv_key_prefix, and their tenants "
+		    "have some in common: both would write those keys (one "
+		    "sealed, the other in clear, say); make their tenants "
+		    "disjoint or give them different prefixes", name,
+		    a->st_name, b->st_name);
+		return -1;
+	}
 	if (strncmp(pa, pb, la) != 0 ||
 	    proto_tenant_valid(pb + la, NULL, 0) != 0)
 		return 0;
