@@ -890,13 +890,98 @@ sync_target_check(const char *name, const struct sync_target *st,
 	return 0;
 }
 
+/* Whether pattern p ("*", "PREFIX*" or an id) and q match a tenant both. */
+static int
+sync_pattern_overlap(const char *p, const char *q)
+{
+	size_t	lp = strlen(p), lq = strlen(q);
+	int	wp = lp > 0 && p[lp - 1] == '*', wq = lq > 0 && q[lq - 1] == '*';
+
+	if (wp && wq)
+		return strncmp(p, q, (lp < lq ? lp : lq) - 1) == 0;
+	if (wp)
+		return strncmp(p, q, lp - 1) == 0;
+	if (wq)
+		return strncmp(q, p, lq - 1) == 0;
+	return strcmp(p, q) == 0;
+}
+
+/* Whether two kv targets' tenants (none given: all) have one in common. */
+static int
+sync_tenants_overlap(const struct sync_target *a, const struct sync_target *b)
+{
+	size_t	i, j;
+
+	if (a->st_ntenants == 0 || b->st_ntenants == 0)
+		return 1;
+	for (i = 0; i < a->st_ntenants; i++)
+		for (j = 0; j < b->st_ntenants; j++)
+			if (sync_pattern_overlap(a->st_tenants[i],
+			    b->st_tenants[j]))
+				return 1;
+	return 0;
+}
+
+/*
+ * Two kv targets on one namespace that would write or delete each
+ * other's keys: the same prefix with tenants in common (both write those
+ * keys, one maybe sealed and the other in clear), or b's prefix being
+ * a's followed by what can start a tenant id ("t:" and "t:eu."), where a
+ * takes b's key "t:eu.acme" for its tenant "eu.acme"'s and a full pass
+ * or --prune of a deletes it.  Returns -1 with err set then.
+ */
+static int
+sync_conf_prefixes_check(const char *name, const struct sync_target *a,
+    const struct sync_target *b, char *err, size_t errlen)
+{
+	const char	*pa, *pb;
+	size_t		 la;
+
+	if (a->st_kind != SYNC_KIND_KV || b->st_kind != SYNC_KIND_KV ||
+	    strcmp(a->st_namespace_id, b->st_namespace_id) != 0)
+		return 0;
+	pa = a->st_key_prefix != NULL ? a->st_key_prefix : "";
+	pb = b->st_key_prefix != NULL ? b->st_key_prefix : "";
+	if (strlen(pa) > strlen(pb)) {
+		const struct sync_target *t = a;
+
+		a = b;
+		b = t;
+		pa = a->st_key_prefix != NULL ? a->st_key_prefix : "";
+		pb = b->st_key_prefix != NULL ? b->st_key_prefix : "";
+	}
+	la = strlen(pa);
+	if (strcmp(pa, pb) == 0) {
+		if (!sync_tenants_overlap(a, b))
+			return 0;
+		snprintf(err, errlen, "%s: targets '%s' and '%s' share "
+		    "cf_namespace_id and kv_key_prefix, and their tenants "
+		    "have some in common: both would write those keys (one "
+		    "sealed, the other in clear, say); make their tenants "
+		    "disjoint or give them different prefixes", name,
+		    a->st_name, b->st_name);
+		return -1;
+	}
+	if (strncmp(pa, pb, la) != 0 ||
+	    proto_tenant_valid(pb + la, NULL, 0) != 0)
+		return 0;
+	snprintf(err, errlen, "%s: targets '%s' and '%s' share "
+	    "cf_namespace_id, and the kv_key_prefix of '%s' is that of '%s' "
+	    "followed by what can start a tenant id: '%s' would take the "
+	    "other's keys for keys of its tenants and could delete them; end "
+	    "the longer prefix's extra part with ':' or '/' (say \"t:\" "
+	    "and \"t:eu:\")", name, a->st_name, b->st_name, b->st_name,
+	    a->st_name, a->st_name);
+	return -1;
+}
+
 /* What no single line can check, and the defaults of the strings. */
 static int
 sync_conf_finish(const char *name, struct sync_conf *sc, char *err,
     size_t errlen)
 {
 	struct sync_target	*d = &sc->sc_defaults;
-	size_t			 i;
+	size_t			 i, j;
 
 	sc->sc_cur = NULL;
 	if (sc->sc_ntargets == 0) {
@@ -921,6 +1006,11 @@ sync_conf_finish(const char *name, struct sync_conf *sc, char *err,
 		    errlen) == -1)
 			return -1;
 	}
+	for (i = 0; i < sc->sc_ntargets; i++)
+		for (j = i + 1; j < sc->sc_ntargets; j++)
+			if (sync_conf_prefixes_check(name, &sc->sc_targets[i],
+			    &sc->sc_targets[j], err, errlen) == -1)
+				return -1;
 	if ((sc->sc_socket == NULL && sync_conf_store(&sc->sc_socket,
 	    PROTO_DEFAULT_SOCKET, err, errlen) == -1) ||
 	    (sc->sc_api_base == NULL && sync_conf_store(&sc->sc_api_base,

@@ -114,6 +114,27 @@ sync_key_ours(const struct sync_target *st, const char *prefix, size_t plen,
 	    json_is_integer(v) && sync_target_wants(st, key + plen);
 }
 
+/* How many keys this target wrote, and how many of those the vault lacks. */
+static void
+sync_prune_count(const struct sync_target *st, json_t *kvkeys, json_t *vault,
+    size_t *marked, size_t *stale)
+{
+	const char	*prefix, *key;
+	json_t		*v;
+	size_t		 plen;
+
+	prefix = st->st_key_prefix != NULL ? st->st_key_prefix : "";
+	plen = strlen(prefix);
+	*marked = *stale = 0;
+	json_object_foreach(kvkeys, key, v) {
+		if (!sync_key_ours(st, prefix, plen, key, v))
+			continue;
+		(*marked)++;
+		if (json_object_get(vault, key + plen) == NULL)
+			(*stale)++;
+	}
+}
+
 /*
  * --prune without --force: refuses (printing each key it would delete)
  * when the marked keys of tenants the vault lacks are more than
@@ -129,17 +150,11 @@ sync_prune_check(struct sync_ctx *ctx, json_t *kvkeys, json_t *vault,
 	const struct sync_target *st = ctx->sx_target;
 	const char		*prefix, *key;
 	json_t			*v;
-	size_t			 plen, marked = 0, stale = 0;
+	size_t			 plen, marked, stale;
 
 	prefix = st->st_key_prefix != NULL ? st->st_key_prefix : "";
 	plen = strlen(prefix);
-	json_object_foreach(kvkeys, key, v) {
-		if (!sync_key_ours(st, prefix, plen, key, v))
-			continue;
-		marked++;
-		if (json_object_get(vault, key + plen) == NULL)
-			stale++;
-	}
+	sync_prune_count(st, kvkeys, vault, &marked, &stale);
 	if (sync_prune_allowed(marked, stale, sc->sc_prune_max_share))
 		return 0;
 	json_object_foreach(kvkeys, key, v) {
@@ -189,8 +204,8 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 	const char		*tenant, *key, *prefix, *kvkid;
 	char			 k[KV_KEY_MAX + 1], kid[SEAL_KID_LEN + 1];
 	uint64_t		 version;
-	size_t			 plen;
-	int			 rc, r;
+	size_t			 plen, marked, stale;
+	int			 rc, r, keep_stale = 0;
 
 	prefix = st->st_key_prefix != NULL ? st->st_key_prefix : "";
 	plen = strlen(prefix);
@@ -265,6 +280,25 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 	if ((rc = sync_flush(ctx, &puts, 0, 1, rep, err, errlen)) != 0)
 		goto done;
 
+	/*
+	 * A full pass deletes what the vault lost meanwhile, but not more
+	 * than --prune would without --force: that many at once more likely
+	 * means another vault (a wrong socket) than real deletions.
+	 */
+	if (mode == SYNC_REPAIR_RESYNC) {
+		sync_prune_count(st, kvkeys, vault, &marked, &stale);
+		if (!sync_prune_allowed(marked, stale,
+		    ctx->sx_conf->sc_prune_max_share)) {
+			log_warnx("target '%s': the vault lacks %zu of the %zu "
+			    "keys wfvault wrote under the prefix (more than "
+			    "prune_max_share): kept them all; check that "
+			    "socket names the right vault, then delete them "
+			    "with --reconcile --prune --force", st->st_name,
+			    stale, marked);
+			keep_stale = 1;
+		}
+	}
+
 	/* In KV but not in the vault: stale; removed only with --prune. */
 	json_object_foreach(kvkeys, key, v) {
 		if (strncmp(key, prefix, plen) == 0 &&
@@ -276,7 +310,8 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 			 * Only what the vault wrote: a tenant's key with its
 			 * version.  Anything else is not ours to delete.
 			 */
-			if (!sync_key_ours(st, prefix, plen, key, v))
+			if (keep_stale || !sync_key_ours(st, prefix, plen,
+			    key, v))
 				continue;
 			log_debug("%s: %s: tenant gone from the vault",
 			    __func__, key);

@@ -400,6 +400,35 @@ load_tenants() {
 	[ "$(worker_get keep k | jq -r .value)" = k2 ]
 }
 
+@test "a full pass keeps a mass delete beyond prune_max_share" {
+	# Most tenants gone while the agent was behind a trimmed feed (or
+	# its socket names another vault): the full pass must not delete
+	# them all, as --reconcile --prune would not without --force.
+	stop_daemon
+	write_conf "feed_retain 2"
+	start_daemon
+	write_sync_conf "kv_key_prefix v/"
+	for t in t1 t2 t3 t4 t5; do put_value "$t" k "$t"; done
+	run sync_once
+	[ "$status" -eq 0 ]
+	for t in t1 t2 t3 t4; do wfv rm "$t" >/dev/null; done
+	put_value t5 k t5b
+	put_value t5 k t5c
+	run tp call changes '{"since":5}'
+	[ "$(jq -r .error.data.kind <<<"$output")" = feed_trimmed ]
+	run sync_once
+	echo "$output"
+	[[ "$output" == *"full pass"* ]]
+	[[ "$output" == *"--prune --force"* ]]
+	export PREFIX=v/
+	[ "$(worker_get t1 k | jq -r .value)" = t1 ]
+	[ "$(worker_get t5 k | jq -r .value)" = t5c ]
+	run timeout 120 "$WFVAULT_SYNC" -c "$T/sync.conf" --reconcile \
+	    --prune --force
+	[ "$status" -eq 0 ]
+	[ "$(worker_get t1 | jq -r .config)" = null ]
+}
+
 @test "--reconcile gives up on a KV listing whose cursors never end" {
 	# Up to 1,002 list requests: more than the default request_budget.
 	write_sync_conf "request_budget 2000/5m"

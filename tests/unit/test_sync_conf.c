@@ -553,6 +553,10 @@ test_target_errors(void **state)
 	static const char *const name[] = { "t.conf:4:", "target", NULL };
 	static const char *const both[] = { "t.conf:6:",
 	    "only one of the two", NULL };
+	static const char *const overlap[] = { "targets 'a' and 'b'",
+	    "kv_key_prefix", NULL };
+	static const char *const same[] = { "targets 'a' and 'b'",
+	    "tenants", NULL };
 	struct sync_conf	sc;
 
 	(void)state;
@@ -562,7 +566,8 @@ test_target_errors(void **state)
 	refuse(BASE "cf_account_id " ACCT "\n", twice_def);
 	/* The same key in two blocks is fine. */
 	accept_text(BASE "target a\ncf_namespace_id " NSID "\n"
-	    "target b\ncf_namespace_id " NSID "\n", &sc);
+	    "tenants a*\ntarget b\ncf_namespace_id " NSID "\n"
+	    "tenants b*\n", &sc);
 	assert_int_equal(sc.sc_ntargets, 2);
 	sync_conf_release(&sc);
 	refuse("cf_account_id " ACCT "\ncf_api_token_file /t\n"
@@ -576,6 +581,43 @@ test_target_errors(void **state)
 	refuse(BASE "target a/b\n", name);
 	refuse(BASE "target a\ncf_api_token_credential c\n"
 	    "cf_api_token_file /t\n", both);
+	/*
+	 * One namespace, and b's prefix is a's plus what starts a tenant id:
+	 * a would take b's key "t:eu.acme" for its tenant "eu.acme" and
+	 * prune it.  Prefixes that cannot be read so are fine.
+	 */
+	refuse(BASE "target a\nkv_key_prefix t:\n"
+	    "target b\nkv_key_prefix t:eu.\n", overlap);
+	refuse(BASE "target b\nkv_key_prefix t:eu.\n"
+	    "target a\nkv_key_prefix t:\n", overlap);
+	refuse(BASE "target a\ntarget b\nkv_key_prefix eu\n", overlap);
+	accept_text(BASE "target a\nkv_key_prefix t:\n"
+	    "target b\nkv_key_prefix t:eu:\n", &sc);
+	sync_conf_release(&sc);
+	accept_text(BASE "target a\ntarget b\nkv_key_prefix t:\n", &sc);
+	sync_conf_release(&sc);
+	accept_text(BASE "target a\nkv_key_prefix t:\ntarget b\n", &sc);
+	sync_conf_release(&sc);
+	accept_text(BASE "target a\nkv_key_prefix t:\ntarget b\n"
+	    "cf_namespace_id 00112233445566778899aabbccddeeff\n"
+	    "kv_key_prefix t:eu.\n", &sc);
+	sync_conf_release(&sc);
+	/*
+	 * One namespace and prefix, tenants in common: both would write
+	 * those keys, one sealed and one in clear, say.  Disjoint is fine.
+	 */
+	refuse(BASE "target a\ntenants prod-*\ntarget b\n", same);
+	refuse(BASE "target a\ntenants prod-*\n"
+	    "target b\ntenants demo,prod-eu*\n", same);
+	refuse(BASE "target a\ntenants prod-eu*\n"
+	    "target b\ntenants prod-*\n", same);
+	refuse(BASE "target a\ntenants x,prod-eu1\n"
+	    "target b\ntenants prod-*\n", same);
+	refuse(BASE "target a\ntenants demo\ntarget b\ntenants demo\n",
+	    same);
+	accept_text(BASE "target a\ntenants staging-*,demo\n"
+	    "target b\ntenants prod-*,demo2\n", &sc);
+	sync_conf_release(&sc);
 	/* A block's own source may differ from the default one. */
 	accept_text(BASE "target a\ncf_api_token_credential c\n", &sc);
 	assert_string_equal(sc.sc_targets[0].st_token_credential, "c");
