@@ -9,7 +9,6 @@
 load helpers
 
 WFVAULT_SYNC=$E2E_BUILD/wfvault-sync
-HARNESS=$E2E_ROOT/tests/worker/harness.mjs
 EDGE_READ=$E2E_ROOT/tests/worker/edge_read.mjs
 ACCOUNT=0123456789abcdef0123456789abcdef
 STAGING=fedcba9876543210fedcba9876543210
@@ -27,30 +26,11 @@ setup_file() {
 		    "is missing (make test runs npm ci there)" >&2
 		return 1
 	fi
-	HD=$(mktemp -d "${TMPDIR:-/tmp}/wfv-harness.XXXXXX")
-	mkfifo "$HD/ready"
-	node "$HARNESS" --port 0 --namespace "$STAGING" \
-	    --namespace2 "$PRODUCTION" --script "$SCRIPT" \
-	    >"$HD/ready" 2>"$HD/harness.log" 3>&- &
-	echo $! >"$HD/pid"
-	read -r -t 60 word url <"$HD/ready" || true
-	[ "$word" = READY ] || {
-		echo "harness did not start:" >&2
-		cat "$HD/harness.log" >&2
-		return 1
-	}
-	cat "$HD/ready" >/dev/null 3>&- &
-	export HD HURL=$url
+	harness_start --namespace "$STAGING" --namespace2 "$PRODUCTION" --script "$SCRIPT" || return 1
 }
 
 teardown_file() {
-	[ -n "${HD:-}" ] || return 0
-	kill -TERM "$(cat "$HD/pid")" 2>/dev/null
-	for _ in $(seq 100); do
-		kill -0 "$(cat "$HD/pid")" 2>/dev/null || break
-		sleep 0.1
-	done
-	rm -rf "$HD"
+	harness_stop
 }
 
 setup() {

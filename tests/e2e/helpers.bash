@@ -263,3 +263,37 @@ check_tenants() {
 	    all(.[]; .result.value == ("v-" + (.id | tostring)))' \
 	    "$T/check.out" >/dev/null
 }
+
+# Starts the local Cloudflare stand-in (tests/worker/harness.mjs) for a
+# whole bats file, with harness.mjs's options "$@": exports HD (its
+# directory) and HURL (its base URL).  Returns 1, with its log on stderr,
+# when it does not come up.  Stop it with harness_stop in teardown_file.
+harness_start() {
+	local word url
+	HD=$(mktemp -d "${TMPDIR:-/tmp}/wfv-harness.XXXXXX")
+	mkfifo "$HD/ready"
+	node "$E2E_ROOT/tests/worker/harness.mjs" --port 0 "$@" \
+	    >"$HD/ready" 2>"$HD/harness.log" 3>&- &
+	echo $! >"$HD/pid"
+	read -r -t 60 word url <"$HD/ready" || true
+	[ "$word" = READY ] || {
+		echo "harness did not start:" >&2
+		cat "$HD/harness.log" >&2
+		return 1
+	}
+	# Keep reading its stdout so it never blocks on a full pipe.
+	cat "$HD/ready" >/dev/null 3>&- &
+	export HD HURL=$url
+}
+
+# Stops the stand-in harness_start started (bounded wait), removes HD.
+harness_stop() {
+	local _
+	[ -n "${HD:-}" ] || return 0
+	kill -TERM "$(cat "$HD/pid")" 2>/dev/null
+	for _ in $(seq 100); do
+		kill -0 "$(cat "$HD/pid")" 2>/dev/null || break
+		sleep 0.1
+	done
+	rm -rf "$HD"
+}
