@@ -147,50 +147,42 @@ tty_write(int fd, const char *s)
 }
 
 /*
- * Prompts on the terminal with echo off and reads one line.  A signal
- * restores the terminal first and is then delivered again; after a stop
- * (^Z) and a continue the prompt starts over, as readpassphrase(3) does.
+ * Prompts on the terminal and reads one line into buf (NUL-terminated,
+ * without the newline), echo off unless echo.  Echo goes off before the
+ * prompt is shown, so nothing typed after it is echoed; the terminal and
+ * the signal handlers are restored before returning, whatever happens.
+ * A stop (^Z) restores the terminal, stops, and prompts again.  Returns
+ * TTY_LINE_* (TTY_LINE_SIGNAL with *signo: the caller wipes and re-raises
+ * it), or -1 with errno set.  Used by put's prompt and by onboard.
  */
-static int
-value_read_tty(struct value *v, const char *tenant, const char *field,
-    struct cli_error *err)
+int
+tty_read_line(int fd, int ofd, const char *prompt, int echo, char *buf,
+    size_t cap, size_t *lenp, int *signo)
 {
 	struct sigaction	 sa, saved_sa[NTTY_SIGNALS];
-	struct termios		 saved, noecho;
-	char			 prompt[PROTO_TENANT_MAX + PROTO_FIELD_MAX + 32];
-	char			*nl;
-	ssize_t			 n;
-	size_t			 i, max = CLI_VALUE_MAX + 1;
+	struct termios		 saved, mode;
 	struct pollfd		 pfd;
 	sigset_t		 block, unblocked;
-	int			 fd, ofd, opened, termios_set, restart;
-	int			 interrupted, read_errno;
-
-	if (value_alloc(v, max, err) == -1)
-		return -1;
-	snprintf(prompt, sizeof(prompt), "Value for %s.%s: ", tenant, field);
+	size_t			 i, len;
+	ssize_t			 n;
+	char			*nl, junk[256];
+	int			 termios_set, rv, restart, read_errno;
 
 again:
-	restart = interrupted = 0;
+	len = 0;
+	rv = TTY_LINE_OK;
+	restart = 0;
 	read_errno = 0;
-	v->v_len = 0;
+	*signo = 0;
 	termios_set = 0;
-	if ((fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)) != -1) {
-		opened = 1;
-		ofd = fd;
-	} else {
-		opened = 0;
-		fd = STDIN_FILENO;
-		ofd = STDERR_FILENO;
-	}
-
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = 0;	/* no SA_RESTART: read() must return EINTR */
 	sa.sa_handler = tty_catch;
 	/*
-	 * Blocked but while waiting in ppoll: a signal caught after a check
-	 * of tty_caught and before read() would leave the read waiting.
+	 * The signals stay blocked but while waiting in ppoll: one caught
+	 * between a check of tty_caught and a read would leave the read
+	 * waiting for a line after the user pressed ^C or ^Z.
 	 */
 	sigemptyset(&block);
 	for (i = 0; i < NTTY_SIGNALS; i++)
@@ -200,12 +192,14 @@ again:
 		tty_caught[i] = 0;
 		(void)sigaction(tty_signals[i], &sa, &saved_sa[i]);
 	}
-
 	if (tcgetattr(fd, &saved) == 0) {
-		noecho = saved;
-		noecho.c_lflag &= ~(ECHO | ECHONL);
-		noecho.c_lflag |= ICANON;
-		if (tcsetattr(fd, TCSAFLUSH, &noecho) == 0)
+		mode = saved;
+		if (echo)
+			mode.c_lflag |= ECHO;
+		else
+			mode.c_lflag &= ~(ECHO | ECHONL);
+		mode.c_lflag |= ICANON;
+		if (tcsetattr(fd, TCSAFLUSH, &mode) == 0)
 			termios_set = 1;
 	}
 
@@ -226,9 +220,14 @@ again:
 				continue;
 			break;
 		}
-		n = read(fd, v->v_buf + v->v_len, max + 1 - v->v_len);
+		if (len < cap - 1)
+			n = read(fd, buf + len, cap - 1 - len);
+		else
+			/* Too long: read on to the line's end, keep nothing. */
+			n = read(fd, junk, sizeof(junk));
 		if (n == -1) {
 			if (errno == EINTR) {
+				/* Which one and what next: decided below. */
 				for (i = 0; i < NTTY_SIGNALS; i++)
 					if (tty_caught[i])
 						break;
@@ -238,52 +237,118 @@ again:
 				read_errno = errno;
 			break;
 		}
-		if (n == 0)
-			break;
-		nl = memchr(v->v_buf + v->v_len, '\n', n);
-		v->v_len += n;
-		if (nl != NULL) {
-			v->v_len = nl - v->v_buf;
+		if (n == 0) {
+			/* ^D on an empty line; after text it ends the line. */
+			if (len == 0 && rv != TTY_LINE_LONG)
+				rv = TTY_LINE_EOF;
 			break;
 		}
-		if (v->v_len > max)
+		if (len >= cap - 1) {
+			rv = TTY_LINE_LONG;
+			nl = memchr(junk, '\n', n);
+			explicit_bzero(junk, sizeof(junk));
+			if (nl != NULL)
+				break;
+			continue;
+		}
+		nl = memchr(buf + len, '\n', n);
+		len += n;
+		if (nl != NULL) {
+			len = nl - buf;
 			break;
+		}
+		if (len >= cap - 1) {
+			explicit_bzero(buf, cap);
+			rv = TTY_LINE_LONG;
+		}
 	}
+	explicit_bzero(junk, sizeof(junk));
 	/* Echo was off: the user's Enter did not move to the next line. */
-	tty_write(ofd, "\n");
-
+	if (!echo || rv == TTY_LINE_EOF)
+		tty_write(ofd, "\n");
 	if (termios_set)
 		(void)tcsetattr(fd, TCSAFLUSH, &saved);
 	/* One still pending reaches tty_catch, not its old action. */
 	(void)sigprocmask(SIG_SETMASK, &unblocked, NULL);
 	for (i = 0; i < NTTY_SIGNALS; i++)
 		(void)sigaction(tty_signals[i], &saved_sa[i], NULL);
-	if (opened)
-		close(fd);
 
 	for (i = 0; i < NTTY_SIGNALS; i++) {
 		if (!tty_caught[i])
 			continue;
-		explicit_bzero(v->v_buf, v->v_cap);
-		v->v_len = 0;
-		(void)kill(getpid(), tty_signals[i]);
-		if (tty_signals[i] == SIGTSTP || tty_signals[i] == SIGTTIN ||
-		    tty_signals[i] == SIGTTOU)
+		explicit_bzero(buf, cap);
+		len = 0;
+		if (tty_signals[i] == SIGTSTP ||
+		    tty_signals[i] == SIGTTIN ||
+		    tty_signals[i] == SIGTTOU) {
+			(void)kill(getpid(), tty_signals[i]);
 			restart = 1;
-		else
-			interrupted = 1;
+		} else {
+			*signo = tty_signals[i];
+			rv = TTY_LINE_SIGNAL;
+		}
 	}
-	/* Still here after SIGINT: it was ignored when we started. */
-	if (interrupted)
-		return cli_fail(err, CLI_EXIT_ERROR,
-		    "interrupted; nothing stored");
+	if (rv == TTY_LINE_SIGNAL)
+		return rv;
+	/* Stopped and continued, or the stop was discarded: ask again. */
 	if (restart)
 		goto again;
+	if (read_errno != 0) {
+		explicit_bzero(buf, cap);
+		errno = read_errno;
+		return -1;
+	}
+	if (rv == TTY_LINE_LONG) {
+		explicit_bzero(buf, cap);
+		len = 0;
+	}
+	buf[len] = '\0';
+	*lenp = len;
+	return rv;
+}
 
-	if (read_errno != 0)
+/*
+ * Prompts on the terminal (/dev/tty, else stdin and stderr) with echo off
+ * and reads one line.  A signal restores the terminal first and is then
+ * delivered again; after a stop (^Z) and a continue the prompt starts
+ * over, as readpassphrase(3) does.
+ */
+static int
+value_read_tty(struct value *v, const char *tenant, const char *field,
+    struct cli_error *err)
+{
+	char	 prompt[PROTO_TENANT_MAX + PROTO_FIELD_MAX + 32];
+	size_t	 len = 0, max = CLI_VALUE_MAX + 1;
+	int	 fd, ofd, opened, r, signo = 0, saved_errno;
+
+	if (value_alloc(v, max, err) == -1)
+		return -1;
+	snprintf(prompt, sizeof(prompt), "Value for %s.%s: ", tenant, field);
+	if ((fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)) != -1) {
+		opened = 1;
+		ofd = fd;
+	} else {
+		opened = 0;
+		fd = STDIN_FILENO;
+		ofd = STDERR_FILENO;
+	}
+	r = tty_read_line(fd, ofd, prompt, 0, v->v_buf, max, &len,
+	    &signo);
+	saved_errno = errno;
+	if (opened)
+		close(fd);
+	v->v_len = r == TTY_LINE_OK ? len : 0;
+	if (r == TTY_LINE_SIGNAL) {
+		explicit_bzero(v->v_buf, v->v_cap);
+		(void)kill(getpid(), signo);
+		/* Still here: it was ignored when we started. */
 		return cli_fail(err, CLI_EXIT_ERROR,
-		    "cannot read from the terminal: %s", strerror(read_errno));
-	if (v->v_len > max)
+		    "interrupted; nothing stored");
+	}
+	if (r == -1)
+		return cli_fail(err, CLI_EXIT_ERROR,
+		    "cannot read from the terminal: %s", strerror(saved_errno));
+	if (r == TTY_LINE_LONG)
 		return cli_fail(err, CLI_EXIT_ERROR,
 		    "value is over 1 MiB; nothing stored");
 	v->v_buf[v->v_len] = '\0';

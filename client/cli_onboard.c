@@ -4,8 +4,6 @@
  * from an .env file or a JSON object -- checks them against the catalog's
  * formats and stores them with the integrations as one new version.
  */
-#include <poll.h>
-
 #include <errno.h>
 #include <fcntl.h>
 #include <regex.h>
@@ -14,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include "proto.h"
@@ -23,14 +20,6 @@
 #define ONBOARD_JSON_FLAGS	(JSON_INDENT(2) | JSON_SORT_KEYS)
 /* One answer at the terminal; a canonical-mode line is shorter anyway. */
 #define ONBOARD_LINE_MAX	8192
-
-/* Signals that would leave the terminal without echo if they hit us. */
-static const int onboard_signals[] = {
-	SIGALRM, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTSTP, SIGTTIN, SIGTTOU
-};
-#define ONBOARD_NSIGNALS (sizeof(onboard_signals) / sizeof(onboard_signals[0]))
-
-static volatile sig_atomic_t	onboard_caught[ONBOARD_NSIGNALS];
 
 /* One field of a named integration that the tenant does not hold. */
 struct onboard_field {
@@ -385,183 +374,6 @@ onboard_block(int ofd, struct onboard *ob, const struct onboard_field *of)
 	onboard_tty_printf(ofd, "Format: %s\n", format);
 }
 
-static void
-onboard_catch(int signo)
-{
-	size_t	i;
-
-	for (i = 0; i < ONBOARD_NSIGNALS; i++)
-		if (onboard_signals[i] == signo)
-			onboard_caught[i] = 1;
-}
-
-/* What onboard_tty_line read. */
-#define LINE_OK		0
-#define LINE_EOF	1
-#define LINE_LONG	2
-#define LINE_SIGNAL	3
-
-/*
- * Prompts on the terminal and reads one line into buf (NUL-terminated,
- * without the newline), echo off unless echo.  Echo goes off before the
- * prompt is shown, so nothing typed after it is echoed; the terminal and
- * the signal handlers are restored before returning, whatever happens.
- * A stop (^Z) restores the terminal, stops, and prompts again.  Returns
- * LINE_* (LINE_SIGNAL with *signo: the caller wipes and re-raises it), or
- * -1 with errno set.
- */
-static int
-onboard_tty_line(int fd, int ofd, const char *prompt, int echo, char *buf,
-    size_t cap, size_t *lenp, int *signo)
-{
-	struct sigaction	 sa, saved_sa[ONBOARD_NSIGNALS];
-	struct termios		 saved, mode;
-	struct pollfd		 pfd;
-	sigset_t		 block, unblocked;
-	size_t			 i, len;
-	ssize_t			 n;
-	char			*nl, junk[256];
-	int			 termios_set, rv, restart, read_errno;
-
-again:
-	len = 0;
-	rv = LINE_OK;
-	restart = 0;
-	read_errno = 0;
-	*signo = 0;
-	termios_set = 0;
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = 0;	/* no SA_RESTART: read() must return EINTR */
-	sa.sa_handler = onboard_catch;
-	/*
-	 * The signals stay blocked but while waiting in ppoll: one caught
-	 * between a check of onboard_caught and a read would leave the read
-	 * waiting for a line after the user pressed ^C or ^Z.
-	 */
-	sigemptyset(&block);
-	for (i = 0; i < ONBOARD_NSIGNALS; i++)
-		sigaddset(&block, onboard_signals[i]);
-	(void)sigprocmask(SIG_BLOCK, &block, &unblocked);
-	for (i = 0; i < ONBOARD_NSIGNALS; i++) {
-		onboard_caught[i] = 0;
-		(void)sigaction(onboard_signals[i], &sa, &saved_sa[i]);
-	}
-	if (tcgetattr(fd, &saved) == 0) {
-		mode = saved;
-		if (echo)
-			mode.c_lflag |= ECHO;
-		else
-			mode.c_lflag &= ~(ECHO | ECHONL);
-		mode.c_lflag |= ICANON;
-		if (tcsetattr(fd, TCSAFLUSH, &mode) == 0)
-			termios_set = 1;
-	}
-
-	onboard_tty_write(ofd, prompt);
-	for (;;) {
-		pfd.fd = fd;
-		pfd.events = POLLIN;
-		pfd.revents = 0;
-		if (ppoll(&pfd, 1, NULL, &unblocked) == -1) {
-			if (errno != EINTR) {
-				read_errno = errno;
-				break;
-			}
-			for (i = 0; i < ONBOARD_NSIGNALS; i++)
-				if (onboard_caught[i])
-					break;
-			if (i == ONBOARD_NSIGNALS)
-				continue;
-			break;
-		}
-		if (len < cap - 1)
-			n = read(fd, buf + len, cap - 1 - len);
-		else
-			/* Too long: read on to the line's end, keep nothing. */
-			n = read(fd, junk, sizeof(junk));
-		if (n == -1) {
-			if (errno == EINTR) {
-				/* Which one and what next: decided below. */
-				for (i = 0; i < ONBOARD_NSIGNALS; i++)
-					if (onboard_caught[i])
-						break;
-				if (i == ONBOARD_NSIGNALS)
-					continue;
-			} else
-				read_errno = errno;
-			break;
-		}
-		if (n == 0) {
-			/* ^D on an empty line; after text it ends the line. */
-			if (len == 0 && rv != LINE_LONG)
-				rv = LINE_EOF;
-			break;
-		}
-		if (len >= cap - 1) {
-			rv = LINE_LONG;
-			nl = memchr(junk, '\n', n);
-			explicit_bzero(junk, sizeof(junk));
-			if (nl != NULL)
-				break;
-			continue;
-		}
-		nl = memchr(buf + len, '\n', n);
-		len += n;
-		if (nl != NULL) {
-			len = nl - buf;
-			break;
-		}
-		if (len >= cap - 1) {
-			explicit_bzero(buf, cap);
-			rv = LINE_LONG;
-		}
-	}
-	explicit_bzero(junk, sizeof(junk));
-	/* Echo was off: the user's Enter did not move to the next line. */
-	if (!echo || rv == LINE_EOF)
-		onboard_tty_write(ofd, "\n");
-	if (termios_set)
-		(void)tcsetattr(fd, TCSAFLUSH, &saved);
-	/* One still pending reaches onboard_catch, not its old action. */
-	(void)sigprocmask(SIG_SETMASK, &unblocked, NULL);
-	for (i = 0; i < ONBOARD_NSIGNALS; i++)
-		(void)sigaction(onboard_signals[i], &saved_sa[i], NULL);
-
-	for (i = 0; i < ONBOARD_NSIGNALS; i++) {
-		if (!onboard_caught[i])
-			continue;
-		explicit_bzero(buf, cap);
-		len = 0;
-		if (onboard_signals[i] == SIGTSTP ||
-		    onboard_signals[i] == SIGTTIN ||
-		    onboard_signals[i] == SIGTTOU) {
-			(void)kill(getpid(), onboard_signals[i]);
-			restart = 1;
-		} else {
-			*signo = onboard_signals[i];
-			rv = LINE_SIGNAL;
-		}
-	}
-	if (rv == LINE_SIGNAL)
-		return rv;
-	/* Stopped and continued, or the stop was discarded: ask again. */
-	if (restart)
-		goto again;
-	if (read_errno != 0) {
-		explicit_bzero(buf, cap);
-		errno = read_errno;
-		return -1;
-	}
-	if (rv == LINE_LONG) {
-		explicit_bzero(buf, cap);
-		len = 0;
-	}
-	buf[len] = '\0';
-	*lenp = len;
-	return rv;
-}
-
 /* Empties ob_values, wiping what they held (jansson's allocator does). */
 static void
 onboard_values_clear(struct onboard *ob)
@@ -589,22 +401,22 @@ onboard_ask_one(int fd, int ofd, struct onboard *ob,
 	snprintf(prompt, sizeof(prompt), "%s%s: ", of->of_name,
 	    secret ? " (input hidden)" : "");
 	for (;;) {
-		r = onboard_tty_line(fd, ofd, prompt, !secret, buf,
+		r = tty_read_line(fd, ofd, prompt, !secret, buf,
 		    ONBOARD_LINE_MAX, lenp, &signo);
 		if (r == -1)
 			return cli_fail(err, CLI_EXIT_ERROR, "cannot read from "
 			    "the terminal: %s; nothing stored",
 			    strerror(errno));
-		if (r == LINE_SIGNAL) {
+		if (r == TTY_LINE_SIGNAL) {
 			explicit_bzero(buf, ONBOARD_LINE_MAX);
 			onboard_values_clear(ob);
 			(void)kill(getpid(), signo);
 			return cli_fail(err, CLI_EXIT_ERROR, "interrupted; "
 			    "nothing stored");
 		}
-		if (r == LINE_EOF)
+		if (r == TTY_LINE_EOF)
 			return 1;
-		if (r == LINE_LONG) {
+		if (r == TTY_LINE_LONG) {
 			onboard_tty_printf(ofd, "%s: the value is longer than "
 			    "%d bytes; try again\n", of->of_name,
 			    ONBOARD_LINE_MAX - 1);

@@ -194,6 +194,21 @@ struct value {
 };
 #define VALUE_INIT { NULL, 0, 0 }
 
+/* What tty_read_line read. */
+#define TTY_LINE_OK	0
+#define TTY_LINE_EOF	1	/* ^D on an empty line */
+#define TTY_LINE_LONG	2	/* longer than cap - 1 bytes: nothing kept */
+#define TTY_LINE_SIGNAL	3	/* *signo: the caller wipes, then raises it */
+/*
+ * Writes prompt to ofd and reads one line from the terminal fd into buf
+ * (cap bytes; NUL-terminated, without the newline, length in *lenp), with
+ * echo off unless echo.  The terminal and the signal handlers are as
+ * before when it returns; a stop (^Z) prompts again.  Returns TTY_LINE_*,
+ * or -1 with errno set.
+ */
+int	tty_read_line(int fd, int ofd, const char *prompt, int echo, char *buf,
+	    size_t cap, size_t *lenp, int *signo);
+
 /*
  * Reads the value of tenant.field from path (when not NULL), else stdin,
  * else (stdin a terminal) a prompt without echo on /dev/tty.  One trailing
