@@ -551,30 +551,6 @@ secrets_settle(struct sync_ctx *ctx, struct kv_client *kc,
 	return 0;
 }
 
-/* The target's acknowledged seq and the feed's last. */
-static int
-secrets_feed_state(struct sync_ctx *ctx, const char *target,
-    uint64_t *acked, uint64_t *last, char *err, size_t errlen)
-{
-	struct proto_error	 pe;
-	json_t			*res;
-	int			 rc;
-
-	rc = sync_call(ctx, "sync_state", json_pack("{s:s}", "target",
-	    target), &res, &pe, err, errlen);
-	if (rc != 0)
-		return rc;
-	if (sync_get_uint(res, "acked_seq", acked) == -1 ||
-	    sync_get_uint(res, "last_seq", last) == -1) {
-		json_decref(res);
-		snprintf(err, errlen, "wfvaultd sent a malformed reply to "
-		    "sync_state");
-		return SYNC_E_FAIL;
-	}
-	json_decref(res);
-	return 0;
-}
-
 /*
  * Reads the feed after *since: *touched when a change of tenant is among
  * it; *since moves to what the pages cover.  A feed trimmed past *since
@@ -582,9 +558,8 @@ secrets_feed_state(struct sync_ctx *ctx, const char *target,
  * full push.  Returns 0 or SYNC_E_*.
  */
 static int
-secrets_feed_read(struct sync_ctx *ctx, const char *target,
-    const char *tenant, uint64_t *since, int *touched, char *err,
-    size_t errlen)
+secrets_feed_read(struct sync_ctx *ctx, const char *tenant, uint64_t *since,
+    int *touched, char *err, size_t errlen)
 {
 	struct proto_error	 pe;
 	json_t			*res, *changes, *c;
@@ -599,8 +574,7 @@ secrets_feed_read(struct sync_ctx *ctx, const char *target,
 		    &pe, err, errlen);
 		if (rc == SYNC_E_FAIL && pe.pe_code == PROTO_E_TRIMMED) {
 			*touched = 1;
-			return secrets_feed_state(ctx, target, &acked, since,
-			    err, errlen);
+			return sync_state(ctx, &acked, since, err, errlen);
 		}
 		if (rc != 0)
 			return rc;
@@ -699,13 +673,12 @@ secrets_engine_run(struct sync_ctx *ctx, struct sync_report *rep, char *err,
 	if ((ss = secrets_state_of(ctx, err, errlen)) == NULL)
 		return SYNC_E_FAIL;
 	requests0 = kc->kc_requests;
-	if ((rc = secrets_feed_state(ctx, st->st_name, &acked, &last, err,
-	    errlen)) != 0)
+	if ((rc = sync_state(ctx, &acked, &last, err, errlen)) != 0)
 		return rc;
 	upto = acked;
 	/* Nothing pushed by this process yet: every field goes out. */
 	touched = !ss->ss_synced;
-	if (acked < last && (rc = secrets_feed_read(ctx, st->st_name,
+	if (acked < last && (rc = secrets_feed_read(ctx,
 	    st->st_secrets_tenant, &upto, &touched, err, errlen)) != 0)
 		return rc;
 	if (touched) {

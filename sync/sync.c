@@ -223,24 +223,73 @@ target_pass(struct sync_ctx *ctx, struct sync_runners *rs,
 	return rc;
 }
 
+/* What --once or --dry-run did for one target, on stdout. */
+static void
+print_pass(const struct sync_ctx *ctx, const char *pfx,
+    const struct sync_report *rep)
+{
+	if (ctx->sx_dry_run)
+		printf("%sdry run: %llu to write, %llu to delete (the "
+		    "feed is at seq %llu; nothing was changed)\n", pfx,
+		    (unsigned long long)rep->sr_written,
+		    (unsigned long long)rep->sr_deleted,
+		    (unsigned long long)rep->sr_seq);
+	else
+		printf("%sup to date at seq %llu (%llu written, %llu "
+		    "deleted, %llu requests%s%s)\n", pfx,
+		    (unsigned long long)rep->sr_seq,
+		    (unsigned long long)rep->sr_written,
+		    (unsigned long long)rep->sr_deleted,
+		    (unsigned long long)rep->sr_requests,
+		    rep->sr_full ? "; a full pass, the feed was "
+		    "trimmed" : "",
+		    rep->sr_repushed > 0 ? "; some written again after "
+		    "settle_time" : "");
+}
+
+/* What --reconcile did (or would do) for one target, on stdout. */
+static void
+print_reconcile(const struct sync_ctx *ctx, const char *pfx,
+    const struct sync_report *rep)
+{
+	printf("%sreconcile%s: %llu tenants in the vault, %llu keys in "
+	    "KV: %llu %s, %llu stale, %llu %s (%llu requests)\n", pfx,
+	    ctx->sx_dry_run ? " (dry run)" : "",
+	    (unsigned long long)rep->sr_vault_tenants,
+	    (unsigned long long)rep->sr_kv_keys,
+	    (unsigned long long)rep->sr_written,
+	    ctx->sx_dry_run ? "to rewrite" : "rewritten",
+	    (unsigned long long)rep->sr_stale,
+	    (unsigned long long)rep->sr_deleted,
+	    ctx->sx_dry_run ? "to delete" : "deleted",
+	    (unsigned long long)rep->sr_requests);
+	if (rep->sr_stale > 0 && !ctx->sx_prune)
+		printf("%sstale keys are kept; run with --reconcile "
+		    "--prune to delete them\n", pfx);
+}
+
 /*
- * --once and --dry-run: one pass over the feed for each target; one that
- * fails does not keep the others from theirs.
+ * --once, --dry-run and --reconcile: one pass (over the feed, or a
+ * reconcile) for each target; one that fails does not keep the others
+ * from theirs.
  */
 static int
-run_once(struct sync_ctx *ctx, struct sync_runners *rs)
+run_passes(struct sync_ctx *ctx, struct sync_runners *rs, int reconcile)
 {
 	struct sync_report	 rep;
 	struct sync_runner	*ru;
 	char			 err[1024], pb[SYNC_TARGET_NAME_MAX + 4];
-	const char		*pfx;
+	const char		*pfx, *what;
 	size_t			 i;
 	int			 rc, worst = 0;
 
+	what = reconcile ? "reconcile failed" : ctx->sx_dry_run ?
+	    "dry run failed" : "KV is not up to date";
 	for (i = 0; i < rs->rs_n; i++) {
 		ru = &rs->rs_v[i];
 		pfx = target_prefix(rs, ru, pb, sizeof(pb));
-		rc = target_pass(ctx, rs, ru, 0, &rep, err, sizeof(err));
+		rc = target_pass(ctx, rs, ru, reconcile, &rep, err,
+		    sizeof(err));
 		if (rc == SYNC_SKIPPED) {
 			log_warnx("%s%s", pfx, err);
 			continue;
@@ -248,83 +297,20 @@ run_once(struct sync_ctx *ctx, struct sync_runners *rs)
 		/* A failure names its target, even when it is the only one. */
 		if (rc == SYNC_E_STOP) {
 			log_warnx("%s: %s: interrupted", ru->ru_target->st_name,
-			    ctx->sx_dry_run ? "dry run failed" :
-			    "KV is not up to date");
+			    what);
 			return 1;
 		}
 		if (rc != 0) {
-			log_warnx("%s: %s: %s", ru->ru_target->st_name,
-			    ctx->sx_dry_run ? "dry run failed" :
-			    "KV is not up to date", err);
+			log_warnx("%s: %s: %s", ru->ru_target->st_name, what,
+			    err);
 			if (worst != SYNC_E_DAEMON)
 				worst = rc;
 			continue;
 		}
-		if (ctx->sx_dry_run)
-			printf("%sdry run: %llu to write, %llu to delete (the "
-			    "feed is at seq %llu; nothing was changed)\n", pfx,
-			    (unsigned long long)rep.sr_written,
-			    (unsigned long long)rep.sr_deleted,
-			    (unsigned long long)rep.sr_seq);
+		if (reconcile)
+			print_reconcile(ctx, pfx, &rep);
 		else
-			printf("%sup to date at seq %llu (%llu written, %llu "
-			    "deleted, %llu requests%s%s)\n", pfx,
-			    (unsigned long long)rep.sr_seq,
-			    (unsigned long long)rep.sr_written,
-			    (unsigned long long)rep.sr_deleted,
-			    (unsigned long long)rep.sr_requests,
-			    rep.sr_full ? "; a full pass, the feed was "
-			    "trimmed" : "",
-			    rep.sr_repushed > 0 ? "; some written again after "
-			    "settle_time" : "");
-	}
-	return exit_code(worst);
-}
-
-static int
-run_reconcile(struct sync_ctx *ctx, struct sync_runners *rs)
-{
-	struct sync_report	 rep;
-	struct sync_runner	*ru;
-	char			 err[1024], pb[SYNC_TARGET_NAME_MAX + 4];
-	const char		*pfx;
-	size_t			 i;
-	int			 rc, worst = 0;
-
-	for (i = 0; i < rs->rs_n; i++) {
-		ru = &rs->rs_v[i];
-		pfx = target_prefix(rs, ru, pb, sizeof(pb));
-		rc = target_pass(ctx, rs, ru, 1, &rep, err, sizeof(err));
-		if (rc == SYNC_SKIPPED) {
-			log_warnx("%s%s", pfx, err);
-			continue;
-		}
-		if (rc == SYNC_E_STOP) {
-			log_warnx("%s: reconcile failed: interrupted",
-			    ru->ru_target->st_name);
-			return 1;
-		}
-		if (rc != 0) {
-			log_warnx("%s: reconcile failed: %s",
-			    ru->ru_target->st_name, err);
-			if (worst != SYNC_E_DAEMON)
-				worst = rc;
-			continue;
-		}
-		printf("%sreconcile%s: %llu tenants in the vault, %llu keys in "
-		    "KV: %llu %s, %llu stale, %llu %s (%llu requests)\n", pfx,
-		    ctx->sx_dry_run ? " (dry run)" : "",
-		    (unsigned long long)rep.sr_vault_tenants,
-		    (unsigned long long)rep.sr_kv_keys,
-		    (unsigned long long)rep.sr_written,
-		    ctx->sx_dry_run ? "to rewrite" : "rewritten",
-		    (unsigned long long)rep.sr_stale,
-		    (unsigned long long)rep.sr_deleted,
-		    ctx->sx_dry_run ? "to delete" : "deleted",
-		    (unsigned long long)rep.sr_requests);
-		if (rep.sr_stale > 0 && !ctx->sx_prune)
-			printf("%sstale keys are kept; run with --reconcile "
-			    "--prune to delete them\n", pfx);
+			print_pass(ctx, pfx, &rep);
 	}
 	return exit_code(worst);
 }
@@ -902,9 +888,9 @@ main(int argc, char *argv[])
 	if (preflight)
 		rc = run_check_all(&ctx, &rs);
 	else if (reconcile)
-		rc = run_reconcile(&ctx, &rs);
+		rc = run_passes(&ctx, &rs, 1);
 	else if (once || dry_run)
-		rc = run_once(&ctx, &rs);
+		rc = run_passes(&ctx, &rs, 0);
 	else
 		rc = run_forever(&ctx, &rs);
 	if (budget.kb_waits > 0)

@@ -584,6 +584,12 @@ int	sync_fetch(struct sync_ctx *, const char *tenant, json_t **fields,
  */
 int	sync_engine_run(struct sync_ctx *, struct sync_report *, char *err,
 	    size_t errlen);
+/*
+ * ctx's target's acknowledged seq and the feed's last (sync_state).
+ * Returns 0 or SYNC_E_*.
+ */
+int	sync_state(struct sync_ctx *, uint64_t *acked, uint64_t *last,
+	    char *err, size_t errlen);
 /* The KV key of tenant (prefix + id) into key[len]. */
 void	sync_key(const struct sync_target *, const char *tenant, char *key,
 	    size_t len);

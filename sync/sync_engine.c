@@ -449,8 +449,7 @@ sync_ack(struct sync_ctx *ctx, uint64_t seq, char *err, size_t errlen)
 	return rc;
 }
 
-/* The target's acknowledged seq and the feed's last. */
-static int
+int
 sync_state(struct sync_ctx *ctx, uint64_t *acked, uint64_t *last, char *err,
     size_t errlen)
 {
