@@ -290,7 +290,7 @@ harness_start() {
 harness_stop() {
 	local _
 	[ -n "${HD:-}" ] || return 0
-	kill -TERM "$(cat "$HD/pid")" 2>/dev/null
+	kill -TERM "$(cat "$HD/pid")" 2>/dev/null || true
 	for _ in $(seq 100); do
 		kill -0 "$(cat "$HD/pid")" 2>/dev/null || break
 		sleep 0.1

@@ -19,7 +19,7 @@ setup() {
 teardown() {
 	# The harness, when the test started one: SIGTERM lets it stop workerd.
 	if [ -n "${HD:-}" ] && [ -f "$HD/pid" ]; then
-		kill -TERM "$(cat "$HD/pid")" 2>/dev/null
+		kill -TERM "$(cat "$HD/pid")" 2>/dev/null || true
 		for _ in $(seq 100); do
 			kill -0 "$(cat "$HD/pid")" 2>/dev/null || break
 			sleep 0.1

@@ -45,16 +45,16 @@ teardown() {
 	local _
 	# SIGTERM, so the harness stops its workerd child too.
 	if [ -n "${HARNESS_PID:-}" ]; then
-		kill -TERM "$HARNESS_PID" 2>/dev/null
+		kill -TERM "$HARNESS_PID" 2>/dev/null || true
 		for _ in $(seq 100); do
 			pid_alive "$HARNESS_PID" || break
 			sleep 0.1
 		done
-		wait "$HARNESS_PID" 2>/dev/null
+		wait "$HARNESS_PID" 2>/dev/null || true
 	fi
 	if [ -n "${SSHD_PID:-}" ]; then
-		kill -TERM "$SSHD_PID" 2>/dev/null
-		wait "$SSHD_PID" 2>/dev/null
+		kill -TERM "$SSHD_PID" 2>/dev/null || true
+		wait "$SSHD_PID" 2>/dev/null || true
 	fi
 	wfv_teardown
 }
@@ -96,13 +96,15 @@ start_sshd() {
 		"$SSHD" -D -e -f "$T/sshd_config" >>"$T/sshd.log" 2>&1 3>&- \
 		    </dev/null &
 		SSHD_PID=$!
-		for _ in $(seq 100); do
+		# Bounded, generous: a loaded machine starts sshd slowly.
+		for _ in $(seq 600); do
 			grep -q 'Server listening' "$T/sshd.log" && return 0
 			pid_alive "$SSHD_PID" || break
 			sleep 0.05
 		done
-		kill -TERM "$SSHD_PID" 2>/dev/null
-		wait "$SSHD_PID" 2>/dev/null
+		# It may have exited already (the port was taken).
+		kill -TERM "$SSHD_PID" 2>/dev/null || true
+		wait "$SSHD_PID" 2>/dev/null || true
 		SSHD_PID=
 		grep -q 'Address already in use' "$T/sshd.log" || break
 	done
