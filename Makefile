@@ -80,7 +80,7 @@ INC_livetest = -Iproto -Icommon
 
 DAEMON_LIBS = -llmdb -lsodium -levent -ljansson -pthread
 CLI_LIBS    = -ljansson
-SYNC_LIBS   = -ljansson -lcurl -lsodium
+SYNC_LIBS   = -ljansson -lcurl -lsodium -pthread
 # wfvault test's helper: libcurl stays out of the CLI's start-up.
 LIVETEST_LIBS = -ljansson -lcurl
 LIBEXECDIR  ?= $(PREFIX)/libexec/wfvault

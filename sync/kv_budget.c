@@ -3,6 +3,8 @@
  * requests in any WINDOW (request_budget), and a pause when Cloudflare's
  * Ratelimit header says the account's own allowance is used up.
  */
+#include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,11 @@ kv_budget_init(struct kv_budget *kb, uint64_t requests, uint64_t window_s)
 	if ((kb->kb_starts = calloc(requests, sizeof(*kb->kb_starts))) ==
 	    NULL)
 		return -1;
+	if ((errno = pthread_mutex_init(&kb->kb_lock, NULL)) != 0) {
+		free(kb->kb_starts);
+		kb->kb_starts = NULL;
+		return -1;
+	}
 	kb->kb_max = requests;
 	kb->kb_window_ms = (int64_t)window_s * 1000;
 	return 0;
@@ -27,6 +34,9 @@ kv_budget_init(struct kv_budget *kb, uint64_t requests, uint64_t window_s)
 void
 kv_budget_release(struct kv_budget *kb)
 {
+	if (kb->kb_starts == NULL)
+		return;
+	pthread_mutex_destroy(&kb->kb_lock);
 	free(kb->kb_starts);
 	memset(kb, 0, sizeof(*kb));
 }
@@ -63,8 +73,30 @@ kv_budget_note(struct kv_budget *kb, int64_t now)
 void
 kv_budget_block(struct kv_budget *kb, int64_t until)
 {
+	pthread_mutex_lock(&kb->kb_lock);
 	if (until > kb->kb_blocked_until)
 		kb->kb_blocked_until = until;
+	pthread_mutex_unlock(&kb->kb_lock);
+}
+
+/* Deciding and counting under one lock: two targets never share a slot. */
+uint64_t
+kv_budget_take(struct kv_budget *kb, int64_t now, int waited,
+    int *ratelimited)
+{
+	uint64_t	ms;
+
+	pthread_mutex_lock(&kb->kb_lock);
+	if ((ms = kv_budget_delay(kb, now)) > 0) {
+		*ratelimited = kb->kb_blocked_until > now;
+		kb->kb_waited_ms += ms;
+	} else {
+		kv_budget_note(kb, now);
+		if (waited)
+			kb->kb_waits++;
+	}
+	pthread_mutex_unlock(&kb->kb_lock);
+	return ms;
 }
 
 /* A non-negative decimal of at most 9 digits at *p; -1 when none. */

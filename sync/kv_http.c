@@ -377,12 +377,13 @@ kv_budget_wait(struct kv_client *kc)
 {
 	struct kv_budget	*kb = kc->kc_budget;
 	uint64_t		 ms;
-	int			 waited = 0;
+	int			 waited = 0, ratelimited = 0;
 
 	if (kb == NULL)
 		return 0;
-	while ((ms = kv_budget_delay(kb, util_now_ms())) > 0) {
-		if (!waited && kb->kb_blocked_until > util_now_ms())
+	while ((ms = kv_budget_take(kb, util_now_ms(), waited,
+	    &ratelimited)) > 0) {
+		if (!waited && ratelimited)
 			log_info("waiting %.1f s for Cloudflare's rate limit "
 			    "(its Ratelimit header) before the next API "
 			    "request", (double)ms / 1000);
@@ -393,13 +394,9 @@ kv_budget_wait(struct kv_client *kc)
 			    (long long)(kb->kb_window_ms / 1000),
 			    (double)ms / 1000);
 		waited = 1;
-		kb->kb_waited_ms += ms;
 		if (kv_wait(kc, ms) == -1)
 			return -1;
 	}
-	if (waited)
-		kb->kb_waits++;
-	kv_budget_note(kb, util_now_ms());
 	return 0;
 }
 

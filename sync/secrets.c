@@ -13,6 +13,7 @@
  * history) and are on the script's list: never a secret it did not write.
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -607,9 +608,10 @@ bad:
 }
 
 /*
- * The state of each worker_secrets target, found by name: the engine
- * runs one target at a time through ctx, and what a target pushed must
- * outlive the pass.  Lives as long as the process.
+ * The state of each worker_secrets target, found by name: what a target
+ * pushed must outlive the pass.  Lives as long as the process.  Each
+ * target runs in a thread of its own, so only that thread uses its
+ * state; the list itself is shared (secrets_lock).
  */
 struct secrets_slot {
 	struct secrets_slot	*sl_next;
@@ -617,6 +619,7 @@ struct secrets_slot {
 	struct secrets_state	 sl_state;
 };
 static struct secrets_slot	*secrets_slots;
+static pthread_mutex_t		 secrets_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct secrets_state *
 secrets_state_of(struct sync_ctx *ctx, char *err, size_t errlen)
@@ -624,24 +627,29 @@ secrets_state_of(struct sync_ctx *ctx, char *err, size_t errlen)
 	const struct sync_target	*st = ctx->sx_target;
 	struct secrets_slot		*sl;
 
+	pthread_mutex_lock(&secrets_lock);
 	for (sl = secrets_slots; sl != NULL; sl = sl->sl_next)
 		if (strcmp(sl->sl_target, st->st_name) == 0)
-			return &sl->sl_state;
+			goto done;
 	if ((sl = calloc(1, sizeof(*sl))) == NULL ||
 	    (sl->sl_target = strdup(st->st_name)) == NULL) {
 		free(sl);
 		snprintf(err, errlen, "out of memory");
-		return NULL;
+		sl = NULL;
+		goto done;
 	}
 	if (secrets_state_init(&sl->sl_state, ctx->sx_conf->sc_api_base,
 	    st->st_account_id, st->st_script_name, err, errlen) == -1) {
 		free(sl->sl_target);
 		free(sl);
-		return NULL;
+		sl = NULL;
+		goto done;
 	}
 	sl->sl_next = secrets_slots;
 	secrets_slots = sl;
-	return &sl->sl_state;
+done:
+	pthread_mutex_unlock(&secrets_lock);
+	return sl != NULL ? &sl->sl_state : NULL;
 }
 
 void
@@ -649,6 +657,7 @@ secrets_release_all(void)
 {
 	struct secrets_slot	*sl;
 
+	/* After every target's thread has ended. */
 	while ((sl = secrets_slots) != NULL) {
 		secrets_slots = sl->sl_next;
 		secrets_state_release(&sl->sl_state);

@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -317,9 +318,12 @@ size_t	kv_items_split(const struct kv_items *, size_t max_items,
  * request_budget: at most kb_max requests start in any kb_window_ms, for
  * the clients of every target together; and none before
  * kb_blocked_until (CLOCK_MONOTONIC ms) once Cloudflare's Ratelimit
- * header says its allowance is used up.
+ * header says its allowance is used up.  The targets run in threads of
+ * their own: kv_budget_take and kv_budget_block hold kb_lock; the other
+ * functions are for one thread (and the unit tests).
  */
 struct kv_budget {
+	pthread_mutex_t	 kb_lock;
 	int64_t		*kb_starts;	/* ring of the last kb_max starts */
 	size_t		 kb_max;
 	size_t		 kb_n;
@@ -339,8 +343,16 @@ void	kv_budget_release(struct kv_budget *);
 uint64_t kv_budget_delay(const struct kv_budget *, int64_t now);
 /* A request starts now. */
 void	kv_budget_note(struct kv_budget *, int64_t now);
-/* No request before until. */
+/* No request before until.  Takes kb_lock. */
 void	kv_budget_block(struct kv_budget *, int64_t until);
+/*
+ * Takes kb_lock: when a request may start now, counts it (a start, and
+ * one that had to wait when waited is set) and returns 0; else returns
+ * how long to wait (ms), added to kb_waited_ms, with *ratelimited set
+ * when Cloudflare's Ratelimit header is the reason.
+ */
+uint64_t kv_budget_take(struct kv_budget *, int64_t now, int waited,
+	    int *ratelimited);
 /*
  * A Ratelimit header's value ("default";r=0;t=30): 1 with the pause in
  * *wait_ms (capped at KV_RETRY_AFTER_MAX_MS) when an item's r is 0, 0
@@ -502,12 +514,23 @@ int	kv_list_keys(struct kv_client *, const char *prefix, json_t *keys,
 
 /* sync_daemon.c, sync_engine.c, sync_repair.c: the state they share */
 
+/*
+ * The one connection to wfvaultd every target's thread makes its requests
+ * on, one request at a time (sl_lock): they are short, and the daemon
+ * bounds the connections a uid may hold.
+ */
+struct sync_link {
+	pthread_mutex_t		 sl_lock;
+	struct proto_client	 sl_conn;
+	int			 sl_connected_once;
+};
+
+/* One target's pass: each target's thread has its own. */
 struct sync_ctx {
 	const struct sync_conf	*sx_conf;
 	const struct sync_target *sx_target;	/* the one being pushed */
 	struct kv_client	*sx_kv;		/* sx_target's client */
-	struct proto_client	 sx_conn;
-	int			 sx_connected_once;
+	struct sync_link	*sx_link;	/* shared */
 	int			 sx_dry_run;
 	int			 sx_prune;
 	int			 sx_force;	/* --force: prune past the share */
@@ -540,14 +563,26 @@ struct sync_report {
 
 /* sync_daemon.c */
 
-/* SIGTERM, SIGINT: stop; SIGPIPE ignored.  Returns 0 or -1 (errno). */
+/*
+ * SIGTERM, SIGINT: stop; SIGPIPE ignored.  Returns 0 or -1 (errno).
+ * Every thread sees the stop: sync_stopped(), and sync_sleep() and
+ * sync_wait_changed() return at once.
+ */
 int	sync_signals_init(void);
 int	sync_stopped(void);
+/* The same stop as a signal's, from the agent itself. */
+void	sync_stop(void);
 /* Sleeps ms unless told to stop: 0, or -1 when stopping. */
 int	sync_sleep(uint64_t ms);
 
-/* Connects (once, or again after a loss) and checks the peer.  */
-int	sync_connect(struct sync_ctx *, char *err, size_t errlen);
+/* Returns 0, or -1 (errno). */
+int	sync_link_init(struct sync_link *);
+void	sync_link_release(struct sync_link *);
+/*
+ * Connects ctx's link unless it is connected, and checks the peer.
+ * Returns 0 or SYNC_E_*.
+ */
+int	sync_reach(struct sync_ctx *, char *err, size_t errlen);
 void	sync_disconnect(struct sync_ctx *);
 /*
  * Waits up to timeout_ms (-1: forever) on a watching connection for a
@@ -615,6 +650,60 @@ int	sync_add_delete(struct sync_ctx *, struct kv_items *dels,
  */
 int	sync_settle(struct sync_ctx *, struct sync_report *, char *err,
 	    size_t errlen);
+
+/* sync_runner.c: the targets at work, each in a thread of its own */
+
+/* One target in this process. */
+struct sync_runner {
+	struct sync_runners	*ru_set;
+	struct sync_target	*ru_target;
+	struct kv_client	 ru_kv;		/* its own: batch limit, fates */
+	int			 ru_kv_ready;
+	struct sync_ctx		 ru_ctx;	/* its passes */
+	char			*ru_setup_err;	/* --check: no client, why */
+	pthread_t		 ru_thread;
+	int			 ru_started;
+	int			 ru_start_err;	/* pthread_create's */
+	int			 ru_rc;		/* a one-shot pass's SYNC_E_* */
+	int			 ru_checked;	/* its preflight passed */
+	/* The service: under rs_lock. */
+	int			 ru_need;	/* a pass is due */
+	int			 ru_failing;
+	uint64_t		 ru_synced;	/* pushed up to this seq */
+	uint64_t		 ru_want;	/* the feed is at least here */
+	int64_t			 ru_due_at;	/* no pass before (ms) */
+	int64_t			 ru_retry_at;	/* after a failure (ms) */
+	uint64_t		 ru_backoff;	/* ms */
+	uint64_t		 ru_reconnect;	/* ms, the daemon lost */
+};
+
+struct sync_runners {
+	struct sync_runner	*rs_v;
+	size_t			 rs_n;
+	/* The settings every runner's ru_ctx starts from; the main thread's. */
+	struct sync_ctx		 rs_base;
+	int			 rs_reconcile;
+	pthread_mutex_t		 rs_lock;
+	pthread_cond_t		 rs_cond;	/* CLOCK_MONOTONIC */
+	int			 rs_ready;	/* lock and cond made */
+	int			 rs_quit;
+	int			 rs_down;	/* "cannot reach wfvaultd" said */
+};
+
+/* Room for n runners (the caller fills rs_v and rs_n).  0 or -1. */
+int	runners_init(struct sync_runners *, size_t n);
+/* Releases the runners' clients and state: after they have ended. */
+void	runners_release(struct sync_runners *);
+/*
+ * The modes, every target in a thread of its own; each returns the exit
+ * status.  runners_check: --check, a line per target.  runners_passes:
+ * --once and --dry-run (reconcile 0) or --reconcile, each target's lines
+ * together when it is done.  runners_serve: following the vault until
+ * SIGTERM.
+ */
+int	runners_check(struct sync_runners *);
+int	runners_passes(struct sync_runners *, int reconcile);
+int	runners_serve(struct sync_runners *);
 
 /* sync_check.c */
 

@@ -71,6 +71,12 @@ sync_stopped(void)
 	return sync_stop_flag != 0;
 }
 
+void
+sync_stop(void)
+{
+	sync_on_signal(0);
+}
+
 int
 sync_sleep(uint64_t ms)
 {
@@ -112,9 +118,12 @@ sync_hello_may_sync(json_t *hello)
 static void
 sync_denied_hint(char *buf, size_t len)
 {
-	struct passwd	*pw;
+	struct passwd	 pwd, *pw = NULL;
+	char		 pwbuf[4096];
 
-	if ((pw = getpwuid(geteuid())) != NULL)
+	/* Any target's thread may ask: not getpwuid's static buffer. */
+	if (getpwuid_r(geteuid(), &pwd, pwbuf, sizeof(pwbuf), &pw) == 0 &&
+	    pw != NULL)
 		snprintf(buf, len, "add 'allow user:%s sync *' to wfvaultd's "
 		    "config", pw->pw_name);
 	else
@@ -123,24 +132,43 @@ sync_denied_hint(char *buf, size_t len)
 }
 
 int
+sync_link_init(struct sync_link *sl)
+{
+	memset(sl, 0, sizeof(*sl));
+	sl->sl_conn = (struct proto_client)PROTO_CLIENT_INIT;
+	if ((errno = pthread_mutex_init(&sl->sl_lock, NULL)) != 0)
+		return -1;
+	return 0;
+}
+
+void
+sync_link_release(struct sync_link *sl)
+{
+	proto_client_close(&sl->sl_conn);
+	pthread_mutex_destroy(&sl->sl_lock);
+}
+
+/* Connects (once, or again after a loss) and checks the peer.  Locked. */
+static int
 sync_connect(struct sync_ctx *ctx, char *err, size_t errlen)
 {
+	struct sync_link	*sl = ctx->sx_link;
 	struct proto_error	 pe;
 	json_t			*hello = NULL, *v;
 	char			 hint[256];
 	int			 r;
 
-	proto_client_close(&ctx->sx_conn);
-	if (proto_client_connect(&ctx->sx_conn, ctx->sx_conf->sc_socket,
+	proto_client_close(&sl->sl_conn);
+	if (proto_client_connect(&sl->sl_conn, ctx->sx_conf->sc_socket,
 	    &pe) != PROTO_CALL_OK) {
 		snprintf(err, errlen, "%s", pe.pe_message);
 		return SYNC_E_DAEMON;
 	}
-	ctx->sx_conn.pc_timeout_ms = SYNC_CALL_TIMEOUT_MS;
-	r = proto_client_call(&ctx->sx_conn, "hello", NULL, &hello, &pe);
+	sl->sl_conn.pc_timeout_ms = SYNC_CALL_TIMEOUT_MS;
+	r = proto_client_call(&sl->sl_conn, "hello", NULL, &hello, &pe);
 	if (r == PROTO_CALL_IO) {
 		snprintf(err, errlen, "%s", pe.pe_message);
-		proto_client_close(&ctx->sx_conn);
+		proto_client_close(&sl->sl_conn);
 		return SYNC_E_DAEMON;
 	}
 	if (r == PROTO_CALL_REMOTE) {
@@ -162,21 +190,35 @@ sync_connect(struct sync_ctx *ctx, char *err, size_t errlen)
 		goto fail;
 	}
 	json_decref(hello);
-	if (!ctx->sx_connected_once)
+	if (!sl->sl_connected_once)
 		log_debug("%s: connected to %s", __func__,
 		    ctx->sx_conf->sc_socket);
-	ctx->sx_connected_once = 1;
+	sl->sl_connected_once = 1;
 	return 0;
 fail:
 	json_decref(hello);
-	proto_client_close(&ctx->sx_conn);
+	proto_client_close(&sl->sl_conn);
 	return SYNC_E_FAIL;
+}
+
+int
+sync_reach(struct sync_ctx *ctx, char *err, size_t errlen)
+{
+	int	rc = 0;
+
+	pthread_mutex_lock(&ctx->sx_link->sl_lock);
+	if (ctx->sx_link->sl_conn.pc_fd == -1)
+		rc = sync_connect(ctx, err, errlen);
+	pthread_mutex_unlock(&ctx->sx_link->sl_lock);
+	return rc;
 }
 
 void
 sync_disconnect(struct sync_ctx *ctx)
 {
-	proto_client_close(&ctx->sx_conn);
+	pthread_mutex_lock(&ctx->sx_link->sl_lock);
+	proto_client_close(&ctx->sx_link->sl_conn);
+	pthread_mutex_unlock(&ctx->sx_link->sl_lock);
 }
 
 /*
@@ -198,19 +240,22 @@ sync_call(struct sync_ctx *ctx, const char *method, json_t *params,
 		snprintf(err, errlen, "out of memory");
 		return SYNC_E_FAIL;
 	}
+	pthread_mutex_lock(&ctx->sx_link->sl_lock);
 	for (tries = 0;; tries++) {
-		if (ctx->sx_conn.pc_fd == -1 &&
+		if (ctx->sx_link->sl_conn.pc_fd == -1 &&
 		    (rc = sync_connect(ctx, err, errlen)) != 0) {
+			pthread_mutex_unlock(&ctx->sx_link->sl_lock);
 			json_decref(params);
 			return rc;
 		}
-		r = proto_client_call(&ctx->sx_conn, method,
+		r = proto_client_call(&ctx->sx_link->sl_conn, method,
 		    json_incref(params), result, pe);
 		if (r != PROTO_CALL_IO || tries > 0 || sync_stopped())
 			break;
 		log_debug("%s: %s: %s; reconnecting", __func__, method,
 		    pe->pe_message);
 	}
+	pthread_mutex_unlock(&ctx->sx_link->sl_lock);
 	json_decref(params);
 	if (r == PROTO_CALL_OK)
 		return 0;

@@ -218,8 +218,7 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 		goto done;
 	}
 	/* The daemon first: no point in listing KV without it. */
-	if (ctx->sx_conn.pc_fd == -1 &&
-	    (rc = sync_connect(ctx, err, errlen)) != 0)
+	if ((rc = sync_reach(ctx, err, errlen)) != 0)
 		goto done;
 	/*
 	 * KV before the vault: a tenant created and pushed in between is

@@ -582,10 +582,11 @@ load_tenants() {
 		sleep 0.05
 	done
 	[ "$(stat_of bulk_put)" -ge 1 ]
-	# The pass dies with the daemon gone (the agent says so); the next
-	# one writes acme's v2 before v1 lands over it.
+	# The pass dies with the daemon gone, at its next request to it (the
+	# agent says so); the next one writes acme's v2 before v1 lands over
+	# it.
 	stop_daemon
-	wait_for_line "$T/agent.log" 300 'cannot reach wfvaultd'
+	wait_for_line "$T/agent.log" 300 "target 'default': pass cut short: cannot reach wfvaultd"
 	start_daemon
 	put_value acme openai_api_key v2
 	# acme: abandoned, retried, v2, and v2 again after settle_time; wait

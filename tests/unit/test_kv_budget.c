@@ -1,8 +1,10 @@
 /*
  * Unit tests of the request budget every target shares (sync/kv_budget.c):
  * at most N request starts in any window, the pause Cloudflare's
- * Ratelimit header asks for, and that header's parser.
+ * Ratelimit header asks for, and that header's parser; and that targets
+ * taking from it in threads of their own never share a slot.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,6 +113,66 @@ test_ratelimit_parse(void **state)
 	}
 }
 
+/*
+ * Eight threads, let go at once, take from a budget of a million starts
+ * an hour as fast as they can, a million tries each (long enough to run
+ * on every core at once): exactly a million may start, never more,
+ * however the threads interleave.  Without kb_lock this fails.
+ */
+#define TAKERS		8
+#define TAKE_BUDGET	1000000
+#define TAKE_TRIES	1000000
+
+struct taker {
+	struct kv_budget	*t_kb;
+	pthread_barrier_t	*t_go;
+	unsigned		 t_started;
+};
+
+static void *
+taker_run(void *arg)
+{
+	struct taker	*t = arg;
+	int		 rl, i;
+
+	pthread_barrier_wait(t->t_go);
+	for (i = 0; i < TAKE_TRIES; i++)
+		if (kv_budget_take(t->t_kb, 1000, 0, &rl) == 0)
+			t->t_started++;
+	return NULL;
+}
+
+static void
+test_budget_threads(void **state)
+{
+	struct kv_budget	kb;
+	struct taker		t[TAKERS];
+	pthread_t		th[TAKERS];
+	pthread_barrier_t	go;
+	unsigned		total = 0;
+	int			i;
+
+	(void)state;
+	assert_int_equal(kv_budget_init(&kb, TAKE_BUDGET, 3600), 0);
+	assert_int_equal(pthread_barrier_init(&go, NULL, TAKERS), 0);
+	for (i = 0; i < TAKERS; i++) {
+		t[i].t_kb = &kb;
+		t[i].t_go = &go;
+		t[i].t_started = 0;
+		assert_int_equal(pthread_create(&th[i], NULL, taker_run, &t[i]),
+		    0);
+	}
+	for (i = 0; i < TAKERS; i++) {
+		pthread_join(th[i], NULL);
+		total += t[i].t_started;
+	}
+	pthread_barrier_destroy(&go);
+	assert_int_equal(total, TAKE_BUDGET);
+	assert_int_equal(kb.kb_requests, TAKE_BUDGET);
+	assert_int_equal(kb.kb_n, TAKE_BUDGET);
+	kv_budget_release(&kb);
+}
+
 int
 main(void)
 {
@@ -118,6 +180,7 @@ main(void)
 		cmocka_unit_test(test_budget_window),
 		cmocka_unit_test(test_budget_block),
 		cmocka_unit_test(test_ratelimit_parse),
+		cmocka_unit_test(test_budget_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
