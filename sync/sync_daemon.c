@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,12 @@
 
 #define SYNC_CALL_TIMEOUT_MS	60000	/* per daemon request */
 
-/* Signals: a flag, and a pipe so waits in poll() wake up at once. */
-static volatile sig_atomic_t	sync_stop_flag;
+/*
+ * Signals: a flag, and a pipe so waits in poll() wake up at once.  The
+ * flag is read by every target's thread: an atomic (lock-free, so a
+ * signal handler may set it).
+ */
+static atomic_int		sync_stop_flag;
 static int			sync_wake[2] = { -1, -1 };
 
 static void
@@ -35,7 +40,7 @@ sync_on_signal(int sig)
 	ssize_t	n;
 
 	(void)sig;
-	sync_stop_flag = 1;
+	atomic_store(&sync_stop_flag, 1);
 	if (sync_wake[1] != -1) {
 		n = write(sync_wake[1], "", 1);
 		(void)n;
@@ -68,7 +73,7 @@ sync_signals_init(void)
 int
 sync_stopped(void)
 {
-	return sync_stop_flag != 0;
+	return atomic_load(&sync_stop_flag) != 0;
 }
 
 void
