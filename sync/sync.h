@@ -190,6 +190,8 @@ struct kv_outcome {
 	size_t		 ko_items;	/* items in the request */
 	unsigned	 ko_attempt;	/* 0 for the first attempt */
 	unsigned	 ko_max_attempts; /* 0: retry forever */
+	/* The target's kind: which permission a refusal names. */
+	enum sync_kind	 ko_kind;
 };
 
 enum kv_verdict {
@@ -394,6 +396,7 @@ struct kv_client {
 	char			*kc_ns_url;	/* .../namespaces/{id} */
 	char			*kc_ca_file;
 	const char		*kc_protocols;
+	enum sync_kind		 kc_kind;	/* the target's, for kd_reason */
 	long			 kc_timeout;	/* for the reply, seconds */
 	/* Shared by every target's client (borrowed); NULL: none. */
 	struct kv_budget	*kc_budget;
