@@ -30,7 +30,6 @@
 
 /* Cloudflare's error codes of the secrets API. */
 #define CF_E_SCRIPT_NOT_FOUND	10007
-#define CF_E_BINDING_NOT_FOUND	10056
 #define CF_E_BINDING_IN_USE	10053
 #define CF_E_NOT_DEPLOYED	10215	/* the latest version is not deployed */
 

@@ -624,6 +624,14 @@ int	sync_settle(struct sync_ctx *, struct sync_report *, char *err,
 /* The key the write check deletes: '.' cannot start a tenant id. */
 #define SYNC_PREFLIGHT_KEY	".wfvault-preflight"
 /*
+ * The Worker secret the write check of a worker_secrets target deletes:
+ * secrets_name upper-cases every field name, so no field's secret has a
+ * lowercase letter.  The check never deletes it when the script has it.
+ */
+#define SYNC_PREFLIGHT_SECRET	"wfvault_preflight"
+/* Cloudflare's code for a secret the script does not have. */
+#define CF_E_BINDING_NOT_FOUND	10056
+/*
  * Proves one KV target's setup with real requests before any write: the
  * token is valid (GET /user/tokens/verify, then for an account-owned
  * token /accounts/{account}/tokens/verify), the namespace exists in the
@@ -637,10 +645,14 @@ int	sync_preflight(struct kv_client *kc, const char *api_base,
 	    const char *account_id, const char *namespace_id,
 	    const char *prefix, char *msg, size_t msglen);
 /*
- * A worker_secrets target's preflight: the token as above, and the
- * script's secrets can be listed (GET /accounts/{account}/workers/
- * scripts/{script}/secrets); writing is not tried, as no secret may be
- * written for the sake of a check.  Returns as sync_preflight.
+ * A worker_secrets target's preflight: the token as above, the script's
+ * secrets can be listed (GET /accounts/{account}/workers/scripts/
+ * {script}/secrets), and the token may change them: a DELETE of
+ * SYNC_PREFLIGHT_SECRET, which no field maps to, answered 10056 (no such
+ * secret) proves it without writing one (a write deploys a new version
+ * of the Worker).  When the script has a secret by that name, it is not
+ * deleted: the check passes saying write was not proven.  Returns as
+ * sync_preflight.
  */
 int	sync_preflight_secrets(struct kv_client *kc, const char *api_base,
 	    const char *account_id, const char *script, char *msg,
