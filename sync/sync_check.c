@@ -323,10 +323,12 @@ sync_preflight_secrets(struct kv_client *kc, const char *api_base,
 	free(del);
 	if (rc == KV_E_STOP)
 		goto done;
-	if (rc != 0 && kc->kc_reply.kr_status == 404 &&
+	if (rc == 0)
+		kv_envelope_release(&env);
+	else if (kc->kc_reply.kr_status == 404 &&
 	    env.ke_code == CF_E_BINDING_NOT_FOUND)
 		rc = 0;		/* no such secret: the token may delete */
-	else if (rc != 0) {
+	else {
 		if (d.kd_auth)
 			snprintf(msg, msglen, "the API token may list the "
 			    "secrets of Worker script '%s' but not change "
@@ -338,8 +340,7 @@ sync_preflight_secrets(struct kv_client *kc, const char *api_base,
 			snprintf(msg, msglen, "deleting a secret of Worker "
 			    "script '%s': %s", script, d.kd_reason);
 		goto done;
-	} else
-		kv_envelope_release(&env);
+	}
 	snprintf(msg, msglen, "ok (%s token active, script %s, %zu secrets; "
 	    "write allowed)", owner, script, n);
 done:
