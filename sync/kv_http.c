@@ -256,6 +256,7 @@ kv_client_init(struct kv_client *kc, const struct sync_conf *sc,
 	kv_limit_init(&kc->kc_limit, (size_t)st->st_batch_max_items);
 	kc->kc_timeout = (long)st->st_request_timeout;
 	kc->kc_protocols = sc->sc_api_plain_http ? "http,https" : "https";
+	kc->kc_kind = st->st_kind;
 	if ((kc->kc_curl = curl_easy_init()) == NULL) {
 		snprintf(err, errlen, "cannot initialise libcurl");
 		goto fail;
@@ -540,6 +541,7 @@ kv_attempt(struct kv_client *kc, const char *method, const char *url,
 	o.ko_items = items;
 	o.ko_attempt = attempt;
 	o.ko_max_attempts = kc->kc_max_attempts;
+	o.ko_kind = kc->kc_kind;
 	kv_retry_decide(&o, arc4random(), d);
 	if (d->kd_daily_limit)
 		kc->kc_daily_limit = 1;

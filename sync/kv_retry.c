@@ -114,6 +114,19 @@ kv_has_code(const struct kv_outcome *o, long c)
 }
 
 /*
+ * The permission a refused token lacks: each kind of target writes
+ * through another API, and naming the KV one to a worker_secrets target
+ * sends its owner to the wrong checkbox.
+ */
+static const char *
+kv_permission(const struct kv_outcome *o)
+{
+	if (o->ko_kind == SYNC_KIND_WORKER_SECRETS)
+		return "\"Workers Scripts: Edit\" permission (account level)";
+	return "\"Workers KV Storage Write\" permission";
+}
+
+/*
  * Refusals told apart by Cloudflare's error codes, which say more than
  * the status: a 429 can be the day's write limit, a 400 a token file
  * that holds no token, a 403 a challenge page meant for browsers.
@@ -159,8 +172,8 @@ kv_decide_codes(const struct kv_outcome *o, const char *detail,
 		snprintf(d->kd_reason, sizeof(d->kd_reason), "the API token "
 		    "was refused (%s): check cf_api_token_file (or "
 		    "cf_api_token_credential): the token is invalid or "
-		    "expired, or lacks the \"Workers KV Storage Write\" "
-		    "permission on the account in cf_account_id", detail);
+		    "expired, or lacks the %s on the account in cf_account_id",
+		    detail, kv_permission(o));
 		return 1;
 	}
 	if (kv_has_code(o, 7003) || kv_has_code(o, 7000)) {
@@ -317,9 +330,9 @@ kv_retry_decide(const struct kv_outcome *o, uint32_t rnd,
 		return;
 	} else if (st == 403) {
 		snprintf(d->kd_reason, sizeof(d->kd_reason), "the API token "
-		    "may not do this (%s): give it the \"Workers KV Storage "
-		    "Write\" permission on the account in cf_account_id",
-		    detail);
+		    "may not do this (%s): give the token in cf_api_token_file "
+		    "(or cf_api_token_credential) the %s on the account in "
+		    "cf_account_id", detail, kv_permission(o));
 		return;
 	} else if (st == 400) {
 		snprintf(d->kd_reason, sizeof(d->kd_reason), "Cloudflare "

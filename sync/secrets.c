@@ -31,7 +31,6 @@
 
 /* Cloudflare's error codes of the secrets API. */
 #define CF_E_SCRIPT_NOT_FOUND	10007
-#define CF_E_BINDING_NOT_FOUND	10056
 #define CF_E_BINDING_IN_USE	10053
 #define CF_E_NOT_DEPLOYED	10215	/* the latest version is not deployed */
 
@@ -102,10 +101,15 @@ secrets_reason(struct kv_client *kc, const struct kv_envelope *env,
 		snprintf(buf, len, "the Worker's latest version is not "
 		    "deployed, and Cloudflare changes secrets only then (%s): "
 		    "deploy it (wrangler versions deploy)", detail);
-	else if (st == 403)
+	else if (d->kd_auth)
+		/* kv_retry_decide names this kind's permission. */
+		snprintf(buf, len, "%s", d->kd_reason);
+	else if (st == 403 && !kc->kc_reply.kr_challenge)
 		snprintf(buf, len, "the API token may not do this (%s): give "
-		    "it the \"Workers Scripts: Edit\" permission on the "
-		    "account in cf_account_id", detail);
+		    "the token in cf_api_token_file (or "
+		    "cf_api_token_credential) the \"Workers Scripts: Edit\" "
+		    "permission (account level) on the account in "
+		    "cf_account_id", detail);
 	else if (st == 404)
 		snprintf(buf, len, "the account or script was not found "
 		    "(%s): check cf_account_id and cf_script_name", detail);

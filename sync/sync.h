@@ -191,6 +191,8 @@ struct kv_outcome {
 	size_t		 ko_items;	/* items in the request */
 	unsigned	 ko_attempt;	/* 0 for the first attempt */
 	unsigned	 ko_max_attempts; /* 0: retry forever */
+	/* The target's kind: which permission a refusal names. */
+	enum sync_kind	 ko_kind;
 };
 
 enum kv_verdict {
@@ -406,6 +408,7 @@ struct kv_client {
 	char			*kc_ns_url;	/* .../namespaces/{id} */
 	char			*kc_ca_file;
 	const char		*kc_protocols;
+	enum sync_kind		 kc_kind;	/* the target's, for kd_reason */
 	long			 kc_timeout;	/* for the reply, seconds */
 	/* Shared by every target's client (borrowed); NULL: none. */
 	struct kv_budget	*kc_budget;
@@ -710,6 +713,14 @@ int	runners_serve(struct sync_runners *);
 /* The key the write check deletes: '.' cannot start a tenant id. */
 #define SYNC_PREFLIGHT_KEY	".wfvault-preflight"
 /*
+ * The Worker secret the write check of a worker_secrets target deletes:
+ * secrets_name upper-cases every field name, so no field's secret has a
+ * lowercase letter.  The check never deletes it when the script has it.
+ */
+#define SYNC_PREFLIGHT_SECRET	"wfvault_preflight"
+/* Cloudflare's code for a secret the script does not have. */
+#define CF_E_BINDING_NOT_FOUND	10056
+/*
  * Proves one KV target's setup with real requests before any write: the
  * token is valid (GET /user/tokens/verify, then for an account-owned
  * token /accounts/{account}/tokens/verify), the namespace exists in the
@@ -723,10 +734,14 @@ int	sync_preflight(struct kv_client *kc, const char *api_base,
 	    const char *account_id, const char *namespace_id,
 	    const char *prefix, char *msg, size_t msglen);
 /*
- * A worker_secrets target's preflight: the token as above, and the
- * script's secrets can be listed (GET /accounts/{account}/workers/
- * scripts/{script}/secrets); writing is not tried, as no secret may be
- * written for the sake of a check.  Returns as sync_preflight.
+ * A worker_secrets target's preflight: the token as above, the script's
+ * secrets can be listed (GET /accounts/{account}/workers/scripts/
+ * {script}/secrets), and the token may change them: a DELETE of
+ * SYNC_PREFLIGHT_SECRET, which no field maps to, answered 10056 (no such
+ * secret) proves it without writing one (a write deploys a new version
+ * of the Worker).  When the script has a secret by that name, it is not
+ * deleted: the check passes saying write was not proven.  Returns as
+ * sync_preflight.
  */
 int	sync_preflight_secrets(struct kv_client *kc, const char *api_base,
 	    const char *account_id, const char *script, char *msg,

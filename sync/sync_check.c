@@ -45,7 +45,7 @@ sync_ms_to_utc_midnight(time_t now)
 /*
  * One request, retried as kv_retry_decide says.  Returns 0 with the
  * reply in env (the caller releases it), KV_E_FAIL with the decision in
- * d (env released), or KV_E_STOP.
+ * d (env released, but for its ke_code), or KV_E_STOP.
  */
 static int
 sync_preflight_request(struct kv_client *kc, const char *method,
@@ -54,6 +54,7 @@ sync_preflight_request(struct kv_client *kc, const char *method,
 {
 	json_t		*bad;
 	unsigned	 attempt;
+	long		 code;
 	CURLcode	 cc;
 
 	for (attempt = 0;; attempt++) {
@@ -63,7 +64,10 @@ sync_preflight_request(struct kv_client *kc, const char *method,
 		    0, attempt, env, &bad, d);
 		if (d->kd_verdict == KV_OK)
 			return 0;
+		/* A refusal's code can be the answer (10056: no secret). */
+		code = env->ke_code;
 		kv_envelope_release(env);
+		env->ke_code = code;
 		if (d->kd_verdict != KV_RETRY) {
 			if (cc == CURLE_ABORTED_BY_CALLBACK && kv_is_stopped(kc))
 				return KV_E_STOP;
@@ -238,6 +242,22 @@ done:
 	return rc;
 }
 
+/* Whether the secrets listed in a reply's result include name. */
+static int
+sync_secrets_listed(const struct kv_envelope *env, const char *name)
+{
+	json_t	*e;
+	size_t	 i;
+
+	json_array_foreach(json_object_get(env->ke_root, "result"), i, e) {
+		if (json_is_string(json_object_get(e, "name")) &&
+		    strcmp(json_string_value(json_object_get(e, "name")),
+		    name) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 int
 sync_preflight_secrets(struct kv_client *kc, const char *api_base,
     const char *account_id, const char *script, char *msg, size_t msglen)
@@ -245,7 +265,8 @@ sync_preflight_secrets(struct kv_client *kc, const char *api_base,
 	struct kv_envelope	 env;
 	struct kv_decision	 d;
 	const char		*owner;
-	char			*url, *es;
+	char			*url, *del, *es;
+	size_t			 n;
 	int			 rc;
 
 	if ((rc = sync_preflight_token(kc, api_base, account_id, &owner, msg,
@@ -263,9 +284,8 @@ sync_preflight_secrets(struct kv_client *kc, const char *api_base,
 		return KV_E_FAIL;
 	}
 	rc = sync_preflight_request(kc, "GET", url, NULL, 0, &env, &d);
-	free(url);
 	if (rc == KV_E_STOP)
-		return rc;
+		goto done;
 	if (rc != 0) {
 		/* A missing script is a 404 (10007), not a namespace. */
 		if (kc->kc_reply.kr_status == 404 && !d.kd_auth)
@@ -275,13 +295,57 @@ sync_preflight_secrets(struct kv_client *kc, const char *api_base,
 		else
 			snprintf(msg, msglen, "listing the secrets of Worker "
 			    "script '%s': %s", script, d.kd_reason);
-		return KV_E_FAIL;
+		goto done;
+	}
+	n = json_array_size(json_object_get(env.ke_root, "result"));
+	if (sync_secrets_listed(&env, SYNC_PREFLIGHT_SECRET)) {
+		/* Someone made it: the check deletes nothing it did not make. */
+		kv_envelope_release(&env);
+		snprintf(msg, msglen, "ok (%s token active, script %s, %zu "
+		    "secrets; write not proven: the script has a secret "
+		    "named %s, which the check does not delete)", owner,
+		    script, n, SYNC_PREFLIGHT_SECRET);
+		rc = 0;
+		goto done;
+	}
+	kv_envelope_release(&env);
+
+	/*
+	 * Writing: deleting a secret no field can map to proves it and
+	 * changes nothing (a write would deploy a new version).
+	 */
+	if (asprintf(&del, "%s/%s", url, SYNC_PREFLIGHT_SECRET) == -1) {
+		snprintf(msg, msglen, "out of memory");
+		rc = KV_E_FAIL;
+		goto done;
+	}
+	rc = sync_preflight_request(kc, "DELETE", del, NULL, 0, &env, &d);
+	free(del);
+	if (rc == KV_E_STOP)
+		goto done;
+	if (rc == 0)
+		kv_envelope_release(&env);
+	else if (kc->kc_reply.kr_status == 404 &&
+	    env.ke_code == CF_E_BINDING_NOT_FOUND)
+		rc = 0;		/* no such secret: the token may delete */
+	else {
+		if (d.kd_auth)
+			snprintf(msg, msglen, "the API token may list the "
+			    "secrets of Worker script '%s' but not change "
+			    "them: give the token in cf_api_token_file (or "
+			    "cf_api_token_credential) the \"Workers Scripts: "
+			    "Edit\" permission (account level) on the account "
+			    "in cf_account_id (%s)", script, d.kd_reason);
+		else
+			snprintf(msg, msglen, "deleting a secret of Worker "
+			    "script '%s': %s", script, d.kd_reason);
+		goto done;
 	}
 	snprintf(msg, msglen, "ok (%s token active, script %s, %zu secrets; "
-	    "write not tried)", owner, script, json_array_size(
-	    json_object_get(env.ke_root, "result")));
-	kv_envelope_release(&env);
-	return 0;
+	    "write allowed)", owner, script, n);
+done:
+	free(url);
+	return rc;
 }
 
 int

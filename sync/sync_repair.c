@@ -323,12 +323,18 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 		fputs("stale ", ctx->sx_out);
 		sync_print_key(ctx->sx_out, key);
 		if (!sync_key_ours(st, prefix, plen, key, v)) {
-			/* Not this target's to delete, ever. */
+			/*
+			 * Not this target's to delete, ever.  Without the
+			 * mark, a key is not wfvault's at all: the stronger
+			 * reason; and the vault may have a tenant the target
+			 * leaves out, so "not in the vault" is not said then.
+			 */
 			if (strncmp(key, prefix, plen) == 0 &&
 			    proto_tenant_valid(key + plen, NULL, 0) == 0 &&
 			    !sync_target_wants(st, key + plen))
-				fputs(" (a tenant outside this target's "
-				    "tenants, kept)\n", ctx->sx_out);
+				fputs(json_is_integer(v) ? " (a tenant outside "
+				    "this target's tenants, kept)\n" : " (not "
+				    "written by wfvault, kept)\n", ctx->sx_out);
 			else
 				fputs(" (not in the vault; not written by "
 				    "wfvault, kept)\n", ctx->sx_out);

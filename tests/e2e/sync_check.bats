@@ -293,6 +293,26 @@ EOF
 	kv_has acme
 }
 
+@test "a key outside the target's tenants is labelled by its mark" {
+	write_sync_conf "$ACCOUNT" "$NAMESPACE" "tenants a*"
+	put_value a1 openai_api_key sk-a1
+	# zz is in the vault, but this target leaves it out.
+	put_value zz openai_api_key sk-zz
+	run sync_run --once
+	[ "$status" -eq 0 ]
+	! kv_has zz
+	# Outside the tenants: one without the mark (written by hand, so
+	# not wfvault's at all), one with it (another target's).
+	kv_put '[{"key":"zz","value":"{}"},{"key":"zm","value":"{}","metadata":{"version":1,"wfvault":1}}]'
+	run sync_run --reconcile --prune --force
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"stale zz (not written by wfvault, kept)"* ]]
+	[[ "$output" == *"stale zm (a tenant outside this target's tenants, kept)"* ]]
+	kv_has zz
+	kv_has zm
+	kv_has a1
+}
+
 @test "--prune refuses a mass delete without --force, printing the keys" {
 	for t in a1 a2 a3 a4 a5 a6 a7 a8 a9 a10; do
 		put_value "$t" openai_api_key "sk-$t"

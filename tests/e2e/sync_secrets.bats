@@ -298,3 +298,79 @@ write_two_targets() {
 	[ "$(tp call sync_state '{"target":"staging"}' | jq -r .result.acked_seq)" = "$(last_seq)" ]
 	[ "$(acked_seq)" != "$(last_seq)" ]
 }
+
+check_run() {
+	timeout 120 "$WFVAULT_SYNC" -c "$T/sync.conf" --check
+}
+
+# The secrets the check deleted (the request log's DELETEs).
+secret_deletes() {
+	h GET /__harness/requests |
+	    jq -r '.requests[] | select(.route == "secret_delete") | .path'
+}
+
+@test "--check proves write access by deleting a secret no field can have" {
+	cf PUT "" '{"name":"REGION","text":"eu","type":"secret_text"}' >/dev/null
+	h POST /__harness/reset >/dev/null
+	run check_run
+	[ "$status" -eq 0 ]
+	[ "$output" = "worker: ok (user token active, script $SCRIPT, 1 secrets; write allowed)" ]
+	# One DELETE, of the reserved lowercase name; nothing written.
+	[ "$(secret_deletes)" = "/client/v4/accounts/$ACCOUNT/workers/scripts/$SCRIPT/secrets/wfvault_preflight" ]
+	[ "$(stat_of secret_put)" -eq 0 ]
+	[ "$(secret_names)" = REGION ]
+	[ "$(worker_env REGION)" = eu ]
+}
+
+@test "--check with a token that may not change secrets names Workers Scripts: Edit" {
+	cf PUT "" '{"name":"REGION","text":"eu","type":"secret_text"}' >/dev/null
+	printf 'test-readonly-token\n' >"$T/token.ro"
+	chmod 0400 "$T/token.ro"
+	sed -i "s|^cf_api_token_file .*|cf_api_token_file $T/token.ro|" "$T/sync.conf"
+	run check_run
+	[ "$status" -eq 1 ]
+	[[ "$output" == "worker: FAILED: "*"may list the secrets"*"but not change them"* ]]
+	[[ "$output" == *'"Workers Scripts: Edit" permission (account level)'* ]]
+	[[ "$output" == *cf_api_token_file* ]]
+	[[ "$output" == *"code 10000"* ]]
+	[[ "$output" != *KV* ]]
+	[[ "$output" != *test-readonly-token* ]]
+	[ "$(secret_names)" = REGION ]
+}
+
+@test "--check never deletes a secret by the reserved name; it says write was not proven" {
+	cf PUT "" '{"name":"wfvault_preflight","text":"keep","type":"secret_text"}' >/dev/null
+	h POST /__harness/reset >/dev/null
+	run check_run
+	[ "$status" -eq 0 ]
+	[[ "$output" == "worker: ok (user token active, script $SCRIPT, 1 secrets; write not proven: "*wfvault_preflight*"not delete"* ]]
+	[ "$(stat_of secret_delete)" -eq 0 ]
+	[ "$(secret_names)" = wfvault_preflight ]
+	[ "$(worker_env wfvault_preflight)" = keep ]
+}
+
+@test "a refused token of a worker_secrets target names Workers Scripts: Edit, not KV" {
+	put_value global openai_api_key sk-1
+	printf 'wrong-token\n' >"$T/token.bad"
+	chmod 0400 "$T/token.bad"
+	sed -i "s|^cf_api_token_file .*|cf_api_token_file $T/token.bad|" "$T/sync.conf"
+	run sync_once
+	[ "$status" -ne 0 ]
+	[[ "$output" == *'"Workers Scripts: Edit" permission (account level)'* ]]
+	[[ "$output" == *cf_api_token_file* ]]
+	[[ "$output" != *"Workers KV"* ]]
+	[[ "$output" != *sk-1* ]]
+	[[ "$output" != *wrong-token* ]]
+
+	# A token that may read but not write: the PUT's 403.
+	sed -i "s|^cf_api_token_file .*|cf_api_token_file $T/token.ro|" "$T/sync.conf"
+	printf 'test-readonly-token\n' >"$T/token.ro"
+	chmod 0400 "$T/token.ro"
+	run sync_once
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"writing Worker secret OPENAI_API_KEY"*'"Workers Scripts: Edit" permission (account level)'* ]]
+	[[ "$output" == *cf_api_token_file* ]]
+	[[ "$output" != *"Workers KV"* ]]
+	[ "$(acked_seq)" != "$(last_seq)" ]
+	[ -z "$(secret_names)" ]
+}

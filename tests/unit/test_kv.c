@@ -646,6 +646,55 @@ test_decide_codes(void **state)
 	assert_int_equal(d.kd_verdict, KV_OK);
 }
 
+/*
+ * A worker_secrets target's token needs another permission than a KV
+ * target's: every refusal of the token names the one of its kind, with
+ * the setting that holds the token; the classification is the same.
+ */
+static void
+test_decide_kind(void **state)
+{
+	static const long c10000[] = { 10000 }, c9109[] = { 9109 };
+	static const long c1000[] = { 1000 };
+	static const struct {
+		long		 status;
+		const long	*codes;
+		size_t		 n;
+	} cases[] = {
+		{ 401, c10000, 1 }, { 403, c10000, 1 }, { 403, c9109, 1 },
+		{ 401, c1000, 1 }, { 403, NULL, 0 },
+	};
+	struct kv_outcome	o;
+	struct kv_decision	d;
+	size_t			i;
+
+	(void)state;
+	for (i = 0; i < NITEMS(cases); i++) {
+		outcome(&o, cases[i].status, cases[i].codes != NULL, 0);
+		o.ko_codes = cases[i].codes;
+		o.ko_ncodes = cases[i].n;
+		o.ko_error_code = cases[i].n > 0 ? cases[i].codes[0] : 0;
+		o.ko_error_message = "Authentication error";
+		o.ko_kind = SYNC_KIND_WORKER_SECRETS;
+		kv_retry_decide(&o, 0, &d);
+		assert_int_equal(d.kd_verdict, KV_FATAL);
+		assert_int_equal(d.kd_auth, cases[i].n > 0);
+		if (strstr(d.kd_reason, "\"Workers Scripts: Edit\" "
+		    "permission (account level)") == NULL ||
+		    strstr(d.kd_reason, "cf_api_token_file") == NULL ||
+		    strstr(d.kd_reason, "KV") != NULL)
+			fail_msg("case %zu (worker_secrets): \"%s\"", i,
+			    d.kd_reason);
+		o.ko_kind = SYNC_KIND_KV;
+		kv_retry_decide(&o, 0, &d);
+		if (strstr(d.kd_reason, "\"Workers KV Storage Write\" "
+		    "permission") == NULL ||
+		    strstr(d.kd_reason, "cf_api_token_file") == NULL ||
+		    strstr(d.kd_reason, "Workers Scripts") != NULL)
+			fail_msg("case %zu (kv): \"%s\"", i, d.kd_reason);
+	}
+}
+
 /* The policies around preflight and pruning. */
 static void
 test_prune_allowed(void **state)
@@ -1024,6 +1073,7 @@ main(void)
 		cmocka_unit_test(test_envelope),
 		cmocka_unit_test(test_decide_uncertain),
 		cmocka_unit_test(test_decide_codes),
+		cmocka_unit_test(test_decide_kind),
 		cmocka_unit_test(test_prune_allowed),
 		cmocka_unit_test(test_utc_midnight),
 		cmocka_unit_test(test_limit),

@@ -454,6 +454,28 @@ test("Workers secrets: put, list (names only), delete; 10007, 10056; a Worker re
   eq(r.json.deleted_secrets, 1, "reset?data=1 clears secrets");
 });
 
+test("Workers secrets: the read-only token lists them but PUT and DELETE give 403 10000", async () => {
+  const sp = `${H.base}/client/v4/accounts/${ACCOUNT}/workers/scripts/my-worker/secrets`;
+  const call = async (method, url, body, token) => {
+    const res = await fetch(url, {
+      method,
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, json: await res.json(), text: "" };
+  };
+  await harness("POST", "/__harness/reset?data=1");
+  await call("PUT", sp, { name: "REGION", text: "eu", type: "secret_text" }, TOKEN);
+  const ro = "test-readonly-token";
+  const r = await call("GET", sp, undefined, ro);
+  eq([r.status, r.json.result], [200, [{ name: "REGION", type: "secret_text" }]], "read-only token lists");
+  expectError(await call("PUT", sp, { name: "REGION", text: "x", type: "secret_text" }, ro), 403, 10000, "read-only token puts");
+  expectError(await call("DELETE", `${sp}/REGION`, undefined, ro), 403, 10000, "read-only token deletes");
+  expectError(await call("DELETE", `${sp}/MISSING`, undefined, ro), 403, 10000, "read-only token deletes a missing secret");
+  eq((await getJson("/worker/my-worker/env/REGION")).json.value, "eu", "the secret is unchanged");
+  await harness("POST", "/__harness/reset?data=1");
+});
+
 test("stats count requests per route; reset clears them", async () => {
   let r = await harness("POST", "/__harness/reset");
   eq(r.json.ok, true, "reset");

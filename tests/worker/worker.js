@@ -59,6 +59,7 @@ const E_BAD_AUTH_HEADER = 6111;
 const TOKEN_FORMAT = /^[A-Za-z0-9_-]+$/;
 // Routes that write: a read-only token gets 10000 there.
 const WRITE_ROUTES = new Set(["bulk_put", "bulk_delete", "value_put", "value_delete"]);
+const SECRET_WRITE_ROUTES = new Set(["secret_put", "secret_delete"]);
 
 // API routes (names used by stats, the request log and faults).
 const API_ROUTES = [
@@ -615,6 +616,11 @@ async function handleApiInner(request, url, env, parsed, info, noFaults = false)
   if (SECRET_ROUTES.includes(route)) {
     if (parsed.account !== env.ACCOUNT_ID) {
       return fail(404, E_NO_ROUTE, `Could not route to ${url.pathname}, perhaps your object identifier is invalid?`);
+    }
+    // As Cloudflare: a token without "Workers Scripts: Edit" may list
+    // the secrets but not change them.
+    if (who === "readonly" && SECRET_WRITE_ROUTES.has(route)) {
+      return fail(403, E_AUTH, "Authentication error");
     }
     return handleSecrets(request, env, parsed, info, { ok, fail });
   }
