@@ -133,6 +133,23 @@ wait_kv_acme() {
 	return 1
 }
 
+# How many secret writes the stand-in holds unanswered.
+held_secret_puts() {
+	h GET /__harness/requests | jq '[.requests[] |
+	    select(.route == "secret_put" and .status == 0)] | length'
+}
+
+# Waits (60 s at most) until a secret write is out and held.
+wait_held_secret() {
+	local _
+	for _ in $(seq 600); do
+		[ "$(held_secret_puts)" -ge 1 ] && return 0
+		sleep 0.1
+	done
+	echo "no secret write is held" >&2
+	return 1
+}
+
 # The agent following the vault; its log in $T/agent.log.
 start_agent() {
 	bg "$WFVAULT_SYNC" -c "$T/sync.conf" -d 2>"$T/agent.log"
@@ -335,13 +352,14 @@ write_two_targets() {
 	put_value acme openai_api_key sk-acme-1
 	start_agent
 	wait_kv_acme sk-acme-1
+	# ... while the secret write is out (or about to be), unanswered.
+	wait_held_secret
 	[ "$(h GET /__harness/stats | jq -r .in_flight)" -ge 1 ]
-	[ "$(h GET /__harness/requests | jq '[.requests[] |
-	    select(.route == "secret_put" and .status == 0)] | length')" -eq 1 ]
 	[ "$(acked_seq)" = 0 ]
 	[ "$(worker_env OPENAI_API_KEY)" = null ]
 	put_value acme openai_api_key sk-acme-2
 	wait_kv_acme sk-acme-2
+	[ "$(held_secret_puts)" -eq 1 ]
 	[ "$(acked_seq)" = 0 ]
 	# SIGTERM reaches the hanging request: the service stops, status 0.
 	rc=0
