@@ -285,6 +285,44 @@ stop_agent() {
 	[ "$(worker_env REGION)" = eu ]
 }
 
+@test "a worker_secrets target whose endpoint hangs does not hold a KV target back" {
+	# The hanging target comes first in the file: an agent going through
+	# the targets one after the other would never reach the KV one.
+	{
+		echo "socket $SOCK"
+		echo "cf_api_base $HURL/client/v4"
+		echo "cf_account_id $ACCOUNT"
+		echo "cf_api_token_file $T/token"
+		echo "target worker"
+		echo "kind worker_secrets"
+		echo "cf_script_name $SCRIPT"
+		echo "secrets_tenant global"
+		echo "request_timeout 3600s"
+		echo "target staging"
+		echo "cf_namespace_id $NAMESPACE"
+		echo "tenants acme"
+	} >"$T/sync.conf"
+	# The script's next secret write: taken, never answered (an hour).
+	h POST /__harness/faults "[{\"route\":\"secret_put\",\"script\":\"$SCRIPT\",\"kind\":\"slow\",\"delay_ms\":3600000}]" >/dev/null
+	put_value global openai_api_key sk-global
+	put_value acme openai_api_key sk-acme-1
+	start_agent
+	wait_kv_acme sk-acme-1
+	# ... while the secret write is out (or about to be), unanswered.
+	wait_held_secret
+	[ "$(h GET /__harness/stats | jq -r .in_flight)" -ge 1 ]
+	[ "$(acked_seq)" = 0 ]
+	[ "$(worker_env OPENAI_API_KEY)" = null ]
+	put_value acme openai_api_key sk-acme-2
+	wait_kv_acme sk-acme-2
+	[ "$(held_secret_puts)" -eq 1 ]
+	[ "$(acked_seq)" = 0 ]
+	# SIGTERM reaches the hanging request: the service stops, status 0.
+	rc=0
+	stop_bg "$AGENT" || rc=$?
+	[ "$rc" -eq 0 ]
+}
+
 # A KV target for every tenant and the worker_secrets target, as a new
 # user would write them into one file.
 write_two_targets() {
@@ -327,42 +365,4 @@ write_two_targets() {
 	[ "$(h GET /tenant/global/openai_api_key | jq -r .value)" = sk-global ]
 	[ "$(tp call sync_state '{"target":"staging"}' | jq -r .result.acked_seq)" = "$(last_seq)" ]
 	[ "$(acked_seq)" != "$(last_seq)" ]
-}
-
-@test "a worker_secrets target whose endpoint hangs does not hold a KV target back" {
-	# The hanging target comes first in the file: an agent going through
-	# the targets one after the other would never reach the KV one.
-	{
-		echo "socket $SOCK"
-		echo "cf_api_base $HURL/client/v4"
-		echo "cf_account_id $ACCOUNT"
-		echo "cf_api_token_file $T/token"
-		echo "target worker"
-		echo "kind worker_secrets"
-		echo "cf_script_name $SCRIPT"
-		echo "secrets_tenant global"
-		echo "request_timeout 3600s"
-		echo "target staging"
-		echo "cf_namespace_id $NAMESPACE"
-		echo "tenants acme"
-	} >"$T/sync.conf"
-	# The script's next secret write: taken, never answered (an hour).
-	h POST /__harness/faults "[{\"route\":\"secret_put\",\"script\":\"$SCRIPT\",\"kind\":\"slow\",\"delay_ms\":3600000}]" >/dev/null
-	put_value global openai_api_key sk-global
-	put_value acme openai_api_key sk-acme-1
-	start_agent
-	wait_kv_acme sk-acme-1
-	# ... while the secret write is out (or about to be), unanswered.
-	wait_held_secret
-	[ "$(h GET /__harness/stats | jq -r .in_flight)" -ge 1 ]
-	[ "$(acked_seq)" = 0 ]
-	[ "$(worker_env OPENAI_API_KEY)" = null ]
-	put_value acme openai_api_key sk-acme-2
-	wait_kv_acme sk-acme-2
-	[ "$(held_secret_puts)" -eq 1 ]
-	[ "$(acked_seq)" = 0 ]
-	# SIGTERM reaches the hanging request: the service stops, status 0.
-	rc=0
-	stop_bg "$AGENT" || rc=$?
-	[ "$rc" -eq 0 ]
 }
