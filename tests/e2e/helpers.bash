@@ -297,3 +297,22 @@ harness_stop() {
 	done
 	rm -rf "$HD"
 }
+
+# Sends SIGTERM to pid $1, a child of this shell (bg) that may have exited
+# already, and waits for it (60 s at most, then kills it and returns 255);
+# returns its exit status.  Not under `run`: a subshell cannot wait for it.
+stop_bg() {
+	local pid=$1 _
+	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq 600); do
+		pid_alive "$pid" || break
+		sleep 0.1
+	done
+	if pid_alive "$pid"; then
+		echo "pid $pid did not stop within 60 s of SIGTERM" >&2
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		return 255
+	fi
+	wait "$pid"
+}

@@ -154,6 +154,19 @@ kv_meta() {
 	[ "$(stat_of bulk_put)" -eq 0 ]
 }
 
+# The one line of $output that starts with "$1: " (targets are checked
+# side by side, so their lines come in no fixed order); fails unless
+# there is exactly one.
+target_line() {
+	local got
+	got=$(grep -c "^$1: " <<<"$output")
+	[ "$got" -eq 1 ] || {
+		echo "$got lines for target $1 in: $output" >&2
+		return 1
+	}
+	grep "^$1: " <<<"$output"
+}
+
 @test "--check prints one line per target, each with its own token" {
 	printf 'test-account-token\n' >"$T/token2"
 	chmod 0400 "$T/token2"
@@ -173,9 +186,10 @@ kv_meta() {
 	} >"$T/sync.conf"
 	run sync_run --check
 	[ "$status" -eq 1 ]
-	[ "${lines[0]}" = "staging: ok (user token active, namespace TENANT_CONFIGS, write allowed)" ]
-	[ "${lines[1]}" = "production: ok (account token active, namespace TENANT_CONFIGS, write allowed)" ]
-	[[ "${lines[2]}" == "broken: FAILED: "*cf_namespace_id* ]]
+	# One line per target, in the order the targets finish.
+	[ "$(target_line staging)" = "staging: ok (user token active, namespace TENANT_CONFIGS, write allowed)" ]
+	[ "$(target_line production)" = "production: ok (account token active, namespace TENANT_CONFIGS, write allowed)" ]
+	[[ "$(target_line broken)" == "broken: FAILED: "*cf_namespace_id* ]]
 	[ "${#lines[@]}" -eq 3 ]
 	# Each target's write check used its own prefix.
 	h GET /__harness/requests | jq -e '[.requests[] | select(.route == "bulk_delete")] | length == 2'
@@ -192,9 +206,9 @@ kv_meta() {
 	echo "cf_api_token_file $T/missing-token" >>"$T/sync.conf"
 	run sync_run --check
 	[ "$status" -eq 1 ]
-	[ "${lines[0]}" = "staging: ok (user token active, namespace TENANT_CONFIGS, write allowed)" ]
-	[ "${lines[1]}" = "production: ok (account token active, namespace TENANT_CONFIGS, write allowed)" ]
-	[[ "${lines[2]}" == "broken: FAILED: "*"$T/missing-token"* ]]
+	[ "$(target_line staging)" = "staging: ok (user token active, namespace TENANT_CONFIGS, write allowed)" ]
+	[ "$(target_line production)" = "production: ok (account token active, namespace TENANT_CONFIGS, write allowed)" ]
+	[[ "$(target_line broken)" == "broken: FAILED: "*"$T/missing-token"* ]]
 	[ "${#lines[@]}" -eq 3 ]
 }
 

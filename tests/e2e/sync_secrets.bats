@@ -120,6 +120,36 @@ wait_env() {
 	return 1
 }
 
+# Waits (60 s at most) until a Worker bound to the KV namespace reads $1
+# as acme's openai_api_key.
+wait_kv_acme() {
+	local _
+	for _ in $(seq 600); do
+		[ "$(h GET /tenant/acme/openai_api_key | jq -r .value)" = "$1" ] &&
+		    return 0
+		sleep 0.1
+	done
+	echo "KV never showed acme.openai_api_key = $1" >&2
+	return 1
+}
+
+# How many secret writes the stand-in holds unanswered.
+held_secret_puts() {
+	h GET /__harness/requests | jq '[.requests[] |
+	    select(.route == "secret_put" and .status == 0)] | length'
+}
+
+# Waits (60 s at most) until a secret write is out and held.
+wait_held_secret() {
+	local _
+	for _ in $(seq 600); do
+		[ "$(held_secret_puts)" -ge 1 ] && return 0
+		sleep 0.1
+	done
+	echo "no secret write is held" >&2
+	return 1
+}
+
 # The agent following the vault; its log in $T/agent.log.
 start_agent() {
 	bg "$WFVAULT_SYNC" -c "$T/sync.conf" -d 2>"$T/agent.log"
@@ -253,6 +283,44 @@ stop_agent() {
 	[ "$status" -eq 0 ]
 	[ "$(worker_env OPENAI_API_KEY)" = sk-1 ]
 	[ "$(worker_env REGION)" = eu ]
+}
+
+@test "a worker_secrets target whose endpoint hangs does not hold a KV target back" {
+	# The hanging target comes first in the file: an agent going through
+	# the targets one after the other would never reach the KV one.
+	{
+		echo "socket $SOCK"
+		echo "cf_api_base $HURL/client/v4"
+		echo "cf_account_id $ACCOUNT"
+		echo "cf_api_token_file $T/token"
+		echo "target worker"
+		echo "kind worker_secrets"
+		echo "cf_script_name $SCRIPT"
+		echo "secrets_tenant global"
+		echo "request_timeout 3600s"
+		echo "target staging"
+		echo "cf_namespace_id $NAMESPACE"
+		echo "tenants acme"
+	} >"$T/sync.conf"
+	# The script's next secret write: taken, never answered (an hour).
+	h POST /__harness/faults "[{\"route\":\"secret_put\",\"script\":\"$SCRIPT\",\"kind\":\"slow\",\"delay_ms\":3600000}]" >/dev/null
+	put_value global openai_api_key sk-global
+	put_value acme openai_api_key sk-acme-1
+	start_agent
+	wait_kv_acme sk-acme-1
+	# ... while the secret write is out (or about to be), unanswered.
+	wait_held_secret
+	[ "$(h GET /__harness/stats | jq -r .in_flight)" -ge 1 ]
+	[ "$(acked_seq)" = 0 ]
+	[ "$(worker_env OPENAI_API_KEY)" = null ]
+	put_value acme openai_api_key sk-acme-2
+	wait_kv_acme sk-acme-2
+	[ "$(held_secret_puts)" -eq 1 ]
+	[ "$(acked_seq)" = 0 ]
+	# SIGTERM reaches the hanging request: the service stops, status 0.
+	rc=0
+	stop_bg "$AGENT" || rc=$?
+	[ "$rc" -eq 0 ]
 }
 
 # A KV target for every tenant and the worker_secrets target, as a new

@@ -81,14 +81,57 @@ sync_once() {
 	timeout 150 "$WFVAULT_SYNC" -c "$T/sync.conf" --once "$@"
 }
 
-# Waits (30 s at most) until namespace $1 shows value $4 for $2.$3.
+# Waits ($5 tenths of a second, 30 s by default, at most) until namespace
+# $1 shows value $4 for $2.$3.
 wait_kv() {
 	local _
-	for _ in $(seq 300); do
+	for _ in $(seq "${5:-300}"); do
 		[ "$(kv_field "$1" "$2" "$3")" = "$4" ] && return 0
 		sleep 0.1
 	done
 	echo "namespace $1 never showed $2.$3 = $4" >&2
+	return 1
+}
+
+# API requests the stand-in holds unanswered (a hanging one, say).
+in_flight() {
+	h GET /__harness/stats | jq -r .in_flight
+}
+
+# Queues a fault that holds namespace $1's next bulk write for an hour:
+# a Cloudflare that takes the request and never answers.
+hang_bulk_put() {
+	h POST /__harness/faults "[{\"route\":\"bulk_put\",\"namespace\":\"$1\",\"kind\":\"slow\",\"delay_ms\":3600000}]" >/dev/null
+}
+
+# How many of namespace $1's bulk writes are still unanswered.
+held_bulk_puts() {
+	h GET /__harness/requests | jq --arg ns "$1" '[.requests[] |
+	    select(.route == "bulk_put" and .status == 0 and
+	    (.path | contains($ns)))] | length'
+}
+
+# Waits (60 s at most) until namespace $1's bulk write is out and held
+# (targets run side by side: it may go out after the other's writes).
+wait_held() {
+	local _
+	for _ in $(seq 600); do
+		[ "$(held_bulk_puts "$1")" -ge 1 ] && return 0
+		sleep 0.1
+	done
+	echo "no bulk write of namespace $1 is held" >&2
+	return 1
+}
+
+# Waits (60 s at most) until target $1 acknowledged seq $2 (the
+# acknowledgement follows the write KV shows).
+wait_acked() {
+	local _
+	for _ in $(seq 600); do
+		[ "$(acked_seq "$1")" = "$2" ] && return 0
+		sleep 0.1
+	done
+	echo "target $1 acknowledged $(acked_seq "$1"), never $2" >&2
 	return 1
 }
 
@@ -201,9 +244,9 @@ wait_kv() {
 	write_targets "target staging" "cf_namespace_id $NS1" \
 	    "target production" "cf_namespace_id $NS2"
 	put_value acme openai_api_key sk-1
-	# The first bulk write (staging's: targets go in file order) meets
-	# the free plan's daily limit.
-	h POST /__harness/faults '[{"route":"bulk_put","kind":"cf_error","status":429,"code":10048}]'
+	# Staging's first bulk write (whichever target goes first) meets the
+	# free plan's daily limit.
+	h POST /__harness/faults "[{\"route\":\"bulk_put\",\"namespace\":\"$NS1\",\"kind\":\"cf_error\",\"status\":429,\"code\":10048}]"
 	bg "$WFVAULT_SYNC" -c "$T/sync.conf" 2>"$T/bg.log"
 	agent=$BG_PID
 	wait_kv "$NS2" acme openai_api_key sk-1
@@ -261,14 +304,102 @@ wait_kv() {
 	    "target staging" "cf_namespace_id $NS1" "tenants s-*" \
 	    "target production" "cf_namespace_id $NS2" "tenants p-*"
 	put_value s-1 openai_api_key v
+	put_value s-2 openai_api_key v
 	put_value p-1 openai_api_key v
+	put_value p-2 openai_api_key v
+	# The first bulk write answered, whichever target's, says the
+	# allowance is used up.  Targets may run side by side, so which
+	# requests wait is not fixed; at least the next one of that target does.
 	h POST /__harness/faults '[{"route":"bulk_put","kind":"ratelimit","reset":2}]'
 	run sync_once
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"rate limit is used up (Ratelimit: \"default\";r=0;t=2): no API request for 2 s"* ]]
-	# The other target's request waited for it rather than meet a 429.
+	# A later request waited for it rather than meet a 429.
 	[[ "$output" == *" s for Cloudflare's rate limit (its Ratelimit header)"* ]]
-	[[ "$output" =~ "request budget: 1 of 2 API requests waited for it" ]]
-	[ "$(stat_of bulk_put)" -eq 2 ]
-	[ "$(kv_field "$NS2" p-1 openai_api_key)" = v ]
+	[[ "$output" =~ "request budget: "[1-3]" of 4 API requests waited for it" ]]
+	[ "$(stat_of bulk_put)" -eq 4 ]
+	[ "$(kv_field "$NS1" s-2 openai_api_key)" = v ]
+	[ "$(kv_field "$NS2" p-2 openai_api_key)" = v ]
+}
+
+@test "a target whose endpoint hangs does not hold the others back" {
+	# The hanging target comes first in the file: an agent going through
+	# the targets one after the other would never reach the second.
+	write_targets "target hangs" "cf_namespace_id $NS1" "tenants a-*" \
+	    "request_timeout 3600s" \
+	    "target good" "cf_namespace_id $NS2" "tenants b-*"
+	hang_bulk_put "$NS1"
+	put_value a-1 openai_api_key sk-a1
+	put_value b-1 openai_api_key sk-b1
+	bg "$WFVAULT_SYNC" -c "$T/sync.conf" 2>"$T/bg.log"
+	agent=$BG_PID
+	wait_kv "$NS2" b-1 openai_api_key sk-b1 600
+	# ... while the other's write is out (or about to be), unanswered.
+	wait_held "$NS1"
+	[ "$(in_flight)" -ge 1 ]
+	[ "$(acked_seq hangs)" = 0 ]
+	[ "$(kv_field "$NS1" a-1 openai_api_key)" = null ]
+	# A later change too.
+	put_value b-2 openai_api_key sk-b2
+	wait_kv "$NS2" b-2 openai_api_key sk-b2 600
+	[ "$(held_bulk_puts "$NS1")" -eq 1 ]
+	wait_acked good 3
+	[ "$(acked_seq hangs)" = 0 ]
+	run wfv status --json
+	[ "$(jq -c '[.sync[] | {target, acked_seq}] | sort_by(.target)' <<<"$output")" = \
+	    '[{"target":"good","acked_seq":3},{"target":"hangs","acked_seq":0}]' ]
+	# SIGTERM reaches the hanging request: the service stops, status 0.
+	rc=0
+	stop_bg "$agent" || rc=$?
+	[ "$rc" -eq 0 ]
+}
+
+@test "a target waiting out settle_time does not hold the others back" {
+	write_targets "target settles" "cf_namespace_id $NS1" "tenants a-*" \
+	    "settle_time 3600s" \
+	    "target good" "cf_namespace_id $NS2" "tenants b-*"
+	# A write of unknown outcome (done, then answered 500): retried and
+	# done, but acknowledged only settle_time after it.
+	h POST /__harness/faults "[{\"route\":\"bulk_put\",\"namespace\":\"$NS1\",\"kind\":\"500\",\"apply\":true}]" >/dev/null
+	put_value a-1 openai_api_key sk-a1
+	put_value b-1 openai_api_key sk-b1
+	bg "$WFVAULT_SYNC" -c "$T/sync.conf" 2>"$T/bg.log"
+	agent=$BG_PID
+	wait_kv "$NS1" a-1 openai_api_key sk-a1 600
+	wait_for_line "$T/bg.log" 600 "may still be applied; waiting .*\(settle_time\) before acknowledging"
+	wait_kv "$NS2" b-1 openai_api_key sk-b1 600
+	put_value b-2 openai_api_key sk-b2
+	wait_kv "$NS2" b-2 openai_api_key sk-b2 600
+	[ "$(acked_seq settles)" = 0 ]
+	[ "$(h GET /__harness/requests | jq --arg ns "$NS1" -r '[.requests[] |
+	    select(.route == "bulk_put" and (.path | contains($ns))) | .fault] |
+	    first')" = 500 ]
+	rc=0
+	stop_bg "$agent" || rc=$?
+	[ "$rc" -eq 0 ]
+}
+
+@test "--once: a hanging target does not keep the other's write back" {
+	write_targets "target hangs" "cf_namespace_id $NS1" "tenants a-*" \
+	    "request_timeout 3600s" \
+	    "target good" "cf_namespace_id $NS2" "tenants b-*"
+	hang_bulk_put "$NS1"
+	put_value a-1 openai_api_key sk-a1
+	put_value b-1 openai_api_key sk-b1
+	bg "$WFVAULT_SYNC" -c "$T/sync.conf" --once >"$T/once.out" 2>&1
+	once=$BG_PID
+	wait_kv "$NS2" b-1 openai_api_key sk-b1 600
+	wait_for_line "$T/once.out" 600 "^good: up to date at seq 2 "
+	wait_held "$NS1"
+	[ "$(in_flight)" -ge 1 ]
+	pid_alive "$once"
+	wait_acked good 2
+	[ "$(acked_seq hangs)" = 0 ]
+	# Stopped while one target is still out: that one is not up to date,
+	# and the exit status says so.
+	rc=0
+	stop_bg "$once" || rc=$?
+	[ "$rc" -eq 1 ]
+	grep -Eq "hangs: .*(interrupted|not up to date)" "$T/once.out"
+	refute grep -q "hangs: up to date" "$T/once.out"
 }

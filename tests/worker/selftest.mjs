@@ -105,7 +105,7 @@ let H; // the main harness
 const nsPath = (account = ACCOUNT, namespace = NAMESPACE) =>
   `/client/v4/accounts/${account}/storage/kv/namespaces/${namespace}`;
 
-async function api(method, rel, { body, token = TOKEN, headers = {}, raw = false, base, account, namespace } = {}) {
+async function api(method, rel, { body, token = TOKEN, headers = {}, raw = false, base, account, namespace, signal } = {}) {
   const h = { ...headers };
   if (token !== null) h.authorization = `Bearer ${token}`;
   let payload;
@@ -118,6 +118,7 @@ async function api(method, rel, { body, token = TOKEN, headers = {}, raw = false
     method,
     headers: h,
     body: payload,
+    signal,
   });
   const text = await res.text();
   let json;
@@ -689,6 +690,78 @@ test("a second namespace; faults slow_reply and ratelimit", async () => {
   eq((await getJson(`/tenant/n2?namespace=${NS2}`)).json.config, null, "reset clears both");
 });
 
+test("faults scoped by namespace or script hit only that target", async () => {
+  await harness("POST", "/__harness/reset?data=1");
+  const NS2 = "00112233445566778899aabbccddeeff";
+  const secrets = `/client/v4/accounts/${ACCOUNT}/workers/scripts/my-worker/secrets`;
+  const secretPut = () => fetch(`${H.base}${secrets}`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify({ name: "SCOPED", text: "t", type: "secret_text" }),
+  });
+  await faults([
+    { route: "bulk_put", namespace: NS2, kind: "500" },
+    { route: "secret_put", script: "other-worker", kind: "500" },
+    { route: "any", namespace: NAMESPACE, kind: "502" },
+  ]);
+  // The secrets route names no namespace: only an unscoped fault or one
+  // scoped to its script would hit it.
+  eq((await secretPut()).status, 200, "secret_put of my-worker not faulted");
+  expectHtml(await api("GET", "/keys"), 502, "502", "namespace-scoped 'any' hits the first namespace");
+  eq((await api("PUT", "/bulk", { body: [{ key: "s1", value: "1" }] })).status, 200,
+    "bulk_put of the first namespace not faulted");
+  expectError(await api("PUT", "/bulk", { body: [{ key: "s2", value: "2" }], namespace: NS2 }),
+    500, 10043, "bulk_put of the second namespace faulted");
+  const q = (await getJson("/__harness/faults")).json.faults;
+  eq(q.map((f) => [f.route, f.script]), [["secret_put", "other-worker"]], "the other script's fault still queued");
+  const other = await fetch(`${H.base}/client/v4/accounts/${ACCOUNT}/workers/scripts/other-worker/secrets`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify({ name: "X", text: "t", type: "secret_text" }),
+  });
+  eq(other.status, 500, "script-scoped fault hits its script");
+  await other.text();
+  for (const bad of [{ kind: "500", namespace: "" }, { kind: "500", script: 5 }]) {
+    const r = await harness("POST", "/__harness/faults", [bad]);
+    eq(r.status, 400, `invalid fault ${JSON.stringify(bad)}`);
+  }
+  await harness("POST", "/__harness/reset?data=1");
+});
+
+// Polls the stats (bounded) until in_flight is n.
+async function waitInFlight(n, what) {
+  let got;
+  for (let i = 0; i < 200; i++) {
+    got = (await getJson("/__harness/stats")).json.in_flight;
+    if (got === n) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new AssertionError(`${what}: in_flight stayed ${got}, expected ${n}`);
+}
+
+test("in_flight counts requests not answered yet; a reset forgets abandoned ones", async () => {
+  await harness("POST", "/__harness/reset?data=1");
+  eq((await getJson("/__harness/stats")).json.in_flight, 0, "none at rest");
+  await faults([{ route: "get", kind: "slow", delay_ms: 3600000 }]);
+  const ac = new AbortController();
+  const held = api("GET", "/values/none", { headers: {}, raw: true, signal: ac.signal }).catch((e) => e);
+  await waitInFlight(1, "held by an hour-long slow fault");
+  // Other requests go on meanwhile; the held one is not in the log's
+  // answered entries yet (status 0).
+  eq((await api("GET", "/keys")).status, 200, "another request answered");
+  const log = (await getJson("/__harness/requests")).json.requests;
+  eq(log.filter((e) => e.route === "get").map((e) => e.status), [0], "held request not answered");
+  ac.abort();
+  await held;
+  // workerd never resumes a handler whose client went away: a reset
+  // forgets it, so one test's abandoned request does not count in the next.
+  await harness("POST", "/__harness/reset");
+  eq((await getJson("/__harness/stats")).json.in_flight, 0, "reset forgets the abandoned request");
+  await faults([{ route: "get", kind: "slow_reply", delay_ms: 300 }]);
+  eq((await api("GET", "/values/none")).status, 404, "slow_reply answered");
+  eq((await getJson("/__harness/stats")).json.in_flight, 0, "none once answered");
+});
+
 test("harness writes only READY to stdout; SIGTERM stops it and frees the port", async () => {
   eq(H.stdout(), `${H.line}\n`, "stdout");
   const r = await stopHarness(H);
@@ -718,6 +791,18 @@ test("--token/--account/--namespace and --persist survive a restart", async () =
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("SIGTERM stops the harness while a request waits out an hour-long slow fault", async () => {
+  H = await startHarness();
+  await faults([{ route: "list", kind: "slow", delay_ms: 3600000 }]);
+  const held = api("GET", "/keys").catch((e) => e);
+  await waitInFlight(1, "held");
+  const r = await stopHarness(H);
+  eq(r.code, 0, `exit code (signal ${r.sig})`);
+  assert(await portClosed(H.port), "port closed after exit");
+  H = null;
+  await held;
 });
 
 test("bad arguments are refused with exit code 2", async () => {

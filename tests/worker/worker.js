@@ -40,6 +40,9 @@ const WRITE_CONCURRENCY = 8;
 const YIELD_EVERY = 200;
 const YIELD_MS = 1;
 const REQUEST_LOG_MAX = 1000;
+// The longest delay_ms a fault may ask for: an hour, a request_timeout's
+// maximum, for a Cloudflare that accepts a request and never answers.
+const MAX_DELAY_MS = 3600 * 1000;
 
 // Error codes used in envelopes.  10000/10009/10013/971 are the ones Cloudflare
 // is known to send; the others are this harness's choices.
@@ -89,6 +92,9 @@ const state = {
   faults: [],
   log: [],
   seq: 0,
+  // API requests that arrived and are not answered yet (one object each):
+  // a Set, so a request that ends after a reset cannot make it negative.
+  inFlight: new Set(),
 };
 
 function resetCounters() {
@@ -100,6 +106,7 @@ function resetCounters() {
   state.faulted = 0;
   state.log = [];
   state.seq = 0;
+  state.inFlight = new Set();
 }
 resetCounters();
 
@@ -177,6 +184,7 @@ function htmlReply(status, title, detail, headers = {}) {
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 
 // ------------------------------------------------------------- helpers ---
 
@@ -569,6 +577,20 @@ async function handleApi(request, url, env) {
   state.log.push(info);
   if (state.log.length > REQUEST_LOG_MAX) state.log.shift();
 
+  // Counted until answered.  A request whose client went away stays
+  // counted until a reset: workerd (behind Miniflare's entry Worker) does
+  // not tell the handler, it just never resumes it.
+  const flight = {};
+  const inFlight = state.inFlight;
+  inFlight.add(flight);
+  try {
+    return await answerApi(request, url, env, parsed, info);
+  } finally {
+    inFlight.delete(flight);
+  }
+}
+
+async function answerApi(request, url, env, parsed, info) {
   let response = await handleApiInner(request, url, env, parsed, info);
   // slow_reply: the request is carried out, the answer comes late (a
   // large bulk write being applied).
@@ -587,7 +609,7 @@ async function handleApiInner(request, url, env, parsed, info, noFaults = false)
   const route = parsed.route;
   let fault = null;
   if (route !== "unknown" && !noFaults) {
-    fault = takeFault(route);
+    fault = takeFault(route, parsed);
     if (fault) {
       state.faulted++;
       info.fault = fault.kind;
@@ -687,11 +709,15 @@ function kvNamespace(env, ns) {
 
 // --------------------------------------------------------------- faults ---
 
-// The first queued fault whose route matches (or is "any") is used; its
-// "times" is decremented and it leaves the queue at 0.
-function takeFault(route) {
+// The first queued fault whose route matches (or is "any"), and whose
+// namespace or script, when it names one, is the one in the request's path
+// (so it hits one target of several), is used; its "times" is decremented
+// and it leaves the queue at 0.
+function takeFault(route, parsed) {
   const i = state.faults.findIndex((f) => {
     if (f.route !== route && f.route !== "any") return false;
+    if (f.namespace !== undefined && parsed.namespace !== f.namespace) return false;
+    if (f.script !== undefined && parsed.script !== f.script) return false;
     if (f.kind === "partial") return route === "bulk_put" || route === "bulk_delete";
     if (LIST_FAULTS.has(f.kind)) return route === "list";
     return true;
@@ -778,8 +804,8 @@ function normaliseFault(f, i) {
   const out = { route, kind, times };
   if (f.retry_after !== undefined && f.retry_after !== null) out.retry_after = String(f.retry_after);
   if (f.delay_ms !== undefined) {
-    if (!Number.isFinite(f.delay_ms) || f.delay_ms < 0 || f.delay_ms > 120000) {
-      throw new Error(`fault ${i}: delay_ms must be a number between 0 and 120000`);
+    if (!Number.isFinite(f.delay_ms) || f.delay_ms < 0 || f.delay_ms > MAX_DELAY_MS) {
+      throw new Error(`fault ${i}: delay_ms must be a number between 0 and ${MAX_DELAY_MS}`);
     }
     out.delay_ms = f.delay_ms;
   }
@@ -822,6 +848,13 @@ function normaliseFault(f, i) {
     out.code = f.code;
     if (f.chain !== undefined) out.chain = f.chain;
   }
+  for (const scope of ["namespace", "script"]) {
+    if (f[scope] === undefined) continue;
+    if (typeof f[scope] !== "string" || f[scope] === "") {
+      throw new Error(`fault ${i}: ${scope} must be a non-empty string`);
+    }
+    out[scope] = f[scope];
+  }
   if (f.apply !== undefined) out.apply = Boolean(f.apply);
   if (f.message !== undefined) out.message = String(f.message);
   return out;
@@ -853,6 +886,7 @@ async function handleHarness(request, url, env) {
       total: state.total,
       faulted: state.faulted,
       faults_pending: state.faults.length,
+      in_flight: state.inFlight.size,
     });
   }
   if (path === "/__harness/requests" && method === "GET") {
