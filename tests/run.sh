@@ -107,12 +107,14 @@ else
 fi
 
 # (3) Tests on the Workers runtime (Miniflare), one job per
-# tests/worker/test_*.mjs; each prints TAP.
+# tests/worker/test_*.mjs, and the stand-in's own tests (selftest.mjs:
+# the e2e tests are only as good as the Cloudflare it plays); each
+# prints TAP.
 have_node=1
 if ! command -v node >/dev/null 2>&1; then
 	have_node=0
 else
-	for f in tests/worker/test_*.mjs; do
+	for f in tests/worker/test_*.mjs tests/worker/selftest.mjs; do
 		if [ -f "$f" ]; then
 			add_job node "$f" "$E2E_TIMEOUT"
 		fi
