@@ -8,6 +8,10 @@
 #  3. Pacing: a burst of changes, one request each, for two targets under a
 #     small request_budget: the requests, how many waited, and the most
 #     that arrived at the stand-in in any one window (at most the budget).
+#  4. A hanging target: one target's bulk writes get no answer for an hour
+#     (request_timeout 1h); the delay from 'wfvault put' to a Worker reading
+#     the other target's namespace meanwhile, and how long SIGTERM takes to
+#     stop the agent with that request still open.
 # A benchmark, not a test: it reports numbers and checks only the request
 # count target.  BENCH_TENANTS and BENCH_SAMPLES override the sizes.
 set -euo pipefail
@@ -140,8 +144,59 @@ pace_peak=$(curl -sS "$url/__harness/requests" | jq --argjson w "$((PACE_WINDOW 
 waited=$(sed -n 's/.*request budget: \([0-9]*\) of .*/\1/p' "$tmp/pace.log")
 echo "$pace_reqs requests in $pace_ms ms; ${waited:-0} waited for the budget; at most $pace_peak arrived in any $PACE_WINDOW s (budget $PACE_REQS)"
 
+NS2=00112233445566778899aabbccddeeff
+HANG_SAMPLES=${BENCH_HANG_SAMPLES:-10}
+echo "== a hanging target: put -> Worker for the other target ($HANG_SAMPLES samples), then SIGTERM"
+cat >"$tmp/hang.conf" <<EOF
+socket $tmp/wfvault.sock
+cf_api_base $url/client/v4
+cf_account_id $ACCOUNT
+cf_api_token_file $tmp/token
+target hang-a
+cf_namespace_id $NAMESPACE
+tenants hang-a-*
+request_timeout 1h
+target hang-b
+cf_namespace_id $NS2
+tenants hang-b-*
+EOF
+"$B/wfvault-sync" -c "$tmp/hang.conf" --once >/dev/null 2>&1
+# Every bulk write to hang-a's namespace is held for an hour.
+curl -sS -X POST "$url/__harness/faults" -H 'Content-Type: application/json' \
+    --data-binary "{\"route\":\"bulk_put\",\"namespace\":\"$NAMESPACE\",\"kind\":\"slow\",\"delay_ms\":3600000,\"times\":1000}" >/dev/null
+"$B/wfvault-sync" -c "$tmp/hang.conf" 2>"$tmp/hang.log" &
+hang_pid=$!
+pids+=($hang_pid)
+printf 'sk-hang' | "$B/wfvault" put hang-a-1 openai_api_key
+for _ in $(seq 600); do
+	[ "$(curl -sS "$url/__harness/stats" | jq -r '.in_flight // 0')" -ge 1 ] && break
+	sleep 0.05
+done
+hdelays=()
+for i in $(seq "$HANG_SAMPLES"); do
+	v="sk-other-$i-$RANDOM"
+	t0=$(now_ms)
+	printf '%s' "$v" | "$B/wfvault" put hang-b-1 openai_api_key
+	while [ "$(curl -sS "$url/tenant/hang-b-1/openai_api_key?namespace=$NS2" | jq -r .value)" != "$v" ]; do
+		sleep 0.01
+		[ $(( $(now_ms) - t0 )) -lt 60000 ] || { echo "not seen after 60 s"; exit 1; }
+	done
+	hdelays+=($(( $(now_ms) - t0 )))
+	sleep 1.2
+done
+hsorted=$(printf '%s\n' "${hdelays[@]}" | sort -n)
+hmedian=$(sed -n "$(( (HANG_SAMPLES + 1) / 2 ))p" <<<"$hsorted")
+hmax=$(tail -n 1 <<<"$hsorted")
+hung=$(curl -sS "$url/__harness/stats" | jq -r '.in_flight // 0')
+t0=$(now_ms)
+kill -TERM "$hang_pid"
+wait "$hang_pid" 2>/dev/null || true
+stop_ms=$(( $(now_ms) - t0 ))
+curl -sS -X DELETE "$url/__harness/faults" >/dev/null
+echo "other target put -> Worker sees it: median $hmedian ms, max $hmax ms, with $hung request(s) of the hanging target open; SIGTERM to exit: $stop_ms ms"
+
 echo
-echo "summary: $N tenants synced in $sync_ms ms with $writes write requests (target <= 11); put-to-Worker median $median ms, max $max ms; pacing: $pace_reqs requests in $pace_ms ms, at most $pace_peak in any ${PACE_WINDOW} s under request_budget $PACE_REQS/${PACE_WINDOW}s"
+echo "summary: $N tenants synced in $sync_ms ms with $writes write requests (target <= 11); put-to-Worker median $median ms, max $max ms; pacing: $pace_reqs requests in $pace_ms ms, at most $pace_peak in any ${PACE_WINDOW} s under request_budget $PACE_REQS/${PACE_WINDOW}s; beside a hanging target: median $hmedian ms, max $hmax ms, SIGTERM to exit $stop_ms ms"
 if [ "$pace_peak" -gt "$PACE_REQS" ]; then
 	echo "FAIL: more than $PACE_REQS requests in one window"
 	exit 1
