@@ -322,6 +322,26 @@ wait_acked() {
 	[ "$(kv_field "$NS2" p-2 openai_api_key)" = v ]
 }
 
+@test "a Ratelimit header one target meets pauses the other target's next request" {
+	write_targets "target staging" "cf_namespace_id $NS1" "tenants s-*" \
+	    "target production" "cf_namespace_id $NS2" "tenants p-*"
+	# staging's write is answered with the allowance used up for 15 s.
+	h POST /__harness/faults "[{\"route\":\"bulk_put\",\"namespace\":\"$NS1\",\"kind\":\"ratelimit\",\"reset\":15}]"
+	bg "$WFVAULT_SYNC" -c "$T/sync.conf" 2>"$T/bg.log"
+	agent=$BG_PID
+	put_value s-1 openai_api_key v
+	wait_for_line "$T/bg.log" 600 'rate limit is used up .*no API request for 15 s'
+	# Only now has production anything to write: its request comes after
+	# the header, and waits for the reset instead of meeting a 429.
+	put_value p-1 openai_api_key v
+	wait_for_line "$T/bg.log" 600 "waiting [0-9.]+ s for Cloudflare's rate limit"
+	wait_kv "$NS2" p-1 openai_api_key v 600
+	[ "$(h GET /__harness/requests | jq '[.requests[] | select(.status == 429)] | length')" -eq 0 ]
+	rc=0
+	stop_bg "$agent" || rc=$?
+	[ "$rc" -eq 0 ]
+}
+
 @test "a target whose endpoint hangs does not hold the others back" {
 	# The hanging target comes first in the file: an agent going through
 	# the targets one after the other would never reach the second.
