@@ -13,6 +13,8 @@
 
 static int		 log_debug_on;
 static const char	*log_prog = "wfvault";
+/* What this thread works for (wfvault-sync: a target's name), or NULL. */
+static _Thread_local const char *log_ctx;
 
 void
 log_init(const char *prog, int debug)
@@ -22,15 +24,21 @@ log_init(const char *prog, int debug)
 }
 
 void
+log_context(const char *ctx)
+{
+	log_ctx = ctx;
+}
+
+void
 log_vwrite(const char *suffix, const char *fmt, va_list ap)
 {
 	char	line[1024];
 
 	vsnprintf(line, sizeof(line), fmt, ap);
-	if (suffix != NULL)
-		fprintf(stderr, "%s: %s: %s\n", log_prog, line, suffix);
-	else
-		fprintf(stderr, "%s: %s\n", log_prog, line);
+	/* One fprintf a line: lines of several threads do not mix. */
+	fprintf(stderr, "%s: %s%s%s%s%s\n", log_prog,
+	    log_ctx != NULL ? log_ctx : "", log_ctx != NULL ? ": " : "",
+	    line, suffix != NULL ? ": " : "", suffix != NULL ? suffix : "");
 }
 
 void

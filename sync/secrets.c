@@ -402,8 +402,9 @@ secrets_push(struct sync_ctx *ctx, struct kv_client *kc,
 			}
 			secrets_name(field, name, sizeof(name));
 			if (ctx->sx_dry_run) {
-				fprintf(ctx->sx_out, "put secret %s version "
-				    "%llu\n", name, (unsigned long long)version);
+				fprintf(ctx->sx_out, "%sput secret %s version "
+				    "%llu\n", ctx->sx_pfx, name,
+				    (unsigned long long)version);
 				rc = 0;
 			} else {
 				unc = 0;
@@ -479,7 +480,8 @@ secrets_push(struct sync_ctx *ctx, struct kv_client *kc,
 			goto done;
 		}
 		if (ctx->sx_dry_run) {
-			fprintf(ctx->sx_out, "delete secret %s\n", name);
+			fprintf(ctx->sx_out, "%sdelete secret %s\n",
+			    ctx->sx_pfx, name);
 			rep->sr_deleted++;
 			continue;
 		}
@@ -670,6 +672,38 @@ secrets_release_all(void)
 	}
 }
 
+/*
+ * What a start with nothing pending knows without pushing: the Worker
+ * holds fields (read before the feed showed no change of the tenant past
+ * the acknowledged seq, so they are what was pushed), and nothing of a
+ * removed field (its delete was acknowledged too).  Returns 0, or -1 when
+ * out of memory.
+ */
+static int
+secrets_adopt(struct secrets_state *ss, json_t *fields)
+{
+	json_t		*v;
+	const char	*field, *text;
+	char		 hex[SECRETS_HASH_BYTES * 2 + 1], *owned;
+	size_t		 len;
+
+	if (ss->ss_pushed == NULL && (ss->ss_pushed = json_object()) == NULL)
+		return -1;
+	json_object_foreach(fields, field, v) {
+		if (proto_field_valid(field, NULL, 0) == -1)
+			continue;
+		if ((text = secrets_text(v, &len, &owned)) == NULL)
+			return -1;
+		secrets_hash(ss, field, text, len, hex);
+		proto_wipe_free(owned);
+		if (json_object_set_new(ss->ss_pushed, field,
+		    json_string(hex)) == -1)
+			return -1;
+	}
+	ss->ss_synced = 1;
+	return 0;
+}
+
 int
 secrets_engine_run(struct sync_ctx *ctx, struct sync_report *rep, char *err,
     size_t errlen)
@@ -678,22 +712,41 @@ secrets_engine_run(struct sync_ctx *ctx, struct sync_report *rep, char *err,
 	struct kv_client		*kc = ctx->sx_kv;
 	struct secrets_state		*ss;
 	struct proto_error		 pe;
-	json_t				*res;
-	uint64_t			 acked, last, upto, requests0;
-	int				 rc, touched;
+	json_t				*res, *fields = NULL;
+	uint64_t			 acked, last, upto, requests0, version;
+	int				 rc, touched, gone = 1;
 
 	memset(rep, 0, sizeof(*rep));
 	if ((ss = secrets_state_of(ctx, err, errlen)) == NULL)
 		return SYNC_E_FAIL;
 	requests0 = kc->kc_requests;
+	/* Before the feed is read: see secrets_adopt. */
+	if (!ss->ss_synced && !ctx->sx_dry_run &&
+	    (gone = sync_fetch(ctx, st->st_secrets_tenant, &fields, &version,
+	    err, errlen)) < 0)
+		return gone;
 	if ((rc = sync_state(ctx, &acked, &last, err, errlen)) != 0)
-		return rc;
+		goto done;
 	upto = acked;
-	/* Nothing pushed by this process yet: every field goes out. */
-	touched = !ss->ss_synced;
+	/*
+	 * Only a change of the tenant past the acknowledged seq: each push
+	 * of a secret deploys a new version of the Worker, so a start, or
+	 * --once from cron, with nothing pending pushes nothing (--reconcile
+	 * repairs a secret changed by hand).  The first push of a process
+	 * sends every field, as it knows no hash yet.
+	 */
+	touched = 0;
 	if (acked < last && (rc = secrets_feed_read(ctx,
 	    st->st_secrets_tenant, &upto, &touched, err, errlen)) != 0)
-		return rc;
+		goto done;
+	if (!touched && !ss->ss_synced && !ctx->sx_dry_run &&
+	    secrets_adopt(ss, gone == 0 ? fields : NULL) == -1) {
+		snprintf(err, errlen, "out of memory");
+		rc = SYNC_E_FAIL;
+		goto done;
+	}
+	json_decref(fields);
+	fields = NULL;
 	if (touched) {
 		log_debug("%s: target '%s': pushing tenant '%s'", __func__,
 		    st->st_name, st->st_secrets_tenant);
@@ -716,6 +769,9 @@ secrets_engine_run(struct sync_ctx *ctx, struct sync_report *rep, char *err,
 	rep->sr_seq = upto;
 	rep->sr_requests = kc->kc_requests - requests0;
 	return 0;
+done:
+	json_decref(fields);
+	return rc;
 }
 
 int

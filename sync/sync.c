@@ -342,6 +342,7 @@ main(int argc, char *argv[])
 	rs.rs_base.sx_prune = prune;
 	rs.rs_base.sx_force = force;
 	rs.rs_base.sx_out = stdout;
+	rs.rs_base.sx_pfx = "";
 	for (i = 0; i < rs.rs_n; i++) {
 		ru = &rs.rs_v[i];
 		ru->ru_ctx = rs.rs_base;

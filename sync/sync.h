@@ -538,6 +538,8 @@ struct sync_ctx {
 	int			 sx_prune;
 	int			 sx_force;	/* --force: prune past the share */
 	FILE			*sx_out;	/* dry-run and report lines */
+	/* Before each of those lines: "NAME: " with several targets. */
+	const char		*sx_pfx;
 	/*
 	 * The KV keys written in requests of unknown fate (kv_fate_note):
 	 * settle_time must pass before the feed is acknowledged, and mixed
@@ -554,6 +556,7 @@ struct sync_report {
 	uint64_t	sr_vault_tenants;	/* reconcile */
 	uint64_t	sr_kv_keys;
 	uint64_t	sr_stale;
+	uint64_t	sr_prunable;	/* of those, --prune would delete */
 	uint64_t	sr_repushed;	/* again after settle_time */
 	int		sr_full;	/* a full pass: the feed was trimmed */
 };
@@ -853,9 +856,10 @@ int	secrets_delete(struct kv_client *, const char *url, const char *name,
 	    int *uncertain, char *err, size_t errlen);
 /*
  * One pass of ctx's worker_secrets target: when the feed past the
- * target's acknowledged seq holds a change of its secrets_tenant (or this
- * process has not pushed yet), the changed fields go out and removed ones
- * are deleted; then the feed is acknowledged.  What each target pushed is
+ * target's acknowledged seq holds a change of its secrets_tenant (or is
+ * trimmed past it), the changed fields go out (all of them at the first
+ * push of a process) and removed ones are deleted; then the feed is
+ * acknowledged.  What each target pushed is
  * kept (by target name) until secrets_release_all.  Returns 0 or
  * SYNC_E_*.
  */

@@ -110,7 +110,8 @@ sync_flush(struct sync_ctx *ctx, struct kv_items *kis, int del, int all,
 		}
 		if (ctx->sx_dry_run) {
 			for (i = 0; i < k; i++) {
-				fputs(del ? "delete " : "put ", ctx->sx_out);
+				fprintf(ctx->sx_out, "%s%s", ctx->sx_pfx,
+				    del ? "delete " : "put ");
 				sync_print_key(ctx->sx_out,
 				    kis->kis_v[i].ki_key);
 				if (!del)

@@ -161,7 +161,7 @@ sync_prune_check(struct sync_ctx *ctx, json_t *kvkeys, json_t *vault,
 		if (!sync_key_ours(st, prefix, plen, key, v) ||
 		    json_object_get(vault, key + plen) != NULL)
 			continue;
-		fputs("would delete ", ctx->sx_out);
+		fprintf(ctx->sx_out, "%swould delete ", ctx->sx_pfx);
 		sync_print_key(ctx->sx_out, key);
 		fputc('\n', ctx->sx_out);
 	}
@@ -320,26 +320,31 @@ sync_repair(struct sync_ctx *ctx, struct sync_report *rep, int mode,
 			continue;
 		}
 		rep->sr_stale++;
-		fputs("stale ", ctx->sx_out);
+		fprintf(ctx->sx_out, "%sstale ", ctx->sx_pfx);
 		sync_print_key(ctx->sx_out, key);
 		if (!sync_key_ours(st, prefix, plen, key, v)) {
 			/*
 			 * Not this target's to delete, ever.  Without the
 			 * mark, a key is not wfvault's at all: the stronger
-			 * reason; and the vault may have a tenant the target
-			 * leaves out, so "not in the vault" is not said then.
+			 * reason.  With it, the key is another target's (or
+			 * another prefix's), or its tenant one this target
+			 * leaves out; the vault may have that tenant, so "not
+			 * in the vault" is not said then.
 			 */
-			if (strncmp(key, prefix, plen) == 0 &&
-			    proto_tenant_valid(key + plen, NULL, 0) == 0 &&
-			    !sync_target_wants(st, key + plen))
-				fputs(json_is_integer(v) ? " (a tenant outside "
-				    "this target's tenants, kept)\n" : " (not "
-				    "written by wfvault, kept)\n", ctx->sx_out);
+			if (!json_is_integer(v))
+				fputs(" (not written by wfvault, kept)\n",
+				    ctx->sx_out);
+			else if (strncmp(key, prefix, plen) == 0 &&
+			    proto_tenant_valid(key + plen, NULL, 0) == 0)
+				fputs(" (a tenant outside this target's "
+				    "tenants, kept)\n", ctx->sx_out);
 			else
-				fputs(" (not in the vault; not written by "
-				    "wfvault, kept)\n", ctx->sx_out);
+				fputs(" (written by wfvault, but not a tenant "
+				    "key of this target's prefix, kept)\n",
+				    ctx->sx_out);
 			continue;
 		}
+		rep->sr_prunable++;
 		fputs(" (not in the vault)\n", ctx->sx_out);
 		if (ctx->sx_prune && (rc = sync_add_delete(ctx, &dels, key,
 		    rep, err, errlen)) != 0)

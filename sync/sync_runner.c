@@ -108,6 +108,27 @@ target_prefix(const struct sync_runners *rs, const struct sync_runner *ru,
 	return buf;
 }
 
+/*
+ * Log lines of a target's thread start with its name when there are
+ * several targets (log_context).  With one, the lines that must name it
+ * anyway (a failure) start with runner_self's "NAME: ".
+ */
+static void
+runner_log_context(const struct sync_runner *ru)
+{
+	if (ru->ru_set->rs_n > 1)
+		log_context(ru->ru_target->st_name);
+}
+
+static const char *
+runner_self(const struct sync_runner *ru, char *buf, size_t len)
+{
+	if (ru->ru_set->rs_n > 1)
+		return "";
+	snprintf(buf, len, "%s: ", ru->ru_target->st_name);
+	return buf;
+}
+
 /* What a failed pass leaves behind, by the target's kind. */
 static const char *
 target_behind(const struct sync_target *st)
@@ -294,6 +315,20 @@ static void
 print_reconcile(FILE *out, const struct sync_ctx *ctx, const char *pfx,
     const struct sync_report *rep)
 {
+	const struct sync_target	*st = ctx->sx_target;
+
+	if (st->st_kind == SYNC_KIND_WORKER_SECRETS) {
+		fprintf(out, "%sreconcile%s: tenant '%s' as the secrets of "
+		    "Worker script '%s': %llu %s, %llu %s (%llu requests)\n",
+		    pfx, ctx->sx_dry_run ? " (dry run)" : "",
+		    st->st_secrets_tenant, st->st_script_name,
+		    (unsigned long long)rep->sr_written,
+		    ctx->sx_dry_run ? "to write" : "written",
+		    (unsigned long long)rep->sr_deleted,
+		    ctx->sx_dry_run ? "to delete" : "deleted",
+		    (unsigned long long)rep->sr_requests);
+		return;
+	}
 	fprintf(out, "%sreconcile%s: %llu tenants in the vault, %llu keys in "
 	    "KV: %llu %s, %llu stale, %llu %s (%llu requests)\n", pfx,
 	    ctx->sx_dry_run ? " (dry run)" : "",
@@ -305,9 +340,10 @@ print_reconcile(FILE *out, const struct sync_ctx *ctx, const char *pfx,
 	    (unsigned long long)rep->sr_deleted,
 	    ctx->sx_dry_run ? "to delete" : "deleted",
 	    (unsigned long long)rep->sr_requests);
-	if (rep->sr_stale > 0 && !ctx->sx_prune)
-		fprintf(out, "%sstale keys are kept; run with --reconcile "
-		    "--prune to delete them\n", pfx);
+	if (rep->sr_prunable > 0 && !ctx->sx_prune)
+		fprintf(out, "%s%llu stale keys wfvault wrote are kept; run "
+		    "with --reconcile --prune to delete them\n", pfx,
+		    (unsigned long long)rep->sr_prunable);
 }
 
 /* --once, --dry-run or --reconcile of one target, in its thread. */
@@ -319,13 +355,16 @@ runner_once(void *arg)
 	struct sync_report	 rep;
 	struct runner_out	 ro;
 	char			 err[1024], pb[SYNC_TARGET_NAME_MAX + 4];
+	char			 sb[SYNC_TARGET_NAME_MAX + 4];
 	const char		*pfx, *what;
 	FILE			*out;
 	int			 rc;
 
+	runner_log_context(ru);
 	out = runner_out_open(rs, &ro);
 	ru->ru_ctx.sx_out = out;
 	pfx = target_prefix(rs, ru, pb, sizeof(pb));
+	ru->ru_ctx.sx_pfx = pfx;
 	what = rs->rs_reconcile ? "reconcile failed" :
 	    ru->ru_ctx.sx_dry_run ? "dry run failed" :
 	    target_behind(ru->ru_target);
@@ -338,11 +377,14 @@ runner_once(void *arg)
 	}
 	runner_out_flush(&ro);
 	ru->ru_ctx.sx_out = stdout;
+	ru->ru_ctx.sx_pfx = "";
 	/* A failure names its target, even when it is the only one. */
 	if (rc == SYNC_E_STOP)
-		log_warnx("%s: %s: interrupted", ru->ru_target->st_name, what);
+		log_warnx("%s%s: interrupted", runner_self(ru, sb, sizeof(sb)),
+		    what);
 	else if (rc != 0)
-		log_warnx("%s: %s: %s", ru->ru_target->st_name, what, err);
+		log_warnx("%s%s: %s", runner_self(ru, sb, sizeof(sb)), what,
+		    err);
 	ru->ru_rc = rc;
 	return NULL;
 }
@@ -355,6 +397,7 @@ runner_check(void *arg)
 	char			 msg[1024];
 	int			 rc;
 
+	runner_log_context(ru);
 	if (ru->ru_setup_err != NULL) {
 		snprintf(msg, sizeof(msg), "%s", ru->ru_setup_err);
 		rc = KV_E_FAIL;
@@ -451,6 +494,8 @@ runners_wait(struct sync_runners *rs, int64_t at)
 static void
 runner_failed(struct sync_runner *ru, const char *what, const char *err)
 {
+	char		sb[SYNC_TARGET_NAME_MAX + 4];
+	const char	*self = runner_self(ru, sb, sizeof(sb));
 	uint64_t	wait;
 
 	ru->ru_need = 1;
@@ -459,8 +504,8 @@ runner_failed(struct sync_runner *ru, const char *what, const char *err)
 		ru->ru_kv.kc_daily_limit = 0;
 		wait = sync_ms_to_utc_midnight(time(NULL));
 		ru->ru_retry_at = util_now_ms() + (int64_t)wait;
-		log_warnx("%s: %s; waiting until 00:00 UTC (%llu min)", what,
-		    err, (unsigned long long)(wait / 60000));
+		log_warnx("%s%s: %s; waiting until 00:00 UTC (%llu min)", self,
+		    what, err, (unsigned long long)(wait / 60000));
 		return;
 	}
 	ru->ru_backoff = ru->ru_backoff == 0 ? SYNC_TARGET_RETRY_MIN_MS :
@@ -468,7 +513,7 @@ runner_failed(struct sync_runner *ru, const char *what, const char *err)
 	if (ru->ru_backoff > SYNC_TARGET_RETRY_MAX_MS)
 		ru->ru_backoff = SYNC_TARGET_RETRY_MAX_MS;
 	ru->ru_retry_at = util_now_ms() + (int64_t)ru->ru_backoff;
-	log_warnx("%s: %s; trying again in %llu s", what, err,
+	log_warnx("%s%s: %s; trying again in %llu s", self, what, err,
 	    (unsigned long long)ru->ru_backoff / 1000);
 }
 
@@ -506,6 +551,7 @@ static int
 runner_serve_pass(struct sync_runner *ru, struct sync_report *rep,
     char *err, size_t errlen)
 {
+	char	sb[SYNC_TARGET_NAME_MAX + 4];
 	int	rc;
 
 	if (!ru->ru_checked) {
@@ -515,7 +561,7 @@ runner_serve_pass(struct sync_runner *ru, struct sync_report *rep,
 			return SYNC_E_STOP;
 		if (rc != 0)
 			return SYNC_PREFLIGHT_FAILED;
-		log_info("target '%s': %s", ru->ru_target->st_name, err);
+		log_info("%s%s", runner_self(ru, sb, sizeof(sb)), err);
 		ru->ru_checked = 1;
 	}
 	return runner_pass(ru, 0, rep, err, errlen);
@@ -527,9 +573,8 @@ runner_settle_pass(struct sync_runner *ru, int rc,
     const struct sync_report *rep, const char *err)
 {
 	struct sync_runners	*rs = ru->ru_set;
-	char			 pb[SYNC_TARGET_NAME_MAX + 4];
-	char			 what[SYNC_TARGET_NAME_MAX + 64];
-	const char		*pfx = target_prefix(rs, ru, pb, sizeof(pb));
+	char			 sb[SYNC_TARGET_NAME_MAX + 4];
+	const char		*self = runner_self(ru, sb, sizeof(sb));
 
 	switch (rc) {
 	case 0:
@@ -537,7 +582,7 @@ runner_settle_pass(struct sync_runner *ru, int rc,
 			runners_daemon_back(rs);
 		ru->ru_reconnect = 0;
 		if (ru->ru_failing)
-			log_info("%sup to date again", pfx);
+			log_info("%sup to date again", self);
 		ru->ru_failing = 0;
 		ru->ru_backoff = 0;
 		ru->ru_retry_at = 0;
@@ -546,20 +591,22 @@ runner_settle_pass(struct sync_runner *ru, int rc,
 		ru->ru_need = ru->ru_want > ru->ru_synced;
 		if (rep->sr_written > 0 || rep->sr_deleted > 0)
 			log_info("%sup to date at seq %llu (%llu written, %llu "
-			    "deleted, %llu requests)", pfx,
+			    "deleted, %llu requests)", self,
 			    (unsigned long long)rep->sr_seq,
 			    (unsigned long long)rep->sr_written,
 			    (unsigned long long)rep->sr_deleted,
 			    (unsigned long long)rep->sr_requests);
+		else
+			log_debug("%snothing to push at seq %llu", self,
+			    (unsigned long long)rep->sr_seq);
 		break;
 	case SYNC_E_STOP:
 		break;
 	case SYNC_E_DAEMON:
 		/* Each target says once that its pass was cut short. */
 		if (ru->ru_reconnect == 0)
-			log_warnx("target '%s': pass cut short: cannot reach "
-			    "wfvaultd (%s); trying again",
-			    ru->ru_target->st_name, err);
+			log_warnx("%spass cut short: cannot reach wfvaultd "
+			    "(%s); trying again", self, err);
 		else
 			log_debug("%s: %s: %s", __func__,
 			    ru->ru_target->st_name, err);
@@ -571,14 +618,10 @@ runner_settle_pass(struct sync_runner *ru, int rc,
 		ru->ru_need = 1;
 		break;
 	case SYNC_PREFLIGHT_FAILED:
-		snprintf(what, sizeof(what), "preflight of target '%s' failed",
-		    ru->ru_target->st_name);
-		runner_failed(ru, what, err);
+		runner_failed(ru, "preflight failed", err);
 		break;
 	default:
-		snprintf(what, sizeof(what), "%s: %s", ru->ru_target->st_name,
-		    target_behind(ru->ru_target));
-		runner_failed(ru, what, err);
+		runner_failed(ru, target_behind(ru->ru_target), err);
 		break;
 	}
 }
@@ -598,6 +641,7 @@ runner_serve(void *arg)
 	int64_t			 now, at;
 	int			 rc;
 
+	runner_log_context(ru);
 	pthread_mutex_lock(&rs->rs_lock);
 	while (!rs->rs_quit && !sync_stopped()) {
 		if (!ru->ru_need) {

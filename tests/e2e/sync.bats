@@ -586,7 +586,7 @@ load_tenants() {
 	# agent says so); the next one writes acme's v2 before v1 lands over
 	# it.
 	stop_daemon
-	wait_for_line "$T/agent.log" 300 "target 'default': pass cut short: cannot reach wfvaultd"
+	wait_for_line "$T/agent.log" 300 "default: pass cut short: cannot reach wfvaultd"
 	start_daemon
 	put_value acme openai_api_key v2
 	# acme: abandoned, retried, v2, and v2 again after settle_time; wait

@@ -268,8 +268,8 @@ EOF
 	# The first look at the namespace is refused; the next one passes.
 	h POST /__harness/faults '[{"route":"namespaces","kind":"cf_error","status":404,"code":10013}]'
 	bg "$WFVAULT_SYNC" -c "$T/sync.conf" 2>"$T/agent.log"
-	wait_for_line "$T/agent.log" 600 "preflight of target 'default' failed"
-	grep -q "preflight of target 'default' failed: .*cf_namespace_id.*trying again in 5 s" "$T/agent.log"
+	wait_for_line "$T/agent.log" 600 "default: preflight failed"
+	grep -q "default: preflight failed: .*cf_namespace_id.*trying again in 5 s" "$T/agent.log"
 	# Not stopped: it checks again and then pushes.
 	for _ in $(seq 600); do
 		[ "$(acked_seq)" = 1 ] && break
@@ -298,7 +298,7 @@ EOF
 	wfv rm b9 >/dev/null
 	run sync_run --reconcile --prune --force
 	[ "$status" -eq 0 ]
-	[[ "$output" == *"stale ghost (not in the vault; not written by wfvault, kept)"* ]]
+	[[ "$output" == *"stale ghost (not written by wfvault, kept)"* ]]
 	[[ "$output" == *"stale legacy"*"kept"* ]]
 	! kv_has b9
 	kv_has ghost
@@ -317,13 +317,21 @@ EOF
 	! kv_has zz
 	# Outside the tenants: one without the mark (written by hand, so
 	# not wfvault's at all), one with it (another target's).
-	kv_put '[{"key":"zz","value":"{}"},{"key":"zm","value":"{}","metadata":{"version":1,"wfvault":1}}]'
+	# And one another target wrote under its prefix ("t:" cannot be in a
+	# tenant id, so it is no key of this target's at all).
+	kv_put '[{"key":"zz","value":"{}"},{"key":"zm","value":"{}","metadata":{"version":1,"wfvault":1}},{"key":"t:a2","value":"{}","metadata":{"version":1,"wfvault":1}}]'
+	run sync_run --reconcile
+	[ "$status" -eq 0 ]
+	# None of them is this target's to delete: no hint to --prune.
+	[[ "$output" != *"run with --reconcile --prune"* ]]
 	run sync_run --reconcile --prune --force
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"stale zz (not written by wfvault, kept)"* ]]
 	[[ "$output" == *"stale zm (a tenant outside this target's tenants, kept)"* ]]
+	[[ "$output" == *"stale t:a2 (written by wfvault, but not a tenant key of this target's prefix, kept)"* ]]
 	kv_has zz
 	kv_has zm
+	kv_has t:a2
 	kv_has a1
 }
 

@@ -233,21 +233,40 @@ stop_agent() {
 	[ "$(worker_env MANUAL_KEY)" = by-hand ]
 }
 
-@test "after a restart every field is pushed again" {
+@test "a start with nothing pending pushes nothing; its first push sends every field" {
 	put_value global openai_api_key sk-1
 	put_value global region eu
 	run sync_once
 	[ "$status" -eq 0 ]
 	[ "$(stat_of secret_put)" -eq 2 ]
-	# Nothing new in the feed, but a new process cannot know what the
-	# Worker holds (secrets are write-only): both go out again.
+	# Nothing new in the feed: each secret written would deploy a new
+	# version of the Worker, so a new process (--once from cron) writes
+	# nothing and does not even list the script.
+	h POST /__harness/reset >/dev/null
+	run sync_once
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"up to date at seq 2 (0 written, 0 deleted, 0 requests)"* ]]
+	[ "$(stat_of secret_put)" -eq 0 ]
+	[ "$(stat_of secret_list)" -eq 0 ]
+	# A change: a new process cannot know what the Worker holds (secrets
+	# are write-only), so both fields go out.
+	put_value global region us
 	h POST /__harness/reset >/dev/null
 	run sync_once
 	[ "$status" -eq 0 ]
 	[ "$(stat_of secret_put)" -eq 2 ]
-	# The script's list is read only when there may be something to delete.
-	[ "$(stat_of secret_list)" -eq 0 ]
 	[ "$(h GET "/worker/$SCRIPT/openai" | jq -r .value)" = sk-1 ]
+	[ "$(worker_env REGION)" = us ]
+	# The service, started with nothing pending, knows what the Worker
+	# holds: a change sends that field alone.
+	start_agent
+	wait_for_line "$T/agent.log" 600 "nothing to push at seq 3"
+	h POST /__harness/reset >/dev/null
+	put_value global region ap
+	wait_env REGION ap
+	wait_acked
+	stop_agent
+	[ "$(stat_of secret_put)" -eq 1 ]
 }
 
 @test "an unknown script is refused with Cloudflare's code and the setting to fix" {

@@ -175,6 +175,12 @@ wait_acked() {
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"put demo version 2"* ]]
 	[[ "$output" != *prod-x* ]]
+	# Of both: the targets run at once, each line names its target.
+	run sync_once --dry-run
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"staging: put demo version 2"* ]]
+	[[ "$output" == *"production: dry run: 0 to write"* ]]
+	[[ "$output" == *"staging: dry run: 1 to write"* ]]
 	run sync_once --target nosuch
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"no such target"* ]]
@@ -235,8 +241,8 @@ wait_acked() {
 	kill -TERM "$agent"
 	wait "$agent"
 	# Its start-up check already fails, naming the target and the setting.
-	grep -q "preflight of target 'refused' failed: .*cf_api_token_file.*trying again in" "$T/bg.log"
-	grep -q "target 'good': ok (user token active" "$T/bg.log"
+	grep -q "refused: preflight failed: .*cf_api_token_file.*trying again in" "$T/bg.log"
+	grep -q "good: ok (user token active" "$T/bg.log"
 	! grep -q wrong-token "$T/bg.log"
 }
 
