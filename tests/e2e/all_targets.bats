@@ -102,14 +102,11 @@ lagless_targets() {
 	"$WFVAULT" -s "$SOCK" status | grep -c '^target .*, lag 0$'
 }
 
-# Waits (bounded) until command "$@" prints nothing different from $WANT.
-wait_until() {
-	local _
-	for _ in $(seq 600); do
-		[ "$("$@" 2>/dev/null)" = "$WANT" ] && return 0
-		sleep 0.1
-	done
-	echo "still not '$WANT': $("$@" 2>&1)" >&2
+# Waits (60 s at most) until command "${@:2}" prints $1; its stderr is
+# shown only when it never does.
+wait_prints() {
+	wait_until 600 prints "$@" 2>/dev/null && return 0
+	echo "still not '$1': $("${@:2}" 2>&1)" >&2
 	return 1
 }
 
@@ -146,11 +143,11 @@ wait_until() {
 	put_value prod-acme openai_api_key sk-prod-acme-2
 	put_value global openai_api_key sk-global-2
 	wfv rm global stripe_secret_key
-	WANT=sk-staging-acme-2 wait_until kv_field "$STAGING" staging-acme openai_api_key
-	WANT=sk-global-2 wait_until worker_env OPENAI_API_KEY
-	WANT=null wait_until worker_env STRIPE_SECRET_KEY
-	WANT=$(wfv get prod-acme --json | jq -cS .fields) wait_until sealed_config prod-acme
+	wait_prints sk-staging-acme-2 kv_field "$STAGING" staging-acme openai_api_key
+	wait_prints sk-global-2 worker_env OPENAI_API_KEY
+	wait_prints null worker_env STRIPE_SECRET_KEY
+	wait_prints "$(wfv get prod-acme --json | jq -cS .fields)" sealed_config prod-acme
 	# Every target's position is acknowledged up to the last change (the
 	# acknowledgement follows the write, so it is waited for too).
-	WANT=3 wait_until lagless_targets
+	wait_prints 3 lagless_targets
 }

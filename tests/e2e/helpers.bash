@@ -189,15 +189,38 @@ wfv_as() {
 	as_user "$u" "$g" timeout "$WFV_TIMEOUT" "$WFVAULT" -s "$SOCK" "$@"
 }
 
-# Waits (up to $2 tenths of a second, default 50) until file $1 has a line
-# matching regex $3.
-wait_for_line() {
-	local f=$1 n=${2:-50} re=$3 _
+# wait_until TENTHS COMMAND...: runs COMMAND every 0.1 s until it succeeds,
+# TENTHS times at most; returns 1 when it never did.  Silent: the caller
+# says what was not seen, as it stands after the wait.
+wait_until() {
+	local n=$1 _
+	shift
 	for _ in $(seq "$n"); do
-		grep -qE -- "$re" "$f" 2>/dev/null && return 0
+		"$@" && return 0
 		sleep 0.1
 	done
 	return 1
+}
+
+# Conditions for wait_until.  prints WANT COMMAND...: COMMAND's output is
+# WANT.  prints_at_least N COMMAND...: it is a number >= N.  not
+# COMMAND...: COMMAND fails.
+prints() {
+	[ "$("${@:2}")" = "$1" ]
+}
+
+prints_at_least() {
+	[ "$("${@:2}")" -ge "$1" ]
+}
+
+not() {
+	! "$@"
+}
+
+# Waits (up to $2 tenths of a second, default 50) until file $1 has a line
+# matching regex $3.
+wait_for_line() {
+	wait_until "${2:-50}" grep -qE -- "$3" "$1" 2>/dev/null
 }
 
 # The daemon is alive and still serves acme.known (put by the test's setup).
@@ -288,13 +311,9 @@ harness_start() {
 
 # Stops the stand-in harness_start started (bounded wait), removes HD.
 harness_stop() {
-	local _
 	[ -n "${HD:-}" ] || return 0
 	kill -TERM "$(cat "$HD/pid")" 2>/dev/null || true
-	for _ in $(seq 100); do
-		kill -0 "$(cat "$HD/pid")" 2>/dev/null || break
-		sleep 0.1
-	done
+	wait_until 100 not kill -0 "$(cat "$HD/pid")" 2>/dev/null || true
 	rm -rf "$HD"
 }
 
@@ -302,12 +321,9 @@ harness_stop() {
 # already, and waits for it (60 s at most, then kills it and returns 255);
 # returns its exit status.  Not under `run`: a subshell cannot wait for it.
 stop_bg() {
-	local pid=$1 _
+	local pid=$1
 	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 600); do
-		pid_alive "$pid" || break
-		sleep 0.1
-	done
+	wait_until 600 not pid_alive "$pid" || true
 	if pid_alive "$pid"; then
 		echo "pid $pid did not stop within 60 s of SIGTERM" >&2
 		kill -KILL "$pid" 2>/dev/null || true

@@ -82,39 +82,46 @@ last_seq() {
 	tp call sync_state '{"target":"default"}' | jq -r '.result.last_seq'
 }
 
-# Waits (30 s at most) until a Worker reads value $3 for tenant $1's
-# field $2.
+# The value a Worker reads for tenant $1's field $2.
+worker_value() {
+	worker_get "$1" "$2" | jq -r .value
+}
+
+# Waits ($4 tenths of a second, 30 s by default, at most) until a Worker
+# reads value $3 for tenant $1's field $2.
 wait_kv() {
-	local _
-	for _ in $(seq 300); do
-		[ "$(worker_get "$1" "$2" | jq -r .value)" = "$3" ] && return 0
-		sleep 0.1
-	done
+	wait_until "${4:-300}" prints "$3" worker_value "$1" "$2" && return 0
 	echo "KV never showed $1.$2 = $3" >&2
 	return 1
 }
 
+# The agent acknowledged all of the feed.
+acked_all() {
+	[ "$(acked_seq)" = "$(last_seq)" ]
+}
+
 # Waits (30 s at most) until the agent acknowledged all of the feed.
 wait_acked() {
-	local _
-	for _ in $(seq 300); do
-		[ "$(acked_seq)" = "$(last_seq)" ] && return 0
-		sleep 0.1
-	done
+	wait_until 300 acked_all && return 0
 	echo "the agent never acknowledged seq $(last_seq)" >&2
 	return 1
+}
+
+# How many requests the harness got and has not answered yet.
+open_requests() {
+	h GET /__harness/requests |
+	    jq '[.requests[] | select(.status == 0)] | length'
+}
+
+# How many API requests the harness got in all.
+total_requests() {
+	h GET /__harness/stats | jq -r .total
 }
 
 # Waits (60 s at most) until the harness has answered every request it
 # got, so a slow one cannot land after the test's next write.
 wait_requests_done() {
-	local _
-	for _ in $(seq 600); do
-		[ "$(h GET /__harness/requests |
-		    jq '[.requests[] | select(.status == 0)] | length')" = 0 ] &&
-		    return 0
-		sleep 0.1
-	done
+	wait_until 600 prints 0 open_requests && return 0
 	echo "the harness still serves a request" >&2
 	return 1
 }
@@ -253,11 +260,7 @@ load_tenants() {
 	h POST /__harness/faults '[{"route":"bulk_put","kind":"slow","delay_ms":3000,"apply":false}]'
 	bg "$WFVAULT_SYNC" -c "$T/sync.conf" --once
 	agent=$BG_PID
-	for _ in $(seq 600); do
-		[ "$(h GET /__harness/stats | jq -r .total)" -ge 1 ] && break
-		sleep 0.05
-	done
-	[ "$(h GET /__harness/stats | jq -r .total)" -ge 1 ]
+	wait_until 300 prints_at_least 1 total_requests
 	# It cannot have finished (its request takes 3 s), but a kill must
 	# not fail the test if it did.
 	kill -KILL "$agent" 2>/dev/null || true
@@ -277,18 +280,10 @@ load_tenants() {
 @test "the long-running agent pushes a change without being asked, across a daemon restart" {
 	bg "$WFVAULT_SYNC" -c "$T/sync.conf"
 	put_value acme openai_api_key sk-live-1
-	for _ in $(seq 100); do
-		[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-live-1 ] && break
-		sleep 0.1
-	done
-	[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-live-1 ]
+	wait_kv acme openai_api_key sk-live-1 100
 	restart_daemon
 	put_value acme openai_api_key sk-live-2
-	for _ in $(seq 150); do
-		[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-live-2 ] && break
-		sleep 0.1
-	done
-	[ "$(worker_get acme openai_api_key | jq -r .value)" = sk-live-2 ]
+	wait_kv acme openai_api_key sk-live-2 150
 	kill -TERM "$BG_PID"
 	wait "$BG_PID"
 }
@@ -456,11 +451,7 @@ load_tenants() {
 	done
 	EOF
 	bg socat "UNIX-LISTEN:$T/fake.sock,fork" EXEC:"bash $T/fake.sh"
-	local _
-	for _ in $(seq 100); do
-		[ -S "$T/fake.sock" ] && break
-		sleep 0.05
-	done
+	wait_until 50 test -S "$T/fake.sock" || true
 	write_sync_conf
 	sed -i "s|^socket .*|socket $T/fake.sock|" "$T/sync.conf"
 	run timeout 60 "$WFVAULT_SYNC" -c "$T/sync.conf" --reconcile
@@ -577,11 +568,7 @@ load_tenants() {
 	h POST /__harness/faults '[{"route":"bulk_put","kind":"slow","delay_ms":4000}]'
 	bg "$WFVAULT_SYNC" -c "$T/sync.conf" 2>"$T/agent.log"
 	agent=$BG_PID
-	for _ in $(seq 600); do
-		[ "$(stat_of bulk_put)" -ge 1 ] && break
-		sleep 0.05
-	done
-	[ "$(stat_of bulk_put)" -ge 1 ]
+	wait_until 300 prints_at_least 1 stat_of bulk_put
 	# The pass dies with the daemon gone, at its next request to it (the
 	# agent says so); the next one writes acme's v2 before v1 lands over
 	# it.
@@ -591,10 +578,7 @@ load_tenants() {
 	put_value acme openai_api_key v2
 	# acme: abandoned, retried, v2, and v2 again after settle_time; wait
 	# for all of it rather than for a guess at how long it takes.
-	for _ in $(seq 300); do
-		[ "$(stat_of bulk_put)" -ge 5 ] && break
-		sleep 0.1
-	done
+	wait_until 300 prints_at_least 5 stat_of bulk_put || true
 	wait_acked
 	wait_requests_done
 	# At least those five: on a loaded machine a retry can outlast the

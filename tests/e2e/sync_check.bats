@@ -271,11 +271,7 @@ EOF
 	wait_for_line "$T/agent.log" 600 "default: preflight failed"
 	grep -q "default: preflight failed: .*cf_namespace_id.*trying again in 5 s" "$T/agent.log"
 	# Not stopped: it checks again and then pushes.
-	for _ in $(seq 600); do
-		[ "$(acked_seq)" = 1 ] && break
-		sleep 0.1
-	done
-	[ "$(acked_seq)" = 1 ]
+	wait_until 600 prints 1 acked_seq
 	kv_has acme
 	[ "$(stat_of bulk_put)" -eq 1 ]
 	[ "$(stat_of namespaces)" -eq 2 ]

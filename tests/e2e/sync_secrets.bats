@@ -98,37 +98,34 @@ last_seq() {
 	tp call sync_state '{"target":"worker"}' | jq -r '.result.last_seq'
 }
 
+# The target acknowledged all of the feed.
+acked_all() {
+	[ "$(acked_seq)" = "$(last_seq)" ]
+}
+
 # Waits (30 s at most) until the target acknowledged all of the feed.
 wait_acked() {
-	local _
-	for _ in $(seq 300); do
-		[ "$(acked_seq)" = "$(last_seq)" ] && return 0
-		sleep 0.1
-	done
+	wait_until 300 acked_all && return 0
 	echo "the agent never acknowledged seq $(last_seq)" >&2
 	return 1
 }
 
 # Waits (30 s at most) until the Worker reads $2 from env.$1.
 wait_env() {
-	local _
-	for _ in $(seq 300); do
-		[ "$(worker_env "$1")" = "$2" ] && return 0
-		sleep 0.1
-	done
+	wait_until 300 prints "$2" worker_env "$1" && return 0
 	echo "the Worker never read $1 = $2" >&2
 	return 1
+}
+
+# What a Worker bound to the KV namespace reads as acme's openai_api_key.
+kv_acme() {
+	h GET /tenant/acme/openai_api_key | jq -r .value
 }
 
 # Waits (60 s at most) until a Worker bound to the KV namespace reads $1
 # as acme's openai_api_key.
 wait_kv_acme() {
-	local _
-	for _ in $(seq 600); do
-		[ "$(h GET /tenant/acme/openai_api_key | jq -r .value)" = "$1" ] &&
-		    return 0
-		sleep 0.1
-	done
+	wait_until 600 prints "$1" kv_acme && return 0
 	echo "KV never showed acme.openai_api_key = $1" >&2
 	return 1
 }
@@ -141,11 +138,7 @@ held_secret_puts() {
 
 # Waits (60 s at most) until a secret write is out and held.
 wait_held_secret() {
-	local _
-	for _ in $(seq 600); do
-		[ "$(held_secret_puts)" -ge 1 ] && return 0
-		sleep 0.1
-	done
+	wait_until 600 prints_at_least 1 held_secret_puts && return 0
 	echo "no secret write is held" >&2
 	return 1
 }

@@ -84,11 +84,7 @@ sync_once() {
 # Waits ($5 tenths of a second, 30 s by default, at most) until namespace
 # $1 shows value $4 for $2.$3.
 wait_kv() {
-	local _
-	for _ in $(seq "${5:-300}"); do
-		[ "$(kv_field "$1" "$2" "$3")" = "$4" ] && return 0
-		sleep 0.1
-	done
+	wait_until "${5:-300}" prints "$4" kv_field "$1" "$2" "$3" && return 0
 	echo "namespace $1 never showed $2.$3 = $4" >&2
 	return 1
 }
@@ -114,11 +110,7 @@ held_bulk_puts() {
 # Waits (60 s at most) until namespace $1's bulk write is out and held
 # (targets run side by side: it may go out after the other's writes).
 wait_held() {
-	local _
-	for _ in $(seq 600); do
-		[ "$(held_bulk_puts "$1")" -ge 1 ] && return 0
-		sleep 0.1
-	done
+	wait_until 600 prints_at_least 1 held_bulk_puts "$1" && return 0
 	echo "no bulk write of namespace $1 is held" >&2
 	return 1
 }
@@ -126,11 +118,7 @@ wait_held() {
 # Waits (60 s at most) until target $1 acknowledged seq $2 (the
 # acknowledgement follows the write KV shows).
 wait_acked() {
-	local _
-	for _ in $(seq 600); do
-		[ "$(acked_seq "$1")" = "$2" ] && return 0
-		sleep 0.1
-	done
+	wait_until 600 prints "$2" acked_seq "$1" && return 0
 	echo "target $1 acknowledged $(acked_seq "$1"), never $2" >&2
 	return 1
 }
