@@ -466,8 +466,10 @@ kv_perform(struct kv_client *kc, const char *method, const char *url,
 			    KV_LOW_SPEED_TIME);
 		else
 			snprintf(kr->kr_curl_error, sizeof(kr->kr_curl_error),
-			    "no reply within request_timeout (%ld s) after "
-			    "the request was sent", kc->kc_timeout);
+			    "no reply within %s (%ld s) after the request "
+			    "was sent", kc->kc_timeout_what != NULL ?
+			    kc->kc_timeout_what : "request_timeout",
+			    kc->kc_timeout);
 	}
 	kv_budget_ratelimit(kc);
 	log_debug("%s: curl %d, HTTP %ld, %zu bytes back", __func__, (int)cc,

@@ -410,6 +410,8 @@ struct kv_client {
 	const char		*kc_protocols;
 	enum sync_kind		 kc_kind;	/* the target's, for kd_reason */
 	long			 kc_timeout;	/* for the reply, seconds */
+	/* What set kc_timeout, for messages; NULL: request_timeout. */
+	const char		*kc_timeout_what;
 	/* Shared by every target's client (borrowed); NULL: none. */
 	struct kv_budget	*kc_budget;
 	/* The attempt under way (CLOCK_MONOTONIC ms): see kv_progress_cb. */

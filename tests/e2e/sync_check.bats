@@ -390,3 +390,16 @@ EOF
 	[ "$status" -eq 2 ]
 	[ "$(h GET /__harness/stats | jq -r .total)" -eq 0 ]
 }
+
+@test "--check of an endpoint that never answers fails within a few attempts" {
+	# request_timeout is for large bulk writes; a preflight request is
+	# tiny and gets at most 3 attempts of at most 30 s each.  Before,
+	# this check waited 8 times an hour.
+	write_sync_conf "$ACCOUNT" "$NAMESPACE" "request_timeout 3600s"
+	h POST /__harness/faults "[{\"route\":\"namespaces\",\"namespace\":\"$NAMESPACE\",\"kind\":\"slow\",\"delay_ms\":3600000,\"times\":10}]" >/dev/null
+	run timeout 300 "$WFVAULT_SYNC" -c "$T/sync.conf" --check
+	h DELETE /__harness/faults >/dev/null
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"default: FAILED: "*"gave up after 3 attempts"*"no reply within"* ]]
+	[ "$(stat_of bulk_delete)" -eq 0 ]
+}
