@@ -177,10 +177,19 @@ kv_decide_codes(const struct kv_outcome *o, const char *detail,
 		return 1;
 	}
 	if (kv_has_code(o, 7003) || kv_has_code(o, 7000)) {
-		snprintf(d->kd_reason, sizeof(d->kd_reason), "Cloudflare has "
-		    "no such account or namespace (%s): check cf_account_id "
-		    "and cf_namespace_id (32 hex characters each, as the "
-		    "dashboard shows them)", detail);
+		d->kd_no_route = 1;
+		/* A worker_secrets target has no namespace to blame. */
+		if (o->ko_kind == SYNC_KIND_WORKER_SECRETS)
+			snprintf(d->kd_reason, sizeof(d->kd_reason),
+			    "Cloudflare has no such account (%s): check "
+			    "cf_account_id (32 hex characters, as the "
+			    "dashboard shows it)", detail);
+		else
+			snprintf(d->kd_reason, sizeof(d->kd_reason),
+			    "Cloudflare has no such account or namespace "
+			    "(%s): check cf_account_id and cf_namespace_id "
+			    "(32 hex characters each, as the dashboard shows "
+			    "them)", detail);
 		return 1;
 	}
 	if (kv_has_code(o, 10013)) {

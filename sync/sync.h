@@ -217,6 +217,7 @@ struct kv_decision {
 	int		 kd_auth;	/* 1000, 9109, 10000: the token */
 	int		 kd_daily_limit; /* 10048: no writes until 00:00 UTC */
 	int		 kd_not_found;	/* 10009: no such key */
+	int		 kd_no_route;	/* 7003, 7000: no such account (path) */
 	char		 kd_reason[768];
 };
 
@@ -722,6 +723,8 @@ int	runners_serve(struct sync_runners *);
 #define SYNC_PREFLIGHT_SECRET	"wfvault_preflight"
 /* Cloudflare's code for a secret the script does not have. */
 #define CF_E_BINDING_NOT_FOUND	10056
+/* Cloudflare's code for a Worker script the account does not have. */
+#define CF_E_SCRIPT_NOT_FOUND	10007
 /*
  * Proves one KV target's setup with real requests before any write: the
  * token is valid (GET /user/tokens/verify, then for an account-owned

@@ -326,8 +326,15 @@ sync_preflight_secrets(struct kv_client *kc, const char *api_base,
 	if (rc == KV_E_STOP)
 		goto done;
 	if (rc != 0) {
-		/* A missing script is a 404 (10007), not a namespace. */
-		if (kc->kc_reply.kr_status == 404 && !d.kd_auth)
+		/*
+		 * The codes tell a missing script (10007) from a wrong
+		 * account id in the path (7003, 7000): both are 404s.
+		 */
+		if (d.kd_no_route)
+			snprintf(msg, msglen, "listing the secrets of Worker "
+			    "script '%s' in account %s: %s", script,
+			    account_id, d.kd_reason);
+		else if (env.ke_code == CF_E_SCRIPT_NOT_FOUND)
 			snprintf(msg, msglen, "the Worker script '%s' was not "
 			    "found in account %s: check cf_script_name (and "
 			    "cf_account_id)", script, account_id);

@@ -655,7 +655,7 @@ static void
 test_decide_kind(void **state)
 {
 	static const long c10000[] = { 10000 }, c9109[] = { 9109 };
-	static const long c1000[] = { 1000 };
+	static const long c1000[] = { 1000 }, c7003[] = { 7003, 7000 };
 	static const struct {
 		long		 status;
 		const long	*codes;
@@ -693,6 +693,26 @@ test_decide_kind(void **state)
 		    strstr(d.kd_reason, "Workers Scripts") != NULL)
 			fail_msg("case %zu (kv): \"%s\"", i, d.kd_reason);
 	}
+
+	/*
+	 * A wrong account in the path: a worker_secrets target has no
+	 * namespace to blame.
+	 */
+	outcome(&o, 404, 1, 0);
+	o.ko_codes = c7003;
+	o.ko_ncodes = 2;
+	o.ko_error_code = 7003;
+	o.ko_error_message = "Could not route";
+	o.ko_kind = SYNC_KIND_WORKER_SECRETS;
+	kv_retry_decide(&o, 0, &d);
+	assert_int_equal(d.kd_verdict, KV_FATAL);
+	assert_int_equal(d.kd_no_route, 1);
+	assert_non_null(strstr(d.kd_reason, "check cf_account_id"));
+	assert_null(strstr(d.kd_reason, "namespace"));
+	o.ko_kind = SYNC_KIND_KV;
+	kv_retry_decide(&o, 0, &d);
+	assert_int_equal(d.kd_no_route, 1);
+	assert_non_null(strstr(d.kd_reason, "cf_namespace_id"));
 }
 
 /* The policies around preflight and pruning. */
