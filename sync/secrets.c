@@ -105,10 +105,9 @@ secrets_reason(struct kv_client *kc, const struct kv_envelope *env,
 		snprintf(buf, len, "%s", d->kd_reason);
 	else if (st == 403 && !kc->kc_reply.kr_challenge)
 		snprintf(buf, len, "the API token may not do this (%s): give "
-		    "the token in cf_api_token_file (or "
-		    "cf_api_token_credential) the \"Workers Scripts: Edit\" "
+		    "the token in %s the \"Workers Scripts: Edit\" "
 		    "permission (account level) on the account in "
-		    "cf_account_id", detail);
+		    "cf_account_id", detail, kc->kc_token_source);
 	else if (st == 404)
 		snprintf(buf, len, "the account or script was not found "
 		    "(%s): check cf_account_id and cf_script_name", detail);

@@ -193,6 +193,12 @@ struct kv_outcome {
 	unsigned	 ko_max_attempts; /* 0: retry forever */
 	/* The target's kind: which permission a refusal names. */
 	enum sync_kind	 ko_kind;
+	/*
+	 * Where the target's token comes from ("cf_api_token_file PATH",
+	 * "cf_api_token_credential NAME"), never the token; NULL: both
+	 * settings are named.
+	 */
+	const char	*ko_token_source;
 };
 
 enum kv_verdict {
@@ -219,6 +225,8 @@ struct kv_decision {
 	int		 kd_not_found;	/* 10009: no such key */
 	int		 kd_no_route;	/* 7003, 7000: no such account (path) */
 	char		 kd_reason[768];
+	/* The refusal alone, " HTTP 403: message [code 10000]" style. */
+	char		 kd_detail[384];
 };
 
 /*
@@ -410,6 +418,8 @@ struct kv_client {
 	char			*kc_ca_file;
 	const char		*kc_protocols;
 	enum sync_kind		 kc_kind;	/* the target's, for kd_reason */
+	/* The target's token source, for kd_reason: see ko_token_source. */
+	char			*kc_token_source;
 	long			 kc_timeout;	/* for the reply, seconds */
 	/* What set kc_timeout, for messages; NULL: request_timeout. */
 	const char		*kc_timeout_what;

@@ -181,8 +181,7 @@ sync_preflight_token(struct kv_client *kc, const char *api_base,
 	status = sync_token_status(&env);
 	if (strcmp(status, "active") != 0) {
 		snprintf(msg, msglen, "the API token is %s, not active: put an "
-		    "active token in cf_api_token_file (or "
-		    "cf_api_token_credential)", status);
+		    "active token in %s", status, kc->kc_token_source);
 		kv_envelope_release(&env);
 		return KV_E_FAIL;
 	}
@@ -216,10 +215,11 @@ sync_preflight(struct kv_client *kc, const char *api_base,
 	if (rc != 0) {
 		if (d.kd_auth)
 			snprintf(msg, msglen, "the API token is valid but may "
-			    "not read KV namespace %s of account %s: give it "
-			    "\"Workers KV Storage\" permission on the account "
-			    "in cf_account_id, or check cf_account_id (%s)",
-			    namespace_id, account_id, d.kd_reason);
+			    "not read KV namespace %s of account %s (%s): give "
+			    "the token in %s \"Workers KV Storage\" permission "
+			    "on the account in cf_account_id, or check "
+			    "cf_account_id", namespace_id, account_id,
+			    d.kd_detail, kc->kc_token_source);
 		else
 			snprintf(msg, msglen, "KV namespace %s: %s",
 			    namespace_id, d.kd_reason);
@@ -259,10 +259,10 @@ sync_preflight(struct kv_client *kc, const char *api_base,
 	if (rc != 0) {
 		if (d.kd_auth)
 			snprintf(msg, msglen, "the API token may read KV "
-			    "namespace %s but not write to it: give the token "
-			    "in cf_api_token_file \"Workers KV Storage Write\" "
-			    "(Edit) permission (%s)", namespace_id,
-			    d.kd_reason);
+			    "namespace %s but not write to it (%s): give the "
+			    "token in %s the \"Workers KV Storage Write\" "
+			    "(Edit) permission", namespace_id, d.kd_detail,
+			    kc->kc_token_source);
 		else
 			snprintf(msg, msglen, "writing to KV namespace %s: %s",
 			    namespace_id, d.kd_reason);
@@ -379,10 +379,10 @@ sync_preflight_secrets(struct kv_client *kc, const char *api_base,
 		if (d.kd_auth)
 			snprintf(msg, msglen, "the API token may list the "
 			    "secrets of Worker script '%s' but not change "
-			    "them: give the token in cf_api_token_file (or "
-			    "cf_api_token_credential) the \"Workers Scripts: "
-			    "Edit\" permission (account level) on the account "
-			    "in cf_account_id (%s)", script, d.kd_reason);
+			    "them (%s): give the token in %s the \"Workers "
+			    "Scripts: Edit\" permission (account level) on the "
+			    "account in cf_account_id", script, d.kd_detail,
+			    kc->kc_token_source);
 		else
 			snprintf(msg, msglen, "deleting a secret of Worker "
 			    "script '%s': %s", script, d.kd_reason);
