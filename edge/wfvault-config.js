@@ -52,13 +52,13 @@ function toHex(buf) {
 // per isolate, not per request.
 const keyCache = new Map();
 
-async function importKey(name, text) {
+async function importKey(name, text, where, kid) {
   let k = keyCache.get(text);
   if (k !== undefined) return k;
   // wrangler secret put keeps what stdin gave, newline included.
   const raw = fromBase64(text.trim());
   if (raw === null || raw.length !== 32) {
-    throw new WfvaultConfigError(`${name} is not the base64 of a 32-byte key (wfvault-sync --gen-seal-key writes one)`);
+    throw new WfvaultConfigError(`the value of ${where} is sealed under key id ${kid}, but ${name} is not the base64 of a 32-byte key (wfvault-sync --gen-seal-key writes one)`);
   }
   const digest = await crypto.subtle.digest("SHA-256",
     new Uint8Array([...encoder.encode(KID_CONTEXT), ...raw]));
@@ -69,23 +69,24 @@ async function importKey(name, text) {
   return k;
 }
 
-// The key among env's whose id is kid, or a thrown error.
-async function findKey(env, kid) {
+// The key among env's whose id is kid, or a thrown error naming where
+// (the KV key) and kid: the message alone says which value and which key.
+async function findKey(env, kid, where) {
   let any = false;
   for (const name of KEY_VARS) {
     const text = env[name];
     if (text === undefined || text === null || text === "") continue;
     if (typeof text !== "string") {
-      throw new WfvaultConfigError(`${name} must be a string (a Worker secret)`);
+      throw new WfvaultConfigError(`the value of ${where} is sealed under key id ${kid}, but ${name} is not a string (it must be a Worker secret)`);
     }
     any = true;
-    const k = await importKey(name, text);
+    const k = await importKey(name, text, where, kid);
     if (k.kid === kid) return k.key;
   }
   if (!any) {
-    throw new WfvaultConfigError("the value is sealed but the Worker has no WFVAULT_SEAL_KEY secret");
+    throw new WfvaultConfigError(`the value of ${where} is sealed under key id ${kid}, but the Worker has no WFVAULT_SEAL_KEY secret`);
   }
-  throw new WfvaultConfigError(`the value is sealed under key id ${kid}, which is neither WFVAULT_SEAL_KEY's nor WFVAULT_SEAL_KEY_PREVIOUS's`);
+  throw new WfvaultConfigError(`the value of ${where} is sealed under key id ${kid}, which is neither WFVAULT_SEAL_KEY's nor WFVAULT_SEAL_KEY_PREVIOUS's`);
 }
 
 function isSealedShape(v) {
@@ -110,11 +111,11 @@ export async function getTenantConfig(env, tenantId, options = {}) {
   if (typeof prefix !== "string") {
     throw new WfvaultConfigError("prefix must be a string");
   }
+  const where = `KV key ${JSON.stringify(prefix + tenantId)}`;
   const kv = env?.[binding];
   if (!kv || typeof kv.get !== "function") {
-    throw new WfvaultConfigError(`the Worker has no KV binding named ${binding}`);
+    throw new WfvaultConfigError(`cannot read ${where}: the Worker has no KV binding named ${binding}`);
   }
-  const where = `KV key ${JSON.stringify(prefix + tenantId)}`;
   const text = await kv.get(prefix + tenantId, "text");
   if (text === null) return null;
 
@@ -139,9 +140,9 @@ export async function getTenantConfig(env, tenantId, options = {}) {
   const iv = fromBase64(nonce);
   const data = fromBase64(ct);
   if (iv === null || iv.length !== 12 || data === null || data.length < 16) {
-    throw new WfvaultConfigError(`the sealed value of ${where} is malformed`);
+    throw new WfvaultConfigError(`the sealed value of ${where} (key id ${kid}) is malformed`);
   }
-  const key = await findKey(env, kid);
+  const key = await findKey(env, kid, where);
   let plain;
   try {
     plain = await crypto.subtle.decrypt({
@@ -151,13 +152,13 @@ export async function getTenantConfig(env, tenantId, options = {}) {
       tagLength: 128,
     }, key, data);
   } catch {
-    throw new WfvaultConfigError(`the sealed value of ${where} does not open for tenant ${JSON.stringify(tenantId)}: it was altered or sealed for another tenant`);
+    throw new WfvaultConfigError(`the sealed value of ${where} (key id ${kid}) does not open for tenant ${JSON.stringify(tenantId)}: it was altered or sealed for another tenant`);
   }
   const bytes = new Uint8Array(plain);
   try {
     return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch {
-    throw new WfvaultConfigError(`the sealed value of ${where} holds no JSON`);
+    throw new WfvaultConfigError(`the sealed value of ${where} (key id ${kid}) holds no JSON`);
   } finally {
     bytes.fill(0);
   }

@@ -257,6 +257,15 @@ kv_client_init(struct kv_client *kc, const struct sync_conf *sc,
 	kc->kc_timeout = (long)st->st_request_timeout;
 	kc->kc_protocols = sc->sc_api_plain_http ? "http,https" : "https";
 	kc->kc_kind = st->st_kind;
+	/* Refusals name the one source this target's token comes from. */
+	if ((st->st_token_credential != NULL ? asprintf(&kc->kc_token_source,
+	    "cf_api_token_credential %s", st->st_token_credential) :
+	    asprintf(&kc->kc_token_source, "cf_api_token_file %s",
+	    st->st_token_file != NULL ? st->st_token_file : "")) == -1) {
+		kc->kc_token_source = NULL;
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	if ((kc->kc_curl = curl_easy_init()) == NULL) {
 		snprintf(err, errlen, "cannot initialise libcurl");
 		goto fail;
@@ -310,6 +319,7 @@ kv_client_release(struct kv_client *kc)
 	curl_slist_free_all(kc->kc_headers);
 	free(kc->kc_ns_url);
 	free(kc->kc_ca_file);
+	free(kc->kc_token_source);
 	if (kc->kc_reply.kr_body != NULL) {
 		explicit_bzero(kc->kc_reply.kr_body, kc->kc_reply.kr_cap);
 		free(kc->kc_reply.kr_body);
@@ -466,8 +476,10 @@ kv_perform(struct kv_client *kc, const char *method, const char *url,
 			    KV_LOW_SPEED_TIME);
 		else
 			snprintf(kr->kr_curl_error, sizeof(kr->kr_curl_error),
-			    "no reply within request_timeout (%ld s) after "
-			    "the request was sent", kc->kc_timeout);
+			    "no reply within %s (%ld s) after the request "
+			    "was sent", kc->kc_timeout_what != NULL ?
+			    kc->kc_timeout_what : "request_timeout",
+			    kc->kc_timeout);
 	}
 	kv_budget_ratelimit(kc);
 	log_debug("%s: curl %d, HTTP %ld, %zu bytes back", __func__, (int)cc,
@@ -542,6 +554,7 @@ kv_attempt(struct kv_client *kc, const char *method, const char *url,
 	o.ko_attempt = attempt;
 	o.ko_max_attempts = kc->kc_max_attempts;
 	o.ko_kind = kc->kc_kind;
+	o.ko_token_source = kc->kc_token_source;
 	kv_retry_decide(&o, arc4random(), d);
 	if (d->kd_daily_limit)
 		kc->kc_daily_limit = 1;

@@ -126,6 +126,15 @@ kv_permission(const struct kv_outcome *o)
 	return "\"Workers KV Storage Write\" permission";
 }
 
+/* The setting that holds the token: the target's own, when known. */
+static const char *
+kv_token_source(const struct kv_outcome *o)
+{
+	if (o->ko_token_source != NULL)
+		return o->ko_token_source;
+	return "cf_api_token_file (or cf_api_token_credential)";
+}
+
 /*
  * Refusals told apart by Cloudflare's error codes, which say more than
  * the status: a 429 can be the day's write limit, a 400 a token file
@@ -160,27 +169,34 @@ kv_decide_codes(const struct kv_outcome *o, const char *detail,
 	}
 	if (kv_has_code(o, 6003) || kv_has_code(o, 6111)) {
 		snprintf(d->kd_reason, sizeof(d->kd_reason), "Cloudflare "
-		    "found the Authorization header malformed (%s): "
-		    "cf_api_token_file (or cf_api_token_credential) does not "
-		    "hold an API token alone (quotes around it? a Global API "
-		    "Key instead of a token?)", detail);
+		    "found the Authorization header malformed (%s): %s does "
+		    "not hold an API token alone (quotes around it? a Global "
+		    "API Key instead of a token?)", detail, kv_token_source(o));
 		return 1;
 	}
 	if (kv_has_code(o, 9109) || kv_has_code(o, 10000) ||
 	    kv_has_code(o, 1000)) {
 		d->kd_auth = 1;
 		snprintf(d->kd_reason, sizeof(d->kd_reason), "the API token "
-		    "was refused (%s): check cf_api_token_file (or "
-		    "cf_api_token_credential): the token is invalid or "
+		    "was refused (%s): check %s: the token is invalid or "
 		    "expired, or lacks the %s on the account in cf_account_id",
-		    detail, kv_permission(o));
+		    detail, kv_token_source(o), kv_permission(o));
 		return 1;
 	}
 	if (kv_has_code(o, 7003) || kv_has_code(o, 7000)) {
-		snprintf(d->kd_reason, sizeof(d->kd_reason), "Cloudflare has "
-		    "no such account or namespace (%s): check cf_account_id "
-		    "and cf_namespace_id (32 hex characters each, as the "
-		    "dashboard shows them)", detail);
+		d->kd_no_route = 1;
+		/* A worker_secrets target has no namespace to blame. */
+		if (o->ko_kind == SYNC_KIND_WORKER_SECRETS)
+			snprintf(d->kd_reason, sizeof(d->kd_reason),
+			    "Cloudflare has no such account (%s): check "
+			    "cf_account_id (32 hex characters, as the "
+			    "dashboard shows it)", detail);
+		else
+			snprintf(d->kd_reason, sizeof(d->kd_reason),
+			    "Cloudflare has no such account or namespace "
+			    "(%s): check cf_account_id and cf_namespace_id "
+			    "(32 hex characters each, as the dashboard shows "
+			    "them)", detail);
 		return 1;
 	}
 	if (kv_has_code(o, 10013)) {
@@ -212,6 +228,7 @@ kv_retry_decide(const struct kv_outcome *o, uint32_t rnd,
 	d->kd_verdict = KV_FATAL;
 	why[0] = '\0';
 	kv_detail(o, detail, sizeof(detail));
+	snprintf(d->kd_detail, sizeof(d->kd_detail), "%s", detail);
 	have_ra = kv_retry_after_ms(o->ko_retry_after, o->ko_now, &ra) == 0;
 
 	if (o->ko_curl == CURLE_OK && kv_decide_codes(o, detail, d))
@@ -325,14 +342,13 @@ kv_retry_decide(const struct kv_outcome *o, uint32_t rnd,
 		return;
 	} else if (st == 401) {
 		snprintf(d->kd_reason, sizeof(d->kd_reason), "the API token "
-		    "was refused (%s): check cf_api_token_file (or "
-		    "cf_api_token_credential)", detail);
+		    "was refused (%s): check %s", detail, kv_token_source(o));
 		return;
 	} else if (st == 403) {
 		snprintf(d->kd_reason, sizeof(d->kd_reason), "the API token "
-		    "may not do this (%s): give the token in cf_api_token_file "
-		    "(or cf_api_token_credential) the %s on the account in "
-		    "cf_account_id", detail, kv_permission(o));
+		    "may not do this (%s): give the token in %s the %s on the "
+		    "account in cf_account_id", detail, kv_token_source(o),
+		    kv_permission(o));
 		return;
 	} else if (st == 400) {
 		snprintf(d->kd_reason, sizeof(d->kd_reason), "Cloudflare "

@@ -30,7 +30,6 @@
 #define SECRETS_HASH_BYTES	32
 
 /* Cloudflare's error codes of the secrets API. */
-#define CF_E_SCRIPT_NOT_FOUND	10007
 #define CF_E_BINDING_IN_USE	10053
 #define CF_E_NOT_DEPLOYED	10215	/* the latest version is not deployed */
 
@@ -101,15 +100,14 @@ secrets_reason(struct kv_client *kc, const struct kv_envelope *env,
 		snprintf(buf, len, "the Worker's latest version is not "
 		    "deployed, and Cloudflare changes secrets only then (%s): "
 		    "deploy it (wrangler versions deploy)", detail);
-	else if (d->kd_auth)
-		/* kv_retry_decide names this kind's permission. */
+	else if (d->kd_auth || d->kd_no_route)
+		/* kv_retry_decide names this kind's setting to fix. */
 		snprintf(buf, len, "%s", d->kd_reason);
 	else if (st == 403 && !kc->kc_reply.kr_challenge)
 		snprintf(buf, len, "the API token may not do this (%s): give "
-		    "the token in cf_api_token_file (or "
-		    "cf_api_token_credential) the \"Workers Scripts: Edit\" "
+		    "the token in %s the \"Workers Scripts: Edit\" "
 		    "permission (account level) on the account in "
-		    "cf_account_id", detail);
+		    "cf_account_id", detail, kc->kc_token_source);
 	else if (st == 404)
 		snprintf(buf, len, "the account or script was not found "
 		    "(%s): check cf_account_id and cf_script_name", detail);

@@ -193,6 +193,12 @@ struct kv_outcome {
 	unsigned	 ko_max_attempts; /* 0: retry forever */
 	/* The target's kind: which permission a refusal names. */
 	enum sync_kind	 ko_kind;
+	/*
+	 * Where the target's token comes from ("cf_api_token_file PATH",
+	 * "cf_api_token_credential NAME"), never the token; NULL: both
+	 * settings are named.
+	 */
+	const char	*ko_token_source;
 };
 
 enum kv_verdict {
@@ -217,7 +223,10 @@ struct kv_decision {
 	int		 kd_auth;	/* 1000, 9109, 10000: the token */
 	int		 kd_daily_limit; /* 10048: no writes until 00:00 UTC */
 	int		 kd_not_found;	/* 10009: no such key */
+	int		 kd_no_route;	/* 7003, 7000: no such account (path) */
 	char		 kd_reason[768];
+	/* The refusal alone, " HTTP 403: message [code 10000]" style. */
+	char		 kd_detail[384];
 };
 
 /*
@@ -409,7 +418,11 @@ struct kv_client {
 	char			*kc_ca_file;
 	const char		*kc_protocols;
 	enum sync_kind		 kc_kind;	/* the target's, for kd_reason */
+	/* The target's token source, for kd_reason: see ko_token_source. */
+	char			*kc_token_source;
 	long			 kc_timeout;	/* for the reply, seconds */
+	/* What set kc_timeout, for messages; NULL: request_timeout. */
+	const char		*kc_timeout_what;
 	/* Shared by every target's client (borrowed); NULL: none. */
 	struct kv_budget	*kc_budget;
 	/* The attempt under way (CLOCK_MONOTONIC ms): see kv_progress_cb. */
@@ -723,6 +736,8 @@ int	runners_serve(struct sync_runners *);
 #define SYNC_PREFLIGHT_SECRET	"wfvault_preflight"
 /* Cloudflare's code for a secret the script does not have. */
 #define CF_E_BINDING_NOT_FOUND	10056
+/* Cloudflare's code for a Worker script the account does not have. */
+#define CF_E_SCRIPT_NOT_FOUND	10007
 /*
  * Proves one KV target's setup with real requests before any write: the
  * token is valid (GET /user/tokens/verify, then for an account-owned

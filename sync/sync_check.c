@@ -43,41 +43,77 @@ sync_ms_to_utc_midnight(time_t now)
 }
 
 /*
- * One request, retried as kv_retry_decide says.  Returns 0 with the
- * reply in env (the caller releases it), KV_E_FAIL with the decision in
- * d (env released, but for its ke_code), or KV_E_STOP.
+ * A preflight request is tiny: an endpoint that does not answer it in
+ * 30 s will not answer the sync's, and a check that waited 8 times the
+ * target's request_timeout (150 s by default) would take 20 minutes.
+ */
+#define SYNC_PREFLIGHT_ATTEMPTS	3
+#define SYNC_PREFLIGHT_TIMEOUT	30	/* seconds, at most request_timeout */
+
+/*
+ * One request, retried as kv_retry_decide says, but at most
+ * SYNC_PREFLIGHT_ATTEMPTS times with a reply timeout of at most
+ * SYNC_PREFLIGHT_TIMEOUT; kc's own limits are restored before it
+ * returns.  what says what the request checks, for the retry log line.
+ * Returns 0 with the reply in env (the caller releases it), KV_E_FAIL
+ * with the decision in d (env released, but for its ke_code), or
+ * KV_E_STOP.
  */
 static int
-sync_preflight_request(struct kv_client *kc, const char *method,
-    const char *url, const char *body, size_t len, struct kv_envelope *env,
-    struct kv_decision *d)
+sync_preflight_request(struct kv_client *kc, const char *what,
+    const char *method, const char *url, const char *body, size_t len,
+    struct kv_envelope *env, struct kv_decision *d)
 {
 	json_t		*bad;
-	unsigned	 attempt;
-	long		 code;
+	const char	*timeout_what;
+	unsigned	 attempt, max_attempts;
+	long		 code, timeout;
 	CURLcode	 cc;
+	int		 rc;
 
+	max_attempts = kc->kc_max_attempts;
+	timeout = kc->kc_timeout;
+	timeout_what = kc->kc_timeout_what;
+	if (kc->kc_max_attempts == 0 ||
+	    kc->kc_max_attempts > SYNC_PREFLIGHT_ATTEMPTS)
+		kc->kc_max_attempts = SYNC_PREFLIGHT_ATTEMPTS;
+	if (kc->kc_timeout > SYNC_PREFLIGHT_TIMEOUT) {
+		kc->kc_timeout = SYNC_PREFLIGHT_TIMEOUT;
+		kc->kc_timeout_what = "a check's limit";
+	}
 	for (attempt = 0;; attempt++) {
-		if (kv_is_stopped(kc))
-			return KV_E_STOP;
+		if (kv_is_stopped(kc)) {
+			rc = KV_E_STOP;
+			break;
+		}
 		cc = kv_attempt(kc, method, url, body, len, body != NULL ? 1 :
 		    0, attempt, env, &bad, d);
-		if (d->kd_verdict == KV_OK)
-			return 0;
+		if (d->kd_verdict == KV_OK) {
+			rc = 0;
+			break;
+		}
 		/* A refusal's code can be the answer (10056: no secret). */
 		code = env->ke_code;
 		kv_envelope_release(env);
 		env->ke_code = code;
 		if (d->kd_verdict != KV_RETRY) {
 			if (cc == CURLE_ABORTED_BY_CALLBACK && kv_is_stopped(kc))
-				return KV_E_STOP;
-			return KV_E_FAIL;
+				rc = KV_E_STOP;
+			else
+				rc = KV_E_FAIL;
+			break;
 		}
-		log_warnx("preflight %s %s: %s; retrying in %.1f s", method,
-		    url, d->kd_reason, (double)d->kd_delay_ms / 1000);
-		if (kv_wait(kc, d->kd_delay_ms) == -1)
-			return KV_E_STOP;
+		log_warnx("preflight: %s (%s %s): %s; retrying in %.1f s", what,
+		    method, url, d->kd_reason, (double)d->kd_delay_ms / 1000);
+		if (kv_wait(kc, d->kd_delay_ms) == -1) {
+			rc = KV_E_STOP;
+			break;
+		}
 	}
+	kc->kc_max_attempts = max_attempts;
+	kc->kc_timeout = timeout;
+	kc->kc_timeout_what = timeout_what;
+	return rc;
 }
 
 /* The token's status from a verify reply: "active", or what it is. */
@@ -110,7 +146,8 @@ sync_preflight_token(struct kv_client *kc, const char *api_base,
 		snprintf(msg, msglen, "out of memory");
 		return KV_E_FAIL;
 	}
-	rc = sync_preflight_request(kc, "GET", url, NULL, 0, &env, &d_user);
+	rc = sync_preflight_request(kc, "verifying the API token", "GET",
+	    url, NULL, 0, &env, &d_user);
 	free(url);
 	if (rc == KV_E_STOP)
 		return rc;
@@ -127,7 +164,8 @@ sync_preflight_token(struct kv_client *kc, const char *api_base,
 			snprintf(msg, msglen, "out of memory");
 			return KV_E_FAIL;
 		}
-		rc = sync_preflight_request(kc, "GET", url, NULL, 0, &env, &d);
+		rc = sync_preflight_request(kc, "verifying the API token as "
+		    "the account's", "GET", url, NULL, 0, &env, &d);
 		free(url);
 		if (rc == KV_E_STOP)
 			return rc;
@@ -143,8 +181,7 @@ sync_preflight_token(struct kv_client *kc, const char *api_base,
 	status = sync_token_status(&env);
 	if (strcmp(status, "active") != 0) {
 		snprintf(msg, msglen, "the API token is %s, not active: put an "
-		    "active token in cf_api_token_file (or "
-		    "cf_api_token_credential)", status);
+		    "active token in %s", status, kc->kc_token_source);
 		kv_envelope_release(&env);
 		return KV_E_FAIL;
 	}
@@ -171,17 +208,18 @@ sync_preflight(struct kv_client *kc, const char *api_base,
 		return rc;
 
 	/* The namespace, in the account. */
-	rc = sync_preflight_request(kc, "GET", kc->kc_ns_url, NULL, 0, &env,
-	    &d);
+	rc = sync_preflight_request(kc, "reading the KV namespace", "GET",
+	    kc->kc_ns_url, NULL, 0, &env, &d);
 	if (rc == KV_E_STOP)
 		return rc;
 	if (rc != 0) {
 		if (d.kd_auth)
 			snprintf(msg, msglen, "the API token is valid but may "
-			    "not read KV namespace %s of account %s: give it "
-			    "\"Workers KV Storage\" permission on the account "
-			    "in cf_account_id, or check cf_account_id (%s)",
-			    namespace_id, account_id, d.kd_reason);
+			    "not read KV namespace %s of account %s (%s): give "
+			    "the token in %s \"Workers KV Storage\" permission "
+			    "on the account in cf_account_id, or check "
+			    "cf_account_id", namespace_id, account_id,
+			    d.kd_detail, kc->kc_token_source);
 		else
 			snprintf(msg, msglen, "KV namespace %s: %s",
 			    namespace_id, d.kd_reason);
@@ -214,17 +252,17 @@ sync_preflight(struct kv_client *kc, const char *api_base,
 		snprintf(msg, msglen, "out of memory");
 		goto done;
 	}
-	rc = sync_preflight_request(kc, "POST", url, json, strlen(json), &env,
-	    &d);
+	rc = sync_preflight_request(kc, "proving write access to the KV "
+	    "namespace", "POST", url, json, strlen(json), &env, &d);
 	if (rc == KV_E_STOP)
 		goto done;
 	if (rc != 0) {
 		if (d.kd_auth)
 			snprintf(msg, msglen, "the API token may read KV "
-			    "namespace %s but not write to it: give the token "
-			    "in cf_api_token_file \"Workers KV Storage Write\" "
-			    "(Edit) permission (%s)", namespace_id,
-			    d.kd_reason);
+			    "namespace %s but not write to it (%s): give the "
+			    "token in %s the \"Workers KV Storage Write\" "
+			    "(Edit) permission", namespace_id, d.kd_detail,
+			    kc->kc_token_source);
 		else
 			snprintf(msg, msglen, "writing to KV namespace %s: %s",
 			    namespace_id, d.kd_reason);
@@ -283,12 +321,20 @@ sync_preflight_secrets(struct kv_client *kc, const char *api_base,
 		snprintf(msg, msglen, "out of memory");
 		return KV_E_FAIL;
 	}
-	rc = sync_preflight_request(kc, "GET", url, NULL, 0, &env, &d);
+	rc = sync_preflight_request(kc, "listing the Worker script's secrets",
+	    "GET", url, NULL, 0, &env, &d);
 	if (rc == KV_E_STOP)
 		goto done;
 	if (rc != 0) {
-		/* A missing script is a 404 (10007), not a namespace. */
-		if (kc->kc_reply.kr_status == 404 && !d.kd_auth)
+		/*
+		 * The codes tell a missing script (10007) from a wrong
+		 * account id in the path (7003, 7000): both are 404s.
+		 */
+		if (d.kd_no_route)
+			snprintf(msg, msglen, "listing the secrets of Worker "
+			    "script '%s' in account %s: %s", script,
+			    account_id, d.kd_reason);
+		else if (env.ke_code == CF_E_SCRIPT_NOT_FOUND)
 			snprintf(msg, msglen, "the Worker script '%s' was not "
 			    "found in account %s: check cf_script_name (and "
 			    "cf_account_id)", script, account_id);
@@ -319,7 +365,8 @@ sync_preflight_secrets(struct kv_client *kc, const char *api_base,
 		rc = KV_E_FAIL;
 		goto done;
 	}
-	rc = sync_preflight_request(kc, "DELETE", del, NULL, 0, &env, &d);
+	rc = sync_preflight_request(kc, "proving write access to the Worker "
+	    "script's secrets", "DELETE", del, NULL, 0, &env, &d);
 	free(del);
 	if (rc == KV_E_STOP)
 		goto done;
@@ -332,10 +379,10 @@ sync_preflight_secrets(struct kv_client *kc, const char *api_base,
 		if (d.kd_auth)
 			snprintf(msg, msglen, "the API token may list the "
 			    "secrets of Worker script '%s' but not change "
-			    "them: give the token in cf_api_token_file (or "
-			    "cf_api_token_credential) the \"Workers Scripts: "
-			    "Edit\" permission (account level) on the account "
-			    "in cf_account_id (%s)", script, d.kd_reason);
+			    "them (%s): give the token in %s the \"Workers "
+			    "Scripts: Edit\" permission (account level) on the "
+			    "account in cf_account_id", script, d.kd_detail,
+			    kc->kc_token_source);
 		else
 			snprintf(msg, msglen, "deleting a secret of Worker "
 			    "script '%s': %s", script, d.kd_reason);

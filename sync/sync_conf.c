@@ -975,6 +975,30 @@ sync_conf_prefixes_check(const char *name, const struct sync_target *a,
 	return -1;
 }
 
+/*
+ * Two worker_secrets targets on one Worker script: each pushes its
+ * tenant's fields as the script's secrets and deletes the secrets it
+ * pushed that its tenant no longer has, so they would overwrite and
+ * delete each other's.  Returns -1 with err set then.
+ */
+static int
+sync_conf_scripts_check(const char *name, const struct sync_target *a,
+    const struct sync_target *b, char *err, size_t errlen)
+{
+	if (a->st_kind != SYNC_KIND_WORKER_SECRETS ||
+	    b->st_kind != SYNC_KIND_WORKER_SECRETS ||
+	    strcmp(a->st_account_id, b->st_account_id) != 0 ||
+	    strcmp(a->st_script_name, b->st_script_name) != 0)
+		return 0;
+	snprintf(err, errlen, "%s: targets '%s' and '%s' are both "
+	    "worker_secrets targets of Worker script '%s' in cf_account_id "
+	    "%s: each would overwrite and delete the other's secrets; give "
+	    "each target its own cf_script_name (one Worker per tenant)",
+	    name, a->st_name, b->st_name, a->st_script_name,
+	    a->st_account_id);
+	return -1;
+}
+
 /* What no single line can check, and the defaults of the strings. */
 static int
 sync_conf_finish(const char *name, struct sync_conf *sc, char *err,
@@ -1009,6 +1033,8 @@ sync_conf_finish(const char *name, struct sync_conf *sc, char *err,
 	for (i = 0; i < sc->sc_ntargets; i++)
 		for (j = i + 1; j < sc->sc_ntargets; j++)
 			if (sync_conf_prefixes_check(name, &sc->sc_targets[i],
+			    &sc->sc_targets[j], err, errlen) == -1 ||
+			    sync_conf_scripts_check(name, &sc->sc_targets[i],
 			    &sc->sc_targets[j], err, errlen) == -1)
 				return -1;
 	if ((sc->sc_socket == NULL && sync_conf_store(&sc->sc_socket,

@@ -394,3 +394,38 @@ EOF
 	[ "$status" -eq 2 ]
 	[ "$(h GET /__harness/stats | jq -r .total)" -eq 0 ]
 }
+
+@test "--check of an endpoint that never answers fails within a few attempts" {
+	# request_timeout is for large bulk writes; a preflight request is
+	# tiny and gets at most 3 attempts of at most 30 s each.  Before,
+	# this check waited 8 times an hour.
+	write_sync_conf "$ACCOUNT" "$NAMESPACE" "request_timeout 3600s"
+	h POST /__harness/faults "[{\"route\":\"namespaces\",\"namespace\":\"$NAMESPACE\",\"kind\":\"slow\",\"delay_ms\":3600000,\"times\":10}]" >/dev/null
+	run timeout 300 "$WFVAULT_SYNC" -c "$T/sync.conf" --check
+	h DELETE /__harness/faults >/dev/null
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"default: FAILED: "*"gave up after 3 attempts"*"no reply within"* ]]
+	[ "$(stat_of bulk_delete)" -eq 0 ]
+}
+
+@test "--check names the token file the refused target uses, once" {
+	printf 'wrong-token\n' >"$T/prod.token"
+	chmod 0400 "$T/prod.token"
+	# The target's own file is named, not the setting in general.
+	sed -i "s|^cf_api_token_file .*|cf_api_token_file $T/prod.token|" "$T/sync.conf"
+	run sync_run --check
+	[ "$status" -eq 1 ]
+	[[ "$output" == "default: FAILED: "*"cf_api_token_file $T/prod.token"* ]]
+	[[ "$output" != *"(or cf_api_token_credential)"* ]]
+	[[ "$output" != *wrong-token* ]]
+
+	# A read-only token: what to give it is said once.
+	set_token test-readonly-token
+	write_sync_conf
+	run sync_run --check
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"but not write to it"*"code 10000"*"give the token in cf_api_token_file $T/token the \"Workers KV Storage Write\""* ]]
+	[ "$(grep -o permission <<<"$output" | wc -l)" -eq 1 ]
+	[[ "$output" != *"was refused"* ]]
+	[[ "$output" != *test-readonly-token* ]]
+}

@@ -454,3 +454,28 @@ secret_deletes() {
 	[ "$(acked_seq)" != "$(last_seq)" ]
 	[ -z "$(secret_names)" ]
 }
+
+@test "a wrong cf_account_id of a worker_secrets target is named, not the script" {
+	# Cloudflare answers a wrong account in the path with a 404 too, but
+	# with code 7003: the script name is not what is wrong.
+	sed -i "s|^cf_account_id .*|cf_account_id aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa|" "$T/sync.conf"
+	run check_run
+	[ "$status" -eq 1 ]
+	[[ "$output" == "worker: FAILED: "*"no such account"*"code 7003"*"check cf_account_id"* ]]
+	[[ "$output" != *cf_script_name* ]]
+	[[ "$output" != *namespace* ]]
+
+	put_value global openai_api_key sk-1
+	run sync_once
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"no such account"*"check cf_account_id"* ]]
+	[[ "$output" != *cf_script_name* ]]
+	[[ "$output" != *sk-1* ]]
+	[ "$(acked_seq)" != "$(last_seq)" ]
+
+	# A missing script still names cf_script_name.
+	write_sync_conf no-such-worker
+	run check_run
+	[ "$status" -eq 1 ]
+	[[ "$output" == "worker: FAILED: the Worker script 'no-such-worker' was not found"*cf_script_name* ]]
+}

@@ -616,3 +616,18 @@ assert_file_mode() {
 		[ -z "$output" ]
 	done
 }
+
+@test "wfvault-sync(8) renders its literals and lists each key once" {
+	command -v mandoc >/dev/null || skip "mandoc is not installed"
+	# Without the overstrike that makes bold.
+	run bash -c 'mandoc -T ascii "$1" | sed "s/.\x08//g"' _ \
+	    "$E2E_ROOT/sync/wfvault-sync.8"
+	[ "$status" -eq 0 ]
+	# Quotes inside a literal are not taken for argument quotes.
+	[[ "$output" == *'{"version": N, "wfvault": 1}'* ]]
+	# Each configuration key has one entry.
+	[ "$(grep -c '^     seal_key_file path' <<<"$output")" -eq 1 ]
+	# "0% to 100%", with no quoted stray "%".
+	[[ "$output" == *"0% to 100%"* ]]
+	[[ "$output" != *"(\`%"* ]]
+}

@@ -655,7 +655,7 @@ static void
 test_decide_kind(void **state)
 {
 	static const long c10000[] = { 10000 }, c9109[] = { 9109 };
-	static const long c1000[] = { 1000 };
+	static const long c1000[] = { 1000 }, c7003[] = { 7003, 7000 };
 	static const struct {
 		long		 status;
 		const long	*codes;
@@ -692,6 +692,76 @@ test_decide_kind(void **state)
 		    strstr(d.kd_reason, "cf_api_token_file") == NULL ||
 		    strstr(d.kd_reason, "Workers Scripts") != NULL)
 			fail_msg("case %zu (kv): \"%s\"", i, d.kd_reason);
+	}
+
+	/*
+	 * A wrong account in the path: a worker_secrets target has no
+	 * namespace to blame.
+	 */
+	outcome(&o, 404, 1, 0);
+	o.ko_codes = c7003;
+	o.ko_ncodes = 2;
+	o.ko_error_code = 7003;
+	o.ko_error_message = "Could not route";
+	o.ko_kind = SYNC_KIND_WORKER_SECRETS;
+	kv_retry_decide(&o, 0, &d);
+	assert_int_equal(d.kd_verdict, KV_FATAL);
+	assert_int_equal(d.kd_no_route, 1);
+	assert_non_null(strstr(d.kd_reason, "check cf_account_id"));
+	assert_null(strstr(d.kd_reason, "namespace"));
+	o.ko_kind = SYNC_KIND_KV;
+	kv_retry_decide(&o, 0, &d);
+	assert_int_equal(d.kd_no_route, 1);
+	assert_non_null(strstr(d.kd_reason, "cf_namespace_id"));
+}
+
+/*
+ * Targets may each have their own token: a refusal names the file or
+ * credential this target's token comes from, and kd_detail holds the
+ * refusal alone, for messages that say what to fix in their own words.
+ */
+static void
+test_decide_token_source(void **state)
+{
+	static const long c10000[] = { 10000 }, c6003[] = { 6003, 6111 };
+	static const char *const sources[] = {
+		"cf_api_token_file /etc/wfvault/prod.token",
+		"cf_api_token_credential cf-prod",
+	};
+	static const struct {
+		long		 status;
+		const long	*codes;
+		size_t		 n;
+	} cases[] = {
+		{ 401, c10000, 1 }, { 403, c10000, 1 }, { 400, c6003, 2 },
+		{ 401, NULL, 0 }, { 403, NULL, 0 },
+	};
+	struct kv_outcome	o;
+	struct kv_decision	d;
+	size_t			i, j;
+
+	(void)state;
+	for (i = 0; i < NITEMS(cases); i++) {
+		for (j = 0; j < NITEMS(sources); j++) {
+			outcome(&o, cases[i].status, cases[i].codes != NULL,
+			    0);
+			o.ko_codes = cases[i].codes;
+			o.ko_ncodes = cases[i].n;
+			o.ko_error_code = cases[i].n > 0 ?
+			    cases[i].codes[0] : 0;
+			o.ko_error_message = "Authentication error";
+			o.ko_token_source = sources[j];
+			kv_retry_decide(&o, 0, &d);
+			assert_int_equal(d.kd_verdict, KV_FATAL);
+			if (strstr(d.kd_reason, sources[j]) == NULL ||
+			    strstr(d.kd_reason, "(or cf_api_token") != NULL)
+				fail_msg("case %zu, %s: \"%s\"", i,
+				    sources[j], d.kd_reason);
+			if (strstr(d.kd_reason, d.kd_detail) == NULL ||
+			    strstr(d.kd_detail, "check") != NULL)
+				fail_msg("case %zu: detail \"%s\" of \"%s\"", i,
+				    d.kd_detail, d.kd_reason);
+		}
 	}
 }
 
@@ -1074,6 +1144,7 @@ main(void)
 		cmocka_unit_test(test_decide_uncertain),
 		cmocka_unit_test(test_decide_codes),
 		cmocka_unit_test(test_decide_kind),
+		cmocka_unit_test(test_decide_token_source),
 		cmocka_unit_test(test_prune_allowed),
 		cmocka_unit_test(test_utc_midnight),
 		cmocka_unit_test(test_limit),

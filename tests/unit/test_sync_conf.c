@@ -648,6 +648,8 @@ test_worker_secrets_kind(void **state)
 	    "Worker's name", NULL };
 	static const char *const tenant[] = { "t.conf:", "secrets_tenant",
 	    "one tenant id", NULL };
+	static const char *const same_script[] = { "targets 'w' and 'v'",
+	    "Worker script 's'", "cf_script_name", NULL };
 #define W	"cf_account_id " ACCT "\ncf_api_token_file /t\n" \
 		"target w\nkind worker_secrets\n"
 	struct sync_conf	 sc;
@@ -688,6 +690,21 @@ test_worker_secrets_kind(void **state)
 	refuse(W "cf_script_name -w\nsecrets_tenant g\n", script);
 	refuse(W "cf_script_name s\nsecrets_tenant a,b\n", tenant);
 	refuse(W "cf_script_name s\nsecrets_tenant *\n", tenant);
+	/*
+	 * Two targets on one script would overwrite and delete each
+	 * other's secrets; another script or account is fine.
+	 */
+	refuse(W "cf_script_name s\nsecrets_tenant a\n"
+	    "target v\nkind worker_secrets\ncf_script_name s\n"
+	    "secrets_tenant b\n", same_script);
+	accept_text(W "cf_script_name s\nsecrets_tenant a\n"
+	    "target v\nkind worker_secrets\ncf_script_name t\n"
+	    "secrets_tenant b\n", &sc);
+	sync_conf_release(&sc);
+	accept_text(W "cf_script_name s\nsecrets_tenant a\n"
+	    "target v\nkind worker_secrets\ncf_script_name s\n"
+	    "secrets_tenant b\ncf_account_id " NSID "\n", &sc);
+	sync_conf_release(&sc);
 #undef W
 }
 

@@ -128,6 +128,38 @@ test("a malformed or unknown sealed value is an error", async () => {
   }
 });
 
+test("every message about a value names its KV key and the key id", async () => {
+  await E.kv.put("tenant:acme", KAT_VALUE);
+  const key = /KV key "tenant:acme"/;
+  const kid = new RegExp(`key id ${KAT_KID}\\b`);
+  for (const [worker, tenant, what] of [
+    ["nokey", "acme", /no WFVAULT_SEAL_KEY secret/],
+    ["wrongkey", "acme", /which is neither/],
+    ["badkey", "acme", /WFVAULT_SEAL_KEY is not the base64/],
+    ["keyed", "acme", null],
+  ]) {
+    const r = await E.read(worker, tenant, "?prefix=tenant%3A");
+    if (what === null) {
+      eq(r, { ok: true, config: KAT_CONFIG }, "sanity");
+      continue;
+    }
+    fails(r, what, worker);
+    fails(r, key, `${worker}: the KV key`);
+    fails(r, kid, `${worker}: the key id`);
+  }
+  // A value that does not open, and one whose nonce is cut short.
+  await E.kv.put("tenant:globex", KAT_VALUE);
+  const r = await E.read("keyed", "globex", "?prefix=tenant%3A");
+  fails(r, /does not open/, "replayed");
+  fails(r, /KV key "tenant:globex"/, "replayed: the KV key");
+  fails(r, kid, "replayed: the key id");
+  await E.kv.put("tenant:odd", JSON.stringify({ ...JSON.parse(KAT_VALUE), nonce: "AAAA" }));
+  const m = await E.read("keyed", "odd", "?prefix=tenant%3A");
+  fails(m, /malformed/, "malformed");
+  fails(m, /KV key "tenant:odd"/, "malformed: the KV key");
+  fails(m, kid, "malformed: the key id");
+});
+
 async function kidOf(b64) {
   const { createHash } = await import("node:crypto");
   return createHash("sha256").update(Buffer.concat([Buffer.from("wfvault-seal-key-id"),
