@@ -82,7 +82,7 @@ kv_budget_block(struct kv_budget *kb, int64_t until)
 /* Deciding and counting under one lock: two targets never share a slot. */
 uint64_t
 kv_budget_take(struct kv_budget *kb, int64_t now, int waited,
-    int *ratelimited)
+    int *ratelimited, size_t *slot)
 {
 	uint64_t	ms;
 
@@ -91,12 +91,30 @@ kv_budget_take(struct kv_budget *kb, int64_t now, int waited,
 		*ratelimited = kb->kb_blocked_until > now;
 		kb->kb_waited_ms += ms;
 	} else {
+		*slot = kb->kb_head;
 		kv_budget_note(kb, now);
 		if (waited)
 			kb->kb_waits++;
 	}
 	pthread_mutex_unlock(&kb->kb_lock);
 	return ms;
+}
+
+/*
+ * A request counts from its end: it reached Cloudflare somewhere between
+ * its start and its end, and how long after the start differs from one
+ * request (one target's thread) to the next, so the start alone could
+ * let one more than the budget arrive in some window.  Never earlier:
+ * once the ring has come round the slot is a later request's, and a
+ * later time only makes the next start wait longer.
+ */
+void
+kv_budget_done(struct kv_budget *kb, size_t slot, int64_t now)
+{
+	pthread_mutex_lock(&kb->kb_lock);
+	if (slot < kb->kb_max && kb->kb_starts[slot] < now)
+		kb->kb_starts[slot] = now;
+	pthread_mutex_unlock(&kb->kb_lock);
 }
 
 /* A non-negative decimal of at most 9 digits at *p; -1 when none. */

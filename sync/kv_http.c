@@ -393,7 +393,7 @@ kv_budget_wait(struct kv_client *kc)
 	if (kb == NULL)
 		return 0;
 	while ((ms = kv_budget_take(kb, util_now_ms(), waited,
-	    &ratelimited)) > 0) {
+	    &ratelimited, &kc->kc_budget_slot)) > 0) {
 		if (!waited && ratelimited)
 			log_info("waiting %.1f s for Cloudflare's rate limit "
 			    "(its Ratelimit header) before the next API "
@@ -463,6 +463,9 @@ kv_perform(struct kv_client *kc, const char *method, const char *url,
 	kc->kc_abort = 0;
 	cc = curl_easy_perform(kc->kc_curl);
 	kc->kc_requests++;
+	if (kc->kc_budget != NULL)
+		kv_budget_done(kc->kc_budget, kc->kc_budget_slot,
+		    util_now_ms());
 	if (curl_easy_getinfo(kc->kc_curl, CURLINFO_RESPONSE_CODE,
 	    &kr->kr_status) != CURLE_OK)
 		kr->kr_status = 0;

@@ -358,12 +358,14 @@ void	kv_budget_note(struct kv_budget *, int64_t now);
 void	kv_budget_block(struct kv_budget *, int64_t until);
 /*
  * Takes kb_lock: when a request may start now, counts it (a start, and
- * one that had to wait when waited is set) and returns 0; else returns
- * how long to wait (ms), added to kb_waited_ms, with *ratelimited set
- * when Cloudflare's Ratelimit header is the reason.
+ * one that had to wait when waited is set) in *slot and returns 0; else
+ * returns how long to wait (ms), added to kb_waited_ms, with
+ * *ratelimited set when Cloudflare's Ratelimit header is the reason.
  */
 uint64_t kv_budget_take(struct kv_budget *, int64_t now, int waited,
-	    int *ratelimited);
+	    int *ratelimited, size_t *slot);
+/* The request of slot ended at now: it counts from then.  Takes kb_lock. */
+void	kv_budget_done(struct kv_budget *, size_t slot, int64_t now);
 /*
  * A Ratelimit header's value ("default";r=0;t=30): 1 with the pause in
  * *wait_ms (capped at KV_RETRY_AFTER_MAX_MS) when an item's r is 0, 0
@@ -425,6 +427,7 @@ struct kv_client {
 	const char		*kc_timeout_what;
 	/* Shared by every target's client (borrowed); NULL: none. */
 	struct kv_budget	*kc_budget;
+	size_t			 kc_budget_slot;	/* the attempt's */
 	/* The attempt under way (CLOCK_MONOTONIC ms): see kv_progress_cb. */
 	int64_t			 kc_start_ms;
 	int64_t			 kc_progress_ms;	/* last body byte out */

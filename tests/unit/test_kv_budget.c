@@ -114,6 +114,36 @@ test_ratelimit_parse(void **state)
 }
 
 /*
+ * A request counts from its end: the next one past the budget waits a
+ * window from there, not from the start, and an end never moves a slot
+ * back.
+ */
+static void
+test_budget_done(void **state)
+{
+	struct kv_budget	kb;
+	size_t			a, b;
+	int			rl = 0;
+
+	(void)state;
+	assert_int_equal(kv_budget_init(&kb, 2, 10), 0);
+	assert_int_equal(kv_budget_take(&kb, 0, 0, &rl, &a), 0);
+	assert_int_equal(kv_budget_take(&kb, 100, 0, &rl, &b), 0);
+	assert_true(a != b);
+	/* Full: the first start frees its slot at 10 s ... */
+	assert_int_equal(kv_budget_delay(&kb, 10050), 0);
+	/* ... unless the request ended later, at 3 s: then at 13 s. */
+	kv_budget_done(&kb, a, 3000);
+	assert_int_equal(kv_budget_delay(&kb, 10050), 2950);
+	kv_budget_done(&kb, b, 50);
+	assert_int_equal(kb.kb_starts[b], 100);
+	assert_int_equal(kv_budget_take(&kb, 10050, 0, &rl, &a), 2950);
+	assert_int_equal(kv_budget_take(&kb, 13000, 1, &rl, &a), 0);
+	assert_int_equal(kb.kb_waits, 1);
+	kv_budget_release(&kb);
+}
+
+/*
  * Eight threads, let go at once, take from a budget of a million starts
  * an hour as fast as they can, a million tries each (long enough to run
  * on every core at once): exactly a million may start, never more,
@@ -133,11 +163,12 @@ static void *
 taker_run(void *arg)
 {
 	struct taker	*t = arg;
+	size_t		 slot;
 	int		 rl, i;
 
 	pthread_barrier_wait(t->t_go);
 	for (i = 0; i < TAKE_TRIES; i++)
-		if (kv_budget_take(t->t_kb, 1000, 0, &rl) == 0)
+		if (kv_budget_take(t->t_kb, 1000, 0, &rl, &slot) == 0)
 			t->t_started++;
 	return NULL;
 }
@@ -180,6 +211,7 @@ main(void)
 		cmocka_unit_test(test_budget_window),
 		cmocka_unit_test(test_budget_block),
 		cmocka_unit_test(test_ratelimit_parse),
+		cmocka_unit_test(test_budget_done),
 		cmocka_unit_test(test_budget_threads),
 	};
 
