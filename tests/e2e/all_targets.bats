@@ -16,17 +16,7 @@ PRODUCTION=00112233445566778899aabbccddeeff
 SCRIPT=my-worker
 
 setup_file() {
-	# A suite that cannot run fails: a skip would read as a pass.
-	if [ ! -x "$WFVAULT_SYNC" ]; then
-		echo "all_targets.bats cannot run: $WFVAULT_SYNC is missing" >&2
-		return 1
-	fi
-	if [ ! -d "$E2E_ROOT/tests/worker/node_modules" ]; then
-		echo "all_targets.bats cannot run: tests/worker/node_modules" \
-		    "is missing (make test runs npm ci there)" >&2
-		return 1
-	fi
-	harness_start --namespace "$STAGING" --namespace2 "$PRODUCTION" --script "$SCRIPT" || return 1
+	sync_suite_start --namespace "$STAGING" --namespace2 "$PRODUCTION" --script "$SCRIPT"
 }
 
 teardown_file() {
@@ -34,12 +24,7 @@ teardown_file() {
 }
 
 setup() {
-	wfv_setup
-	write_conf
-	start_daemon
-	curl -sS --max-time 30 -X POST "$HURL/__harness/reset?data=1" >/dev/null
-	printf 'test-token\n' >"$T/token"
-	chmod 0400 "$T/token"
+	sync_test_setup
 	"$WFVAULT_SYNC" --gen-seal-key "$T/seal.key" >/dev/null
 	cat >"$T/sync.conf" <<-EOF
 	socket            $SOCK

@@ -287,6 +287,39 @@ check_tenants() {
 	    "$T/check.out" >/dev/null
 }
 
+# setup_file of the files that drive wfvault-sync against the stand-in:
+# the agent and the stand-in's node_modules must be there (a suite that
+# cannot run fails: a skip would read as a pass), then one stand-in for
+# the file, started with the arguments given.
+sync_suite_start() {
+	local name
+	name=$(basename "$BATS_TEST_FILENAME")
+	if [ ! -x "$E2E_BUILD/wfvault-sync" ]; then
+		echo "$name cannot run: $E2E_BUILD/wfvault-sync is missing" \
+		    "(make build)" >&2
+		return 1
+	fi
+	if [ ! -d "$E2E_ROOT/tests/worker/node_modules" ]; then
+		echo "$name cannot run: tests/worker/node_modules is missing" \
+		    "(make test runs npm ci there)" >&2
+		return 1
+	fi
+	harness_start "$@"
+}
+
+# setup of those files: the test's own daemon, a stand-in with no KV data
+# and no secrets left from the test before, and the API token in
+# $T/token.
+sync_test_setup() {
+	wfv_setup
+	write_conf
+	start_daemon
+	curl -sS --max-time 30 -X POST "$HURL/__harness/reset?data=1" \
+	    >/dev/null
+	printf 'test-token\n' >"$T/token"
+	chmod 0400 "$T/token"
+}
+
 # Starts the local Cloudflare stand-in (tests/worker/harness.mjs) for a
 # whole bats file, with harness.mjs's options "$@": exports HD (its
 # directory) and HURL (its base URL).  Returns 1, with its log on stderr,

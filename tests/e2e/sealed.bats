@@ -12,16 +12,7 @@ NAMESPACE=fedcba9876543210fedcba9876543210
 
 # One harness for the file; each test gets a clean KV and its own daemon.
 setup_file() {
-	if [ ! -x "$WFVAULT_SYNC" ]; then
-		echo "sealed.bats cannot run: $WFVAULT_SYNC is missing (make build)" >&2
-		return 1
-	fi
-	if [ ! -d "$E2E_ROOT/tests/worker/node_modules" ]; then
-		echo "sealed.bats cannot run: tests/worker/node_modules is" \
-		    "missing (make test runs npm ci there)" >&2
-		return 1
-	fi
-	harness_start || return 1
+	sync_suite_start
 }
 
 teardown_file() {
@@ -29,12 +20,7 @@ teardown_file() {
 }
 
 setup() {
-	wfv_setup
-	write_conf
-	start_daemon
-	h POST "/__harness/reset?data=1" >/dev/null
-	printf 'test-token\n' >"$T/token"
-	chmod 0400 "$T/token"
+	sync_test_setup
 	API="$HURL/client/v4/accounts/$ACCOUNT/storage/kv/namespaces/$NAMESPACE"
 }
 

@@ -12,17 +12,7 @@ NAMESPACE=fedcba9876543210fedcba9876543210
 # One harness for the whole file (workerd takes a second to start); each
 # test gets a clean KV, its own daemon and its own agent config.
 setup_file() {
-	# A suite that cannot run fails: a skip would read as a pass.
-	if [ ! -x "$WFVAULT_SYNC" ]; then
-		echo "sync.bats cannot run: $WFVAULT_SYNC is missing (make build)" >&2
-		return 1
-	fi
-	if [ ! -d "$E2E_ROOT/tests/worker/node_modules" ]; then
-		echo "sync.bats cannot run: tests/worker/node_modules is" \
-		    "missing (make test runs npm ci there)" >&2
-		return 1
-	fi
-	harness_start || return 1
+	sync_suite_start
 }
 
 teardown_file() {
@@ -30,12 +20,7 @@ teardown_file() {
 }
 
 setup() {
-	wfv_setup
-	write_conf
-	start_daemon
-	h POST "/__harness/reset?data=1" >/dev/null
-	printf 'test-token\n' >"$T/token"
-	chmod 0400 "$T/token"
+	sync_test_setup
 	write_sync_conf
 }
 

@@ -11,17 +11,7 @@ ACCOUNT=0123456789abcdef0123456789abcdef
 NAMESPACE=fedcba9876543210fedcba9876543210
 
 setup_file() {
-	if [ ! -x "$WFVAULT_SYNC" ]; then
-		echo "sync_check.bats cannot run: $WFVAULT_SYNC is missing" \
-		    "(make build)" >&2
-		return 1
-	fi
-	if [ ! -d "$E2E_ROOT/tests/worker/node_modules" ]; then
-		echo "sync_check.bats cannot run: tests/worker/node_modules" \
-		    "is missing (make test runs npm ci there)" >&2
-		return 1
-	fi
-	harness_start || return 1
+	sync_suite_start
 }
 
 teardown_file() {
@@ -29,11 +19,7 @@ teardown_file() {
 }
 
 setup() {
-	wfv_setup
-	write_conf
-	start_daemon
-	h POST "/__harness/reset?data=1" >/dev/null
-	set_token test-token
+	sync_test_setup
 	write_sync_conf
 	API="$HURL/client/v4/accounts/$ACCOUNT/storage/kv/namespaces/$NAMESPACE"
 }

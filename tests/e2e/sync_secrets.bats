@@ -13,18 +13,7 @@ NAMESPACE=fedcba9876543210fedcba9876543210
 SCRIPT=my-worker
 
 setup_file() {
-	# A suite that cannot run fails: a skip would read as a pass.
-	if [ ! -x "$WFVAULT_SYNC" ]; then
-		echo "sync_secrets.bats cannot run: $WFVAULT_SYNC is missing" \
-		    "(make build)" >&2
-		return 1
-	fi
-	if [ ! -d "$E2E_ROOT/tests/worker/node_modules" ]; then
-		echo "sync_secrets.bats cannot run: tests/worker/node_modules" \
-		    "is missing (make test runs npm ci there)" >&2
-		return 1
-	fi
-	harness_start --script "$SCRIPT" || return 1
+	sync_suite_start --script "$SCRIPT"
 }
 
 teardown_file() {
@@ -32,12 +21,7 @@ teardown_file() {
 }
 
 setup() {
-	wfv_setup
-	write_conf
-	start_daemon
-	h POST "/__harness/reset?data=1" >/dev/null
-	printf 'test-token\n' >"$T/token"
-	chmod 0400 "$T/token"
+	sync_test_setup
 	write_sync_conf
 }
 

@@ -14,17 +14,7 @@ NS1=fedcba9876543210fedcba9876543210
 NS2=00112233445566778899aabbccddeeff
 
 setup_file() {
-	# A suite that cannot run fails: a skip would read as a pass.
-	if [ ! -x "$WFVAULT_SYNC" ]; then
-		echo "targets.bats cannot run: $WFVAULT_SYNC is missing (make build)" >&2
-		return 1
-	fi
-	if [ ! -d "$E2E_ROOT/tests/worker/node_modules" ]; then
-		echo "targets.bats cannot run: tests/worker/node_modules is" \
-		    "missing (make test runs npm ci there)" >&2
-		return 1
-	fi
-	harness_start --namespace "$NS1" --namespace2 "$NS2" || return 1
+	sync_suite_start --namespace "$NS1" --namespace2 "$NS2"
 }
 
 teardown_file() {
@@ -32,12 +22,7 @@ teardown_file() {
 }
 
 setup() {
-	wfv_setup
-	write_conf
-	start_daemon
-	h POST "/__harness/reset?data=1" >/dev/null
-	printf 'test-token\n' >"$T/token"
-	chmod 0400 "$T/token"
+	sync_test_setup
 }
 
 teardown() {
