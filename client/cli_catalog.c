@@ -10,6 +10,19 @@
 
 #define CATALOG_JSON_FLAGS	(JSON_INDENT(2) | JSON_SORT_KEYS)
 
+int
+cli_id_echoable(const char *s)
+{
+	size_t	i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+		    s[i] == '-'))
+			return 0;
+	return i > 0 && i <= 24;
+}
+
 /* A string member of obj, or "?" when the daemon sent something else. */
 static const char *
 catalog_str(json_t *obj, const char *key)

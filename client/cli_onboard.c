@@ -75,24 +75,6 @@ onboard_str(json_t *obj, const char *key)
 	return s != NULL ? s : "";
 }
 
-/*
- * Whether an operand may be repeated in an error: a short plain word, as
- * an integration id is; anything else may be a secret typed in the wrong
- * place.
- */
-static int
-onboard_id_echoable(const char *s)
-{
-	size_t	i;
-
-	for (i = 0; s[i] != '\0'; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
-		    s[i] == '-'))
-			return 0;
-	return i > 0 && i <= 24;
-}
-
 static int
 onboard_oom(struct cli_error *err)
 {
@@ -135,7 +117,7 @@ onboard_catalog(struct cli_args *args, struct onboard *ob,
 			}
 		if (found == NULL) {
 			nunknown++;
-			if (!onboard_id_echoable(id))
+			if (!cli_id_echoable(id))
 				hidden++;
 			else if (len < sizeof(unknown))
 				len += snprintf(unknown + len,

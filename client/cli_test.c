@@ -32,20 +32,6 @@
 /* The longest reason test_result takes (docs/protocol.md). */
 #define TEST_REASON_MAX		160
 
-/* An integration id may be echoed: the catalog's ids are plain words. */
-static int
-test_id_echoable(const char *s)
-{
-	size_t	i;
-
-	for (i = 0; s[i] != '\0'; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
-		    s[i] == '-'))
-			return 0;
-	return i > 0 && i <= 64;
-}
-
 /*
  * The helper: $WFVAULT_TEST_HELPER, else wfvault-test next to this
  * program (a build tree), else in ../libexec/wfvault from it (an install
@@ -300,7 +286,7 @@ test_pick(const char *tenant, json_t *ids, json_t *list,
 	json_array_foreach(ids, i, idv) {
 		id = json_string_value(idv);
 		if (id == NULL || (it = test_find(list, id)) == NULL) {
-			if (id != NULL && test_id_echoable(id))
+			if (id != NULL && cli_id_echoable(id))
 				return cli_fail(err, CLI_EXIT_USAGE, "no "
 				    "integration '%s' in the catalog (see "
 				    "'wfvault integrations')", id);

@@ -125,6 +125,12 @@ int	cmd_rotate_key(struct cli_args *, struct cli_error *);
 
 /* cli_catalog.c */
 int	cmd_integrations(struct cli_args *, struct cli_error *);
+/*
+ * Whether an operand meant as an integration id may be repeated in an
+ * error: a short plain word, as the catalog's ids are; anything else may
+ * be a secret typed in the wrong place.
+ */
+int	cli_id_echoable(const char *s);
 /* cli_test.c */
 int	cmd_test(struct cli_args *, struct cli_error *);
 /* cli_history.c */

@@ -114,6 +114,12 @@ catalog_file() {
 	run wfv test acme nosuch
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"no integration 'nosuch' in the catalog"* ]]
+	# A key pasted where the id goes (lowercase hex, like many API keys)
+	# is not repeated.
+	run wfv test acme 3f9a0c1d2e4b5a6978f0e1d2c3b4a5968778695a
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"no such integration in the catalog"* ]]
+	[[ "$output" != *3f9a0c1d2e4b* ]]
 	put_value beta other_field x
 	run wfv test beta lt_ok
 	[ "$status" -eq 7 ]
