@@ -127,13 +127,17 @@ write_ssh_config() {
 		UserKnownHostsFile $T/known_hosts
 		GlobalKnownHostsFile /dev/null
 		StrictHostKeyChecking yes
-		ConnectTimeout 10
+		ConnectTimeout 60
 	EOF
 }
 
+# A hang guard for a command that goes through ssh, not a measure: on a
+# loaded machine an ssh key exchange alone can take many seconds.
+SSH_TIMEOUT=120
+
 # The CLI through ssh:// as nobody.
 rwfv() {
-	timeout "$WFV_TIMEOUT" "$WFVAULT" -s "$URL" "$@"
+	timeout "$SSH_TIMEOUT" "$WFVAULT" -s "$URL" "$@"
 }
 
 # ssh children of ours still around (they must all be reaped).
@@ -143,10 +147,11 @@ ssh_children() {
 
 @test "get through ssh:// reads a value as the ssh login user" {
 	run rwfv get acme f
-	[ "$status" -eq 0 ]
+	# The first ssh of the file: if it fails, say why.
+	[ "$status" -eq 0 ] || { echo "$output"; cat "$T/sshd.log"; false; }
 	[ "$output" = acme-value ]
 	# The daemon saw nobody's uid, not root's.
-	run timeout "$WFV_TIMEOUT" env WFVAULT_SOCKET="$URL" "$WFVAULT" get acme
+	run timeout "$SSH_TIMEOUT" env WFVAULT_SOCKET="$URL" "$WFVAULT" get acme
 	[ "$status" -eq 0 ]
 	echo "$output" | jq -e '. == {"f":"acme-value"}'
 	grep -q "\"uid\":$RUID" "$AUDIT"
@@ -186,7 +191,7 @@ ssh_children() {
 
 @test "an unreachable host exits 6 with ssh's reason on one line" {
 	# Port 1 on loopback: nothing listens there.
-	run timeout "$WFV_TIMEOUT" "$WFVAULT" -s "ssh://$RUSER@127.0.0.1:1$SOCK" \
+	run timeout "$SSH_TIMEOUT" "$WFVAULT" -s "ssh://$RUSER@127.0.0.1:1$SOCK" \
 	    get acme f
 	[ "$status" -eq 6 ]
 	[ "${#lines[@]}" -eq 1 ]
@@ -204,11 +209,11 @@ ssh_children() {
 }
 
 @test "a bad ssh:// URL is a clear error, no ssh is run" {
-	run timeout "$WFV_TIMEOUT" "$WFVAULT" -s "ssh://-oProxyCommand=x/s" \
+	run timeout "$SSH_TIMEOUT" "$WFVAULT" -s "ssh://-oProxyCommand=x/s" \
 	    get acme f
 	[ "$status" -eq 6 ]
 	[[ "$output" == *"bad ssh:// URL"* ]]
-	run timeout "$WFV_TIMEOUT" "$WFVAULT" \
+	run timeout "$SSH_TIMEOUT" "$WFVAULT" \
 	    -s "ssh://$RUSER@127.0.0.1:99999$SOCK" get acme f
 	[ "$status" -eq 6 ]
 	[[ "$output" == *"port"* ]]
@@ -242,7 +247,7 @@ ssh_children() {
 	cf_namespace_id fedcba9876543210fedcba9876543210
 	cf_api_token_file $T/token
 	EOF
-	run timeout 60 "$WFVAULT_SYNC" -c "$T/sync.conf" --once
+	run timeout "$SSH_TIMEOUT" "$WFVAULT_SYNC" -c "$T/sync.conf" --once
 	echo "$output"
 	[ "$status" -eq 0 ]
 	run curl -sS --max-time 30 "$hurl/tenant/acme/f"
