@@ -283,6 +283,17 @@ outcome(struct kv_outcome *o, long status, int envelope, int success)
 	o->ko_max_attempts = 0;
 }
 
+/* A refusal whose envelope carries codes[0..n) (none: not an envelope). */
+static void
+outcome_codes(struct kv_outcome *o, long status, const long *codes,
+    size_t n)
+{
+	outcome(o, status, codes != NULL, 0);
+	o->ko_codes = codes;
+	o->ko_ncodes = n;
+	o->ko_error_code = n > 0 ? codes[0] : 0;
+}
+
 static void
 expect_fatal(const struct kv_outcome *o, const char *const *words)
 {
@@ -602,10 +613,7 @@ test_decide_codes(void **state)
 
 	(void)state;
 	for (i = 0; i < NITEMS(cases); i++) {
-		outcome(&o, cases[i].status, cases[i].codes != NULL, 0);
-		o.ko_codes = cases[i].codes;
-		o.ko_ncodes = cases[i].n;
-		o.ko_error_code = cases[i].n > 0 ? cases[i].codes[0] : 0;
+		outcome_codes(&o, cases[i].status, cases[i].codes, cases[i].n);
 		o.ko_error_message = "msg";
 		o.ko_challenge = cases[i].challenge;
 		/* Never retried, even by a service that retries for ever. */
@@ -670,10 +678,7 @@ test_decide_kind(void **state)
 
 	(void)state;
 	for (i = 0; i < NITEMS(cases); i++) {
-		outcome(&o, cases[i].status, cases[i].codes != NULL, 0);
-		o.ko_codes = cases[i].codes;
-		o.ko_ncodes = cases[i].n;
-		o.ko_error_code = cases[i].n > 0 ? cases[i].codes[0] : 0;
+		outcome_codes(&o, cases[i].status, cases[i].codes, cases[i].n);
 		o.ko_error_message = "Authentication error";
 		o.ko_kind = SYNC_KIND_WORKER_SECRETS;
 		kv_retry_decide(&o, 0, &d);
@@ -698,10 +703,7 @@ test_decide_kind(void **state)
 	 * A wrong account in the path: a worker_secrets target has no
 	 * namespace to blame.
 	 */
-	outcome(&o, 404, 1, 0);
-	o.ko_codes = c7003;
-	o.ko_ncodes = 2;
-	o.ko_error_code = 7003;
+	outcome_codes(&o, 404, c7003, 2);
 	o.ko_error_message = "Could not route";
 	o.ko_kind = SYNC_KIND_WORKER_SECRETS;
 	kv_retry_decide(&o, 0, &d);
@@ -743,12 +745,8 @@ test_decide_token_source(void **state)
 	(void)state;
 	for (i = 0; i < NITEMS(cases); i++) {
 		for (j = 0; j < NITEMS(sources); j++) {
-			outcome(&o, cases[i].status, cases[i].codes != NULL,
-			    0);
-			o.ko_codes = cases[i].codes;
-			o.ko_ncodes = cases[i].n;
-			o.ko_error_code = cases[i].n > 0 ?
-			    cases[i].codes[0] : 0;
+			outcome_codes(&o, cases[i].status, cases[i].codes,
+			    cases[i].n);
 			o.ko_error_message = "Authentication error";
 			o.ko_token_source = sources[j];
 			kv_retry_decide(&o, 0, &d);
