@@ -307,6 +307,14 @@ sync_suite_start() {
 	harness_start "$@"
 }
 
+# h METHOD PATH [JSON]: a request to the stand-in (its controls, its
+# consumer routes); the reply on stdout.
+h() {
+	curl -sS --max-time 60 -X "$1" \
+	    ${3:+-H 'Content-Type: application/json' --data-binary "$3"} \
+	    "$HURL$2"
+}
+
 # setup of those files: the test's own daemon, a stand-in with no KV data
 # and no secrets left from the test before, and the API token in
 # $T/token.

@@ -28,10 +28,6 @@ teardown() {
 	wfv_teardown
 }
 
-h() {
-	curl -sS --max-time 30 -X "$1" ${3:+-H 'Content-Type: application/json' --data-binary "$3"} \
-	    "$HURL$2"
-}
 
 # The KV API: kv METHOD PATH [BODY].
 kv() {

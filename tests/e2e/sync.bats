@@ -29,10 +29,6 @@ teardown() {
 }
 
 # Talks to the harness: h METHOD PATH [BODY].
-h() {
-	curl -sS --max-time 30 -X "$1" ${3:+-H 'Content-Type: application/json' --data-binary "$3"} \
-	    "$HURL$2"
-}
 
 # What a Worker reading TENANT_CONFIGS sees for tenant $1 (field $2).
 worker_get() {

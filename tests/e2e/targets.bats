@@ -29,10 +29,6 @@ teardown() {
 	wfv_teardown
 }
 
-h() {
-	curl -sS --max-time 60 -X "$1" ${3:+-H 'Content-Type: application/json' --data-binary "$3"} \
-	    "$HURL$2"
-}
 
 # What a Worker bound to namespace $1 reads for tenant $2's field $3.
 kv_field() {
