@@ -55,6 +55,18 @@ tenant_check(const char *tenant, struct cli_error *err)
 	return 0;
 }
 
+int
+cli_tenant_check(const char *tenant, struct cli_error *err)
+{
+	char	msg[512];
+
+	if (proto_tenant_valid(tenant, msg, sizeof(msg)) == -1)
+		return cli_fail(err, CLI_EXIT_USAGE, "invalid tenant id "
+		    "(1-128 bytes of A-Z a-z 0-9 . _ -, not starting with . "
+		    "or -)");
+	return 0;
+}
+
 static int
 field_check(const char *field, struct cli_error *err)
 {

@@ -13,19 +13,6 @@
 
 #define JSON_OUT_FLAGS	(JSON_INDENT(2) | JSON_SORT_KEYS)
 
-static int
-hist_tenant_check(const char *tenant, struct cli_error *err)
-{
-	char	msg[512];
-
-	/* Not echoed: a misplaced word may be a secret. */
-	if (proto_tenant_valid(tenant, msg, sizeof(msg)) == -1)
-		return cli_fail(err, CLI_EXIT_USAGE, "invalid tenant id "
-		    "(1-128 bytes of A-Z a-z 0-9 . _ -, not starting with . "
-		    "or -)");
-	return 0;
-}
-
 /* Prints " +a +b" for the names of list with mark before each. */
 static int
 hist_print_names(json_t *list, const char *mark, struct cli_error *err)
@@ -101,7 +88,7 @@ cmd_history(struct cli_args *args, struct cli_error *err)
 	size_t		 i;
 	int		 rv = -1;
 
-	if (hist_tenant_check(tenant, err) == -1)
+	if (cli_tenant_check(tenant, err) == -1)
 		return -1;
 	if (conn_call_once(args, "history", json_pack("{s:s}", "tenant",
 	    tenant), 0, &result, err) == -1)
@@ -155,7 +142,7 @@ cmd_rollback(struct cli_args *args, struct cli_error *err)
 	uint64_t	 version = 0;
 	int		 rv = -1;
 
-	if (hist_tenant_check(tenant, err) == -1 ||
+	if (cli_tenant_check(tenant, err) == -1 ||
 	    hist_version_parse(args->ca_operands[1], &version, err) == -1)
 		return -1;
 	params = json_pack("{s:s,s:I}", "tenant", tenant, "version",

@@ -129,7 +129,7 @@ tty_catch(int signo)
 }
 
 /* Best effort: a prompt that cannot be shown does not stop the read. */
-static void
+void
 tty_write(int fd, const char *s)
 {
 	size_t	len = strlen(s);

@@ -291,24 +291,6 @@ onboard_format(const struct onboard_field *of, char *buf, size_t len)
 		snprintf(buf, len, "%s", format);
 }
 
-/* Best effort, as a prompt that cannot be shown does not stop the read. */
-static void
-onboard_tty_write(int fd, const char *s)
-{
-	size_t	len = strlen(s);
-	ssize_t	n;
-
-	while (len > 0) {
-		if ((n = write(fd, s, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return;
-		}
-		s += n;
-		len -= n;
-	}
-}
-
 /*
  * Catalog text on the terminal: control characters become '?', so a
  * site's catalog file cannot send escape sequences.
@@ -331,7 +313,7 @@ onboard_tty_printf(int fd, const char *fmt, ...)
 		if (((unsigned char)buf[i] < 0x20 && buf[i] != '\n') ||
 		    buf[i] == 0x7f)
 			buf[i] = '?';
-	onboard_tty_write(fd, buf);
+	tty_write(fd, buf);
 }
 
 /* The block a person can act on, before the prompt for one field. */
@@ -872,17 +854,13 @@ cmd_onboard(struct cli_args *args, struct cli_error *err)
 {
 	struct onboard	 ob;
 	json_t		*in = NULL;
-	char		 msg[512];
 	int		 interactive, failed = 0, rv = -1;
 
 	memset(&ob, 0, sizeof(ob));
 	ob.ob_tenant = args->ca_operands[0];
 	ob.ob_version = -1;
-	/* The id is echoed by no one: it may be a misplaced secret. */
-	if (proto_tenant_valid(ob.ob_tenant, msg, sizeof(msg)) == -1)
-		return cli_fail(err, CLI_EXIT_USAGE, "invalid tenant id "
-		    "(1-128 bytes of A-Z a-z 0-9 . _ -, not starting with . "
-		    "or -)");
+	if (cli_tenant_check(ob.ob_tenant, err) == -1)
+		return -1;
 	interactive = args->ca_from_env == NULL && !args->ca_json;
 
 	if (onboard_catalog(args, &ob, err) == -1 ||

@@ -20,19 +20,6 @@
 /* The status of run when CMD cannot be executed, as in sh(1). */
 #define RUN_EXIT_NOEXEC	127
 
-static int
-script_tenant_check(const char *tenant, struct cli_error *err)
-{
-	char	msg[512];
-
-	/* The id is echoed by no one: it may be a misplaced secret. */
-	if (proto_tenant_valid(tenant, msg, sizeof(msg)) == -1)
-		return cli_fail(err, CLI_EXIT_USAGE, "invalid tenant id "
-		    "(1-128 bytes of A-Z a-z 0-9 . _ -, not starting with . "
-		    "or -)");
-	return 0;
-}
-
 /*
  * The tenant's current fields: *fields is a new reference (an empty
  * object when missing_ok and the tenant does not exist).
@@ -234,7 +221,7 @@ cmd_import(struct cli_args *args, struct cli_error *err)
 
 	if (args->ca_noperands == 2 && strcmp(args->ca_operands[1], "-") != 0)
 		path = args->ca_operands[1];
-	if (script_tenant_check(tenant, err) == -1)
+	if (cli_tenant_check(tenant, err) == -1)
 		return -1;
 	if (path != NULL) {
 		if (value_read_file(&in, path, CLI_JSON_MAX, err) == -1)
@@ -373,7 +360,7 @@ cmd_export(struct cli_args *args, struct cli_error *err)
 	json_t		*fields = NULL;
 	int		 rv;
 
-	if (script_tenant_check(tenant, err) == -1)
+	if (cli_tenant_check(tenant, err) == -1)
 		return -1;
 	/* Before connecting: a terminal keeps what it shows. */
 	if (isatty(STDOUT_FILENO) && !args->ca_force)
@@ -490,7 +477,7 @@ cmd_run(struct cli_args *args, struct cli_error *err)
 	if (args->ca_nexec == 0)
 		return cli_fail(err, CLI_EXIT_USAGE, "usage: wfvault run "
 		    "TENANT [--only F1,F2] -- CMD [ARGS...]");
-	if (script_tenant_check(tenant, err) == -1)
+	if (cli_tenant_check(tenant, err) == -1)
 		return -1;
 	if (script_fields_get(args, tenant, 0, &fields, err) == -1)
 		return -1;

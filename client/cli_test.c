@@ -434,14 +434,11 @@ cmd_test(struct cli_args *args, struct cli_error *err)
 	struct proto_client	 c = PROTO_CLIENT_INIT;
 	json_t			*ids = NULL, *results = NULL, *r;
 	const char		*tenant = args->ca_operands[0];
-	char			 msg[512];
 	size_t			 i;
 	int			 failed, n, rv = -1;
 
-	if (proto_tenant_valid(tenant, msg, sizeof(msg)) == -1)
-		return cli_fail(err, CLI_EXIT_USAGE, "invalid tenant id "
-		    "(1-128 bytes of A-Z a-z 0-9 . _ -, not starting with . "
-		    "or -)");
+	if (cli_tenant_check(tenant, err) == -1)
+		return -1;
 	if ((ids = json_array()) == NULL)
 		return cli_fail(err, CLI_EXIT_ERROR, "out of memory");
 	for (n = 1; n < args->ca_noperands; n++)

@@ -109,6 +109,12 @@ struct cli_args {
 
 /* wfvault.c */
 /* Fills err and returns -1, so callers can write "return cli_fail(...)". */
+/*
+ * A tenant id operand of the commands that never repeat it (history,
+ * run, onboard, test: a misplaced word may be a secret): 0, or -1 with a
+ * usage error that does not echo it.
+ */
+int	cli_tenant_check(const char *tenant, struct cli_error *err);
 int	cli_fail(struct cli_error *err, int status, const char *fmt, ...)
 	    __attribute__((__format__(printf, 3, 4)));
 
@@ -214,6 +220,8 @@ struct value {
  */
 int	tty_read_line(int fd, int ofd, const char *prompt, int echo, char *buf,
 	    size_t cap, size_t *lenp, int *signo);
+/* Writes s to the terminal fd, best effort (a prompt is not essential). */
+void	tty_write(int fd, const char *s);
 
 /*
  * Reads the value of tenant.field from path (when not NULL), else stdin,
